@@ -1,0 +1,36 @@
+"""Exit statuses of every hodei-stream command, in one place, and how errors map to them.
+
+The README's exit-status table is this enum; change both together.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    OK = 0  # the job (every job) completed
+    JOB_FAILED = 1  # a job failed, timed out or was cancelled
+    USAGE = 2  # bad command line or malformed input (e.g. a job id that is not a UUID)
+    NOT_FOUND = 3  # no such job on the server
+    UNREACHABLE = 4  # the server cannot be reached, or is not a Hodei server
+    INTERRUPTED = 130  # Ctrl+C / SIGTERM: we stopped watching; the job goes on
+
+
+# gRPC status code names (``grpc.StatusCode.X.name`` / ``grpclib.Status.X.name``) → exit status.
+# Keyed by name so that this table imports neither gRPC library.
+_BY_GRPC_CODE = {
+    "NOT_FOUND": ExitStatus.NOT_FOUND,
+    "INVALID_ARGUMENT": ExitStatus.USAGE,
+    "UNAVAILABLE": ExitStatus.UNREACHABLE,
+    "UNIMPLEMENTED": ExitStatus.UNREACHABLE,  # something answers, but not a Hodei server
+    "UNAUTHENTICATED": ExitStatus.UNREACHABLE,
+    "PERMISSION_DENIED": ExitStatus.UNREACHABLE,
+    "DEADLINE_EXCEEDED": ExitStatus.UNREACHABLE,
+    "CANCELLED": ExitStatus.INTERRUPTED,
+}
+
+
+def for_grpc_code(code_name: str) -> ExitStatus:
+    """The exit status for a failed call with this gRPC status code name."""
+    return _BY_GRPC_CODE.get(code_name, ExitStatus.UNREACHABLE)

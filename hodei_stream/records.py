@@ -1,0 +1,39 @@
+"""The one record a log line travels in, from the wire to the formatter.
+
+``LogLine`` is built from a ``JobLogEntry`` as soon as it leaves gRPC (``from_entry``); every
+later stage (dedupe, filters, the formatter, the writers, ``--stats``) sees only this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    job_id: str
+    sequence: int  # counts the job's lines from 1; 0 when a server does not number them
+    captured_ns: int  # when the worker captured the line, ns since the epoch (UTC)
+    is_stderr: bool
+    text: str  # the line as the job wrote it, without its newline
+
+    @property
+    def stream(self) -> str:
+        return "stderr" if self.is_stderr else "stdout"
+
+
+def from_entry(entry: Any) -> LogLine:
+    """Turn a ``hodei.JobLogEntry`` message into a ``LogLine``.
+
+    Typed ``Any`` so that this module does not import the generated code: the formatter and
+    its tests stay free of protobuf.
+    """
+    stamp = entry.timestamp
+    return LogLine(
+        job_id=entry.job_id,
+        sequence=entry.sequence,
+        captured_ns=stamp.seconds * 1_000_000_000 + stamp.nanos,
+        is_stderr=entry.is_stderr,
+        text=entry.line,
+    )

@@ -1,0 +1,110 @@
+"""Which server a command talks to, and starting the embedded one on demand.
+
+The order is the platform's own: ``--server URL`` if given, else ``HODEI_GRPC_URL``, else the
+embedded server of this user (a Unix socket in the state folder), started in the background
+the first time it is needed.  Kept free of gRPC imports: checking that the embedded server
+is up is a plain socket connect, so a running server costs the streamer nothing here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_URL = "HODEI_GRPC_URL"
+ENV_HOME = "HODEI_STREAM_HOME"
+SOCKET_NAME = "server.sock"
+
+
+class ServerAddressError(ValueError):
+    """A server URL that cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Server:
+    target: str  # a grpcio channel target: "host:port" or "unix:/abs/path"
+    embedded: bool  # True when it is this user's embedded server
+
+    def __str__(self) -> str:
+        return self.target
+
+
+def state_home() -> Path:
+    """The embedded server's state folder: ``HODEI_STREAM_HOME``, else the XDG state folder."""
+    if home := os.environ.get(ENV_HOME):
+        return Path(home).expanduser().absolute()
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg).expanduser().absolute() / "hodei-stream"
+
+
+def embedded_target(home: Path | None = None) -> str:
+    return f"unix:{(home or state_home()) / SOCKET_NAME}"
+
+
+def parse_url(url: str) -> str:
+    """Turn a user's server URL into a grpcio target, or raise ``ServerAddressError``.
+
+    Accepts ``host:port``, ``[::1]:port``, ``unix:/path`` and the same with an ``http://`` or
+    ``grpc://`` scheme, which the platform's own scripts sometimes carry.
+    """
+    url = url.strip()
+    for scheme in ("http://", "grpc://"):
+        if url.startswith(scheme):
+            url = url[len(scheme):].rstrip("/")
+    if url.startswith("unix:"):
+        path = url[len("unix:"):].removeprefix("//")
+        if not path:
+            raise ServerAddressError(f"server URL '{url}' names no socket path (expected unix:/path)")
+        return f"unix:{Path(path).expanduser().absolute()}"
+    host, sep, port = url.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ServerAddressError(f"server URL '{url}' is not host:port or unix:/path")
+    return url
+
+
+def resolve(flag: str | None) -> Server:
+    """The server named by ``--server``, else ``HODEI_GRPC_URL``, else the embedded one.
+
+    Does not start anything: call ``ensure_running`` before the first call to the server.
+    """
+    for url in (flag, os.environ.get(ENV_URL)):
+        if url:
+            return Server(parse_url(url), embedded=False)
+    return Server(embedded_target(), embedded=True)
+
+
+def is_answering(target: str, timeout: float = 1.0) -> bool:
+    """True when something accepts connections at a ``unix:`` target (no gRPC involved)."""
+    path = target.removeprefix("unix:")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def ensure_running(server: Server) -> None:
+    """Start the embedded server in the background unless it already answers.
+
+    A no-op for any other server.  Raises ``ServerAddressError`` with the daemon's own one-line
+    reason when it could not be started.
+    """
+    if not server.embedded or is_answering(server.target):
+        return
+    result = subprocess.run(
+        [sys.executable, "-m", "hodei_stream.server.daemon", "start", "--listen", server.target],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        reason = result.stderr.strip().splitlines()[-1:] or ["no reason given"]
+        raise ServerAddressError(f"could not start the embedded server: {reason[0]}")
