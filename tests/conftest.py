@@ -1,0 +1,126 @@
+"""Fixtures shared by every test tier: a fresh state folder and a real embedded server.
+
+``home`` gives a test its own ``HODEI_STREAM_HOME`` (under /tmp with a short name, because a
+Unix socket path must fit in ~107 bytes); ``server`` runs ``hodei-server run`` on a Unix
+socket in it as a real subprocess and yields the ``Server`` to point clients at;
+``launch_server`` starts (and restarts) such servers by hand; ``wait_until`` waits for a
+condition with a deadline instead of sleeping and hoping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from hodei_stream.servers import Server, embedded_target, is_answering
+
+T = TypeVar("T")
+
+SERVER_START_TIMEOUT_S = 15.0
+SERVER_STOP_TIMEOUT_S = 15.0
+
+
+def wait_until(condition: Callable[[], T], timeout: float = 10.0, what: str = "the condition", poll: float = 0.01) -> T:
+    """Return ``condition()``'s first truthy value; fail the test if none came within ``timeout``."""
+    give_up = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= give_up:
+            pytest.fail(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(poll)
+
+
+class ServerProcess:
+    """``python -m hodei_stream.server.daemon run`` on ``<home>/server.sock``, as a subprocess.
+
+    Its output goes to ``<home>/server-test.log`` (a pipe nobody reads could block it); the
+    log's tail is quoted when the server fails to start or to stop.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.server = Server(embedded_target(home), embedded=True)
+        self.log_path = home / "server-test.log"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hodei_stream.server.daemon", "run", "--listen", self.server.target],
+                env={**os.environ, "HODEI_STREAM_HOME": str(home)},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        give_up = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not is_answering(self.server.target):
+            if self.process.poll() is not None or time.monotonic() >= give_up:
+                self.process.kill()
+                self.process.wait()
+                pytest.fail(f"the embedded server did not start:\n{self.log_tail()}")
+            time.sleep(0.02)
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> int:
+        """SIGTERM the server and return its exit status (SIGKILL after a deadline: -9)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(SERVER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture(name="wait_until")
+def wait_until_fixture() -> Callable[..., object]:
+    """``wait_until(condition, timeout=10.0, what="...")`` for tests that prefer a fixture."""
+    return wait_until
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh, empty HODEI_STREAM_HOME (mode 0700), set in os.environ; removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="hs-"))
+    monkeypatch.setenv("HODEI_STREAM_HOME", str(path))
+    # The embedded server is the one under test, whatever the developer's shell points at.
+    monkeypatch.delenv("HODEI_GRPC_URL", raising=False)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def launch_server() -> Iterator[Callable[[Path], ServerProcess]]:
+    """Start servers by hand (e.g. to restart one on the same home); all stopped at teardown."""
+    started: list[ServerProcess] = []
+
+    def launch(home: Path) -> ServerProcess:
+        started.append(ServerProcess(home))
+        return started[-1]
+
+    yield launch
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def server(home: Path) -> Iterator[Server]:
+    """A real embedded server on ``<home>/server.sock``; the test fails if it does not stop cleanly."""
+    process = ServerProcess(home)
+    yield process.server
+    status = process.stop()
+    if status != 0:
+        pytest.fail(f"the embedded server exited with status {status} on SIGTERM:\n{process.log_tail()}")
