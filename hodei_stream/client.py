@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 import grpc
+import grpc.experimental
 
 from hodei_stream.exit_codes import ExitStatus, for_grpc_code
 from hodei_stream.proto import hodei_pb2 as pb
@@ -58,11 +59,10 @@ def status_name(status: int) -> str:
     return pb.JobStatus.Name(status).removeprefix("JOB_STATUS_")
 
 
-def raise_for(error: grpc.RpcError, server: Server, what: str) -> NoReturn:
-    """Re-raise a gRPC failure as a ``ClientError`` with a message that says what to do."""
+def client_error(error: grpc.RpcError, server: Server, what: str) -> ClientError:
+    """A gRPC failure as a ``ClientError`` whose message says what to do."""
     code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (error.details() if isinstance(error, grpc.Call) else "") or code.name.lower()
-    status = for_grpc_code(code.name)
     if code == grpc.StatusCode.UNAVAILABLE:
         hint = (
             "is the embedded server running? try: hodei-server start"
@@ -74,7 +74,11 @@ def raise_for(error: grpc.RpcError, server: Server, what: str) -> NoReturn:
         message = f"the server at {server} does not speak the Hodei API ({details})"
     else:
         message = f"{what}: {details}"
-    raise ClientError(message, status) from None
+    return ClientError(message, for_grpc_code(code.name))
+
+
+def raise_for(error: grpc.RpcError, server: Server, what: str) -> NoReturn:
+    raise client_error(error, server, what) from None
 
 
 class HodeiClient:

@@ -15,13 +15,20 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hodei_stream.exit_codes import ExitStatus
+
 ENV_URL = "HODEI_GRPC_URL"
 ENV_HOME = "HODEI_STREAM_HOME"
 SOCKET_NAME = "server.sock"
 
 
 class ServerAddressError(ValueError):
-    """A server URL that cannot be used; the message is one line for the user."""
+    """A server that cannot be used: a malformed URL (USAGE) or an embedded server that
+    would not start (UNREACHABLE).  The message is one line for the user."""
+
+    def __init__(self, message: str, status: ExitStatus = ExitStatus.USAGE) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -107,4 +114,4 @@ def ensure_running(server: Server) -> None:
     )
     if result.returncode != 0:
         reason = result.stderr.strip().splitlines()[-1:] or ["no reason given"]
-        raise ServerAddressError(f"could not start the embedded server: {reason[0]}")
+        raise ServerAddressError(f"could not start the embedded server: {reason[0]}", ExitStatus.UNREACHABLE)

@@ -1,0 +1,136 @@
+"""The ``hodei`` command: submit, run (submit and stream), status, list and cancel jobs.
+
+For people and scripts alike: ``hodei submit`` prints only the new job's id, ``hodei status
+--json`` prints one JSON object, and every subcommand leaves with the exit statuses of
+``hodei_stream.exit_codes`` (``hodei run`` exactly as stream-logs does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from hodei_stream.client import ClientError, HodeiClient, check_job_id, status_name
+from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.servers import Server, ServerAddressError, ensure_running, resolve
+from hodei_stream.stream import cli as stream_cli
+from hodei_stream.stream.format import format_duration
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hodei", description="Submit and watch jobs on a Hodei Jobs Platform server.")
+    parser.add_argument("--server", metavar="URL", help="host:port or unix:/path (default: $HODEI_GRPC_URL, else the embedded server)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def job_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--name", help="the job's name (default: the command)")
+        sub.add_argument("--timeout", type=float, metavar="SECONDS", help="execution timeout: the job ends as TIMEOUT after it")
+        sub.add_argument("--env", action="append", default=[], metavar="K=V", help="an environment variable for the job (repeatable)")
+        sub.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]", help="what the job runs")
+
+    run = commands.add_parser("run", help="submit a job and stream its log until it ends (exit status as stream-logs)")
+    job_options(run)
+    run.add_argument("--stream-option", action="append", default=[], metavar="OPT", help="pass an option to stream-logs (e.g. --stream-option=--json)")
+    job_options(commands.add_parser("submit", help="submit a job and print its id"))
+    status = commands.add_parser("status", help="a job's status, exit code and times")
+    status.add_argument("job_id", metavar="JOB_ID")
+    status.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    listing = commands.add_parser("list", help="recent jobs, newest first")
+    listing.add_argument("--limit", type=int, default=20)
+    cancel = commands.add_parser("cancel", help="cancel a job (its whole process group is stopped)")
+    cancel.add_argument("job_id", metavar="JOB_ID")
+    cancel.add_argument("--reason", default="cancelled with hodei cancel")
+    return parser
+
+
+def parse_env(pairs: Sequence[str]) -> dict[str, str]:
+    environment: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ClientError(f"--env '{pair}' is not K=V", ExitStatus.USAGE)
+        environment[key] = value
+    return environment
+
+
+def submit(client: HodeiClient, args: argparse.Namespace) -> str:
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        raise ClientError("no command given (hodei run -- COMMAND [ARG...])", ExitStatus.USAGE)
+    return client.queue_job(
+        name=args.name or " ".join(argv)[:80],
+        command=argv[0],
+        arguments=argv[1:],
+        environment=parse_env(args.env),
+        timeout_s=args.timeout,
+    )
+
+
+def describe(job: pb.GetJobResponse) -> dict[str, object]:
+    """What ``hodei status`` reports, as plain data (also its --json output)."""
+    execution = job.executions[-1] if job.executions else None
+    report: dict[str, object] = {
+        "job_id": job.job.job_id.value,
+        "name": job.job.name,
+        "status": status_name(job.status),
+        "exit_code": execution.exit_code if execution else "",
+        "error_message": execution.error_message if execution else "",
+    }
+    if execution is not None and execution.HasField("start_time"):
+        report["started_at"] = execution.start_time.ToJsonString()
+        if execution.HasField("end_time"):
+            report["ended_at"] = execution.end_time.ToJsonString()
+            report["duration_s"] = (execution.end_time.ToNanoseconds() - execution.start_time.ToNanoseconds()) / 1e9
+    return report
+
+
+def dispatch(args: argparse.Namespace, server: Server) -> int:
+    with HodeiClient(server) as client:
+        if args.command == "submit":
+            print(submit(client, args), flush=True)
+            return ExitStatus.OK
+        if args.command == "run":
+            job_id = submit(client, args)
+            return stream_cli.main(["--server", server.target, *args.stream_option, job_id])
+        if args.command == "status":
+            report = describe(client.get_job(check_job_id(args.job_id)))
+            if args.json:
+                print(json.dumps(report))
+            else:
+                for key, value in report.items():
+                    if key == "duration_s":
+                        value = format_duration(float(value))  # type: ignore[arg-type]
+                    print(f"{key:>13}: {value}")
+            return ExitStatus.OK
+        if args.command == "list":
+            response = client.list_jobs(limit=args.limit)
+            for summary in response.jobs:
+                print(f"{summary.job_id.value}  {status_name(summary.status):<9}  {summary.name}")
+            print(f"({len(response.jobs)} of {response.total_count} jobs)", file=sys.stderr)
+            return ExitStatus.OK
+        if args.command == "cancel":
+            answer = client.cancel_job(check_job_id(args.job_id), reason=args.reason)
+            print(answer.message or ("cancelled" if answer.success else "not cancelled"), file=sys.stderr)
+            return ExitStatus.OK if answer.success else ExitStatus.JOB_FAILED
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        server = resolve(args.server)
+        ensure_running(server)
+        return dispatch(args, server)
+    except (ServerAddressError, ClientError) as error:
+        print(f"hodei: {error}", file=sys.stderr)
+        return error.status
+    except KeyboardInterrupt:
+        print("\nhodei: interrupted", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

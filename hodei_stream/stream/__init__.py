@@ -1,0 +1,10 @@
+"""stream-logs: follow jobs' logs and show each line the moment it arrives.
+
+The path a line takes, one module each:
+
+    subscribe.py  SubscribeLogs (+ GetLogs to fill gaps, reconnects) → LogLine records
+    (records.py)  the one LogLine record, from the wire to the formatter
+    format.py     LogLine → text: pure functions, table-tested
+    write.py      the only place that writes, flushes, or meets a broken pipe
+    cli.py        the command line that wires them together, and exit statuses
+"""

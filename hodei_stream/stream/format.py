@@ -1,0 +1,175 @@
+"""Turn records into the text stream-logs shows: pure functions, no I/O.
+
+Every function here takes what it needs (the record, a ``Style``) and returns a string, so
+the table tests in ``tests/unit/test_format.py`` pin the exact output.  Colour is decided by
+the caller (``cli.py``) for the stream actually written, and only passed in here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+from hodei_stream.records import LogLine
+
+RESET = "\033[0m"
+GREEN = "\033[32m"
+RED = "\033[31m"
+YELLOW = "\033[33m"
+GREY = "\033[90m"
+DIM = "\033[2m"
+BOLD_RED = "\033[1;31m"
+# Stable per-job label colours (as stern gives each pod one): bright, readable on dark and
+# light backgrounds; red and green are left out so a label never looks like [ERR]/[OUT].
+LABEL_COLOURS = ("\033[36m", "\033[35m", "\033[34m", "\033[33m", "\033[96m", "\033[95m", "\033[94m", "\033[93m")
+HEADER_RULE = "─" * 64
+
+# A level word in the shapes logs use: "ERROR", "[error]", "<warn>", "level=warn", "WARN:".
+# Upper-case bare words only, so that prose ("no error found") is not coloured.
+_LEVEL_PATTERN = re.compile(
+    r"(?:\b(?P<upper>FATAL|CRITICAL|ERROR|WARNING|WARN|INFO|DEBUG|TRACE)\b)"
+    r"|(?:[\[<](?P<bracketed>(?i:fatal|critical|error|warning|warn|info|debug|trace))[\]>])"
+    r"|(?:\blevel=\"?(?P<keyvalue>(?i:fatal|critical|error|warning|warn|info|debug|trace))\b)"
+)
+_LEVEL_COLOURS = {
+    "FATAL": BOLD_RED,
+    "CRITICAL": BOLD_RED,
+    "ERROR": RED,
+    "WARNING": YELLOW,
+    "WARN": YELLOW,
+    "INFO": "",
+    "DEBUG": DIM,
+    "TRACE": DIM,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Style:
+    colour: bool = False
+    timestamps: bool = True
+    job_labels: bool = False  # prefix each line with its job's short label (several jobs)
+
+
+def job_label(job_id: str) -> str:
+    """The short name of a job in multi-job output: the first block of its UUID."""
+    return job_id[:8]
+
+
+def label_colour(job_id: str) -> str:
+    """A colour for the job that stays the same from run to run (a hash of its id)."""
+    return LABEL_COLOURS[zlib.crc32(job_id.encode()) % len(LABEL_COLOURS)]
+
+
+def level_of(text: str) -> str | None:
+    """The log level the line announces (``ERROR``, ``WARN``…), or None."""
+    match = _LEVEL_PATTERN.search(text)
+    if match is None:
+        return None
+    level = (match.group("upper") or match.group("bracketed") or match.group("keyvalue")).upper()
+    return level
+
+
+@lru_cache(maxsize=4)
+def _clock(seconds: int) -> str:
+    # Cached: a burst of lines shares a handful of seconds, and localtime() is the costly part.
+    return time.strftime("%H:%M:%S", time.localtime(seconds))
+
+
+def clock_ms(epoch_ns: int) -> str:
+    """``HH:MM:SS.mmm`` in local time for a time in ns since the epoch."""
+    seconds, ns = divmod(epoch_ns, 1_000_000_000)
+    return f"{_clock(seconds)}.{ns // 1_000_000:03d}"
+
+
+def format_line(line: LogLine, style: Style, shown_ns: int | None = None) -> str:
+    """One log line as shown: ``[label ]HH:MM:SS.mmm [OUT] text`` (no newline).
+
+    ``shown_ns`` replaces the capture time (the ``--arrival-time`` option).
+    """
+    tag = "[ERR]" if line.is_stderr else "[OUT]"
+    text = line.text
+    parts: list[str] = []
+    if style.colour:
+        if style.job_labels:
+            parts.append(f"{label_colour(line.job_id)}{job_label(line.job_id)}{RESET}")
+        if style.timestamps:
+            parts.append(f"{GREY}{clock_ms(shown_ns or line.captured_ns)}{RESET}")
+        parts.append(f"{RED if line.is_stderr else GREEN}{tag}{RESET}")
+        level = level_of(text)
+        colour = _LEVEL_COLOURS.get(level, "") if level else ""
+        parts.append(f"{colour}{text}{RESET}" if colour else text)
+    else:
+        if style.job_labels:
+            parts.append(job_label(line.job_id))
+        if style.timestamps:
+            parts.append(clock_ms(shown_ns or line.captured_ns))
+        parts.append(tag)
+        parts.append(text)
+    return " ".join(parts)
+
+
+def rfc3339_ns(epoch_ns: int) -> str:
+    """``2026-11-27T14:32:19.123456789Z``: RFC 3339 in UTC with nanoseconds."""
+    seconds, ns = divmod(epoch_ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ns:09d}Z"
+
+
+def format_json(line: LogLine) -> str:
+    """One log line as a JSON object on one line (the ``--json`` output)."""
+    return json.dumps(
+        {
+            "job_id": line.job_id,
+            "sequence": line.sequence,
+            "timestamp": rfc3339_ns(line.captured_ns),
+            "stream": line.stream,
+            "line": line.text,
+        },
+        ensure_ascii=False,
+    )
+
+
+def format_header(job_id: str, colour: bool) -> str:
+    """The banner before a job's lines (two lines, no final newline)."""
+    rule = f"{GREY}{HEADER_RULE}{RESET}" if colour else HEADER_RULE
+    return f"📡 Streaming logs for job: {job_id}\n{rule}"
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m{rest:02d}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a job's stream ended, for the end line."""
+
+    job_id: str
+    status: str  # COMPLETED, FAILED, CANCELLED, TIMEOUT, or a non-final status if we gave up
+    exit_code: str  # as the server sent it ("" when none)
+    duration_s: float | None
+    error_message: str = ""
+    how: str = "stream ended"  # e.g. "stream ended", "no-follow: history shown"
+
+
+def format_ending(ending: Ending, colour: bool, job_labels: bool = False) -> str:
+    """The end line: how the stream ended, the job's final status, exit code and duration."""
+    ok = ending.status == "COMPLETED"
+    mark = "✅" if ok else "❌" if ending.status in ("FAILED", "CANCELLED", "TIMEOUT") else "⏳"
+    status = ending.status
+    if colour:
+        status = f"{GREEN if ok else RED}{status}{RESET}"
+    details = [f"job {status}"]
+    if ending.exit_code:
+        details.append(f"exit code {ending.exit_code}")
+    if ending.duration_s is not None:
+        details.append(f"took {format_duration(ending.duration_s)}")
+    if ending.error_message:
+        details.append(ending.error_message)
+    prefix = f"{job_label(ending.job_id)} " if job_labels else ""
+    return f"{prefix}{mark} {ending.how}: " + ", ".join(details)
