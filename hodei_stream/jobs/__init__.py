@@ -1,0 +1,1 @@
+"""The Python behind ``job_scripts/*.sh``: one ``JobScript`` per script, its payloads beside it."""

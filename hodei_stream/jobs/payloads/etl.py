@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 DATABASE_NAME = "customers.db"
+WORK_DIR_ENV = "ETL_WORK_DIR"
 PROGRESS_LINES = 10  # progress lines per step, whatever the number of records
 INSERT_BATCH = 10_000
 
@@ -267,7 +268,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--records", type=int, default=100_000, help="how many records to generate")
     parser.add_argument("--seed", type=int, default=42, help="random seed: the same seed, the same data")
     parser.add_argument(
-        "--work-dir", type=Path, default=os.environ.get("ETL_WORK_DIR"),
+        "--work-dir", type=Path, default=os.environ.get(WORK_DIR_ENV),
         help="folder for the database (default: $ETL_WORK_DIR)",
     )
     args = parser.parse_args(argv)
