@@ -1,0 +1,101 @@
+"""The small framed protocol between a job's supervisor and the server, over a Unix socket.
+
+A frame is a 5-byte header (kind: 1 byte, payload length: 4 bytes, big-endian) and the
+payload.  Control frames carry JSON; ``LINES`` carries a batch of captured lines in a binary
+layout, because it is the hot path.  The supervisor opens the connection and introduces
+itself with ``HELLO`` (job id and the last sequence the server should know), so that a later
+version can let a supervisor reconnect to a restarted server without a new protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import socket
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from hodei_stream.records import LogLine
+
+HEADER = struct.Struct("!BI")
+# One line inside a LINES payload: sequence, capture time (ns since the epoch), is_stderr,
+# length of the UTF-8 text that follows.
+LINE_HEADER = struct.Struct("!QQBI")
+
+
+class FrameKind(enum.IntEnum):
+    HELLO = 1  # supervisor → server, JSON {"job_id", "last_sequence"}
+    STARTED = 2  # supervisor → server, JSON {"pid", "started_ns"}
+    LINES = 3  # supervisor → server, a binary batch of lines (see LINE_HEADER)
+    EXITED = 4  # supervisor → server, JSON, see ``JobOutcome``
+    CANCEL = 5  # server → supervisor, JSON {"reason"}
+
+
+def encode(kind: FrameKind, payload: bytes) -> bytes:
+    return HEADER.pack(kind, len(payload)) + payload
+
+
+def encode_json(kind: FrameKind, value: dict[str, Any]) -> bytes:
+    return encode(kind, json.dumps(value).encode())
+
+
+def encode_lines(lines: Iterable[LogLine]) -> bytes:
+    parts: list[bytes] = []
+    for line in lines:
+        text = line.text.encode()
+        parts.append(LINE_HEADER.pack(line.sequence, line.captured_ns, line.is_stderr, len(text)))
+        parts.append(text)
+    return encode(FrameKind.LINES, b"".join(parts))
+
+
+def decode_lines(job_id: str, payload: bytes) -> list[LogLine]:
+    """The lines of a LINES payload; the job is the connection's, so it is not on the wire."""
+    lines: list[LogLine] = []
+    offset = 0
+    while offset < len(payload):
+        sequence, captured_ns, is_stderr, size = LINE_HEADER.unpack_from(payload, offset)
+        offset += LINE_HEADER.size
+        text = payload[offset : offset + size].decode()
+        offset += size
+        lines.append(LogLine(job_id, sequence, captured_ns, bool(is_stderr), text))
+    return lines
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[FrameKind, bytes] | None:
+    """The next frame, or None at a clean end of the connection."""
+    try:
+        header = await reader.readexactly(HEADER.size)
+    except asyncio.IncompleteReadError as error:
+        if error.partial:
+            raise
+        return None
+    kind, size = HEADER.unpack(header)
+    return FrameKind(kind), await reader.readexactly(size)
+
+
+class FrameReader:
+    """Reassembles frames from a blocking socket's chunks (the supervisor's side)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, chunk: bytes) -> list[tuple[FrameKind, bytes]]:
+        self.buffer += chunk
+        frames: list[tuple[FrameKind, bytes]] = []
+        while len(self.buffer) >= HEADER.size:
+            kind, size = HEADER.unpack_from(self.buffer)
+            end = HEADER.size + size
+            if len(self.buffer) < end:
+                break
+            frames.append((FrameKind(kind), bytes(self.buffer[HEADER.size : end])))
+            del self.buffer[:end]
+        return frames
+
+
+def connect(path: str) -> socket.socket:
+    """The supervisor's connection to the server's worker socket."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.connect(path)
+    return connection

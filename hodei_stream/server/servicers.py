@@ -1,0 +1,177 @@
+"""The gRPC layer (grpclib): validate the request, call the store or the worker, answer.
+
+Kept thin on purpose: what a job is and how its lines flow lives in ``store``, ``worker`` and
+``fanout``.  Errors the client can act on: a malformed id → INVALID_ARGUMENT, an unknown job
+→ NOT_FOUND.  The platform's worker-facing rpcs are not in our proto, so grpclib answers
+them UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpclib import GRPCError, Status
+from grpclib.server import Stream
+
+from hodei_stream.proto import hodei_grpc
+from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.records import LogLine
+from hodei_stream.server.fanout import follow
+from hodei_stream.server.store import PAGE_LINES, JobRecord, JobStore
+from hodei_stream.server.worker import Worker
+
+DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 1000
+DEFAULT_LOGS_LIMIT = 1000
+WORKER_ID = "embedded"
+EXECUTION_STATE = {
+    pb.JOB_STATUS_PENDING: pb.EXECUTION_STATE_CREATED,
+    pb.JOB_STATUS_QUEUED: pb.EXECUTION_STATE_CREATED,
+    pb.JOB_STATUS_ASSIGNED: pb.EXECUTION_STATE_STARTING,
+    pb.JOB_STATUS_RUNNING: pb.EXECUTION_STATE_RUNNING,
+    pb.JOB_STATUS_COMPLETED: pb.EXECUTION_STATE_COMPLETED,
+    pb.JOB_STATUS_FAILED: pb.EXECUTION_STATE_FAILED,
+    pb.JOB_STATUS_CANCELLED: pb.EXECUTION_STATE_CANCELLED,
+    pb.JOB_STATUS_TIMEOUT: pb.EXECUTION_STATE_TIMEOUT,
+}
+
+
+def parse_job_id(value: str) -> str:
+    """The canonical lowercase form of a job id, or INVALID_ARGUMENT."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise GRPCError(Status.INVALID_ARGUMENT, f"'{value}' is not a job id (expected a UUID)") from None
+
+
+def find_job(store: JobStore, value: str) -> JobRecord:
+    record = store.get(parse_job_id(value))
+    if record is None:
+        raise GRPCError(Status.NOT_FOUND, f"no job {value}")
+    return record
+
+
+def timestamp(ns: int) -> Timestamp:
+    return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
+
+
+def log_entry(line: LogLine) -> pb.JobLogEntry:
+    return pb.JobLogEntry(job_id=line.job_id, line=line.text, is_stderr=line.is_stderr,
+                          timestamp=timestamp(line.captured_ns), sequence=line.sequence)
+
+
+def execution(record: JobRecord) -> pb.JobExecution:
+    result = pb.JobExecution(
+        execution_id=pb.ExecutionId(value=record.job_id),  # one execution per job: same id
+        job_id=pb.JobId(value=record.job_id),
+        worker_id=pb.WorkerId(value=WORKER_ID),
+        state=EXECUTION_STATE[record.status],
+        job_status=record.status,
+        exit_code=record.exit_code,
+        error_message=record.error_message,
+    )
+    if record.started_ns:
+        result.start_time.CopyFrom(timestamp(record.started_ns))
+    if record.ended_ns:
+        result.end_time.CopyFrom(timestamp(record.ended_ns))
+    return result
+
+
+def summary(record: JobRecord) -> pb.JobSummary:
+    result = pb.JobSummary(job_id=pb.JobId(value=record.job_id), name=record.name, status=record.status,
+                           created_at=timestamp(record.created_ns),
+                           progress_percentage=100 if record.is_final else 0)
+    if record.started_ns:
+        result.started_at.CopyFrom(timestamp(record.started_ns))
+    if record.ended_ns:
+        result.completed_at.CopyFrom(timestamp(record.ended_ns))
+        if record.started_ns:
+            result.duration.CopyFrom(Duration(seconds=(record.ended_ns - record.started_ns) // 1_000_000_000,
+                                              nanos=(record.ended_ns - record.started_ns) % 1_000_000_000))
+    return result
+
+
+class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
+    def __init__(self, store: JobStore, worker: Worker) -> None:
+        self.store = store
+        self.worker = worker
+
+    async def QueueJob(self, stream: Stream[pb.QueueJobRequest, pb.QueueJobResponse]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        definition = request.job_definition
+        if not definition.command:
+            raise GRPCError(Status.INVALID_ARGUMENT, "the job has no command")
+        job_id = parse_job_id(definition.job_id.value) if definition.job_id.value else str(uuid.uuid4())
+        definition.job_id.value = job_id
+        queued_ns = time.time_ns()
+        record = JobRecord(job_id=job_id, name=definition.name, definition=definition.SerializeToString(),
+                           status=pb.JOB_STATUS_QUEUED, created_ns=queued_ns)
+        if not self.store.create_job(record):
+            raise GRPCError(Status.ALREADY_EXISTS, f"a job {job_id} exists already")
+        self.worker.launch(job_id, definition)
+        await stream.send_message(pb.QueueJobResponse(success=True, message="queued", queued_at=timestamp(queued_ns),
+                                                      job_id=pb.JobId(value=job_id)))
+
+    async def GetJob(self, stream: Stream[pb.GetJobRequest, pb.GetJobResponse]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        record = find_job(self.store, request.job_id.value)
+        await stream.send_message(pb.GetJobResponse(job=pb.JobDefinition.FromString(record.definition),
+                                                    status=record.status, executions=[execution(record)]))
+
+    async def ListJobs(self, stream: Stream[pb.ListJobsRequest, pb.ListJobsResponse]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        limit = min(request.limit, MAX_LIST_LIMIT) if request.limit > 0 else DEFAULT_LIST_LIMIT
+        records, total = self.store.list_jobs(
+            limit=limit,
+            offset=max(request.offset, 0),
+            status=request.status if request.HasField("status") else None,
+            search=request.search_term,
+        )
+        await stream.send_message(pb.ListJobsResponse(jobs=[summary(r) for r in records], total_count=total))
+
+    async def CancelJob(self, stream: Stream[pb.CancelJobRequest, pb.CancelJobResponse]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        # The execution id is the job id here, so either names the job.
+        record = find_job(self.store, request.job_id.value or request.execution_id.value)
+        if record.is_final or not self.worker.cancel(record.job_id, request.reason or "cancelled by a client"):
+            message = f"the job has already ended ({pb.JobStatus.Name(record.status).removeprefix('JOB_STATUS_')})"
+            await stream.send_message(pb.CancelJobResponse(success=False, message=message))
+            return
+        await stream.send_message(pb.CancelJobResponse(success=True, message="cancelling",
+                                                       cancelled_at=timestamp(time.time_ns())))
+
+
+class LogStreamService(hodei_grpc.LogStreamServiceBase):
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    async def SubscribeLogs(self, stream: Stream[pb.SubscribeLogsRequest, pb.JobLogEntry]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        record = find_job(self.store, request.job_id)
+        if not request.include_history:
+            after = record.line_count  # only what the job writes from now on
+        elif request.tail_lines > 0:
+            after = max(0, record.line_count - request.tail_lines)
+        else:
+            after = 0
+        async for page in follow(self.store, record.job_id, after):
+            for line in page:
+                await stream.send_message(log_entry(line))
+
+    async def GetLogs(self, stream: Stream[pb.GetLogsRequest, pb.GetLogsResponse]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        record = find_job(self.store, request.job_id)
+        limit = min(request.limit, PAGE_LINES) if request.limit > 0 else DEFAULT_LOGS_LIMIT
+        lines = await self.store.read(record.job_id, max(request.since_sequence, 0), limit)
+        last_sequence = self.store.get(record.job_id).line_count  # type: ignore[union-attr]
+        has_more = bool(lines) and lines[-1].sequence < last_sequence
+        await stream.send_message(pb.GetLogsResponse(entries=[log_entry(line) for line in lines], has_more=has_more))

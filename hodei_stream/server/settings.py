@@ -1,0 +1,26 @@
+"""The embedded server's tunables, in one immutable object handed down from the daemon."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    # The seed's LogBatcher: a supervisor sends its pending lines once it holds ``capacity``
+    # of them or the oldest has waited ``flush_interval_s``.  Capacity 1 sends every read at
+    # once; whatever one read of the job's output yields always goes out in one frame.
+    batch_capacity: int = 1
+    batch_flush_interval_s: float = 0.010
+    # Cancel and timeout: SIGTERM the job's process group, SIGKILL it after this grace.
+    kill_grace_s: float = 3.0
+    # After the job's main process exits, how long to keep reading output that a process
+    # it left behind might still hold the terminal for (the job ends regardless).
+    drain_after_exit_s: float = 0.5
+    # How long the SQLite writer lets lines gather before a commit (throughput vs. latency
+    # to disk; subscribers never wait for it, they read the in-memory buffer).
+    store_commit_interval_s: float = 0.05
+    # Committed lines of a running job kept in memory for subscribers that are close behind.
+    store_recent_lines: int = 10_000
+    # ``hodei-server stop`` / SIGTERM: how long running jobs get to end after the cancel.
+    shutdown_grace_s: float = 5.0

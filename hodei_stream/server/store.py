@@ -1,0 +1,254 @@
+"""The job store: every job and every log line, in SQLite in the state folder.
+
+Jobs (small, few) live in memory and are written through to SQLite.  Log lines are the hot
+path: ``append_lines`` puts them in the job's in-memory buffer (so a reader sees them at
+once) and hands them to a writer thread that commits them in batches (WAL), off the event
+loop.  The buffer keeps every line not yet committed plus a window of recent ones; older
+history is read from SQLite in a worker thread, a page at a time, so the event loop is never
+held by the disk.  All methods except the writer's are called on the event loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+import time
+from dataclasses import astuple, dataclass, fields, replace
+from pathlib import Path
+
+from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.records import LogLine
+from hodei_stream.server.fanout import Fanout
+from hodei_stream.server.settings import ServerSettings
+
+DATABASE_NAME = "jobs.sqlite3"
+FINAL_STATUSES = frozenset(
+    {pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT}
+)
+# A page of lines: at most this many, and no more bytes than fit comfortably under a
+# client's default 4 MiB message limit (always at least one line, up to 2 MiB long).
+PAGE_LINES = 5000
+PAGE_BYTES = 3 * 1024 * 1024
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    definition BLOB NOT NULL,
+    status INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL,
+    started_ns INTEGER NOT NULL,
+    ended_ns INTEGER NOT NULL,
+    exit_code TEXT NOT NULL,
+    error_message TEXT NOT NULL,
+    line_count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_lines (
+    job_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    captured_ns INTEGER NOT NULL,
+    is_stderr INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (job_id, sequence)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job as the store keeps it; field order is the ``jobs`` table's column order."""
+
+    job_id: str
+    name: str
+    definition: bytes  # the serialized JobDefinition, as queued
+    status: int  # a hodei JobStatus value
+    created_ns: int
+    started_ns: int = 0
+    ended_ns: int = 0
+    exit_code: str = ""
+    error_message: str = ""
+    line_count: int = 0  # the last sequence the job wrote
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class JobLog:
+    """A job's lines in memory: ``lines[i]`` has sequence ``first_sequence + i``."""
+
+    def __init__(self, first_sequence: int) -> None:
+        self.first_sequence = first_sequence
+        self.lines: list[LogLine] = []
+        self.committed_sequence = first_sequence - 1
+
+    def trim(self, keep: int) -> None:
+        """Forget committed lines beyond the newest ``keep``; done in chunks, since a list
+        shifts on every deletion from its front."""
+        droppable = min(self.committed_sequence - self.first_sequence + 1, len(self.lines) - keep)
+        if droppable > keep // 4:
+            del self.lines[:droppable]
+            self.first_sequence += droppable
+
+
+def _page(lines: list[LogLine], limit: int) -> list[LogLine]:
+    """The first lines of ``lines`` that fit in one page of at most ``limit`` lines."""
+    page: list[LogLine] = []
+    size = 0
+    for line in lines[:limit]:
+        size += len(line.text)
+        if page and size > PAGE_BYTES:
+            break
+        page.append(line)
+    return page
+
+
+class JobStore:
+    def __init__(self, home: Path, settings: ServerSettings, fanout: Fanout) -> None:
+        self.path = home / DATABASE_NAME
+        self.settings = settings
+        self.fanout = fanout
+        self.loop = asyncio.get_running_loop()
+        self.jobs: dict[str, JobRecord] = {}
+        self.logs: dict[str, JobLog] = {}
+        self.pending: queue.SimpleQueue[JobRecord | list[LogLine] | None] = queue.SimpleQueue()
+        self.readers = threading.local()
+        with self._connect() as database:
+            database.executescript(SCHEMA)
+            for row in database.execute("SELECT * FROM jobs"):
+                record = JobRecord(*row)
+                self.jobs[record.job_id] = record
+        self.writer = threading.Thread(target=self._write_loop, name="hodei-store-writer", daemon=True)
+        self.writer.start()
+        for record in list(self.jobs.values()):
+            if not record.is_final:
+                # Its supervisor cancelled it when this server's predecessor went away.
+                self.update(record.job_id, status=pb.JOB_STATUS_FAILED, ended_ns=time.time_ns(),
+                            error_message="the server stopped while the job was running")
+
+    def _connect(self) -> sqlite3.Connection:
+        database = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        database.execute("PRAGMA journal_mode=WAL")
+        database.execute("PRAGMA synchronous=NORMAL")  # durable across a crash of the process
+        return database
+
+    async def close(self) -> None:
+        """Commit everything still pending and stop the writer."""
+        self.pending.put(None)
+        await asyncio.to_thread(self.writer.join)
+
+    # ---- jobs ------------------------------------------------------------------------
+
+    def create_job(self, record: JobRecord) -> bool:
+        """Store a new job; False when a job with its id already exists."""
+        if record.job_id in self.jobs:
+            return False
+        self.jobs[record.job_id] = record
+        self.logs[record.job_id] = JobLog(first_sequence=1)
+        self.pending.put(record)
+        return True
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.jobs.get(job_id)
+
+    def is_final(self, job_id: str) -> bool:
+        return self.jobs[job_id].is_final
+
+    def update(self, job_id: str, **changes: object) -> JobRecord:
+        record = self.jobs[job_id] = replace(self.jobs[job_id], **changes)  # type: ignore[arg-type]
+        self.pending.put(record)
+        self.fanout.wake(job_id)
+        return record
+
+    def list_jobs(self, limit: int, offset: int, status: int | None, search: str) -> tuple[list[JobRecord], int]:
+        """A page of jobs, newest first, and how many match in all."""
+        needle = search.casefold()
+        matching = [
+            record for record in self.jobs.values()
+            if (status is None or record.status == status)
+            and (not needle or needle in record.name.casefold() or needle in record.job_id)
+        ]
+        matching.sort(key=lambda record: record.created_ns, reverse=True)
+        return matching[offset : offset + limit], len(matching)
+
+    # ---- log lines -------------------------------------------------------------------
+
+    def append_lines(self, job_id: str, lines: list[LogLine]) -> None:
+        """Lines from the job's supervisor, numbered by it, in order; visible to readers at once."""
+        log = self.logs[job_id]
+        log.lines.extend(lines)
+        self.jobs[job_id] = replace(self.jobs[job_id], line_count=lines[-1].sequence)
+        self.pending.put(lines)
+        self.fanout.wake(job_id)
+
+    async def read(self, job_id: str, after_sequence: int, limit: int = PAGE_LINES) -> list[LogLine]:
+        """Up to ``limit`` lines of ``job_id`` with sequence > ``after_sequence``, oldest first
+        (fewer when a page's byte bound is reached)."""
+        log = self.logs.get(job_id)
+        if log is not None and after_sequence + 1 >= log.first_sequence:
+            return _page(log.lines[after_sequence + 1 - log.first_sequence :], limit)
+        # Older than the buffer (or a job from before this server started): all committed.
+        return _page(await asyncio.to_thread(self._read_committed, job_id, after_sequence, limit), limit)
+
+    def _read_committed(self, job_id: str, after_sequence: int, limit: int) -> list[LogLine]:
+        database = getattr(self.readers, "database", None)
+        if database is None:
+            database = self.readers.database = self._connect()
+        rows = database.execute(
+            "SELECT sequence, captured_ns, is_stderr, text FROM log_lines"
+            " WHERE job_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+            (job_id, after_sequence, limit),
+        )
+        return [LogLine(job_id, sequence, ns, bool(is_stderr), text) for sequence, ns, is_stderr, text in rows]
+
+    def _committed(self, committed: dict[str, int]) -> None:
+        """On the loop: the writer committed these jobs' lines up to these sequences."""
+        for job_id, sequence in committed.items():
+            log = self.logs.get(job_id)
+            if log is None:
+                continue
+            log.committed_sequence = sequence
+            record = self.jobs[job_id]
+            if record.is_final and sequence >= record.line_count:
+                del self.logs[job_id]  # all on disk and nothing more will come
+            else:
+                log.trim(self.settings.store_recent_lines)
+
+    # ---- the writer thread -----------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        database = self._connect()
+        columns = len(fields(JobRecord))
+        upsert_job = f"INSERT OR REPLACE INTO jobs VALUES ({', '.join('?' * columns)})"
+        stopping = False
+        while not stopping:
+            batch = [self.pending.get()]
+            gather_until = time.monotonic() + self.settings.store_commit_interval_s
+            while batch[-1] is not None and (left := gather_until - time.monotonic()) > 0:
+                try:
+                    batch.append(self.pending.get(timeout=left))
+                except queue.Empty:
+                    break
+            committed: dict[str, int] = {}
+            database.execute("BEGIN")
+            for item in batch:
+                if item is None:
+                    stopping = True
+                elif isinstance(item, JobRecord):
+                    database.execute(upsert_job, astuple(item))
+                    # Reported too, so that a final job's buffer is let go once all is on disk.
+                    committed.setdefault(item.job_id, item.line_count)
+                else:
+                    database.executemany(
+                        "INSERT OR IGNORE INTO log_lines VALUES (?, ?, ?, ?, ?)",
+                        [(line.job_id, line.sequence, line.captured_ns, line.is_stderr, line.text) for line in item],
+                    )
+                    committed[item[0].job_id] = item[-1].sequence
+            for job_id, sequence in committed.items():
+                database.execute("UPDATE jobs SET line_count = ? WHERE job_id = ?", (sequence, job_id))
+            database.execute("COMMIT")
+            if not stopping:
+                self.loop.call_soon_threadsafe(self._committed, committed)
+        database.close()

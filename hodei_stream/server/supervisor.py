@@ -1,0 +1,321 @@
+"""The small process that runs one job: ``python -m hodei_stream.server.supervisor``.
+
+Why a process of its own per job (as conmon or containerd-shim do for containers): it owns
+the job's output and exit, so the server only ever talks to it over a socket, and a later
+version can let jobs outlive a server restart (the ``HELLO`` frame already names the job
+and the last sequence sent).
+
+What it does:
+- starts the job in a process group of its own, stdin from /dev/null, stdout and stderr each
+  on its own pseudo-terminal in raw mode (no echo, no output post-processing, so no
+  ``\\n`` → ``\\r\\n``).  C stdio and python3 line-buffer a terminal, so a job that never
+  flushes still hands over each line as it prints it;
+- splits the output into lines, keeping ``\\r``, tabs and trailing spaces, decoding UTF-8
+  with replacement characters for invalid bytes; a last line without a newline is still a
+  line; a line longer than ``MAX_LINE_BYTES`` is split into several (at a UTF-8 character
+  boundary), each its own entry;
+- stamps each line with the capture time and the next sequence number (1, 2, 3… across both
+  streams in the order they were read) and sends them in batches (the seed's LogBatcher);
+- enforces the execution timeout and obeys the server's cancel: SIGTERM to the whole group,
+  SIGKILL after a grace;
+- when the job's main process has exited, reads what is left for a short, bounded time (a
+  daemon the job forked may hold the terminal open forever) and reports the exit.
+
+If the server goes away the job is cancelled: nobody would receive its lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tty
+from dataclasses import dataclass, field
+from typing import Any
+
+from hodei_stream.records import LogLine
+from hodei_stream.server import frames
+from hodei_stream.server.frames import FrameKind
+
+MAX_LINE_BYTES = 2 * 1024 * 1024
+READ_CHUNK = 1 << 16
+# After the main process exited: a read that finds nothing new for this long means the
+# output is drained (what the job wrote before exiting is readable at once).
+DRAIN_IDLE_S = 0.05
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the server tells the supervisor on its stdin (JSON)."""
+
+    command: str
+    arguments: list[str]
+    environment: dict[str, str]
+    working_directory: str
+    timeout_s: float | None
+    batch_capacity: int
+    batch_flush_interval_s: float
+    kill_grace_s: float
+    drain_after_exit_s: float
+
+
+def cut_long_line(data: bytes) -> list[bytes]:
+    """Split ``data`` into pieces of at most ``MAX_LINE_BYTES``, never inside a UTF-8 character."""
+    pieces: list[bytes] = []
+    while len(data) > MAX_LINE_BYTES:
+        cut = MAX_LINE_BYTES
+        # Back off over continuation bytes (0b10xxxxxx) so a character is not cut in two.
+        while cut > MAX_LINE_BYTES - 3 and data[cut] & 0xC0 == 0x80:
+            cut -= 1
+        pieces.append(data[:cut])
+        data = data[cut:]
+    pieces.append(data)
+    return pieces
+
+
+class LineSplitter:
+    """Turns one stream's chunks into lines (without their ``\\n``)."""
+
+    def __init__(self) -> None:
+        self.partial = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        parts = (self.partial + chunk).split(b"\n")
+        self.partial = parts.pop()
+        if len(self.partial) > MAX_LINE_BYTES:
+            *full, self.partial = cut_long_line(self.partial)
+            parts.extend(full)
+        return [piece.decode(errors="replace") for part in parts for piece in cut_long_line(part)]
+
+    def finish(self) -> list[str]:
+        """The last line, if the stream ended without a newline."""
+        rest, self.partial = self.partial, b""
+        return [rest.decode(errors="replace")] if rest else []
+
+
+@dataclass
+class LogBatcher:
+    """Holds lines until ``capacity`` are pending or the oldest waited ``flush_interval_s``."""
+
+    capacity: int
+    flush_interval_s: float
+    pending: list[LogLine] = field(default_factory=list)
+    oldest_at: float = 0.0
+
+    def add(self, lines: list[LogLine], now: float) -> None:
+        if lines and not self.pending:
+            self.oldest_at = now
+        self.pending.extend(lines)
+
+    def due_in(self, now: float) -> float | None:
+        """Seconds until a flush is due (0: now), None when nothing is pending."""
+        if not self.pending:
+            return None
+        if len(self.pending) >= self.capacity:
+            return 0.0
+        return max(0.0, self.oldest_at + self.flush_interval_s - now)
+
+    def take(self) -> list[LogLine]:
+        lines, self.pending = self.pending, []
+        return lines
+
+
+class Supervisor:
+    def __init__(self, job_id: str, spec: JobSpec, connection: socket.socket) -> None:
+        self.job_id = job_id
+        self.spec = spec
+        self.connection = connection
+        self.server_gone = False
+        self.selector = selectors.DefaultSelector()
+        self.splitters = {False: LineSplitter(), True: LineSplitter()}
+        self.batcher = LogBatcher(spec.batch_capacity, spec.batch_flush_interval_s)
+        self.next_sequence = 1
+        self.stop_reason: str | None = None  # "cancelled" or "timeout" once we stop the job
+        self.kill_at: float | None = None
+        self.frame_reader = frames.FrameReader()
+
+    # ---- talking to the server -------------------------------------------------------
+
+    def send(self, frame: bytes) -> None:
+        if self.server_gone:
+            return
+        try:
+            self.connection.sendall(frame)
+        except OSError:
+            self.server_gone = True
+
+    def flush(self) -> None:
+        if lines := self.batcher.take():
+            self.send(frames.encode_lines(lines))
+
+    def on_server_readable(self) -> None:
+        try:
+            chunk = self.connection.recv(READ_CHUNK)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.server_gone = True
+            self.selector.unregister(self.connection)
+            self.begin_stop("cancelled")
+            return
+        for kind, _payload in self.frame_reader.feed(chunk):
+            if kind == FrameKind.CANCEL:
+                self.begin_stop("cancelled")
+
+    # ---- the job -----------------------------------------------------------------------
+
+    def begin_stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.signal_group(signal.SIGTERM)
+            self.kill_at = time.monotonic() + self.spec.kill_grace_s
+
+    def signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.pid, signum)
+        except ProcessLookupError:
+            pass  # the whole group is gone already
+
+    def start(self) -> bool:
+        """Start the job; False (after telling the server why) when it cannot start."""
+        masters: dict[bool, int] = {}
+        slaves: dict[bool, int] = {}
+        for is_stderr in (False, True):
+            masters[is_stderr], slaves[is_stderr] = os.openpty()
+            tty.setraw(slaves[is_stderr])
+        try:
+            process = subprocess.Popen(
+                [self.spec.command, *self.spec.arguments],
+                stdin=subprocess.DEVNULL,
+                stdout=slaves[False],
+                stderr=slaves[True],
+                env=self.spec.environment,
+                cwd=self.spec.working_directory,
+                start_new_session=True,  # its own session and process group: killpg reaches all of it
+            )
+        except OSError as error:
+            reason = error.strerror or str(error)
+            self.send(frames.encode_json(FrameKind.EXITED, {
+                "outcome": "failed", "exit_code": "", "ended_ns": time.time_ns(),
+                "error": f"cannot start '{self.spec.command}': {reason}",
+            }))
+            return False
+        finally:
+            for fd in slaves.values():
+                os.close(fd)  # only the job holds the terminals now: EOF comes when it closes them
+        self.pid = process.pid
+        self.process = process
+        for is_stderr, fd in masters.items():
+            self.selector.register(fd, selectors.EVENT_READ, is_stderr)
+        self.pidfd = os.pidfd_open(process.pid)
+        self.selector.register(self.pidfd, selectors.EVENT_READ, "exited")
+        self.selector.register(self.connection, selectors.EVENT_READ, "server")
+        self.send(frames.encode_json(FrameKind.STARTED, {"pid": process.pid, "started_ns": time.time_ns()}))
+        return True
+
+    def on_output(self, fd: int, is_stderr: bool) -> None:
+        try:
+            chunk = os.read(fd, READ_CHUNK)
+        except OSError:  # EIO: every holder of the terminal closed it
+            chunk = b""
+        if chunk:
+            self.add_lines(self.splitters[is_stderr].feed(chunk), is_stderr)
+        else:
+            self.close_output(fd, is_stderr)
+
+    def close_output(self, fd: int, is_stderr: bool) -> None:
+        self.selector.unregister(fd)
+        os.close(fd)
+        self.add_lines(self.splitters[is_stderr].finish(), is_stderr)
+
+    def add_lines(self, texts: list[str], is_stderr: bool) -> None:
+        if not texts:
+            return
+        captured_ns = time.time_ns()
+        first = self.next_sequence
+        self.next_sequence += len(texts)
+        lines = [LogLine(self.job_id, first + i, captured_ns, is_stderr, text) for i, text in enumerate(texts)]
+        self.batcher.add(lines, time.monotonic())
+
+    def outputs_open(self) -> list[tuple[int, bool]]:
+        return [(key.fd, key.data) for key in self.selector.get_map().values() if isinstance(key.data, bool)]
+
+    def run(self) -> None:
+        self.send(frames.encode_json(FrameKind.HELLO, {"job_id": self.job_id, "last_sequence": 0}))
+        if not self.start():
+            return
+        timeout_at = time.monotonic() + self.spec.timeout_s if self.spec.timeout_s else None
+        exit_status: int | None = None
+        drain_until = 0.0
+        while True:
+            now = time.monotonic()
+            if timeout_at is not None and now >= timeout_at:
+                self.begin_stop("timeout")
+                timeout_at = None
+            if self.kill_at is not None and now >= self.kill_at:
+                self.signal_group(signal.SIGKILL)
+                self.kill_at = None
+            if self.batcher.due_in(now) == 0.0:
+                self.flush()
+            if exit_status is not None and (not self.outputs_open() or now >= drain_until):
+                break
+            wakeups = [t - now for t in (timeout_at, self.kill_at) if t is not None]
+            if (due := self.batcher.due_in(now)) is not None:
+                wakeups.append(due)
+            if exit_status is not None:
+                wakeups.append(min(DRAIN_IDLE_S, drain_until - now))
+            events = self.selector.select(max(0.0, min(wakeups)) if wakeups else None)
+            if exit_status is not None and not events:
+                break  # nothing more arrived: what the job wrote before exiting is all read
+            for key, _mask in events:
+                if isinstance(key.data, bool):
+                    self.on_output(key.fd, key.data)
+                elif key.data == "server":
+                    self.on_server_readable()
+                else:
+                    self.selector.unregister(self.pidfd)
+                    os.close(self.pidfd)
+                    exit_status = self.process.wait()
+                    drain_until = time.monotonic() + self.spec.drain_after_exit_s
+                    if self.stop_reason is not None:
+                        self.signal_group(signal.SIGKILL)  # what the group left behind goes too
+        for fd, is_stderr in self.outputs_open():
+            self.close_output(fd, is_stderr)
+        self.flush()
+        self.send(frames.encode_json(FrameKind.EXITED, self.outcome(exit_status)))
+
+    def outcome(self, exit_status: int | None) -> dict[str, Any]:
+        assert exit_status is not None
+        report: dict[str, Any] = {"ended_ns": time.time_ns(), "error": ""}
+        # A shell's convention: 128 + N for a process killed by signal N.
+        report["exit_code"] = str(exit_status if exit_status >= 0 else 128 - exit_status)
+        if self.stop_reason is not None:
+            report["outcome"] = self.stop_reason
+        elif exit_status == 0:
+            report["outcome"] = "completed"
+        else:
+            report["outcome"] = "failed"
+            if exit_status < 0:
+                report["error"] = f"killed by signal {signal.strsignal(-exit_status) or -exit_status}"
+        return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run one job for the hodei-stream embedded server.")
+    parser.add_argument("--socket", required=True, help="the server's worker socket")
+    parser.add_argument("--job-id", required=True)
+    args = parser.parse_args(argv)
+    spec = JobSpec(**json.load(sys.stdin))
+    with frames.connect(args.socket) as connection:
+        Supervisor(args.job_id, spec, connection).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
