@@ -1,0 +1,175 @@
+"""``data_processing_simple.sh``: its command line in-process, and end to end on a real server.
+
+The end-to-end tests run the bash launcher as a user does, against the embedded server of
+the ``server`` fixture (a temporary HODEI_STREAM_HOME), and read its output as it arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from hodei_stream.client import HodeiClient, status_name
+from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.jobs.data_processing_simple import DataProcessingSimple
+from hodei_stream.servers import Server
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "job_scripts" / "data_processing_simple.sh"
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+OUT_LINE = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) \[OUT\] (.*)$")
+JOB_TIMEOUT_S = 120.0
+
+
+def test_an_unreachable_server_is_one_line_and_its_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    _, status = DataProcessingSimple.run(["data_processing_simple.sh", "--etl", "--server", "127.0.0.1:1"], exit=False)
+    assert status == ExitStatus.UNREACHABLE
+    err = capsys.readouterr().err
+    assert "cannot reach the Hodei server at 127.0.0.1:1" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_malformed_server_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    _, status = DataProcessingSimple.run(["data_processing_simple.sh", "--etl", "--server", "nonsense"], exit=False)
+    assert status == ExitStatus.USAGE
+    assert "is not host:port or unix:/path" in capsys.readouterr().err
+
+
+def test_without_a_mode_it_says_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    _, status = DataProcessingSimple.run(["data_processing_simple.sh"], exit=False)
+    assert status == ExitStatus.USAGE
+    assert "--etl" in capsys.readouterr().out
+
+
+@dataclass
+class Run:
+    """The launcher as a subprocess, its stdout and stderr lines stamped on arrival."""
+
+    process: subprocess.Popen[str]
+    stdout: list[tuple[float, str]] = field(default_factory=list)
+    stderr: list[tuple[float, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.readers = [
+            threading.Thread(target=self.read, args=(self.process.stdout, self.stdout), daemon=True),
+            threading.Thread(target=self.read, args=(self.process.stderr, self.stderr), daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def read(stream, lines: list[tuple[float, str]]) -> None:  # type: ignore[no-untyped-def]
+        for line in stream:
+            lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def finish(self, timeout: float = JOB_TIMEOUT_S) -> int:
+        status = self.process.wait(timeout)
+        for reader in self.readers:
+            reader.join(timeout)
+        return status
+
+    @property
+    def out_text(self) -> list[str]:
+        return [text for _, text in self.stdout]
+
+    @property
+    def err_text(self) -> str:
+        return "\n".join(text for _, text in self.stderr)
+
+
+def launch(home: Path, *args: str) -> Run:
+    process = subprocess.Popen(
+        [str(SCRIPT), *args],
+        env={**os.environ, "HODEI_STREAM_HOME": str(home)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so a test can Ctrl+C it alone
+    )
+    return Run(process)
+
+
+def summary_value(run: Run, label: str) -> str:
+    match = re.search(rf"^ +{label}: +(.+)$", run.err_text, re.MULTILINE)
+    assert match, f"no '{label}' in the summary:\n{run.err_text}"
+    return match.group(1).strip()
+
+
+def captured_seconds(line: str) -> float:
+    match = OUT_LINE.match(line)
+    assert match, line
+    hours, minutes, seconds, millis = (int(part) for part in match.groups()[:4])
+    return hours * 3600 + minutes * 60 + seconds + millis / 1000
+
+
+@pytest.mark.timeout(300)
+def test_etl_streams_live_and_loads_what_it_reports(server: Server, home: Path) -> None:
+    run = launch(home, "--etl")
+    assert run.finish() == 0, run.err_text
+
+    header = re.search(rf"📡 Streaming logs for job: ({UUID})", run.err_text)
+    assert header, run.err_text
+    job_id = header.group(1)
+    assert summary_value(run, "Job ID") == job_id
+    assert "COMPLETED" in summary_value(run, "Status")
+    assert summary_value(run, "Name") == "data-processing-etl"
+    assert float(summary_value(run, "Duration").rstrip("s")) > 0
+
+    out_lines = [text for text in run.out_text if OUT_LINE.match(text)]
+    assert len(out_lines) == len(run.out_text), "stdout holds only log lines"
+    bodies = [OUT_LINE.match(line).group(5) for line in out_lines]  # type: ignore[union-attr]
+    assert any(body.startswith("[1/3]") for body in bodies)
+    assert bodies[-1].startswith("✅ ETL pipeline completed")
+    # Captured while the job ran: the job's own times span its work, not one instant.
+    capture_span = captured_seconds(out_lines[-1]) - captured_seconds(out_lines[0])
+    assert capture_span > 0.5, f"all lines captured within {capture_span:.3f}s"
+    # And delivered as they came: the first line reached us well before the last one.
+    arrivals = [arrived for arrived, text in run.stdout if OUT_LINE.match(text)]
+    assert arrivals[-1] - arrivals[0] > 0.5 * capture_span, "the lines arrived in one burst"
+
+    loaded = int(re.search(r"✔ loaded ([\d,]+) rows into", "\n".join(bodies)).group(1).replace(",", ""))  # type: ignore[union-attr]
+    database = Path(summary_value(run, "Database"))
+    assert database == home / "work" / "etl" / "customers.db"
+    assert f"into {database} in" in "\n".join(bodies)
+    assert loaded >= 90_000
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT COUNT(*) FROM customers").fetchone() == (loaded,)
+    assert summary_value(run, "Rows") == f"{loaded:,} customers"
+
+
+@pytest.mark.timeout(300)
+def test_background_mode_streams_through_the_unbuffered_pipeline(server: Server, home: Path) -> None:
+    run = launch(home, "--etl", "--records", "5000", "--background")
+    assert run.finish() == 0, run.err_text
+    # The streamer's header comes through `2>&1 | cat`, so on stdout here; its lines too.
+    assert re.search(rf"📡 Streaming logs for job: {UUID}", "\n".join(run.out_text))
+    assert any(OUT_LINE.match(text) and "✅ ETL pipeline completed" in text for text in run.out_text)
+    assert "[STATUS] job" in run.err_text and "COMPLETED" in run.err_text
+    assert "COMPLETED" in summary_value(run, "Status")
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_watching_and_the_job_goes_on(server: Server, home: Path) -> None:
+    run = launch(home, "--etl")
+    give_up = time.monotonic() + JOB_TIMEOUT_S
+    while not any(OUT_LINE.match(text) for text in run.out_text):
+        assert run.process.poll() is None and time.monotonic() < give_up, run.err_text
+        time.sleep(0.01)
+    os.killpg(run.process.pid, signal.SIGINT)
+    assert run.finish() == ExitStatus.INTERRUPTED
+    job_id = re.search(rf"Streaming logs for job: ({UUID})", run.err_text).group(1)  # type: ignore[union-attr]
+    assert f"Resume watching with: stream-logs {job_id}" in run.err_text
+    assert "Traceback" not in run.err_text
+    with HodeiClient(server) as client:
+        assert status_name(client.wait_final(job_id, deadline_s=JOB_TIMEOUT_S).status) == "COMPLETED"
