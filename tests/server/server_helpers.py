@@ -1,0 +1,36 @@
+"""Helpers for the embedded server's tests: reading a job's log as a client does."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from hodei_stream.client import HodeiClient
+from hodei_stream.proto import hodei_pb2 as pb
+
+
+@dataclass(frozen=True)
+class Arrival:
+    entry: pb.JobLogEntry
+    at: float  # time.monotonic() when the subscriber received it
+
+
+def subscribe(client: HodeiClient, job_id: str, include_history: bool = True, tail_lines: int = 0,
+              timeout: float = 30.0) -> list[Arrival]:
+    """Read a SubscribeLogs stream to its end (the job's end), noting when each entry arrived."""
+    request = pb.SubscribeLogsRequest(job_id=job_id, include_history=include_history, tail_lines=tail_lines)
+    return [Arrival(entry, time.monotonic()) for entry in client.logs.SubscribeLogs(request, timeout=timeout)]
+
+
+def all_logs(client: HodeiClient, job_id: str, page: int = 1000) -> list[pb.JobLogEntry]:
+    """Every stored line of a job, paged through GetLogs."""
+    entries: list[pb.JobLogEntry] = []
+    while True:
+        response = client.get_logs(job_id, since_sequence=entries[-1].sequence if entries else 0, limit=page)
+        entries.extend(response.entries)
+        if not response.has_more:
+            return entries
+
+
+def shell_job(client: HodeiClient, script: str, timeout_s: float | None = None) -> str:
+    return client.queue_job("test", "/bin/bash", ["-c", script], timeout_s=timeout_s)
