@@ -1,7 +1,8 @@
-"""``data_processing_simple.sh``: the ETL job, streamed in the foreground.
+"""``data_processing_simple.sh``: the ETL job or the analytics job, streamed in the foreground.
 
 ``--etl`` generates customer records, cleans them and loads them into SQLite in a work
-folder that stays put (``<state home>/work/etl``), so later jobs find the database there.
+folder that stays put (``<state home>/work/etl``); ``--analytics`` queries that database, so
+it needs an ETL run first.  The work folder reaches the job through its environment.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from plumbum import cli
 
 from hodei_stream.jobs.payload import payload_file
 from hodei_stream.jobs.payloads.etl import DATABASE_NAME, WORK_DIR_ENV
-from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript
+from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, UsageError
 from hodei_stream.servers import state_home
 
 
@@ -26,24 +27,46 @@ class DataProcessingSimple(JobScript):
 
     --etl: generate customer records (seeded), transform them (normalise, derive fields,
     drop invalid rows) and load them into SQLite under the state folder.
+    --analytics: revenue by country, top customers, monthly cohorts and tiers, queried
+    from the database the last --etl run loaded.
     """
 
     PROGNAME = "data_processing_simple.sh"
     FOREGROUND_BY_DEFAULT = True
 
-    etl = cli.Flag("--etl", mandatory=True, help="run the ETL job: generate, transform and load customer records")
+    etl = cli.Flag("--etl", help="run the ETL job: generate, transform and load customer records")
+    analytics = cli.Flag("--analytics", excludes=["--etl"], help="run the analytics job on the loaded data")
     records = cli.SwitchAttr(
-        "--records", cli.Range(1, 10_000_000), default=100_000, argname="N", help="how many records to generate"
+        "--records",
+        cli.Range(1, 10_000_000),
+        default=100_000,
+        argname="N",
+        requires=["--etl"],
+        help="how many records the ETL job generates",
     )
+
+    def check_usage(self) -> None:
+        if not (self.etl or self.analytics):
+            raise UsageError("choose a job: --etl or --analytics")
 
     def job_request(self) -> JobRequest:
         work_dir = etl_work_dir()
+        env = {WORK_DIR_ENV: str(work_dir)}
+        database = work_dir / DATABASE_NAME
+        if self.analytics:
+            return JobRequest(
+                name="data-processing-analytics",
+                payload=payload_file("analytics.py"),
+                env=env,
+                description=f"Analytics on the customers in {database}",
+                tags=["data-processing", "analytics"],
+            )
         return JobRequest(
             name="data-processing-etl",
             payload=payload_file("etl.py"),
             args=["--records", str(self.records)],
-            env={WORK_DIR_ENV: str(work_dir)},
-            description=f"ETL: {self.records:,} customer records into SQLite at {work_dir / DATABASE_NAME}",
+            env=env,
+            description=f"ETL: {self.records:,} customer records into SQLite at {database}",
             tags=["data-processing", "etl"],
         )
 

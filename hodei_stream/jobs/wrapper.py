@@ -43,7 +43,7 @@ STATUS_POLL_S = 0.2  # how often background mode asks GetJob; a status change sh
 STREAM_DRAIN_TIMEOUT_S = 30.0
 # After Ctrl+C, how long the streamer gets to say goodbye before it is stopped.
 INTERRUPT_GRACE_S = 3.0
-WAITING_STATUSES = frozenset({pb.JOB_STATUS_PENDING, pb.JOB_STATUS_QUEUED, pb.JOB_STATUS_ASSIGNED})
+WAITING_STATUSES = frozenset({pb.JOB_STATUS_PENDING, pb.JOB_STATUS_QUEUED})
 RULE = "─" * 64
 
 
@@ -74,6 +74,10 @@ class JobOutcome:
     @property
     def exit_status(self) -> ExitStatus:
         return ExitStatus.OK if self.status == "COMPLETED" else ExitStatus.JOB_FAILED
+
+
+class UsageError(Exception):
+    """A command line plumbum's switches cannot reject alone (e.g. "one of --a|--b")."""
 
 
 class StreamerFailed(Exception):
@@ -113,6 +117,9 @@ class JobScript(cli.Application):
         """The job to run (single-job scripts); pipelines override ``run_jobs`` instead."""
         raise NotImplementedError
 
+    def check_usage(self) -> None:
+        """Raise ``UsageError`` for a command line the switches alone accept but that makes no sense."""
+
     def summary_rows(self, outcome: JobOutcome) -> list[tuple[str, str]]:
         """Extra ``(label, value)`` lines for the summary block, e.g. where the results are."""
         return []
@@ -121,9 +128,10 @@ class JobScript(cli.Application):
 
     def main(self) -> int:
         try:
+            self.check_usage()
             server = resolve(self.server_url)
-        except ServerAddressError as error:
-            return self.fail(str(error), ExitStatus.USAGE)
+        except (UsageError, ServerAddressError) as error:
+            return self.fail(f"{error} (try --help)", ExitStatus.USAGE)
         try:
             ensure_running(server)
             with HodeiClient(server) as client:

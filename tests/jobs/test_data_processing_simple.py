@@ -48,7 +48,7 @@ def test_a_malformed_server_url_is_a_usage_error(capsys: pytest.CaptureFixture[s
 def test_without_a_mode_it_says_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
     _, status = DataProcessingSimple.run(["data_processing_simple.sh"], exit=False)
     assert status == ExitStatus.USAGE
-    assert "--etl" in capsys.readouterr().out
+    assert "choose a job: --etl or --analytics" in capsys.readouterr().err
 
 
 @dataclass
@@ -173,3 +173,22 @@ def test_ctrl_c_stops_watching_and_the_job_goes_on(server: Server, home: Path) -
     assert "Traceback" not in run.err_text
     with HodeiClient(server) as client:
         assert status_name(client.wait_final(job_id, deadline_s=JOB_TIMEOUT_S).status) == "COMPLETED"
+
+
+@pytest.mark.timeout(300)
+def test_analytics_needs_the_etl_then_queries_what_it_loaded(server: Server, home: Path) -> None:
+    before = launch(home, "--analytics")
+    assert before.finish() == ExitStatus.JOB_FAILED
+    assert "run the ETL job first" in "\n".join(before.out_text) + before.err_text
+    assert "FAILED" in summary_value(before, "Status")
+
+    assert launch(home, "--etl", "--records", "5000").finish() == 0
+    after = launch(home, "--analytics")
+    assert after.finish() == 0, after.err_text
+    out = "\n".join(after.out_text)
+    with sqlite3.connect(home / "work" / "etl" / "customers.db") as db:
+        (customers,) = db.execute("SELECT COUNT(*) FROM customers").fetchone()
+    assert f"📊 Analytics on {customers:,} customers" in out
+    for title in ("Revenue by country", "Top 10 customers by revenue", "Monthly signup cohorts", "Customers by tier"):
+        assert title in out
+    assert "COMPLETED" in summary_value(after, "Status")

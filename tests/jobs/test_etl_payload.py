@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from hodei_stream.jobs.payload import job_spec, payload_file
+from hodei_stream.jobs.payloads import analytics
 from hodei_stream.jobs.payloads.etl import DATABASE_NAME, EMAIL_PATTERN, WORK_DIR_ENV
 
 RECORDS = 5_000
@@ -91,4 +92,39 @@ def test_a_failure_is_one_line_on_stderr_and_a_non_zero_exit(tmp_path: Path) -> 
     assert result.returncode == 1
     assert result.stderr.startswith("❌ ETL pipeline failed:")
     assert len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def run_analytics(work_dir: Path) -> subprocess.CompletedProcess[str]:
+    spec = job_spec(payload_file("analytics.py"), env={WORK_DIR_ENV: str(work_dir)})
+    return subprocess.run(
+        [spec.command, *spec.arguments], capture_output=True, text=True, timeout=120, check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_analytics_shares_the_etl_payloads_names() -> None:
+    """Payloads cannot import each other on a worker, so the names are repeated: keep them equal."""
+    assert (analytics.DATABASE_NAME, analytics.WORK_DIR_ENV) == (DATABASE_NAME, WORK_DIR_ENV)
+
+
+def test_analytics_tables_agree_with_the_loaded_data(tmp_path: Path) -> None:
+    assert run_etl(tmp_path).returncode == 0
+    result = run_analytics(tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert [line[:5] for line in out.splitlines() if re.match(r"\[\d/4\]", line)] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    with sqlite3.connect(tmp_path / DATABASE_NAME) as db:
+        (top_id, top_revenue), = db.execute("SELECT customer_id, revenue FROM customers ORDER BY revenue DESC LIMIT 1")
+        by_country = dict(db.execute("SELECT country, COUNT(*) FROM customers GROUP BY country"))
+    assert re.search(rf"#{top_id} .* {top_revenue:,.2f} ", out), out
+    for country, customers in by_country.items():
+        assert re.search(rf"^ +{country} +{customers:,} ", out, re.MULTILINE), (country, out)
+    assert out.rstrip().splitlines()[-1].startswith("✅ Analytics completed")
+
+
+def test_analytics_before_any_etl_says_to_run_it_first(tmp_path: Path) -> None:
+    result = run_analytics(tmp_path)
+    assert result.returncode == 1
+    assert "run the ETL job first" in result.stderr
     assert "Traceback" not in result.stderr

@@ -61,7 +61,7 @@ SIGNUP_FIRST_DAY = dt.date(2019, 1, 1)
 SIGNUP_DAYS = (dt.date(2024, 12, 31) - SIGNUP_FIRST_DAY).days
 EMAIL_PATTERN = re.compile(r"^[a-z0-9._'+-]+@[a-z0-9-]+(\.[a-z0-9-]+)+$")
 # Lifetime revenue thresholds (in the data's currency) for the derived customer tier.
-TIERS = ((5_000.0, "platinum"), (1_000.0, "gold"), (200.0, "silver"), (0.0, "bronze"))
+TIERS = ((2_500.0, "platinum"), (1_200.0, "gold"), (400.0, "silver"), (0.0, "bronze"))
 
 # Defects planted in the source data, each with its share of rows: the transform step
 # must find every one of them, and the counts it prints say so.
