@@ -1,0 +1,126 @@
+"""Units of the embedded server without a server: line splitting, batching, frames, the store."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from grpclib import GRPCError, Status
+
+from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.records import LogLine
+from hodei_stream.server import frames
+from hodei_stream.server.fanout import Fanout, follow
+from hodei_stream.server.servicers import parse_job_id
+from hodei_stream.server.settings import ServerSettings
+from hodei_stream.server.store import PAGE_BYTES, JobRecord, JobStore
+from hodei_stream.server.supervisor import MAX_LINE_BYTES, LineSplitter, LogBatcher, cut_long_line
+
+
+def test_splitter_keeps_what_the_job_wrote() -> None:
+    splitter = LineSplitter()
+    assert splitter.feed(b"a\tb  \nprogress 1%\rprogress 2%") == ["a\tb  "]
+    assert splitter.feed(b"\n\nhalf") == ["progress 1%\rprogress 2%", ""]
+    assert splitter.feed(b" \xff done\n") == ["half \ufffd done"]
+    assert splitter.feed(b"no newline") == []
+    assert splitter.finish() == ["no newline"]
+    assert splitter.finish() == []
+
+
+def test_splitter_cuts_overlong_lines_between_characters() -> None:
+    splitter = LineSplitter()
+    long_line = "é" * MAX_LINE_BYTES  # two bytes each: cuts must fall between characters
+    pieces = splitter.feed(long_line.encode()[: 3 * MAX_LINE_BYTES // 2]) + splitter.feed(
+        long_line.encode()[3 * MAX_LINE_BYTES // 2 :] + b"\n")
+    assert "".join(pieces) == long_line
+    assert all(len(piece.encode()) <= MAX_LINE_BYTES for piece in pieces)
+    assert "\ufffd" not in "".join(pieces)
+    assert cut_long_line(b"") == [b""]
+
+
+def test_batcher_honours_capacity_and_flush_interval() -> None:
+    line = LogLine("job", 1, 0, False, "x")
+    immediate = LogBatcher(capacity=1, flush_interval_s=0.01)
+    assert immediate.due_in(0.0) is None
+    immediate.add([line], now=5.0)
+    assert immediate.due_in(5.0) == 0.0
+    gathering = LogBatcher(capacity=3, flush_interval_s=0.01)
+    gathering.add([line, line], now=5.0)
+    assert gathering.due_in(5.004) == pytest.approx(0.006)
+    assert gathering.due_in(5.02) == 0.0
+    gathering.add([line], now=5.005)
+    assert gathering.due_in(5.005) == 0.0
+    assert len(gathering.take()) == 3 and gathering.due_in(6.0) is None
+
+
+def test_frames_round_trip_in_any_chunking() -> None:
+    lines = [LogLine("job", 1, 123, False, "héllo\r"), LogLine("job", 2, 456, True, "")]
+    stream = frames.encode_json(frames.FrameKind.HELLO, {"job_id": "job"}) + frames.encode_lines(lines)
+    reader = frames.FrameReader()
+    received = [frame for byte in stream for frame in reader.feed(bytes([byte]))]
+    assert [kind for kind, _ in received] == [frames.FrameKind.HELLO, frames.FrameKind.LINES]
+    assert frames.decode_lines("job", received[1][1]) == lines
+
+
+def test_job_ids_are_validated_and_canonicalised() -> None:
+    job_id = str(uuid.uuid4())
+    assert parse_job_id(job_id.upper()) == job_id
+    with pytest.raises(GRPCError) as error:
+        parse_job_id("not-a-uuid")
+    assert error.value.status == Status.INVALID_ARGUMENT
+
+
+def lines_of(job_id: str, first: int, count: int, text: str = "line") -> list[LogLine]:
+    return [LogLine(job_id, n, n, False, f"{text} {n}") for n in range(first, first + count)]
+
+
+def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
+    settings = ServerSettings(store_recent_lines=100)
+    job_id = str(uuid.uuid4())
+
+    async def write() -> None:
+        store = JobStore(tmp_path, settings, Fanout())
+        assert store.create_job(JobRecord(job_id, "name", b"", pb.JOB_STATUS_RUNNING, created_ns=1))
+        assert not store.create_job(JobRecord(job_id, "again", b"", pb.JOB_STATUS_QUEUED, created_ns=2))
+        store.append_lines(job_id, lines_of(job_id, 1, 1000))
+        assert [line.sequence for line in await store.read(job_id, 995)] == list(range(996, 1001))
+        await store.close()
+
+    async def reopen() -> None:
+        store = JobStore(tmp_path, settings, Fanout())
+        record = store.get(job_id)
+        assert record is not None and record.line_count == 1000
+        # It was running when its server stopped: now it is over, and says why.
+        assert record.status == pb.JOB_STATUS_FAILED and "stopped" in record.error_message
+        assert [line.text for line in await store.read(job_id, 0, limit=3)] == ["line 1", "line 2", "line 3"]
+        assert [line.sequence async for page in follow(store, job_id, 990) for line in page] == list(range(991, 1001))
+        await store.close()
+
+    asyncio.run(write())
+    asyncio.run(reopen())
+
+
+def test_store_trims_committed_lines_and_bounds_pages(tmp_path: Path) -> None:
+    settings = ServerSettings(store_recent_lines=100, store_commit_interval_s=0.0)
+    job_id = str(uuid.uuid4())
+
+    async def scenario() -> None:
+        store = JobStore(tmp_path, settings, Fanout())
+        store.create_job(JobRecord(job_id, "name", b"", pb.JOB_STATUS_RUNNING, created_ns=1))
+        store.append_lines(job_id, lines_of(job_id, 1, 1000))
+        deadline = asyncio.get_running_loop().time() + 10
+        while store.logs[job_id].first_sequence == 1:  # the writer commits, then the buffer shrinks
+            assert asyncio.get_running_loop().time() < deadline, "the buffer was never trimmed"
+            await asyncio.sleep(0.01)
+        assert len(store.logs[job_id].lines) < 1000
+        # Lines older than the buffer come from SQLite, seamlessly.
+        assert [line.sequence for line in await store.read(job_id, 0, limit=5000)] == list(range(1, 1001))
+        big = "y" * (1024 * 1024)
+        store.append_lines(job_id, lines_of(job_id, 1001, 5, text=big))
+        page = await store.read(job_id, 1000)
+        assert 1 <= len(page) < 5 and sum(len(line.text) for line in page) <= PAGE_BYTES
+        await store.close()
+
+    asyncio.run(scenario())
