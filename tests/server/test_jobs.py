@@ -219,3 +219,12 @@ def test_environment_reaches_the_job(client: HodeiClient) -> None:
                               environment={"GREETING": "hi there"})
     client.wait_final(job_id)
     assert [e.line for e in all_logs(client, job_id)] == ["hi there", "tty"]
+
+
+def test_job_ends_when_its_main_process_ends_even_if_a_child_holds_the_output(client: HodeiClient) -> None:
+    started = time.monotonic()
+    job_id = shell_job(client, "sleep 10 & echo main done")
+    job = client.wait_final(job_id, deadline_s=10)
+    assert job.status == pb.JOB_STATUS_COMPLETED
+    assert time.monotonic() - started < 5
+    assert [e.line for e in all_logs(client, job_id)] == ["main done"]
