@@ -82,7 +82,8 @@ class Follower:
                     )
                 # Lines stored after the stream closed (a platform that ends the stream on
                 # the status change, before its last lines) still belong to the job.
-                yield from self._fill(upto=None)
+                if self._resume_point_known:
+                    yield from self._fill(upto=None)
                 self.final = job
                 return
             except grpc.RpcError as error:
@@ -99,6 +100,12 @@ class Follower:
             delay = min(delay * 2, self.reconnect.max_delay_s)
             resuming = True
 
+    @property
+    def _resume_point_known(self) -> bool:
+        """Whether "everything after ``last_sequence``" is what the user asked for: not so
+        before the first line of --no-history or --tail, where it would be the whole log."""
+        return self.last_sequence > 0 or (self.history and not self.tail)
+
     def history_lines(self) -> Iterator[LogLine]:
         """The job's lines so far, paged through GetLogs, without following (--no-follow)."""
         yield from self._fill(upto=None)
@@ -111,7 +118,7 @@ class Follower:
         else:
             request = pb.SubscribeLogsRequest(job_id=self.job_id, include_history=self.history, tail_lines=self.tail)
         self._call = call = self.client.logs.SubscribeLogs(request)
-        if resuming and (self.last_sequence or self.history):
+        if resuming and self._resume_point_known:
             yield from self._fill(upto=None)
         for entry in call:
             line = from_entry(entry)

@@ -1,0 +1,266 @@
+"""stream-logs end to end: a real embedded server, stream-logs as a subprocess, real pipes
+and pseudo-terminals, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from hodei_stream.client import HodeiClient
+from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.servers import Server
+
+from .streaming import HODEI, STREAM_LOGS, UnixProxy, read_timed, strip_colours, submit, submit_python
+
+LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \[(OUT|ERR)\] (.*)$")
+# 20 lines 100 ms apart from a python3 that never flushes: only a job whose stdout is not a
+# buffered pipe gets them out one by one.
+UNFLUSHED = "import time\nfor i in range(20):\n    print(f'tick {i}')\n    time.sleep(0.1)\n"
+
+
+def stream_logs(server: Server, *args: str, timeout: float = 60.0, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*STREAM_LOGS, "--server", server.target, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+def wait_final(server: Server, job_id: str) -> pb.GetJobResponse:
+    with HodeiClient(server) as client:
+        return client.wait_final(job_id)
+
+
+@pytest.mark.parametrize("tty", [True, False], ids=["pty", "pipe"])
+def test_hodei_run_shows_unflushed_lines_one_by_one(server: Server, tty: bool) -> None:
+    result = read_timed([*HODEI, "--server", server.target, "run", "--", "python3", "-c", UNFLUSHED], tty=tty)
+    assert result.status == 0
+    ticks = [(at, strip_colours(text)) for at, text in result.lines if "tick" in text]
+    assert [LINE.match(text).group(2) for _, text in ticks] == [f"tick {i}" for i in range(20)]
+    gaps = sorted(b[0] - a[0] for a, b in zip(ticks, ticks[1:]))
+    # Line by line, ~100 ms apart: not a burst at the end (which would make the gaps ~0).
+    assert gaps[len(gaps) // 2] > 0.05, gaps
+    assert ticks[-1][0] - ticks[0][0] > 1.5
+
+
+def test_completed_job_output_format_and_exit_status(server: Server) -> None:
+    job_id = submit(server, "echo hello; echo oops >&2; printf 'no newline'")
+    result = stream_logs(server, job_id)
+    assert result.returncode == 0, result.stderr
+    body = [LINE.match(text).groups() for text in result.stdout.splitlines()]
+    # Each stream keeps its order; between stdout and stderr, lines written within the same
+    # instant may swap (two pipes, as with any log collector).
+    assert [entry for entry in body if entry[0] == "OUT"] == [("OUT", "hello"), ("OUT", "no newline")]
+    assert [entry for entry in body if entry[0] == "ERR"] == [("ERR", "oops")]
+    assert result.stderr.startswith(f"📡 Streaming logs for job: {job_id}\n{'─' * 64}\n")
+    assert "✅ stream ended: job COMPLETED, exit code 0" in result.stderr
+
+
+def test_failed_job_exits_1_with_its_exit_code(server: Server) -> None:
+    job_id = submit(server, "echo before; exit 3")
+    result = stream_logs(server, job_id)
+    assert result.returncode == 1
+    assert "job FAILED, exit code 3" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("job_id", "status", "message"),
+    [
+        (str(uuid.uuid4()), 3, "no job"),
+        ("not-a-uuid", 2, "is not a job id"),
+        ("550E8400-E29B-41D4-A716-446655440000", 2, "is not a job id"),
+    ],
+)
+def test_bad_job_ids(server: Server, job_id: str, status: int, message: str) -> None:
+    result = stream_logs(server, job_id)
+    assert result.returncode == status
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "message"),
+    [("unix:/nonexistent/hodei.sock", 4, "cannot reach the Hodei server"), ("no-port-here", 2, "is not host:port")],
+)
+def test_unreachable_or_malformed_server(home: Path, url: str, status: int, message: str) -> None:
+    result = subprocess.run([*STREAM_LOGS, "--server", url, str(uuid.uuid4())], capture_output=True, text=True, timeout=30)
+    assert result.returncode == status
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_reader_going_away_ends_quietly(server: Server) -> None:
+    job_id = submit(server, "for i in $(seq 1 2000); do echo line $i; done")
+    wait_final(server, job_id)
+    shell = f"{' '.join(STREAM_LOGS)} --server {server.target} {job_id} | head -3; exit ${{PIPESTATUS[0]}}"
+    result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 3
+    assert result.stderr == f"📡 Streaming logs for job: {job_id}\n{'─' * 64}\n"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_watching_and_the_job_goes_on(server: Server, signum: int) -> None:
+    job_id = submit(server, "for i in $(seq 1 600); do echo alive $i; sleep 0.1; done")
+    process = subprocess.Popen(
+        [*STREAM_LOGS, "--server", server.target, job_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert "alive 1" in process.stdout.readline()
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=15)
+    assert process.returncode == 130
+    assert "the job goes on" in err and f"stream-logs {job_id}" in err
+    assert "Traceback" not in err
+    with HodeiClient(server) as client:
+        assert client.get_job(job_id).status == pb.JOB_STATUS_RUNNING
+        client.cancel_job(job_id)
+
+
+def numbered_job(count: int, pause_every: int, pause_s: float) -> str:
+    return (
+        "import time\n"
+        f"for i in range({count}):\n"
+        "    print(f'n={i}')\n"
+        f"    if i % {pause_every} == 0: time.sleep({pause_s})\n"
+    )
+
+
+def test_cut_connection_loses_nothing_and_repeats_nothing(server: Server, home: Path) -> None:
+    proxy = UnixProxy(home / "proxy.sock", server.target.removeprefix("unix:"))
+    proxy.start()
+    job_id = submit_python(server, numbered_job(5000, 50, 0.05))
+    process = subprocess.Popen(
+        [*STREAM_LOGS, "--server", f"unix:{proxy.listen_path}", "--reconnect-timeout", "30", job_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[str] = []
+    for text in process.stdout:
+        seen.append(text)
+        if len(seen) == 1500:
+            proxy.stop()
+            time.sleep(1.0)  # the outage itself: the server stays away for a second
+            proxy.start()
+    _, err = process.communicate(timeout=60)
+    numbers = [int(LINE.match(text.rstrip("\n")).group(2).removeprefix("n=")) for text in seen]
+    assert numbers == list(range(5000))
+    assert process.returncode == 0, err
+    assert "reconnecting" in err
+
+
+def test_tail_no_history_and_no_follow(server: Server) -> None:
+    job_id = submit(server, "for i in $(seq 1 50); do echo l$i; done")
+    wait_final(server, job_id)
+    tail = stream_logs(server, "--tail", "5", "--no-timestamps", job_id)
+    assert tail.stdout.splitlines() == [f"[OUT] l{i}" for i in range(46, 51)]
+    history = stream_logs(server, "--no-follow", "-q", "--no-timestamps", job_id)
+    assert history.stdout.splitlines() == [f"[OUT] l{i}" for i in range(1, 51)]
+    assert history.stderr == ""
+    nothing_new = stream_logs(server, "--no-history", "-q", job_id)
+    assert nothing_new.returncode == 0 and nothing_new.stdout == ""
+
+
+def test_no_follow_on_a_running_job_returns_at_once(server: Server) -> None:
+    job_id = submit(server, "echo first; sleep 30")
+    with HodeiClient(server) as client:
+        for _ in range(200):
+            if client.get_logs(job_id).entries:
+                break
+            time.sleep(0.02)
+        result = stream_logs(server, "--no-follow", "--no-timestamps", job_id, timeout=10)
+        client.cancel_job(job_id)
+    assert result.returncode == 0
+    assert result.stdout == "[OUT] first\n"
+    assert "the job goes on" in result.stderr
+
+
+def test_filters(server: Server) -> None:
+    # Pauses keep the order across stdout and stderr deterministic.
+    job_id = submit(server, "echo 'INFO a'; sleep 0.05; echo 'ERROR b' >&2; sleep 0.05; echo 'WARN c'; sleep 0.05; echo 'DEBUG d' >&2")
+    wait_final(server, job_id)
+
+    def shown(*options: str) -> list[str]:
+        return [text.split("] ", 1)[1] for text in stream_logs(server, "-q", *options, job_id).stdout.splitlines()]
+
+    assert shown("--grep", "ERROR|WARN") == ["ERROR b", "WARN c"]
+    assert shown("--grep", "ERROR", "--grep", "DEBUG") == ["ERROR b", "DEBUG d"]
+    assert shown("--grep", "ERROR|WARN", "--invert") == ["INFO a", "DEBUG d"]
+    assert shown("--stdout-only") == ["INFO a", "WARN c"]
+    assert shown("--stderr-only") == ["ERROR b", "DEBUG d"]
+    bad = stream_logs(server, "--grep", "(", job_id)
+    assert bad.returncode == 2 and "bad --grep pattern" in bad.stderr
+
+
+def test_export_json_stderr_and_colours(server: Server, tmp_path: Path) -> None:
+    job_id = submit(server, "echo 'ERROR first'; sleep 0.05; echo second >&2")
+    wait_final(server, job_id)
+    export = tmp_path / "job.log"
+    coloured = stream_logs(server, "--color=always", "-o", str(export), job_id)
+    assert "\033[" in coloured.stdout
+    assert "\033[" not in export.read_text()
+    assert [LINE.match(t).group(2) for t in export.read_text().splitlines()] == ["ERROR first", "second"]
+
+    as_json = [json.loads(t) for t in stream_logs(server, "--json", job_id).stdout.splitlines()]
+    assert [(e["sequence"], e["stream"], e["line"]) for e in as_json] == [(1, "stdout", "ERROR first"), (2, "stderr", "second")]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", as_json[0]["timestamp"])
+
+    to_stderr = stream_logs(server, "--stderr", job_id)
+    assert to_stderr.stdout == "" and "[ERR] second" in to_stderr.stderr
+
+    env = {**os.environ, "FORCE_COLOR": "1"}
+    assert "\033[" in stream_logs(server, job_id, env=env).stdout
+    env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "1"}
+    assert "\033[" not in stream_logs(server, job_id, env=env).stdout
+    under_tty = read_timed([*STREAM_LOGS, "--server", server.target, job_id], tty=True)
+    assert any("\033[32m[OUT]" in text for text in under_tty.texts)
+    env = {**os.environ, "NO_COLOR": "1"}
+    plain_tty = read_timed([*STREAM_LOGS, "--server", server.target, job_id], tty=True, env=env)
+    assert not any("\033[" in text for text in plain_tty.texts)
+
+
+def test_several_jobs_labels_and_worst_status(server: Server) -> None:
+    good = submit(server, "echo from good")
+    bad = submit(server, "echo from bad; exit 2")
+    result = stream_logs(server, "--no-timestamps", good, bad)
+    assert result.returncode == 1
+    assert sorted(result.stdout.splitlines()) == sorted([f"{good[:8]} [OUT] from good", f"{bad[:8]} [OUT] from bad"])
+    assert result.stderr.count("📡 Streaming logs for job") == 2
+
+
+def test_stats_reports_latency(server: Server) -> None:
+    job_id = submit_python(server, "import time\nfor i in range(20):\n    print(i, flush=True)\n    time.sleep(0.02)\n")
+    result = stream_logs(server, "--stats", job_id)
+    assert result.returncode == 0
+    match = re.search(r"📊 20 lines \((\d+) live\); delivery latency p50 ([\d.]+) ms, p99 ([\d.]+) ms", result.stderr)
+    assert match, result.stderr
+    assert float(match.group(2)) < 1000
+
+
+def test_long_lines_and_odd_bytes_intact(server: Server) -> None:
+    script = (
+        "import sys\n"
+        "out = sys.stdout.buffer\n"
+        "out.write(b'x' * 1048576 + b'\\n')\n"
+        "out.write(b'bar 50%\\r75%\\r100%\\n')\n"
+        "out.write(b'tab\\there  \\n')\n"
+        "out.write(b'bad \\xff\\xfe byte\\n')\n"
+    )
+    job_id = submit_python(server, script)
+    result = subprocess.run(
+        [*STREAM_LOGS, "--server", server.target, "-q", "--no-timestamps", job_id], capture_output=True, timeout=60
+    )
+    lines = result.stdout.decode().split("\n")  # bytes: text mode would turn \r into \n
+    assert lines[0] == "[OUT] " + "x" * 1048576
+    assert lines[1:] == ["[OUT] bar 50%\r75%\r100%", "[OUT] tab\there  ", "[OUT] bad \ufffd\ufffd byte", ""]
