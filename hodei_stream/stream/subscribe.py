@@ -3,9 +3,8 @@
 ``Follower.lines()`` subscribes (SubscribeLogs) and yields records as they arrive.  It also
 makes the stream whole when the wire is not:
 
-- a duplicate (sequence already shown) is dropped; a gap (sequence jumps ahead) is filled
-  with GetLogs before the line that revealed it, so history from a real platform server,
-  whose sequences and history are not exact, still shows each line once where it can;
+- a line already handed on is dropped (``SeenLines``); a gap (the sequence jumps ahead) is
+  filled with GetLogs before the line that revealed it;
 - when the connection drops, it reconnects with back-off and resumes after the last
   sequence shown: subscribe to live lines first, then fill what was missed with GetLogs,
   dropping whatever both deliver;
@@ -16,6 +15,7 @@ makes the stream whole when the wire is not:
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -29,6 +29,13 @@ from hodei_stream.records import LogLine, from_entry
 GET_LOGS_PAGE = 1000
 # Codes that mean "the connection or server went away", worth a reconnect.
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
+# Initial metadata by which a server promises exact sequences (1, 2, 3… per job, each line
+# once).  Ours sends it; the platform's own server does not, since its live entries carry
+# the job's latest sequence instead of their own (hodei-api.md).
+EXACT_SEQUENCES = ("x-hodei-sequences", "exact")
+# How many recent lines are remembered to recognise a repeat from a server without exact
+# sequences (e.g. history sent twice).
+SEEN_WINDOW = 20_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,37 @@ class ReconnectPolicy:
     give_up_after_s: float = 60.0  # without a working connection
     first_delay_s: float = 0.1
     max_delay_s: float = 5.0
+
+
+class SeenLines:
+    """Whether a line was already handed on.
+
+    With exact sequences a line is new when its sequence is past the last one: constant
+    time and memory, whatever the overlap after a reconnect.  Without them, a line is new
+    unless the same line (capture time, stream, text) was handed on among the last
+    ``SEEN_WINDOW``: a misnumbered live line is still shown, a repeated one is not.
+    """
+
+    def __init__(self) -> None:
+        self.exact = False
+        self.last_sequence = 0  # the highest sequence handed on; 0 before the first line
+        self._recent: deque[tuple[int, bool, str]] = deque()
+        self._recent_set: set[tuple[int, bool, str]] = set()
+
+    def is_new(self, line: LogLine) -> bool:
+        if self.exact:
+            return line.sequence > self.last_sequence
+        return (line.captured_ns, line.is_stderr, line.text) not in self._recent_set
+
+    def add(self, line: LogLine) -> None:
+        if line.sequence > self.last_sequence:
+            self.last_sequence = line.sequence
+        if not self.exact:
+            identity = (line.captured_ns, line.is_stderr, line.text)
+            self._recent.append(identity)
+            self._recent_set.add(identity)
+            if len(self._recent) > SEEN_WINDOW:
+                self._recent_set.discard(self._recent.popleft())
 
 
 class Follower:
@@ -58,7 +96,7 @@ class Follower:
         self.tail = tail
         self.reconnect = reconnect
         self.notice = notice
-        self.last_sequence = 0  # the last sequence handed on; 0 before the first line
+        self.seen = SeenLines()
         self.final: pb.GetJobResponse | None = None
         self._call: grpc.Call | None = None
 
@@ -102,9 +140,9 @@ class Follower:
 
     @property
     def _resume_point_known(self) -> bool:
-        """Whether "everything after ``last_sequence``" is what the user asked for: not so
+        """Whether "everything after the last sequence" is what the user asked for: not so
         before the first line of --no-history or --tail, where it would be the whole log."""
-        return self.last_sequence > 0 or (self.history and not self.tail)
+        return self.seen.last_sequence > 0 or (self.history and not self.tail)
 
     def history_lines(self) -> Iterator[LogLine]:
         """The job's lines so far, paged through GetLogs, without following (--no-follow)."""
@@ -113,38 +151,42 @@ class Follower:
     def _one_subscription(self, resuming: bool) -> Iterator[LogLine]:
         if resuming:
             # Live lines first, so nothing written from now on is missed; GetLogs fills what
-            # came while we were away; the sequence check drops what both deliver.
+            # came while we were away; SeenLines drops what both deliver.
             request = pb.SubscribeLogsRequest(job_id=self.job_id, include_history=False)
         else:
             request = pb.SubscribeLogsRequest(job_id=self.job_id, include_history=self.history, tail_lines=self.tail)
         self._call = call = self.client.logs.SubscribeLogs(request)
+        self.seen.exact = EXACT_SEQUENCES in (call.initial_metadata() or ())
         if resuming and self._resume_point_known:
             yield from self._fill(upto=None)
+        seen = self.seen
         for entry in call:
             line = from_entry(entry)
-            sequence = line.sequence
-            if sequence > 0 and self.last_sequence:
-                if sequence <= self.last_sequence:
-                    continue  # already shown (a resumed stream, or a server that repeats)
-                if sequence > self.last_sequence + 1:
-                    yield from self._fill(upto=sequence - 1)
-            if sequence > self.last_sequence:
-                self.last_sequence = sequence
+            if not seen.is_new(line):
+                continue
+            if seen.last_sequence and line.sequence > seen.last_sequence + 1:
+                yield from self._fill(upto=line.sequence - 1)
+                if not seen.is_new(line):  # the fill brought it already
+                    continue
+            seen.add(line)
             yield line
 
     def _fill(self, upto: int | None) -> Iterator[LogLine]:
-        """Lines after ``last_sequence`` (up to ``upto``) from GetLogs, page by page."""
-        while upto is None or self.last_sequence < upto:
-            page = self.client.get_logs(self.job_id, since_sequence=self.last_sequence, limit=GET_LOGS_PAGE)
-            progressed = False
+        """Lines after the last sequence (up to ``upto``) from GetLogs, page by page."""
+        seen = self.seen
+        since = seen.last_sequence
+        while upto is None or since < upto:
+            page = self.client.get_logs(self.job_id, since_sequence=since, limit=GET_LOGS_PAGE)
+            before = since
             for entry in page.entries:
-                if entry.sequence <= self.last_sequence or (upto is not None and entry.sequence > upto):
+                if entry.sequence <= since or (upto is not None and entry.sequence > upto):
                     continue
-                self.last_sequence = entry.sequence
-                progressed = True
-                yield from_entry(entry)
-            # A server whose history lacks the gap (or whose sequences are not sane) gives
+                since = entry.sequence
+                line = from_entry(entry)
+                if seen.is_new(line):
+                    seen.add(line)
+                    yield line
+            # A server whose history lacks the gap (or whose sequences are not sane) makes
             # no progress: go on with what we have rather than ask forever.
-            if not page.has_more or not progressed:
+            if not page.has_more or since == before:
                 return
-
