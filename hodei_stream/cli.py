@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = commands.add_parser("cancel", help="cancel a job (its whole process group is stopped)")
     cancel.add_argument("job_id", metavar="JOB_ID")
     cancel.add_argument("--reason", default="cancelled with hodei cancel")
+    commands.add_parser("bench", help="benchmark stream-logs beside grpcurl/jq and a native client (hodei bench --help)")
     return parser
 
 
@@ -119,7 +120,11 @@ def dispatch(args: argparse.Namespace, server: Server) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:  # its own options; imported only when asked for
+        from hodei_stream.bench.__main__ import main as bench_main
+        return bench_main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     try:
         server = resolve(args.server)
         ensure_running(server)
