@@ -7,29 +7,36 @@ add to the summary (``summary_rows``).  This module does the rest the same way f
 - the server: ``--server URL``, else ``HODEI_GRPC_URL``, else the embedded server, started
   on demand;
 - the job: its payload wrapped by ``hodei_stream.jobs.payload`` and sent with QueueJob;
-- the log: the streamer (``hodei_stream.stream.cli``) in the foreground (``& RETCODE(FG=True)``:
-  it owns the terminal until the job ends), or in the background as the original scripts
-  ran it, ``stdbuf -o0 -e0 stream-logs ID 2>&1 | cat &``, while this process polls GetJob
-  and reports the job's status changes;
+- the log: the streamer (``hodei_stream.stream.cli``) in the foreground (it writes straight
+  to this terminal until the job ends), or in the background as the original scripts ran
+  it, ``stdbuf -o0 -e0 stream-logs ID 2>&1 | cat &``, while this process polls GetJob and
+  reports the job's status changes;
 - the end: a summary block on stderr and an exit status (``ExitStatus``): 0 only when the
-  job completed.  Errors are one line on stderr; Ctrl+C stops watching, not the job.
+  job completed.  Errors are one line on stderr.
+- Ctrl+C: the streamer is started with SIGINT ignored, so that only this process decides
+  what Ctrl+C means: it ends the streamer with SIGTERM, and the streamer's own goodbye
+  (the job goes on, and how to watch it again) is the one message the user reads; or, with
+  ``--cancel-on-interrupt``, it cancels the job and lets the streamer show how it ended.
 
-Scripts that run several jobs (pipelines) override ``run_jobs`` and call ``run_job`` per stage.
+Scripts that run several jobs (pipelines, ``hodei_stream.jobs.pipeline``) override
+``run_jobs`` and call ``run_job`` per stage; ``trace-job`` calls ``follow`` on a job it did
+not submit.
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from plumbum import cli, local
-from plumbum.commands.base import ERROUT
-from plumbum.commands.modifiers import BG, RETCODE, Future
+from plumbum.commands.base import ERROUT, BaseCommand
+from plumbum.commands.modifiers import BG, Future
 
 from hodei_stream.client import FINAL_STATUSES, ClientError, HodeiClient, status_name
 from hodei_stream.exit_codes import ExitStatus
@@ -38,11 +45,11 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.servers import Server, ServerAddressError, ensure_running, resolve
 
 STREAMER_MODULE = "hodei_stream.stream.cli"
-STATUS_POLL_S = 0.2  # how often background mode asks GetJob; a status change shows within this
+STATUS_POLL_S = 0.2  # how often background mode asks GetJob by default; a change shows within this
 # After the job's final status, how long the background streamer may take to print what is left.
 STREAM_DRAIN_TIMEOUT_S = 30.0
-# After Ctrl+C, how long the streamer gets to say goodbye before it is stopped.
-INTERRUPT_GRACE_S = 3.0
+# After Ctrl+C, how long the streamer gets to say goodbye (or to show the cancelled job's end).
+INTERRUPT_GRACE_S = 5.0
 WAITING_STATUSES = frozenset({pb.JOB_STATUS_PENDING, pb.JOB_STATUS_QUEUED})
 RULE = "─" * 64
 
@@ -58,6 +65,7 @@ class JobRequest:
     description: str = ""
     timeout_s: float | None = None
     tags: Sequence[str] = ()
+    bundle: Sequence[Path] = ()  # files and folders the job needs, at $HODEI_BUNDLE_DIR on the worker
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,10 @@ class JobOutcome:
 
 class UsageError(Exception):
     """A command line plumbum's switches cannot reject alone (e.g. "one of --a|--b")."""
+
+
+class WatchInterrupted(KeyboardInterrupt):
+    """Ctrl+C while following a job, already answered: the streamer said goodbye, or the job was cancelled."""
 
 
 class StreamerFailed(Exception):
@@ -107,6 +119,10 @@ class JobScript(cli.Application):
         help="stream the log in the background (stdbuf -o0 -e0 stream-logs ID 2>&1 | cat &) "
         "while watching the job's status",
     )
+    cancel_on_interrupt = cli.Flag(
+        "--cancel-on-interrupt", help="on Ctrl+C, cancel the job (by default Ctrl+C stops watching and the job goes on)"
+    )
+    poll_interval_s = STATUS_POLL_S  # a switch of its own in trace-job.sh
 
     # The job being watched, for the Ctrl+C message.
     watched_job_id: str | None = None
@@ -123,6 +139,17 @@ class JobScript(cli.Application):
     def summary_rows(self, outcome: JobOutcome) -> list[tuple[str, str]]:
         """Extra ``(label, value)`` lines for the summary block, e.g. where the results are."""
         return []
+
+    def explain_failure(self, client: HodeiClient, outcome: JobOutcome) -> str | None:
+        """One line that says why a failed job failed and what to do, when the script can tell."""
+        return None
+
+    def status_changed(self, job_id: str, job: pb.GetJobResponse) -> None:
+        """Background mode saw the job take a new status: say so (trace-job also keeps the time)."""
+        if job.status in WAITING_STATUSES:
+            self.say(f"[WAIT] job {job_id} is {status_name(job.status)}, waiting for a worker")
+        else:
+            self.say(f"[STATUS] job {job_id} is {status_name(job.status)}")
 
     # ----- the flow shared by every script ----------------------------------------------
 
@@ -144,18 +171,22 @@ class JobScript(cli.Application):
             return self.fail(f"cannot build the job: {error}", ExitStatus.JOB_FAILED)
         except StreamerFailed as error:
             return error.status  # the streamer already said why, in one line
-        except KeyboardInterrupt:
-            return self.interrupted()
+        except KeyboardInterrupt as interrupt:
+            return self.interrupted(answered=isinstance(interrupt, WatchInterrupted))
 
     def run_jobs(self, client: HodeiClient) -> ExitStatus:
         outcome = self.run_job(client, self.job_request())
         self.print_summary(outcome)
+        self.report_failure(client, outcome)
         return outcome.exit_status
+
+    def report_failure(self, client: HodeiClient, outcome: JobOutcome) -> None:
+        if outcome.exit_status != ExitStatus.OK and (hint := self.explain_failure(client, outcome)):
+            self.say(hint)
 
     def run_job(self, client: HodeiClient, request: JobRequest) -> JobOutcome:
         """Submit ``request``, stream its log in the chosen mode, return how it ended."""
-        spec = job_spec(request.payload, request.args, request.env)
-        submitted = time.monotonic()
+        spec = job_spec(request.payload, request.args, request.env, request.bundle)
         job_id = client.queue_job(
             request.name,
             spec.command,
@@ -164,88 +195,104 @@ class JobScript(cli.Application):
             timeout_s=request.timeout_s,
             tags=request.tags,
         )
-        self.watched_job_id = job_id
         self.say(f"🚀 submitted job '{request.name}' as {job_id} to {client.server}")
-        if self.streams_in_foreground:
-            status = self.stream_foreground(client.server, job_id)
-            if status == ExitStatus.INTERRUPTED:  # SIGINT reached the streamer but not us
-                raise KeyboardInterrupt
-            if status not in (ExitStatus.OK, ExitStatus.JOB_FAILED):
-                raise StreamerFailed(status)
-            job = client.wait_final(job_id)
-        else:
-            job = self.stream_background(client, job_id)
+        return self.follow(client, job_id, request.name)
+
+    def follow(self, client: HodeiClient, job_id: str, name: str, stream_logs: bool = True) -> JobOutcome:
+        """Stream a job's log in the chosen mode (or only watch it) until it ends; how it ended."""
+        started = time.monotonic()
+        self.watched_job_id = job_id
+        foreground = self.streams_in_foreground and stream_logs
+        streamer = start_streamer(self.streamer_command(client.server, job_id, foreground)) if stream_logs else None
+        try:
+            if streamer is not None and foreground:
+                status = streamer.proc.wait()
+                if status not in (ExitStatus.OK, ExitStatus.JOB_FAILED):
+                    raise StreamerFailed(status)
+                job = client.wait_final(job_id)
+            else:
+                job = self.watch_status(client, job_id)
+                if streamer is not None and not wait_for(streamer, STREAM_DRAIN_TIMEOUT_S):
+                    self.say(f"⚠️ the log stream of {job_id} did not end {STREAM_DRAIN_TIMEOUT_S:.0f}s after the job did; stopped it")
+        except KeyboardInterrupt:
+            self.stop_watching(client, job_id, streamer)
+            raise WatchInterrupted from None
+        finally:
+            if streamer is not None and not wait_for(streamer, INTERRUPT_GRACE_S):
+                stop(streamer)
         self.watched_job_id = None
-        return outcome_of(job, job_id, request.name, fallback_duration_s=time.monotonic() - submitted)
+        return outcome_of(job, job_id, name, fallback_duration_s=time.monotonic() - started)
 
     @property
     def streams_in_foreground(self) -> bool:
         return self.foreground or (self.FOREGROUND_BY_DEFAULT and not self.background)
 
-    def stream_foreground(self, server: Server, job_id: str) -> int:
-        """Run the streamer on this terminal until the job's log ends; its exit status."""
-        return int(local[sys.executable][streamer_args(server, job_id)] & RETCODE(FG=True))
+    @staticmethod
+    def streamer_command(server: Server, job_id: str, foreground: bool) -> BaseCommand:
+        """The streamer on this terminal (foreground), or the original's ``stdbuf -o0 -e0 … 2>&1 | cat``.
 
-    def stream_background(self, client: HodeiClient, job_id: str) -> pb.GetJobResponse:
-        """Stream in the background while polling GetJob; the job's final state.
-
-        ``| cat`` reads the streamer's only pipe, and cat writes to this process's stdout: no
-        output is captured, so nothing can fill up and block the streamer.
+        In the background, ``| cat`` reads the streamer's only pipe and writes to this
+        process's stdout: no output is captured, so nothing can fill up and block the streamer.
         """
-        unbuffered = local["stdbuf"]["-o0", "-e0", sys.executable][streamer_args(client.server, job_id)]
-        pipeline = (unbuffered >= ERROUT) | local["cat"]
-        future = pipeline & BG(retcode=None, stdin=None, stdout=None, stderr=None)
-        try:
-            job = self.watch_status(client, job_id)
-            if not wait_for(future, STREAM_DRAIN_TIMEOUT_S):
-                self.say(f"⚠️ the log stream of {job_id} did not end {STREAM_DRAIN_TIMEOUT_S:.0f}s after the job did; stopped it")
-            return job
-        finally:
-            if not wait_for(future, INTERRUPT_GRACE_S):
-                stop(future)
+        if foreground:
+            return local[sys.executable][streamer_args(server, job_id)]
+        unbuffered = local["stdbuf"]["-o0", "-e0", sys.executable][streamer_args(server, job_id)]
+        return (unbuffered >= ERROUT) | local["cat"]
+
+    def stop_watching(self, client: HodeiClient, job_id: str, streamer: Future | None) -> None:
+        """Answer Ctrl+C while following ``job_id``: cancel it, or leave it running, and say which once."""
+        if self.cancel_on_interrupt:
+            response = client.cancel_job(job_id, reason=f"Ctrl+C in {self.PROGNAME} (--cancel-on-interrupt)")
+            outcome = "cancelling it" if response.success else response.message
+            self.say(f"\n⏹ stopped watching job {job_id} and, as --cancel-on-interrupt asks, {outcome}")
+            # The streamer, still running, shows the job's last lines and how it ended.
+        elif streamer is not None and streamer.proc.poll() is None:
+            stop_source(streamer)  # SIGTERM: the streamer says the job goes on, and how to watch it again
+        else:
+            self.say(self.goodbye(job_id))
 
     def watch_status(self, client: HodeiClient, job_id: str) -> pb.GetJobResponse:
-        """Poll GetJob until the job is final, saying each status it passes through."""
+        """Poll GetJob until the job is final, reporting each status it passes through."""
         seen: int | None = None
         while True:
             job = client.get_job(job_id)
             if job.status != seen:
                 seen = job.status
-                if seen in WAITING_STATUSES:
-                    self.say(f"[WAIT] job {job_id} is {status_name(seen)}, waiting for a worker")
-                else:
-                    self.say(f"[STATUS] job {job_id} is {status_name(seen)}")
+                self.status_changed(job_id, job)
             if seen in FINAL_STATUSES:
                 return job
-            time.sleep(STATUS_POLL_S)
+            time.sleep(self.poll_interval_s)
 
     # ----- output -----------------------------------------------------------------------
 
     def print_summary(self, outcome: JobOutcome) -> None:
-        mark = "✅" if outcome.exit_status == ExitStatus.OK else "❌"
         exit_code = f" (exit code {outcome.exit_code})" if outcome.exit_code else ""
         rows = [
             ("Job ID", outcome.job_id),
             ("Name", outcome.name),
-            ("Status", f"{mark} {outcome.status}{exit_code}"),
+            ("Status", f"{status_mark(outcome.status)} {outcome.status}{exit_code}"),
             ("Duration", f"{outcome.duration_s:.2f}s"),
         ]
         if outcome.error_message:
             rows.append(("Error", outcome.error_message))
-        rows += self.summary_rows(outcome)
-        width = max(len(label) for label, _ in rows) + 1
-        lines = [RULE, "📋 Summary", *(f"   {label + ':':<{width}} {value}" for label, value in rows), RULE]
-        self.say("\n".join(lines))
+        self.print_block("📋 Summary", rows + self.summary_rows(outcome))
 
-    def interrupted(self) -> int:
-        if self.watched_job_id:
-            self.say(
-                f"\n⏹ stopped watching; job {self.watched_job_id} goes on on the server."
-                f" Resume watching with: stream-logs {self.watched_job_id}"
-            )
-        else:
-            self.say("\n⏹ interrupted")
+    def print_block(self, title: str, rows: Sequence[tuple[str, str]], table: Sequence[str] = ()) -> None:
+        """A summary block: a rule, the title, aligned ``label: value`` rows, a table, a rule."""
+        width = max(len(label) for label, _ in rows) + 1
+        lines = [RULE, title, *(f"   {label + ':':<{width}} {value}" for label, value in rows)]
+        lines += [f"   {line}" for line in table]
+        self.say("\n".join([*lines, RULE]))
+
+    def interrupted(self, answered: bool) -> int:
+        """Ctrl+C reached ``main``: say so, unless ``stop_watching`` already did."""
+        if not answered:
+            self.say(self.goodbye(self.watched_job_id) if self.watched_job_id else "\n⏹ interrupted")
         return ExitStatus.INTERRUPTED
+
+    @staticmethod
+    def goodbye(job_id: str) -> str:
+        return f"\n⏹ stopped watching; job {job_id} goes on. Watch it again with: stream-logs {job_id}"
 
     def fail(self, message: str, status: ExitStatus) -> int:
         self.say(f"{self.PROGNAME}: {message}")
@@ -278,6 +325,37 @@ def outcome_of(job: pb.GetJobResponse, job_id: str, name: str, fallback_duration
     )
 
 
+def job_log_lines(client: HodeiClient, job_id: str) -> Iterator[str]:
+    """Every line the job wrote, oldest first, paged through GetLogs (to explain a failure)."""
+    since = 0
+    while True:
+        page = client.get_logs(job_id, since_sequence=since)
+        for entry in page.entries:
+            yield entry.line
+        if not page.has_more or not page.entries:
+            return
+        since = page.entries[-1].sequence
+
+
+def status_mark(status: str) -> str:
+    return {"COMPLETED": "✅", "RUNNING": "⏳", "SKIPPED": "⏭"}.get(status, "❌")
+
+
+def start_streamer(command: BaseCommand) -> Future:
+    """Start ``command`` (the streamer, or its ``| cat`` pipeline) with SIGINT ignored.
+
+    Only this process should see the terminal's Ctrl+C (see the module docstring).  An
+    ignored signal stays ignored across exec, and Python leaves an ignored SIGINT alone; the
+    handler is back in place before any Ctrl+C could matter.  stdio is inherited, as ``FG``
+    would do, but the future gives the handle that Ctrl+C needs to end the streamer.
+    """
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return command & BG(retcode=None, stdin=None, stdout=None, stderr=None)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def wait_for(future: Future, timeout_s: float) -> bool:
     """Wait up to ``timeout_s`` for a background pipeline; True when it has ended."""
     try:
@@ -285,6 +363,13 @@ def wait_for(future: Future, timeout_s: float) -> bool:
     except subprocess.TimeoutExpired:
         return False
     return True
+
+
+def stop_source(future: Future) -> None:
+    """SIGTERM the streamer alone (the source of ``a | b``), leaving cat to pass on its last words."""
+    process = getattr(future.proc, "srcproc", None) or future.proc
+    if process.poll() is None:
+        process.terminate()
 
 
 def stop(future: Future) -> None:

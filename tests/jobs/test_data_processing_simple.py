@@ -169,7 +169,8 @@ def test_ctrl_c_stops_watching_and_the_job_goes_on(server: Server, home: Path) -
     os.killpg(run.process.pid, signal.SIGINT)
     assert run.finish() == ExitStatus.INTERRUPTED
     job_id = re.search(rf"Streaming logs for job: ({UUID})", run.err_text).group(1)  # type: ignore[union-attr]
-    assert f"Resume watching with: stream-logs {job_id}" in run.err_text
+    assert f"Watch it again with: stream-logs {job_id}" in run.err_text
+    assert run.err_text.count("stopped watching") == 1, run.err_text
     assert "Traceback" not in run.err_text
     with HodeiClient(server) as client:
         assert status_name(client.wait_final(job_id, deadline_s=JOB_TIMEOUT_S).status) == "COMPLETED"
