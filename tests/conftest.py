@@ -49,13 +49,13 @@ class ServerProcess:
     log's tail is quoted when the server fails to start or to stop.
     """
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *options: str) -> None:
         self.home = home
         self.server = Server(embedded_target(home), embedded=True)
         self.log_path = home / "server-test.log"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "hodei_stream.server.daemon", "run", "--listen", self.server.target],
+                [sys.executable, "-m", "hodei_stream.server.daemon", "run", "--listen", self.server.target, *options],
                 env={**os.environ, "HODEI_STREAM_HOME": str(home)},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -103,12 +103,13 @@ def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture
-def launch_server() -> Iterator[Callable[[Path], ServerProcess]]:
-    """Start servers by hand (e.g. to restart one on the same home); all stopped at teardown."""
+def launch_server() -> Iterator[Callable[..., ServerProcess]]:
+    """Start servers by hand (e.g. to restart one on the same home), ``launch(home, *options)``
+    with options for ``hodei-server run``; all stopped at teardown."""
     started: list[ServerProcess] = []
 
-    def launch(home: Path) -> ServerProcess:
-        started.append(ServerProcess(home))
+    def launch(home: Path, *options: str) -> ServerProcess:
+        started.append(ServerProcess(home, *options))
         return started[-1]
 
     yield launch

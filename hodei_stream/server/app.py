@@ -33,10 +33,10 @@ class EmbeddedServer:
     store: JobStore
     worker: Worker
 
-    async def close(self) -> None:
-        """Stop cleanly: cancel running jobs (their subscribers see them end), stop serving,
-        commit every pending line."""
-        await self.worker.close()
+    async def close(self, cancel_jobs: bool = True) -> None:
+        """Stop cleanly: cancel running jobs (their subscribers see them end) unless told to
+        leave them running for the next server, stop serving, commit every pending line."""
+        await self.worker.close(cancel_jobs)
         self.grpc.close()
         await self.grpc.wait_closed()
         await self.store.close()

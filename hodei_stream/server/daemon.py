@@ -4,7 +4,10 @@
 - ``start`` starts ``run`` detached (log in ``server.log`` in the state folder) and returns
   once the server answers; a lock makes two concurrent starts start one server.
 - ``stop`` asks the running server to stop (SIGTERM) and waits for it.  Jobs still running
-  are cancelled (their whole process group is stopped) and end as CANCELLED.
+  are cancelled (their whole process group is stopped) and end as CANCELLED.  With
+  ``--keep-jobs`` (SIGUSR1) they keep running under their supervisors, which spool their
+  lines and hand them to the next server (``start`` re-attaches them).  A server that is
+  killed outright leaves its jobs running the same way.
 - ``status`` says whether it runs (exit 0) or not (exit 1), and where.
 
 The state folder is ``HODEI_STREAM_HOME`` (``hodei_stream.servers.state_home``); the running
@@ -35,6 +38,8 @@ LOG_FILE_NAME = "server.log"
 LOCK_FILE_NAME = "server.lock"
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 30.0
+# The signal that asks a running server to stop and leave its jobs running.
+KEEP_JOBS_SIGNAL = signal.SIGUSR1
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,21 @@ async def serve(address: str, home: Path, settings: ServerSettings) -> None:
     state_file.write_text(json.dumps({"pid": os.getpid(), "address": bound_address}))
     print(f"hodei-server: listening on {bound_address} (state in {home})", file=sys.stderr, flush=True)
     stop = asyncio.Event()
+    keep_jobs = False
+
+    def request_stop(keep: bool) -> None:
+        nonlocal keep_jobs
+        keep_jobs = keep
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, request_stop, False)
+    loop.add_signal_handler(KEEP_JOBS_SIGNAL, request_stop, True)
     await stop.wait()
-    print("hodei-server: stopping (running jobs are cancelled)", file=sys.stderr, flush=True)
-    await server.close()
+    what = "running jobs keep running; the next start re-attaches them" if keep_jobs else "running jobs are cancelled"
+    print(f"hodei-server: stopping ({what})", file=sys.stderr, flush=True)
+    await server.close(cancel_jobs=not keep_jobs)
     state_file.unlink(missing_ok=True)
     print("hodei-server: stopped", file=sys.stderr, flush=True)
 
@@ -121,12 +135,12 @@ def command_start(address: str, home: Path, run_options: list[str]) -> int:
         return 0
 
 
-def command_stop(home: Path) -> int:
+def command_stop(home: Path, keep_jobs: bool) -> int:
     running = running_server(home)
     if running is None:
         print("hodei-server: not running")
         return 0
-    os.kill(running.pid, signal.SIGTERM)
+    os.kill(running.pid, KEEP_JOBS_SIGNAL if keep_jobs else signal.SIGTERM)
     give_up = time.monotonic() + STOP_TIMEOUT_S
     # Gone, or its state file removed (a stopped `run` whose parent has not reaped it yet).
     while running_server(home) is not None or (home / STATE_FILE_NAME).exists():
@@ -134,7 +148,7 @@ def command_stop(home: Path) -> int:
             print(f"hodei-server: pid {running.pid} did not stop within {STOP_TIMEOUT_S:.0f}s", file=sys.stderr)
             return 1
         time.sleep(0.02)
-    print(f"hodei-server: stopped (pid {running.pid})")
+    print(f"hodei-server: stopped (pid {running.pid})" + ("; jobs left running" if keep_jobs else ""))
     return 0
 
 
@@ -156,18 +170,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="lines a job's supervisor gathers before sending (default %(default)s)")
     parser.add_argument("--batch-flush-ms", type=float, default=defaults.batch_flush_interval_s * 1000,
                         help="longest a gathered line waits, in ms (default %(default)s)")
+    parser.add_argument("--keep-jobs", action="store_true",
+                        help="stop: leave running jobs running (the next start re-attaches them)"
+                             " instead of cancelling them")
+    parser.add_argument("--supervisor-linger", type=float, default=defaults.supervisor_linger_s, metavar="S",
+                        help="how long a job's supervisor waits for an absent server after the job"
+                             " ended, before it leaves the job's lines to the next server (default %(default)ss)")
     args = parser.parse_args(argv)
     home = state_home()
     address = args.listen or embedded_target(home)
     if args.command == "run":
         settings = ServerSettings(batch_capacity=max(1, args.batch_capacity),
-                                  batch_flush_interval_s=max(0.0, args.batch_flush_ms / 1000))
+                                  batch_flush_interval_s=max(0.0, args.batch_flush_ms / 1000),
+                                  supervisor_linger_s=max(0.0, args.supervisor_linger))
         return command_run(address, home, settings)
     if args.command == "start":
-        run_options = ["--batch-capacity", str(args.batch_capacity), "--batch-flush-ms", str(args.batch_flush_ms)]
+        run_options = ["--batch-capacity", str(args.batch_capacity), "--batch-flush-ms", str(args.batch_flush_ms),
+                       "--supervisor-linger", str(args.supervisor_linger)]
         return command_start(address, home, run_options)
     if args.command == "stop":
-        return command_stop(home)
+        return command_stop(home, args.keep_jobs)
     return command_status(home)
 
 

@@ -3,8 +3,12 @@
 A frame is a 5-byte header (kind: 1 byte, payload length: 4 bytes, big-endian) and the
 payload.  Control frames carry JSON; ``LINES`` carries a batch of captured lines in a binary
 layout, because it is the hot path.  The supervisor opens the connection and introduces
-itself with ``HELLO`` (job id and the last sequence the server should know), so that a later
-version can let a supervisor reconnect to a restarted server without a new protocol.
+itself with ``HELLO`` (job id, its pid and the last sequence it wrote); the server answers
+``RESUME`` with the last sequence it stored, and the supervisor sends every line after that
+one (from its spool) before it goes on live.  So a supervisor reconnects to a restarted
+server, and nothing is lost or sent twice.  ``DONE`` ends a job's conversation: the server
+has stored the job's outcome and every line (or does not want the job: it is unknown or
+over), and the supervisor may stop the job if it still runs, forget its spool and exit.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ LINE_HEADER = struct.Struct("!QQBI")
 
 
 class FrameKind(enum.IntEnum):
-    HELLO = 1  # supervisor → server, JSON {"job_id", "last_sequence"}
+    HELLO = 1  # supervisor → server, JSON {"job_id", "last_sequence", "pid"}
     STARTED = 2  # supervisor → server, JSON {"pid", "started_ns"}
     LINES = 3  # supervisor → server, a binary batch of lines (see LINE_HEADER)
     EXITED = 4  # supervisor → server, JSON, see ``JobOutcome``
     CANCEL = 5  # server → supervisor, JSON {"reason"}
+    RESUME = 6  # server → supervisor, the answer to HELLO: JSON {"after_sequence"}
+    DONE = 7  # server → supervisor, JSON {}: everything is stored, forget the job
 
 
 def encode(kind: FrameKind, payload: bytes) -> bytes:
@@ -41,13 +47,14 @@ def encode_json(kind: FrameKind, value: dict[str, Any]) -> bytes:
     return encode(kind, json.dumps(value).encode())
 
 
-def encode_lines(lines: Iterable[LogLine]) -> bytes:
+def encode_line_records(lines: Iterable[LogLine]) -> bytes:
+    """The payload of a LINES frame (also the layout of a supervisor's spool file)."""
     parts: list[bytes] = []
     for line in lines:
         text = line.text.encode()
         parts.append(LINE_HEADER.pack(line.sequence, line.captured_ns, line.is_stderr, len(text)))
         parts.append(text)
-    return encode(FrameKind.LINES, b"".join(parts))
+    return b"".join(parts)
 
 
 def decode_lines(job_id: str, payload: bytes) -> list[LogLine]:
@@ -94,8 +101,24 @@ class FrameReader:
         return frames
 
 
-def connect(path: str) -> socket.socket:
-    """The supervisor's connection to the server's worker socket."""
+def connect(path: str, timeout: float) -> socket.socket:
+    """The supervisor's connection to the server's worker socket (blocking, with ``timeout``
+    on each operation until the caller changes it)."""
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.connect(path)
+    connection.settimeout(timeout)
+    try:
+        connection.connect(path)
+    except OSError:
+        connection.close()
+        raise
     return connection
+
+
+def receive_frames(connection: socket.socket, reader: FrameReader) -> list[tuple[FrameKind, bytes]]:
+    """Block until at least one whole frame arrived; OSError when the connection ends first."""
+    while True:
+        chunk = connection.recv(1 << 16)
+        if not chunk:
+            raise ConnectionResetError("the server closed the connection")
+        if received := reader.feed(chunk):
+            return received

@@ -24,3 +24,9 @@ class ServerSettings:
     store_recent_lines: int = 10_000
     # ``hodei-server stop`` / SIGTERM: how long running jobs get to end after the cancel.
     shutdown_grace_s: float = 5.0
+    # A restarted server waits this long for the supervisor of a job it found unfinished to
+    # reconnect, when it cannot tell whether that supervisor still runs; then FAILED.
+    reattach_timeout_s: float = 10.0
+    # A supervisor whose job ended while no server was there keeps trying to hand over the
+    # job's lines and outcome this long, then exits and leaves them (spooled) to the next server.
+    supervisor_linger_s: float = 3600.0

@@ -15,6 +15,7 @@ import queue
 import sqlite3
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import astuple, dataclass, fields, replace
 from pathlib import Path
 
@@ -77,7 +78,8 @@ class JobRecord:
 
 
 class JobLog:
-    """A job's lines in memory: ``lines[i]`` has sequence ``first_sequence + i``."""
+    """A job's lines in memory: ``lines[i]`` has sequence ``first_sequence + i``; the lines
+    before ``first_sequence`` are committed."""
 
     def __init__(self, first_sequence: int) -> None:
         self.first_sequence = first_sequence
@@ -113,20 +115,24 @@ class JobStore:
         self.loop = asyncio.get_running_loop()
         self.jobs: dict[str, JobRecord] = {}
         self.logs: dict[str, JobLog] = {}
-        self.pending: queue.SimpleQueue[JobRecord | list[LogLine] | None] = queue.SimpleQueue()
+        # What the writer thread commits next: jobs, lines, sync barriers; None stops it.
+        self.pending: queue.SimpleQueue[JobRecord | list[LogLine] | Future[None] | None] = queue.SimpleQueue()
         self.readers = threading.local()
         with self._connect() as database:
             database.executescript(SCHEMA)
             for row in database.execute("SELECT * FROM jobs"):
                 record = JobRecord(*row)
+                if not record.is_final:
+                    # Still running under its supervisor, which resumes after the last line
+                    # committed: count what is on disk, not what the record last said.
+                    (stored,) = database.execute(
+                        "SELECT coalesce(max(sequence), 0) FROM log_lines WHERE job_id = ?", (record.job_id,)
+                    ).fetchone()
+                    record = replace(record, line_count=stored)
+                    self.logs[record.job_id] = JobLog(first_sequence=stored + 1)
                 self.jobs[record.job_id] = record
         self.writer = threading.Thread(target=self._write_loop, name="hodei-store-writer", daemon=True)
         self.writer.start()
-        for record in list(self.jobs.values()):
-            if not record.is_final:
-                # Its supervisor cancelled it when this server's predecessor went away.
-                self.update(record.job_id, status=pb.JOB_STATUS_FAILED, ended_ns=time.time_ns(),
-                            error_message="the server stopped while the job was running")
 
     def _connect(self) -> sqlite3.Connection:
         database = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -138,6 +144,12 @@ class JobStore:
         """Commit everything still pending and stop the writer."""
         self.pending.put(None)
         await asyncio.to_thread(self.writer.join)
+
+    async def sync(self) -> None:
+        """Return once everything stored so far is committed to disk."""
+        barrier: Future[None] = Future()
+        self.pending.put(barrier)
+        await asyncio.wrap_future(barrier)
 
     # ---- jobs ------------------------------------------------------------------------
 
@@ -152,6 +164,9 @@ class JobStore:
 
     def get(self, job_id: str) -> JobRecord | None:
         return self.jobs.get(job_id)
+
+    def unfinished(self) -> list[JobRecord]:
+        return [record for record in self.jobs.values() if not record.is_final]
 
     def is_final(self, job_id: str) -> bool:
         return self.jobs[job_id].is_final
@@ -232,10 +247,13 @@ class JobStore:
                 except queue.Empty:
                     break
             committed: dict[str, int] = {}
+            barriers: list[Future[None]] = []
             database.execute("BEGIN")
             for item in batch:
                 if item is None:
                     stopping = True
+                elif isinstance(item, Future):
+                    barriers.append(item)
                 elif isinstance(item, JobRecord):
                     database.execute(upsert_job, astuple(item))
                     # Reported too, so that a final job's buffer is let go once all is on disk.
@@ -249,6 +267,8 @@ class JobStore:
             for job_id, sequence in committed.items():
                 database.execute("UPDATE jobs SET line_count = ? WHERE job_id = ?", (sequence, job_id))
             database.execute("COMMIT")
+            for barrier in barriers:
+                barrier.set_result(None)
             if not stopping:
                 self.loop.call_soon_threadsafe(self._committed, committed)
         database.close()

@@ -1,9 +1,8 @@
 """The small process that runs one job: ``python -m hodei_stream.server.supervisor``.
 
 Why a process of its own per job (as conmon or containerd-shim do for containers): it owns
-the job's output and exit, so the server only ever talks to it over a socket, and a later
-version can let jobs outlive a server restart (the ``HELLO`` frame already names the job
-and the last sequence sent).
+the job's output and exit, so the server only ever talks to it over a socket, and the job
+outlives its server: a restart of the server costs the job nothing.
 
 What it does:
 - starts the job in a process group of its own, stdin from /dev/null, stdout and stderr each
@@ -21,7 +20,13 @@ What it does:
 - when the job's main process has exited, reads what is left for a short, bounded time (a
   daemon the job forked may hold the terminal open forever) and reports the exit.
 
-If the server goes away the job is cancelled: nobody would receive its lines.
+Every batch of lines is appended to the job's spool file (``spool.JobSpool``) before it is
+sent.  If the server goes away the job runs on: the supervisor keeps spooling and reconnects
+with back-off; the new server answers ``RESUME`` with the last sequence it stored and gets
+every line after it from the spool.  Once the job has ended and the server confirmed
+(``DONE``) that it stored everything, the spool is removed and the supervisor exits; a
+supervisor whose server does not come back within ``linger_s`` exits and leaves the spool
+(and the job's outcome) for the next server to import.
 """
 
 from __future__ import annotations
@@ -37,17 +42,25 @@ import sys
 import time
 import tty
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hodei_stream.records import LogLine
 from hodei_stream.server import frames
 from hodei_stream.server.frames import FrameKind
+from hodei_stream.server.spool import JobSpool, process_start_time
 
 MAX_LINE_BYTES = 2 * 1024 * 1024
 READ_CHUNK = 1 << 16
 # After the main process exited: a read that finds nothing new for this long means the
 # output is drained (what the job wrote before exiting is readable at once).
 DRAIN_IDLE_S = 0.05
+# Reconnecting to a server that went away: the first retry after this long, then twice as
+# long each time, up to the maximum (so a restarted server gets its jobs back within ~1 s).
+RECONNECT_FIRST_S = 0.05
+RECONNECT_MAX_S = 1.0
+# How long a connected server may take to answer HELLO before we count it as away.
+HANDSHAKE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,8 @@ class JobSpec:
     batch_flush_interval_s: float
     kill_grace_s: float
     drain_after_exit_s: float
+    spool_directory: str
+    linger_s: float
 
 
 def cut_long_line(data: bytes) -> list[bytes]:
@@ -127,46 +142,106 @@ class LogBatcher:
 
 
 class Supervisor:
-    def __init__(self, job_id: str, spec: JobSpec, connection: socket.socket) -> None:
+    def __init__(self, job_id: str, spec: JobSpec, socket_path: str) -> None:
         self.job_id = job_id
         self.spec = spec
-        self.connection = connection
-        self.server_gone = False
+        self.socket_path = socket_path
+        self.spool = JobSpool(Path(spec.spool_directory), job_id)
         self.selector = selectors.DefaultSelector()
         self.splitters = {False: LineSplitter(), True: LineSplitter()}
         self.batcher = LogBatcher(spec.batch_capacity, spec.batch_flush_interval_s)
         self.next_sequence = 1
         self.stop_reason: str | None = None  # "cancelled" or "timeout" once we stop the job
         self.kill_at: float | None = None
+        self.pid: int | None = None  # the job's, once started
+        # The server, when connected; else when to try again, with a delay that doubles.
+        self.connection: socket.socket | None = None
         self.frame_reader = frames.FrameReader()
+        self.reconnect_at = 0.0
+        self.reconnect_delay_s = RECONNECT_FIRST_S
+        # Sent again on every reconnect, so a restarted server learns them too.
+        self.started_report: dict[str, Any] | None = None
+        self.exit_report: dict[str, Any] | None = None
+        self.done = False  # the server has everything (or does not want the job)
 
     # ---- talking to the server -------------------------------------------------------
 
-    def send(self, frame: bytes) -> None:
-        if self.server_gone:
+    def connect(self) -> None:
+        """One attempt to (re)connect: HELLO, the server's RESUME, then what it lacks."""
+        reader = frames.FrameReader()
+        try:
+            connection = frames.connect(self.socket_path, HANDSHAKE_TIMEOUT_S)
+        except OSError:
+            self.retry_later()
             return
+        try:
+            connection.sendall(frames.encode_json(FrameKind.HELLO, {
+                "job_id": self.job_id, "last_sequence": self.next_sequence - 1, "pid": os.getpid()}))
+            (kind, payload), *later = frames.receive_frames(connection, reader)
+            if kind == FrameKind.RESUME:
+                # Blocking sends from here on: while the server takes them the job's output
+                # waits in its terminal, which is how the job is slowed, never lost.
+                connection.settimeout(None)
+                if self.started_report:
+                    connection.sendall(frames.encode_json(FrameKind.STARTED, self.started_report))
+                for records in self.spool.payloads_after(json.loads(payload)["after_sequence"]):
+                    connection.sendall(frames.encode(FrameKind.LINES, records))
+                if self.exit_report:
+                    connection.sendall(frames.encode_json(FrameKind.EXITED, self.exit_report))
+        except (OSError, ValueError):
+            connection.close()
+            self.retry_later()
+            return
+        self.connection, self.frame_reader = connection, reader
+        self.reconnect_delay_s = RECONNECT_FIRST_S
+        self.selector.register(connection, selectors.EVENT_READ, "server")
+        self.on_frames([(kind, payload), *later])
+
+    def retry_later(self) -> None:
+        self.reconnect_at = time.monotonic() + self.reconnect_delay_s
+        self.reconnect_delay_s = min(2 * self.reconnect_delay_s, RECONNECT_MAX_S)
+
+    def disconnect(self) -> None:
+        """The server went away: keep the job running and its lines spooled, and reconnect."""
+        if self.connection is not None:
+            self.selector.unregister(self.connection)
+            self.connection.close()
+            self.connection = None
+            self.retry_later()
+
+    def send(self, frame: bytes) -> None:
+        if self.connection is None:
+            return  # spooled: the next connection sends it after RESUME
         try:
             self.connection.sendall(frame)
         except OSError:
-            self.server_gone = True
+            self.disconnect()
 
     def flush(self) -> None:
         if lines := self.batcher.take():
-            self.send(frames.encode_lines(lines))
+            records = frames.encode_line_records(lines)
+            self.spool.append(records, lines[0].sequence)
+            self.send(frames.encode(FrameKind.LINES, records))
 
     def on_server_readable(self) -> None:
+        assert self.connection is not None
         try:
             chunk = self.connection.recv(READ_CHUNK)
         except OSError:
             chunk = b""
         if not chunk:
-            self.server_gone = True
-            self.selector.unregister(self.connection)
-            self.begin_stop("cancelled")
+            self.disconnect()
             return
-        for kind, _payload in self.frame_reader.feed(chunk):
+        self.on_frames(self.frame_reader.feed(chunk))
+
+    def on_frames(self, received: list[tuple[FrameKind, bytes]]) -> None:
+        for kind, _payload in received:
             if kind == FrameKind.CANCEL:
                 self.begin_stop("cancelled")
+            elif kind == FrameKind.DONE:
+                self.done = True
+                if self.exit_report is None:
+                    self.begin_stop("cancelled")  # the server does not want the job (any more)
 
     # ---- the job -----------------------------------------------------------------------
 
@@ -177,6 +252,8 @@ class Supervisor:
             self.kill_at = time.monotonic() + self.spec.kill_grace_s
 
     def signal_group(self, signum: int) -> None:
+        if self.pid is None:
+            return  # not started: there is nothing to stop
         try:
             os.killpg(self.pid, signum)
         except ProcessLookupError:
@@ -201,10 +278,10 @@ class Supervisor:
             )
         except OSError as error:
             reason = error.strerror or str(error)
-            self.send(frames.encode_json(FrameKind.EXITED, {
+            self.report_exit({
                 "outcome": "failed", "exit_code": "", "ended_ns": time.time_ns(),
                 "error": f"cannot start '{self.spec.command}': {reason}",
-            }))
+            })
             return False
         finally:
             for fd in slaves.values():
@@ -215,8 +292,10 @@ class Supervisor:
             self.selector.register(fd, selectors.EVENT_READ, is_stderr)
         self.pidfd = os.pidfd_open(process.pid)
         self.selector.register(self.pidfd, selectors.EVENT_READ, "exited")
-        self.selector.register(self.connection, selectors.EVENT_READ, "server")
-        self.send(frames.encode_json(FrameKind.STARTED, {"pid": process.pid, "started_ns": time.time_ns()}))
+        self.spool.write_state({**self.spool.read_state(), "job_pid": process.pid,
+                                "job_start_time": process_start_time(process.pid)})
+        self.started_report = {"pid": process.pid, "started_ns": time.time_ns()}
+        self.send(frames.encode_json(FrameKind.STARTED, self.started_report))
         return True
 
     def on_output(self, fd: int, is_stderr: bool) -> None:
@@ -247,9 +326,18 @@ class Supervisor:
         return [(key.fd, key.data) for key in self.selector.get_map().values() if isinstance(key.data, bool)]
 
     def run(self) -> None:
-        self.send(frames.encode_json(FrameKind.HELLO, {"job_id": self.job_id, "last_sequence": 0}))
-        if not self.start():
-            return
+        self.spool.open_for_append()
+        pid = os.getpid()
+        self.spool.write_state({"supervisor_pid": pid, "supervisor_start_time": process_start_time(pid)})
+        self.connect()
+        if self.stop_reason is not None:  # cancelled before it started
+            self.report_exit({"outcome": self.stop_reason, "exit_code": "", "ended_ns": time.time_ns(), "error": ""})
+        elif self.start():
+            self.follow_job()
+        self.hand_over()
+
+    def follow_job(self) -> None:
+        """Capture the job's output until it exited and its output is drained; report the exit."""
         timeout_at = time.monotonic() + self.spec.timeout_s if self.spec.timeout_s else None
         exit_status: int | None = None
         drain_until = 0.0
@@ -270,6 +358,12 @@ class Supervisor:
                 wakeups.append(due)
             if exit_status is not None:
                 wakeups.append(min(DRAIN_IDLE_S, drain_until - now))
+            elif self.connection is None and not self.done:
+                # (Not while draining: a wake-up there must mean "nothing more to read".)
+                if now >= self.reconnect_at:
+                    self.connect()
+                    continue
+                wakeups.append(self.reconnect_at - now)
             events = self.selector.select(max(0.0, min(wakeups)) if wakeups else None)
             if exit_status is not None and not events:
                 break  # nothing more arrived: what the job wrote before exiting is all read
@@ -287,8 +381,34 @@ class Supervisor:
                         self.signal_group(signal.SIGKILL)  # what the group left behind goes too
         for fd, is_stderr in self.outputs_open():
             self.close_output(fd, is_stderr)
+        self.report_exit(self.outcome(exit_status))
+
+    def report_exit(self, report: dict[str, Any]) -> None:
         self.flush()
-        self.send(frames.encode_json(FrameKind.EXITED, self.outcome(exit_status)))
+        self.spool.write_exit(report)  # for a server that finds this supervisor gone
+        self.exit_report = report
+        self.send(frames.encode_json(FrameKind.EXITED, report))
+
+    def hand_over(self) -> None:
+        """After the job: wait (reconnecting as needed, at most ``linger_s``) until the server
+        confirms it has every line and the outcome, then forget the spool.  A supervisor that
+        gives up leaves the spool to the next server, which imports it."""
+        give_up = time.monotonic() + self.spec.linger_s
+        while not self.done:
+            now = time.monotonic()
+            if now >= give_up:
+                return
+            if self.connection is None:
+                if now >= self.reconnect_at:
+                    self.connect()
+                    continue
+                wait_s = min(self.reconnect_at, give_up) - now
+            else:
+                wait_s = give_up - now
+            for key, _mask in self.selector.select(wait_s):
+                if key.data == "server":
+                    self.on_server_readable()
+        self.spool.remove()
 
     def outcome(self, exit_status: int | None) -> dict[str, Any]:
         assert exit_status is not None
@@ -312,8 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-id", required=True)
     args = parser.parse_args(argv)
     spec = JobSpec(**json.load(sys.stdin))
-    with frames.connect(args.socket) as connection:
-        Supervisor(args.job_id, spec, connection).run()
+    Supervisor(args.job_id, spec, args.socket).run()
     return 0
 
 

@@ -2,9 +2,16 @@
 
 ``launch`` starts ``python -m hodei_stream.server.supervisor`` with the job's spec on its
 stdin; the supervisor connects back to the worker socket (``worker.sock`` in the state
-folder), says HELLO, and then streams STARTED, LINES and EXITED frames, which become status
-changes and stored lines.  ``cancel`` sends a CANCEL frame: the supervisor stops the job's
-whole process group.  The server never touches the job's processes itself.
+folder), says HELLO, is told where to RESUME, and then streams STARTED, LINES and EXITED
+frames, which become status changes and stored lines.  ``cancel`` sends a CANCEL frame: the
+supervisor stops the job's whole process group.  The server never touches a healthy job's
+processes itself.
+
+Jobs outlive the server: supervisors run in sessions of their own and reconnect to the next
+server, which ``adopt``s every job its predecessor left unfinished and waits for its
+supervisor.  A supervisor that is gone (its pid no longer runs, or it never came back within
+``reattach_timeout_s``) is replaced by its spool: the server imports the lines the job wrote
+and the outcome, if the job ended, or marks the job FAILED and says why.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,12 +30,14 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server import frames
 from hodei_stream.server.frames import FrameKind
 from hodei_stream.server.settings import ServerSettings
+from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool, is_running
 from hodei_stream.server.store import JobStore
 from hodei_stream.server.supervisor import JobSpec
 
 WORKER_SOCKET_NAME = "worker.sock"
 # What a job inherits from the server's environment before its own ``environment`` is laid
-# over it: enough for a shell and python3 to behave as in a login, nothing the server holds.
+# over it: enough for a shell and python3 to behave as in a login, nothing the server holds
+# (no HODEI_TOKEN, no credentials of the server's own).
 INHERITED_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 OUTCOME_STATUS = {
     "completed": pb.JOB_STATUS_COMPLETED,
@@ -40,13 +51,15 @@ LAST_FRAMES_WAIT_S = 5.0
 
 @dataclass
 class JobRun:
-    """A job being run: its supervisor process and, once it connected, its connection."""
+    """A job being run: its supervisor (once known) and its connection (while connected)."""
 
     job_id: str
     task: asyncio.Task[None] | None = None
     connection: asyncio.StreamWriter | None = None
+    supervisor_pid: int | None = None  # from HELLO: the process on the other end
     cancel_reason: str | None = None
-    reported: asyncio.Event = field(default_factory=asyncio.Event)  # its connection ended
+    attached: asyncio.Event = field(default_factory=asyncio.Event)  # a supervisor said HELLO
+    detached: asyncio.Event = field(default_factory=asyncio.Event)  # its connection ended
 
 
 def job_environment(definition: pb.JobDefinition) -> dict[str, str]:
@@ -54,29 +67,59 @@ def job_environment(definition: pb.JobDefinition) -> dict[str, str]:
     return {**inherited, **definition.environment}
 
 
+async def process_exit(pid: int) -> None:
+    """Return when process ``pid`` has ended (at once if it has already).  Not only for our
+    own children: a supervisor adopted from a previous server is watched the same way."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    ended = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(pidfd, lambda: ended.done() or ended.set_result(None))
+    try:
+        await ended
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
 class Worker:
     def __init__(self, home: Path, settings: ServerSettings, store: JobStore) -> None:
         self.socket_path = home / WORKER_SOCKET_NAME
+        self.spool_folder = home / SPOOL_FOLDER_NAME
         self.settings = settings
         self.store = store
         self.runs: dict[str, JobRun] = {}
         self.listener: asyncio.Server | None = None
 
     async def start(self) -> None:
+        """Listen for supervisors, and adopt the jobs a previous server left running."""
+        self.spool_folder.mkdir(mode=0o700, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
         self.listener = await asyncio.start_unix_server(self._on_supervisor, path=str(self.socket_path))
         self.socket_path.chmod(0o600)
+        for record in self.store.unfinished():
+            run = self.runs[record.job_id] = JobRun(record.job_id)
+            run.task = asyncio.create_task(self._adopt(run), name=f"job {record.job_id}")
 
-    async def close(self) -> None:
-        """Cancel every running job and wait (bounded) until their supervisors reported."""
-        for job_id in list(self.runs):
-            self.cancel(job_id, "the server is stopping")
-        tasks = [run.task for run in self.runs.values() if run.task]
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.settings.kill_grace_s + self.settings.shutdown_grace_s)
+    async def close(self, cancel_jobs: bool = True) -> None:
+        """Stop listening.  With ``cancel_jobs``, cancel every running job first and wait
+        (bounded) until their supervisors reported; else leave them running: their
+        supervisors spool and reconnect to the next server."""
+        if cancel_jobs:
+            for job_id in list(self.runs):
+                self.cancel(job_id, "the server is stopping")
+            tasks = [run.task for run in self.runs.values() if run.task]
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.settings.kill_grace_s + self.settings.shutdown_grace_s)
         if self.listener:
             self.listener.close()
-            await self.listener.wait_closed()
+        for run in list(self.runs.values()):
+            if run.connection:
+                run.connection.close()
+            if run.task:
+                run.task.cancel()
         self.socket_path.unlink(missing_ok=True)
 
     def launch(self, job_id: str, definition: pb.JobDefinition) -> None:
@@ -94,10 +137,10 @@ class Worker:
                 run.connection.write(frames.encode_json(FrameKind.CANCEL, {"reason": reason}))
         return True
 
-    async def _run(self, run: JobRun, definition: pb.JobDefinition) -> None:
+    def job_spec(self, definition: pb.JobDefinition) -> JobSpec:
         timeout = definition.timeout.execution_timeout.ToNanoseconds() / 1e9 if definition.timeout.HasField(
             "execution_timeout") else 0.0
-        spec = JobSpec(
+        return JobSpec(
             command=definition.command,
             arguments=list(definition.arguments),
             environment=job_environment(definition),
@@ -107,30 +150,90 @@ class Worker:
             batch_flush_interval_s=self.settings.batch_flush_interval_s,
             kill_grace_s=self.settings.kill_grace_s,
             drain_after_exit_s=self.settings.drain_after_exit_s,
+            spool_directory=str(self.spool_folder),
+            linger_s=self.settings.supervisor_linger_s,
         )
+
+    async def _run(self, run: JobRun, definition: pb.JobDefinition) -> None:
+        """Start the job's supervisor and see it through to its end."""
         try:
-            supervisor = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "hodei_stream.server.supervisor",
-                "--socket", str(self.socket_path), "--job-id", run.job_id,
-                stdin=asyncio.subprocess.PIPE,
-                start_new_session=True,  # a Ctrl+C meant for a foreground server is not the job's
+            # Not asyncio's subprocesses: they kill their children when the loop closes, and
+            # a supervisor must outlive this server (``stop --keep-jobs``, a crash).
+            supervisor = subprocess.Popen(
+                [sys.executable, "-m", "hodei_stream.server.supervisor",
+                 "--socket", str(self.socket_path), "--job-id", run.job_id],
+                stdin=subprocess.PIPE,
+                start_new_session=True,  # a Ctrl+C or SIGKILL meant for the server is not the job's
             )
-            assert supervisor.stdin is not None
-            supervisor.stdin.write(json.dumps(asdict(spec)).encode())
-            supervisor.stdin.close()
-            self.store.update(run.job_id, status=pb.JOB_STATUS_ASSIGNED)
-            status = await supervisor.wait()
-            try:
-                await asyncio.wait_for(run.reported.wait(), LAST_FRAMES_WAIT_S)
-            except asyncio.TimeoutError:
-                pass
-            if not self.store.is_final(run.job_id):
-                self._finish(run.job_id, pb.JOB_STATUS_FAILED, "",
-                             f"the job's supervisor ended (status {status}) without reporting the job's exit")
         except OSError as error:
             self._finish(run.job_id, pb.JOB_STATUS_FAILED, "", f"cannot start the job's supervisor: {error}")
+            del self.runs[run.job_id]
+            return
+        assert supervisor.stdin is not None
+        with supervisor.stdin:
+            supervisor.stdin.write(json.dumps(asdict(self.job_spec(definition))).encode())
+        self.store.update(run.job_id, status=pb.JOB_STATUS_ASSIGNED)
+        try:
+            await process_exit(supervisor.pid)
+        finally:
+            # Reaped here; when the task is cancelled because the server stops and leaves the
+            # job running, the next server adopts the supervisor (not a child of its own).
+            if supervisor.poll() is not None:
+                await self._after_supervisor(run, f"exited with status {supervisor.returncode}")
+
+    async def _adopt(self, run: JobRun) -> None:
+        """A job the previous server left unfinished: wait for its supervisor to come back."""
+        state = JobSpool(self.spool_folder, run.job_id).read_state()
+        pid = state.get("supervisor_pid", 0)
+        if pid and not is_running(pid, state.get("supervisor_start_time")):
+            await self._after_supervisor(run, f"(pid {pid}) died")
+            return
+        if not pid:
+            # Not known yet (killed, or the server was, before it wrote its state): one that
+            # lives comes back within the bound.
+            try:
+                await asyncio.wait_for(run.attached.wait(), self.settings.reattach_timeout_s)
+            except asyncio.TimeoutError:
+                await self._after_supervisor(run, f"did not reconnect within {self.settings.reattach_timeout_s:g}s")
+                return
+            pid = run.supervisor_pid or 0
+        await process_exit(pid)
+        await self._after_supervisor(run, "exited")
+
+    async def _after_supervisor(self, run: JobRun, how: str) -> None:
+        """The job's supervisor is gone: take its last frames, then whatever its spool holds."""
+        try:
+            if run.connection is not None:
+                await asyncio.wait_for(run.detached.wait(), LAST_FRAMES_WAIT_S)
+        except asyncio.TimeoutError:
+            pass
         finally:
             del self.runs[run.job_id]
+        if not self.store.is_final(run.job_id):
+            self._recover(run.job_id, how)
+
+    def _recover(self, job_id: str, how: str) -> None:
+        """Finish a job whose supervisor is gone from its spool: the lines the server lacks,
+        the outcome if the job ended, else FAILED (and the job's processes stopped, since
+        nothing would capture their output any more)."""
+        spool = JobSpool(self.spool_folder, job_id)
+        for lines in spool.lines_after(self.store.get(job_id).line_count):  # type: ignore[union-attr]
+            self.store.append_lines(job_id, lines)
+        report = spool.read_exit()
+        if report:
+            self._finish(job_id, OUTCOME_STATUS[report["outcome"]], report["exit_code"], report["error"],
+                         report["ended_ns"])
+        else:
+            state = spool.read_state()
+            if is_running(state.get("job_pid", 0), state.get("job_start_time")):
+                try:
+                    os.killpg(state["job_pid"], signal.SIGKILL)
+                except OSError:
+                    pass  # ended meanwhile
+            self._finish(job_id, pb.JOB_STATUS_FAILED, "",
+                         f"the job's supervisor {how} without reporting the job's exit;"
+                         " the job was stopped and its output up to then is kept")
+        spool.remove()
 
     def _finish(self, job_id: str, status: int, exit_code: str, error: str, ended_ns: int = 0) -> None:
         self.store.update(job_id, status=status, exit_code=exit_code, error_message=error,
@@ -142,27 +245,51 @@ class Worker:
             hello = await frames.read_frame(reader)
             if hello is None or hello[0] != FrameKind.HELLO:
                 return
-            run = self.runs.get(json.loads(hello[1])["job_id"])
+            introduction = json.loads(hello[1])
+            run = self.runs.get(introduction["job_id"])
             if run is None:
-                return  # not a job of this server (a later version re-attaches here)
-            run.connection = writer
+                # Not a job this server runs (over already, or unknown here): stop it.
+                writer.write(frames.encode_json(FrameKind.DONE, {}))
+                return
+            if run.connection is not None:
+                run.connection.close()  # a stale connection of the same supervisor
+            job_id = run.job_id
+            run.connection, run.supervisor_pid = writer, introduction.get("pid")
+            run.detached.clear()
+            run.attached.set()
+            writer.write(frames.encode_json(FrameKind.RESUME, {"after_sequence": self.store.get(job_id).line_count}))  # type: ignore[union-attr]
             if run.cancel_reason is not None:
                 writer.write(frames.encode_json(FrameKind.CANCEL, {"reason": run.cancel_reason}))
-            job_id = run.job_id
             while frame := await frames.read_frame(reader):
-                kind, payload = frame
-                if kind == FrameKind.LINES:
-                    self.store.append_lines(job_id, frames.decode_lines(job_id, payload))
-                elif kind == FrameKind.STARTED:
-                    self.store.update(job_id, status=pb.JOB_STATUS_RUNNING, started_ns=json.loads(payload)["started_ns"])
-                elif kind == FrameKind.EXITED:
-                    report = json.loads(payload)
-                    self._finish(job_id, OUTCOME_STATUS[report["outcome"]], report["exit_code"],
-                                 report["error"], report["ended_ns"])
-        except (OSError, asyncio.IncompleteReadError):
-            pass  # the supervisor died; ``_run`` marks the job failed
+                await self._on_frame(run, writer, *frame)
+        except (OSError, ValueError, asyncio.IncompleteReadError):
+            pass  # the supervisor died or spoke nonsense: it reconnects, or its spool is read
         finally:
             writer.close()
-            if run is not None:
+            if run is not None and run.connection is writer:
                 run.connection = None
-                run.reported.set()
+                run.detached.set()
+
+    async def _on_frame(self, run: JobRun, writer: asyncio.StreamWriter, kind: FrameKind, payload: bytes) -> None:
+        job_id = run.job_id
+        if self.store.is_final(job_id):
+            # Finished already (the outcome came before a reconnect, or from the spool).
+            if kind == FrameKind.EXITED:
+                writer.write(frames.encode_json(FrameKind.DONE, {}))
+            return
+        if kind == FrameKind.LINES:
+            stored = self.store.get(job_id).line_count  # type: ignore[union-attr]
+            lines = [line for line in frames.decode_lines(job_id, payload) if line.sequence > stored]
+            if lines and lines[0].sequence != stored + 1:
+                # A gap would break "every line once, in order": make the supervisor resume.
+                raise ValueError(f"job {job_id}: line {lines[0].sequence} after line {stored}")
+            if lines:
+                self.store.append_lines(job_id, lines)
+        elif kind == FrameKind.STARTED:
+            self.store.update(job_id, status=pb.JOB_STATUS_RUNNING, started_ns=json.loads(payload)["started_ns"])
+        elif kind == FrameKind.EXITED:
+            report = json.loads(payload)
+            self._finish(job_id, OUTCOME_STATUS[report["outcome"]], report["exit_code"],
+                         report["error"], report["ended_ns"])
+            await self.store.sync()  # on disk before the supervisor forgets its spool
+            writer.write(frames.encode_json(FrameKind.DONE, {}))
