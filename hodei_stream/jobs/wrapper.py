@@ -338,7 +338,7 @@ def job_log_lines(client: HodeiClient, job_id: str) -> Iterator[str]:
 
 
 def status_mark(status: str) -> str:
-    return {"COMPLETED": "✅", "RUNNING": "⏳", "SKIPPED": "⏭"}.get(status, "❌")
+    return {"COMPLETED": "✅", "RUNNING": "⏳", "SKIPPED": "⏭", "INTERRUPTED": "⏹"}.get(status, "❌")
 
 
 def start_streamer(command: BaseCommand) -> Future:

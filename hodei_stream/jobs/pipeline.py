@@ -1,0 +1,99 @@
+"""Pipelines: several stages, each its own job, streamed in turn, with a stage table at the end.
+
+``cicd_pipeline.sh`` and ``data_processing_pipeline.sh`` are ``PipelineScript`` subclasses:
+they list their stages (``stages``), each a ``JobRequest`` whose jobs share one folder; this
+module runs them in order with ``JobScript.run_job``, stops at the first failure (unless the
+script sets ``keep_going``), and ends with a summary whose table has a row per stage: name,
+job id, status (SKIPPED for the stages never run) and duration.  Ctrl+C prints the table as
+it stands.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from hodei_stream.client import HodeiClient
+from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, status_mark
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    request: JobRequest
+
+
+@dataclass(frozen=True)
+class StageResult:
+    stage: str
+    status: str  # the job's final status, SKIPPED (never run) or INTERRUPTED (Ctrl+C)
+    job_id: str = "-"
+    duration: str = "-"
+
+    @classmethod
+    def of(cls, stage: str, outcome: JobOutcome) -> StageResult:
+        return cls(stage, outcome.status, outcome.job_id, f"{outcome.duration_s:.2f}s")
+
+
+class PipelineScript(JobScript):
+    """Base class: subclasses set ``PIPELINE_NAME`` and provide ``stages``."""
+
+    PIPELINE_NAME = "pipeline"
+    keep_going = False  # a --keep-going switch may set it: run the later stages after a failure
+
+    def stages(self) -> list[Stage]:
+        raise NotImplementedError
+
+    def pipeline_rows(self) -> list[tuple[str, str]]:
+        """Extra ``(label, value)`` rows for the pipeline summary, e.g. the shared folder."""
+        return []
+
+    def run_jobs(self, client: HodeiClient) -> ExitStatus:
+        stages = self.stages()
+        self.stage_names = [stage.name for stage in stages]
+        self.results: list[StageResult] = []
+        started = time.monotonic()
+        failed: tuple[str, JobOutcome] | None = None  # the first failed stage
+        for number, stage in enumerate(stages, start=1):
+            if failed is not None and not self.keep_going:
+                self.results.append(StageResult(stage.name, "SKIPPED"))
+                continue
+            self.say(f"\n▶ stage {number}/{len(stages)}: {stage.name}")
+            outcome = self.run_job(client, stage.request)
+            self.results.append(StageResult.of(stage.name, outcome))
+            if outcome.exit_status != ExitStatus.OK:
+                failed = failed or (stage.name, outcome)
+                reason = f": {outcome.error_message}" if outcome.error_message else ""
+                self.say(f"❌ stage {stage.name} {outcome.status}{reason}")
+        status = "FAILED" if failed else "COMPLETED"
+        rows = [
+            ("Pipeline", self.PIPELINE_NAME),
+            ("Status", f"{status_mark(status)} {status}" + (f" at stage {failed[0]}" if failed else "")),
+            ("Duration", f"{time.monotonic() - started:.2f}s"),
+            *self.pipeline_rows(),
+        ]
+        self.print_block("📋 Pipeline summary", rows, stage_table(self.results))
+        if failed:
+            self.report_failure(client, failed[1])
+        return ExitStatus.JOB_FAILED if failed else ExitStatus.OK
+
+    def interrupted(self, answered: bool) -> int:
+        """Ctrl+C: the table as it stands (the stage being watched INTERRUPTED, the rest SKIPPED)."""
+        status = super().interrupted(answered)
+        results = list(getattr(self, "results", []))
+        if results or self.watched_job_id:
+            names = self.stage_names[len(results):]
+            if names and self.watched_job_id:
+                results.append(StageResult(names.pop(0), "INTERRUPTED", self.watched_job_id))
+            results += [StageResult(name, "SKIPPED") for name in names]
+            self.print_block("📋 Pipeline interrupted", [("Pipeline", self.PIPELINE_NAME)], stage_table(results))
+        return status
+
+
+def stage_table(results: list[StageResult]) -> list[str]:
+    """Aligned rows: stage, job id, status, duration."""
+    rows = [("stage", "job id", "status", "duration")]
+    rows += [(r.stage, r.job_id, f"{status_mark(r.status)} {r.status}", r.duration) for r in results]
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
