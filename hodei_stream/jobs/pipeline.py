@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ExitStatus
-from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, status_mark
+from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, job_log_lines, status_mark
+
+FAILURE_MARK = "❌ "  # how the payloads begin the line that says why they failed
 
 
 @dataclass(frozen=True)
@@ -71,12 +73,16 @@ class PipelineScript(JobScript):
             ("Pipeline", self.PIPELINE_NAME),
             ("Status", f"{status_mark(status)} {status}" + (f" at stage {failed[0]}" if failed else "")),
             ("Duration", f"{time.monotonic() - started:.2f}s"),
-            *self.pipeline_rows(),
         ]
-        self.print_block("📋 Pipeline summary", rows, stage_table(self.results))
-        if failed:
-            self.report_failure(client, failed[1])
+        if failed and (reason := self.explain_failure(client, failed[1])):
+            rows.append(("Reason", reason))
+        self.print_block("📋 Pipeline summary", rows + self.pipeline_rows(), stage_table(self.results))
         return ExitStatus.JOB_FAILED if failed else ExitStatus.OK
+
+    def explain_failure(self, client: HodeiClient, outcome: JobOutcome) -> str | None:
+        """The failed stage's own last word: the payloads end a failure with a "❌ ..." line."""
+        said = [line for line in job_log_lines(client, outcome.job_id) if line.startswith(FAILURE_MARK)]
+        return said[-1].removeprefix(FAILURE_MARK) if said else outcome.error_message or None
 
     def interrupted(self, answered: bool) -> int:
         """Ctrl+C: the table as it stands (the stage being watched INTERRUPTED, the rest SKIPPED)."""
