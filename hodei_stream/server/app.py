@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,10 @@ LOOPBACK_NAMES = {"localhost": "127.0.0.1"}
 
 class ListenAddressError(ValueError):
     """An address the server will not listen on; the message is one line for the user."""
+
+
+class StateFolderError(RuntimeError):
+    """The state folder or the store in it cannot be used; the message is one line."""
 
 
 @dataclass
@@ -69,17 +74,36 @@ def listening_socket(address: str) -> tuple[socket.socket, str]:
     return listener, f"[{host}]:{bound_port}" if family == socket.AF_INET6 else f"{host}:{bound_port}"
 
 
+def prepare_state_folder(home: Path) -> None:
+    """Create ``home`` (mode 0700) and check that files can be written in it, or raise
+    ``StateFolderError``: a server that cannot keep its jobs must not start at all."""
+    probe = home / ".write-test"
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        home.chmod(0o700)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise StateFolderError(f"the state folder {home} is not usable ({error.strerror or error});"
+                               " set HODEI_STREAM_HOME to a folder you can write") from None
+
+
 async def create_server(address: str, home: Path,
                         settings: ServerSettings = ServerSettings()) -> tuple[EmbeddedServer, str]:
     """Open the store in ``home`` (created mode 0700), start the worker and serve on
     ``address``; return the running server and the address it really listens on."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    home.chmod(0o700)
+    prepare_state_folder(home)
     listener, bound_address = listening_socket(address)
-    fanout = Fanout()
-    store = JobStore(home, settings, fanout)
-    worker = Worker(home, settings, store)
-    await worker.start()
+    try:
+        store = JobStore(home, settings, Fanout())
+        worker = Worker(home, settings, store)
+        await worker.start()
+    except (OSError, sqlite3.Error) as error:
+        # Nothing half-started is left behind: no socket that answers no one.
+        listener.close()
+        if bound_address.startswith("unix:"):
+            Path(bound_address.removeprefix("unix:")).unlink(missing_ok=True)
+        raise StateFolderError(f"cannot open the job store in {home}: {error}") from None
     server = grpclib.server.Server([JobExecutionService(store, worker), LogStreamService(store)])
     await server.start(sock=listener)
     return EmbeddedServer(server, store, worker), bound_address

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hodei_stream.server.app import ListenAddressError, create_server
+from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.servers import embedded_target, is_answering, state_home
 
@@ -99,7 +99,7 @@ async def serve(address: str, home: Path, settings: ServerSettings) -> None:
 def command_run(address: str, home: Path, settings: ServerSettings) -> int:
     try:
         asyncio.run(serve(address, home, settings))
-    except (ListenAddressError, OSError) as error:
+    except (ListenAddressError, StateFolderError, OSError) as error:
         print(f"hodei-server: {error}", file=sys.stderr)
         return 1
     return 0

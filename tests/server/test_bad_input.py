@@ -1,0 +1,117 @@
+"""Bad input gets a clear answer and loses nothing (the README's "Limits and bad input" table,
+row by row, against a real server)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+from hodei_stream.client import ClientError, HodeiClient, client_error
+from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.server.supervisor import MAX_LINE_BYTES
+
+from server_helpers import all_logs, shell_job, subscribe
+
+
+def rpc_error(call: object) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as error:
+        call()  # type: ignore[operator]
+    return error.value
+
+
+def test_malformed_ids_are_invalid_and_unknown_ones_not_found(client: HodeiClient) -> None:
+    for value in ("", "nope", "550e8400-e29b-41d4-a716", "'; DROP TABLE jobs; --"):
+        error = rpc_error(lambda: client.jobs.CancelJob(pb.CancelJobRequest(job_id=pb.JobId(value=value))))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "not a job id" in error.details()
+    unknown = str(uuid.uuid4())
+    error = rpc_error(lambda: client.logs.GetLogs(pb.GetLogsRequest(job_id=unknown)))
+    assert error.code() == grpc.StatusCode.NOT_FOUND and unknown in error.details()
+    # A job id chosen by the client must be a UUID too.
+    definition = pb.JobDefinition(job_id=pb.JobId(value="my-job"), command="/bin/true")
+    error = rpc_error(lambda: client.jobs.QueueJob(pb.QueueJobRequest(job_definition=definition)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_empty_command_is_refused(client: HodeiClient) -> None:
+    error = rpc_error(lambda: client.jobs.QueueJob(pb.QueueJobRequest(job_definition=pb.JobDefinition(name="x"))))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "no command" in error.details()
+    assert client.list_jobs().total_count == 0
+
+
+def test_missing_command_fails_and_says_so(client: HodeiClient) -> None:
+    job = client.wait_final(client.queue_job("missing", "no-such-command-hodei"))
+    assert job.status == pb.JOB_STATUS_FAILED
+    assert job.executions[0].error_message == "cannot start 'no-such-command-hodei': No such file or directory"
+
+
+def test_nul_and_invalid_bytes_are_kept_visible(client: HodeiClient) -> None:
+    job_id = shell_job(client, r"printf 'a\0b\n\xc3\x28 \xff\n'")
+    assert [a.entry.line for a in subscribe(client, job_id)] == ["a\0b", "\ufffd( \ufffd"]
+
+
+def test_ten_mebibytes_without_a_newline_are_split_and_nothing_is_lost(client: HodeiClient) -> None:
+    size = 10 * 1024 * 1024
+    script = f"import sys; sys.stdout.write('0123456789' * {size // 10}); sys.stdout.flush()"
+    job_id = client.queue_job("10 MiB", "python3", ["-c", script])
+    lines = [a.entry.line for a in subscribe(client, job_id)]
+    assert len(lines) == -(-size // MAX_LINE_BYTES)  # pieces of MAX_LINE_BYTES, the last shorter
+    assert all(len(line) <= MAX_LINE_BYTES for line in lines)
+    assert "".join(lines) == "0123456789" * (size // 10)
+    assert [e.line for e in all_logs(client, job_id)] == lines
+
+
+def test_a_job_that_closes_stdout_early_still_ends_with_its_main_process(client: HodeiClient) -> None:
+    job_id = shell_job(client, "echo before; exec >&-; echo after >&2; read -t 0.3 < /dev/zero; exit 0")
+    job = client.wait_final(job_id, deadline_s=10)
+    assert job.status == pb.JOB_STATUS_COMPLETED
+    assert {(e.line, e.is_stderr) for e in all_logs(client, job_id)} == {("before", False), ("after", True)}
+
+
+def test_negative_and_huge_tail_lines_and_limits(client: HodeiClient) -> None:
+    job_id = shell_job(client, "seq 1 30")
+    client.wait_final(job_id)
+    # tail_lines <= 0 means the whole history, a tail longer than the log the whole log.
+    for tail in (-1, -(2**31), 0, 2**31 - 1):
+        assert [a.entry.sequence for a in subscribe(client, job_id, tail_lines=tail)] == list(range(1, 31))
+    for limit in (-1, 0, -(2**31)):  # the default page
+        assert len(client.get_logs(job_id, limit=limit).entries) == 30
+    assert len(client.get_logs(job_id, since_sequence=2**62).entries) == 0
+    assert [e.sequence for e in client.get_logs(job_id, since_sequence=-(2**62), limit=2).entries] == [1, 2]
+    assert client.jobs.ListJobs(pb.ListJobsRequest(limit=-5, offset=-5)).total_count == 1
+
+
+def test_a_client_speaking_another_service_gets_unimplemented(client: HodeiClient) -> None:
+    health_check = client.channel.unary_unary("/grpc.health.v1.Health/Check")
+    error = rpc_error(lambda: health_check(b"", timeout=10))
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+    translated = client_error(error, client.server, "Check")
+    assert translated.status == ExitStatus.UNREACHABLE and "does not speak the Hodei API" in str(translated)
+    assert isinstance(translated, ClientError)
+
+
+def run_server(home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hodei_stream.server.daemon", "run"],
+                          env={"HODEI_STREAM_HOME": str(home), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_an_unusable_state_folder_stops_the_server_with_one_line(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    result = run_server(not_a_folder / "state")
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "state folder" in result.stderr and "HODEI_STREAM_HOME" in result.stderr
+    # A store that cannot be opened: one line too, and no socket left behind.
+    home = tmp_path / "home"
+    (home / "jobs.sqlite3").mkdir(parents=True)
+    result = run_server(home)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "cannot open the job store" in result.stderr
+    assert not (home / "server.sock").exists() and not (home / "server.json").exists()
