@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ExitStatus
-from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, job_log_lines, status_mark
+from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, aligned, job_log_lines, status_mark
 
 FAILURE_MARK = "❌ "  # how the payloads begin the line that says why they failed
 
@@ -101,5 +101,4 @@ def stage_table(results: list[StageResult]) -> list[str]:
     """Aligned rows: stage, job id, status, duration."""
     rows = [("stage", "job id", "status", "duration")]
     rows += [(r.stage, r.job_id, f"{status_mark(r.status)} {r.status}", r.duration) for r in results]
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return aligned(rows)

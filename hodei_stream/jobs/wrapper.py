@@ -265,7 +265,7 @@ class JobScript(cli.Application):
 
     # ----- output -----------------------------------------------------------------------
 
-    def print_summary(self, outcome: JobOutcome) -> None:
+    def print_summary(self, outcome: JobOutcome, table: Sequence[str] = ()) -> None:
         exit_code = f" (exit code {outcome.exit_code})" if outcome.exit_code else ""
         rows = [
             ("Job ID", outcome.job_id),
@@ -275,7 +275,7 @@ class JobScript(cli.Application):
         ]
         if outcome.error_message:
             rows.append(("Error", outcome.error_message))
-        self.print_block("📋 Summary", rows + self.summary_rows(outcome))
+        self.print_block("📋 Summary", rows + self.summary_rows(outcome), table)
 
     def print_block(self, title: str, rows: Sequence[tuple[str, str]], table: Sequence[str] = ()) -> None:
         """A summary block: a rule, the title, aligned ``label: value`` rows, a table, a rule."""
@@ -335,6 +335,12 @@ def job_log_lines(client: HodeiClient, job_id: str) -> Iterator[str]:
         if not page.has_more or not page.entries:
             return
         since = page.entries[-1].sequence
+
+
+def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Table rows as text, each column as wide as its widest cell (for stage tables, timelines)."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
 def status_mark(status: str) -> str:
