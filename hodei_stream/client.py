@@ -7,9 +7,11 @@ log stream itself is read in ``hodei_stream.stream.subscribe``.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import grpc
@@ -24,6 +26,9 @@ FINAL_STATUSES = frozenset(
     {pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT}
 )
 UNARY_TIMEOUT_S = 15.0
+# The token the server wants (sent as gRPC metadata), and the CA bundle that makes the channel TLS.
+ENV_TOKEN = "HODEI_TOKEN"
+ENV_TLS_CA = "HODEI_TLS_CA"
 # Long lines (1 MiB and more) and GetLogs pages must fit in one message.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
@@ -33,6 +38,26 @@ CHANNEL_OPTIONS = [
     # thread: several times the lines per second for the same CPU (see the benchmarks).
     (grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1),
 ]
+
+
+def open_channel(target: str) -> grpc.Channel:
+    """Plaintext, as the platform speaks; TLS when ``HODEI_TLS_CA`` names the CA bundle to
+    trust; with ``HODEI_TOKEN``, every call carries ``authorization: Bearer <token>``
+    (without TLS gRPC sends a token only to a loopback address or a Unix socket)."""
+    token, ca_path = os.environ.get(ENV_TOKEN), os.environ.get(ENV_TLS_CA)
+    if not token and not ca_path:
+        return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    if ca_path:
+        try:
+            credentials = grpc.ssl_channel_credentials(Path(ca_path).read_bytes())
+        except OSError as error:
+            raise ClientError(f"cannot read {ENV_TLS_CA}={ca_path} ({error.strerror})", ExitStatus.USAGE) from None
+    else:
+        local = grpc.LocalConnectionType.UDS if target.startswith("unix:") else grpc.LocalConnectionType.LOCAL_TCP
+        credentials = grpc.local_channel_credentials(local)
+    if token:
+        credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
+    return grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
 
 
 class ClientError(Exception):
@@ -72,6 +97,8 @@ def client_error(error: grpc.RpcError, server: Server, what: str) -> ClientError
         message = f"cannot reach the Hodei server at {server} ({details}); {hint}"
     elif code == grpc.StatusCode.UNIMPLEMENTED:
         message = f"the server at {server} does not speak the Hodei API ({details})"
+    elif code == grpc.StatusCode.UNAUTHENTICATED:
+        message = f"the server at {server} wants a token ({details}); set {ENV_TOKEN} to the server's token"
     else:
         message = f"{what}: {details}"
     return ClientError(message, for_grpc_code(code.name))
@@ -86,7 +113,7 @@ class HodeiClient:
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.channel = grpc.insecure_channel(server.target, options=CHANNEL_OPTIONS)
+        self.channel = open_channel(server.target)
         self.jobs = pb_grpc.JobExecutionServiceStub(self.channel)
         self.logs = pb_grpc.LogStreamServiceStub(self.channel)
 

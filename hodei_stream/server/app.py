@@ -16,6 +16,7 @@ import grpclib.server
 
 from hodei_stream.servers import is_answering
 from hodei_stream.server.fanout import Fanout
+from hodei_stream.server.security import Security, require_token
 from hodei_stream.server.servicers import JobExecutionService, LogStreamService
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.store import JobStore
@@ -47,8 +48,9 @@ class EmbeddedServer:
         await self.store.close()
 
 
-def listening_socket(address: str) -> tuple[socket.socket, str]:
-    """Bind ``unix:/path`` (mode 0600) or a loopback ``host:port``; the socket and its real address."""
+def listening_socket(address: str, security: Security = Security()) -> tuple[socket.socket, str]:
+    """Bind ``unix:/path`` (mode 0600), a loopback ``host:port``, or (only with a token and
+    TLS) any ``host:port``; the socket and its real address."""
     if address.startswith("unix:"):
         path = Path(address.removeprefix("unix:"))
         if path.exists():
@@ -61,13 +63,16 @@ def listening_socket(address: str) -> tuple[socket.socket, str]:
         return listener, f"unix:{path}"
     host, _, port = address.rpartition(":")
     host = LOOPBACK_NAMES.get(host, host.strip("[]"))
+    if not port.isdigit():
+        raise ListenAddressError(f"will not listen on '{address}': expected unix:/path or host:port")
     try:
-        loopback = ipaddress.ip_address(host).is_loopback and port.isdigit()
+        loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    if not loopback:
+    if not loopback and not (security.token and security.tls):
         raise ListenAddressError(
-            f"will not listen on '{address}': use unix:/path or a loopback host:port (127.0.0.1, [::1])")
+            f"will not listen on '{address}' without both a token (HODEI_TOKEN) and TLS (--tls-cert/--tls-key):"
+            " use unix:/path or a loopback host:port (127.0.0.1, [::1])")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.create_server((host, int(port)), family=family)
     bound_port = listener.getsockname()[1]
@@ -88,12 +93,12 @@ def prepare_state_folder(home: Path) -> None:
                                " set HODEI_STREAM_HOME to a folder you can write") from None
 
 
-async def create_server(address: str, home: Path,
-                        settings: ServerSettings = ServerSettings()) -> tuple[EmbeddedServer, str]:
+async def create_server(address: str, home: Path, settings: ServerSettings = ServerSettings(),
+                        security: Security = Security()) -> tuple[EmbeddedServer, str]:
     """Open the store in ``home`` (created mode 0700), start the worker and serve on
     ``address``; return the running server and the address it really listens on."""
     prepare_state_folder(home)
-    listener, bound_address = listening_socket(address)
+    listener, bound_address = listening_socket(address, security)
     try:
         store = JobStore(home, settings, Fanout())
         worker = Worker(home, settings, store)
@@ -105,5 +110,7 @@ async def create_server(address: str, home: Path,
             Path(bound_address.removeprefix("unix:")).unlink(missing_ok=True)
         raise StateFolderError(f"cannot open the job store in {home}: {error}") from None
     server = grpclib.server.Server([JobExecutionService(store, worker), LogStreamService(store)])
-    await server.start(sock=listener)
+    if security.token:
+        require_token(server, security.token)
+    await server.start(sock=listener, ssl=security.ssl_context())
     return EmbeddedServer(server, store, worker), bound_address

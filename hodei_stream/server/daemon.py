@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
+from hodei_stream.server.security import ENV_TOKEN, Security
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.servers import embedded_target, is_answering, state_home
 
@@ -71,11 +72,14 @@ def running_server(home: Path) -> RunningServer | None:
     return server if answers(server.address) else None
 
 
-async def serve(address: str, home: Path, settings: ServerSettings) -> None:
-    server, bound_address = await create_server(address, home, settings)
+async def serve(address: str, home: Path, settings: ServerSettings, security: Security) -> None:
+    server, bound_address = await create_server(address, home, settings, security)
     state_file = home / STATE_FILE_NAME
     state_file.write_text(json.dumps({"pid": os.getpid(), "address": bound_address}))
     print(f"hodei-server: listening on {bound_address} (state in {home})", file=sys.stderr, flush=True)
+    if not bound_address.startswith("unix:") and not security.token:
+        print(f"hodei-server: warning: any local user can reach {bound_address} and run commands as you;"
+              f" set {ENV_TOKEN} to require a token", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     keep_jobs = False
 
@@ -96,16 +100,16 @@ async def serve(address: str, home: Path, settings: ServerSettings) -> None:
     print("hodei-server: stopped", file=sys.stderr, flush=True)
 
 
-def command_run(address: str, home: Path, settings: ServerSettings) -> int:
+def command_run(address: str, home: Path, settings: ServerSettings, security: Security) -> int:
     try:
-        asyncio.run(serve(address, home, settings))
+        asyncio.run(serve(address, home, settings, security))
     except (ListenAddressError, StateFolderError, OSError) as error:
         print(f"hodei-server: {error}", file=sys.stderr)
         return 1
     return 0
 
 
-def command_start(address: str, home: Path, run_options: list[str]) -> int:
+def command_start(address: str, home: Path, run_options: list[str], token: str | None) -> int:
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     with (home / LOCK_FILE_NAME).open("w") as lock:
         # A second `start` waits here for the first, then finds its server running.
@@ -117,7 +121,8 @@ def command_start(address: str, home: Path, run_options: list[str]) -> int:
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "hodei_stream.server.daemon", "run", "--listen", address, *run_options],
-                env={**os.environ, "HODEI_STREAM_HOME": str(home)},
+                # The token goes by the environment: a command line is visible to every user.
+                env={**os.environ, "HODEI_STREAM_HOME": str(home), **({ENV_TOKEN: token} if token else {})},
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 cwd="/", start_new_session=True,  # detached: no terminal, not in our process group
             )
@@ -170,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="lines a job's supervisor gathers before sending (default %(default)s)")
     parser.add_argument("--batch-flush-ms", type=float, default=defaults.batch_flush_interval_s * 1000,
                         help="longest a gathered line waits, in ms (default %(default)s)")
+    parser.add_argument("--token", default=os.environ.get(ENV_TOKEN) or None,
+                        help=f"require this token from clients (default ${ENV_TOKEN}; prefer the variable:"
+                             " a command line is visible to other users)")
+    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve TLS with this certificate chain")
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the private key of --tls-cert")
     parser.add_argument("--keep-jobs", action="store_true",
                         help="stop: leave running jobs running (the next start re-attaches them)"
                              " instead of cancelling them")
@@ -177,17 +187,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="how long a job's supervisor waits for an absent server after the job"
                              " ended, before it leaves the job's lines to the next server (default %(default)ss)")
     args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
     home = state_home()
     address = args.listen or embedded_target(home)
     if args.command == "run":
         settings = ServerSettings(batch_capacity=max(1, args.batch_capacity),
                                   batch_flush_interval_s=max(0.0, args.batch_flush_ms / 1000),
                                   supervisor_linger_s=max(0.0, args.supervisor_linger))
-        return command_run(address, home, settings)
+        return command_run(address, home, settings, Security(args.token, args.tls_cert, args.tls_key))
     if args.command == "start":
         run_options = ["--batch-capacity", str(args.batch_capacity), "--batch-flush-ms", str(args.batch_flush_ms),
                        "--supervisor-linger", str(args.supervisor_linger)]
-        return command_start(address, home, run_options)
+        if args.tls_cert:
+            run_options += ["--tls-cert", str(args.tls_cert.absolute()), "--tls-key", str(args.tls_key.absolute())]
+        return command_start(address, home, run_options, args.token)
     if args.command == "stop":
         return command_stop(home, args.keep_jobs)
     return command_status(home)

@@ -29,6 +29,7 @@ from pathlib import Path
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server import frames
 from hodei_stream.server.frames import FrameKind
+from hodei_stream.server.security import ENV_TOKEN
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool, is_running
 from hodei_stream.server.store import JobStore
@@ -163,6 +164,7 @@ class Worker:
                 [sys.executable, "-m", "hodei_stream.server.supervisor",
                  "--socket", str(self.socket_path), "--job-id", run.job_id],
                 stdin=subprocess.PIPE,
+                env={name: value for name, value in os.environ.items() if name != ENV_TOKEN},
                 start_new_session=True,  # a Ctrl+C or SIGKILL meant for the server is not the job's
             )
         except OSError as error:
