@@ -10,11 +10,7 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
-import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -24,11 +20,12 @@ from hodei_stream.exit_codes import ExitStatus
 from hodei_stream.jobs.data_processing_simple import DataProcessingSimple
 from hodei_stream.servers import Server
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "job_scripts" / "data_processing_simple.sh"
-UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-OUT_LINE = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) \[OUT\] (.*)$")
-JOB_TIMEOUT_S = 120.0
+from .scripts import JOB_TIMEOUT_S, OUT_LINE, UUID, Run, summary_value
+from .scripts import launch as launch_script
+
+
+def launch(home: Path, *args: str) -> Run:
+    return launch_script("data_processing_simple.sh", home, *args)
 
 
 def test_an_unreachable_server_is_one_line_and_its_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,61 +46,6 @@ def test_without_a_mode_it_says_what_is_missing(capsys: pytest.CaptureFixture[st
     _, status = DataProcessingSimple.run(["data_processing_simple.sh"], exit=False)
     assert status == ExitStatus.USAGE
     assert "choose a job: --etl or --analytics" in capsys.readouterr().err
-
-
-@dataclass
-class Run:
-    """The launcher as a subprocess, its stdout and stderr lines stamped on arrival."""
-
-    process: subprocess.Popen[str]
-    stdout: list[tuple[float, str]] = field(default_factory=list)
-    stderr: list[tuple[float, str]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.readers = [
-            threading.Thread(target=self.read, args=(self.process.stdout, self.stdout), daemon=True),
-            threading.Thread(target=self.read, args=(self.process.stderr, self.stderr), daemon=True),
-        ]
-        for reader in self.readers:
-            reader.start()
-
-    @staticmethod
-    def read(stream, lines: list[tuple[float, str]]) -> None:  # type: ignore[no-untyped-def]
-        for line in stream:
-            lines.append((time.monotonic(), line.rstrip("\n")))
-
-    def finish(self, timeout: float = JOB_TIMEOUT_S) -> int:
-        status = self.process.wait(timeout)
-        for reader in self.readers:
-            reader.join(timeout)
-        return status
-
-    @property
-    def out_text(self) -> list[str]:
-        return [text for _, text in self.stdout]
-
-    @property
-    def err_text(self) -> str:
-        return "\n".join(text for _, text in self.stderr)
-
-
-def launch(home: Path, *args: str) -> Run:
-    process = subprocess.Popen(
-        [str(SCRIPT), *args],
-        env={**os.environ, "HODEI_STREAM_HOME": str(home)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, so a test can Ctrl+C it alone
-    )
-    return Run(process)
-
-
-def summary_value(run: Run, label: str) -> str:
-    match = re.search(rf"^ +{label}: +(.+)$", run.err_text, re.MULTILINE)
-    assert match, f"no '{label}' in the summary:\n{run.err_text}"
-    return match.group(1).strip()
 
 
 def captured_seconds(line: str) -> float:
@@ -193,3 +135,19 @@ def test_analytics_needs_the_etl_then_queries_what_it_loaded(server: Server, hom
     for title in ("Revenue by country", "Top 10 customers by revenue", "Monthly signup cohorts", "Customers by tier"):
         assert title in out
     assert "COMPLETED" in summary_value(after, "Status")
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(server: Server, home: Path) -> None:
+    run = launch(home, "--etl", "--cancel-on-interrupt")
+    give_up = time.monotonic() + JOB_TIMEOUT_S
+    while not any(OUT_LINE.match(text) for text in run.out_text):
+        assert run.process.poll() is None and time.monotonic() < give_up, run.err_text
+        time.sleep(0.01)
+    os.killpg(run.process.pid, signal.SIGINT)
+    assert run.finish() == ExitStatus.INTERRUPTED
+    job_id = re.search(rf"Streaming logs for job: ({UUID})", run.err_text).group(1)  # type: ignore[union-attr]
+    assert "as --cancel-on-interrupt asks, cancelling it" in run.err_text
+    assert "goes on" not in run.err_text and "Traceback" not in run.err_text
+    with HodeiClient(server) as client:
+        assert status_name(client.wait_final(job_id, deadline_s=JOB_TIMEOUT_S).status) == "CANCELLED"

@@ -68,7 +68,9 @@ def source_files(root: Path) -> list[Path]:
 
 
 def version_of(workspace: Path) -> str:
-    return (workspace / "src" / "VERSION").read_text(encoding="utf-8").strip()
+    version_file = workspace / "src" / "VERSION"
+    require(version_file, "checkout")
+    return version_file.read_text(encoding="utf-8").strip()
 
 
 def package_path(workspace: Path) -> Path:
@@ -177,6 +179,7 @@ def deploy(settings: Settings) -> None:
     workspace, artifacts = settings.workspace, settings.artifacts
     if artifacts is None:
         raise StageFailed("deploy needs an artifact folder (--artifacts)")
+    require(workspace / "dist", "package")
     archive = package_path(workspace)
     require(archive, "package")
     recorded = archive.with_name(archive.name + ".sha256").read_text(encoding="utf-8").split()[0]

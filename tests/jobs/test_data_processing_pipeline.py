@@ -1,0 +1,49 @@
+"""``data_processing_pipeline.sh`` end to end: five jobs in one work folder, the rows in SQLite,
+the report, and a validation failure that fails the pipeline with its reason."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.servers import Server
+
+from .scripts import launch, stage_rows, summary_value
+
+STAGES = ["ingest", "transform", "validate", "load", "report"]
+
+
+@pytest.mark.timeout(300)
+def test_the_pipeline_loads_the_validated_rows_and_reports_on_them(server: Server, home: Path) -> None:
+    run = launch("data_processing_pipeline.sh", home, "--records", "20000")
+    assert run.finish() == 0, run.err_text
+    rows = stage_rows(run)
+    assert list(rows) == STAGES and {status for _, status in rows.values()} == {"COMPLETED"}
+
+    work = home / "work" / "data-pipeline"
+    out = "\n".join(run.out_text)
+    staged = int(re.search(r"✔ ([\d,]+) rows staged", out).group(1).replace(",", ""))  # type: ignore[union-attr]
+    rejected = sum(int(n.replace(",", "")) for n in re.findall(r"rejected +([\d,]+): \w+", out))
+    assert staged + rejected == 20_000 and staged > 19_000
+    with sqlite3.connect(work / "customers.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM customers").fetchone() == (staged,)
+        (top_revenue,) = db.execute("SELECT revenue FROM customers ORDER BY revenue DESC LIMIT 1").fetchone()
+    report = (work / "report.txt").read_text()
+    assert f"📊 Analytics on {staged:,} customers" in report
+    assert "Revenue by country" in report and f"{top_revenue:,.2f}" in report
+    assert summary_value(run, "Report") == str(work / "report.txt")
+
+
+@pytest.mark.timeout(300)
+def test_a_validation_failure_fails_the_pipeline_with_the_reason(server: Server, home: Path) -> None:
+    run = launch("data_processing_pipeline.sh", home, "--records", "5000", "--corrupt-rate", "0.2")
+    assert run.finish() == ExitStatus.JOB_FAILED
+    statuses = [status for _, status in stage_rows(run).values()]
+    assert statuses == ["COMPLETED", "COMPLETED", "FAILED", "SKIPPED", "SKIPPED"]
+    reason = summary_value(run, "Reason")
+    assert re.match(r"validate failed: \d+\.\d% of the records were rejected, above the 5\.0% limit \(invalid_email", reason)
+    assert not (home / "work" / "data-pipeline" / "customers.db").exists()
