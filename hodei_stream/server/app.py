@@ -6,6 +6,7 @@ socket or port 0 in-process and learn the address actually bound.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import sqlite3
@@ -38,10 +39,12 @@ class EmbeddedServer:
     grpc: grpclib.server.Server
     store: JobStore
     worker: Worker
+    retention: asyncio.Task[None]
 
     async def close(self, cancel_jobs: bool = True) -> None:
         """Stop cleanly: cancel running jobs (their subscribers see them end) unless told to
         leave them running for the next server, stop serving, commit every pending line."""
+        self.retention.cancel()
         await self.worker.close(cancel_jobs)
         self.grpc.close()
         await self.grpc.wait_closed()
@@ -113,4 +116,12 @@ async def create_server(address: str, home: Path, settings: ServerSettings = Ser
     if security.token:
         require_token(server, security.token)
     await server.start(sock=listener, ssl=security.ssl_context())
-    return EmbeddedServer(server, store, worker), bound_address
+    retention = asyncio.create_task(apply_retention(store, settings), name="retention")
+    return EmbeddedServer(server, store, worker, retention), bound_address
+
+
+async def apply_retention(store: JobStore, settings: ServerSettings) -> None:
+    """Prune old jobs now and then on a schedule, for as long as the server runs."""
+    while True:
+        await store.prune(settings.retention_max_age_s, settings.retention_max_bytes)
+        await asyncio.sleep(settings.retention_interval_s)

@@ -77,6 +77,13 @@ class JobRecord:
         return self.status in FINAL_STATUSES
 
 
+@dataclass(frozen=True)
+class Forget:
+    """For the writer: delete these jobs and their lines (retention)."""
+
+    job_ids: list[str]
+
+
 class JobLog:
     """A job's lines in memory: ``lines[i]`` has sequence ``first_sequence + i``; the lines
     before ``first_sequence`` are committed."""
@@ -116,7 +123,7 @@ class JobStore:
         self.jobs: dict[str, JobRecord] = {}
         self.logs: dict[str, JobLog] = {}
         # What the writer thread commits next: jobs, lines, sync barriers; None stops it.
-        self.pending: queue.SimpleQueue[JobRecord | list[LogLine] | Future[None] | None] = queue.SimpleQueue()
+        self.pending: queue.SimpleQueue[JobRecord | list[LogLine] | Forget | Future[None] | None] = queue.SimpleQueue()
         self.readers = threading.local()
         with self._connect() as database:
             database.executescript(SCHEMA)
@@ -188,6 +195,31 @@ class JobStore:
         matching.sort(key=lambda record: record.created_ns, reverse=True)
         return matching[offset : offset + limit], len(matching)
 
+    async def prune(self, max_age_s: float, max_bytes: int) -> list[str]:
+        """Forget finished jobs (and their logs) that ended more than ``max_age_s`` ago, then
+        the oldest finished ones until the stored log text fits in ``max_bytes``.  A job that
+        has not finished is never touched.  Returns the ids forgotten."""
+        sizes = await asyncio.to_thread(self._log_sizes)
+        too_old_ns = time.time_ns() - int(max_age_s * 1e9)
+        total = sum(sizes.values())
+        forgotten: list[str] = []
+        for record in sorted((r for r in self.jobs.values() if r.is_final), key=lambda r: r.ended_ns):
+            if record.ended_ns >= too_old_ns and total <= max_bytes:
+                break  # sorted by end: every later job is younger, and the size fits
+            forgotten.append(record.job_id)
+            total -= sizes.get(record.job_id, 0)
+        for job_id in forgotten:
+            del self.jobs[job_id]
+            self.logs.pop(job_id, None)
+        if forgotten:
+            self.pending.put(Forget(forgotten))
+            await self.sync()
+        return forgotten
+
+    def _log_sizes(self) -> dict[str, int]:
+        rows = self._reader().execute("SELECT job_id, sum(length(CAST(text AS BLOB))) FROM log_lines GROUP BY job_id")
+        return dict(rows.fetchall())
+
     # ---- log lines -------------------------------------------------------------------
 
     def append_lines(self, job_id: str, lines: list[LogLine]) -> None:
@@ -207,11 +239,15 @@ class JobStore:
         # Older than the buffer (or a job from before this server started): all committed.
         return _page(await asyncio.to_thread(self._read_committed, job_id, after_sequence, limit), limit)
 
-    def _read_committed(self, job_id: str, after_sequence: int, limit: int) -> list[LogLine]:
+    def _reader(self) -> sqlite3.Connection:
+        """This (worker) thread's own connection for reads."""
         database = getattr(self.readers, "database", None)
         if database is None:
             database = self.readers.database = self._connect()
-        rows = database.execute(
+        return database
+
+    def _read_committed(self, job_id: str, after_sequence: int, limit: int) -> list[LogLine]:
+        rows = self._reader().execute(
             "SELECT sequence, captured_ns, is_stderr, text FROM log_lines"
             " WHERE job_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
             (job_id, after_sequence, limit),
@@ -254,6 +290,9 @@ class JobStore:
                     stopping = True
                 elif isinstance(item, Future):
                     barriers.append(item)
+                elif isinstance(item, Forget):
+                    database.executemany("DELETE FROM log_lines WHERE job_id = ?", [(i,) for i in item.job_ids])
+                    database.executemany("DELETE FROM jobs WHERE job_id = ?", [(i,) for i in item.job_ids])
                 elif isinstance(item, JobRecord):
                     database.execute(upsert_job, astuple(item))
                     # Reported too, so that a final job's buffer is let go once all is on disk.

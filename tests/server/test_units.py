@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -128,5 +129,38 @@ def test_store_trims_committed_lines_and_bounds_pages(tmp_path: Path) -> None:
         page = await store.read(job_id, 1000)
         assert 1 <= len(page) < 5 and sum(len(line.text) for line in page) <= PAGE_BYTES
         await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_retention_forgets_old_and_oversized_finished_jobs_never_a_running_one(tmp_path: Path) -> None:
+    day_ns = 24 * 3600 * 10**9
+    now_ns = time.time_ns()
+    # (id, status, ended how many days ago, lines of 1000 bytes)
+    jobs = [("old", pb.JOB_STATUS_COMPLETED, 40, 1), ("running", pb.JOB_STATUS_RUNNING, None, 5),
+            ("older-big", pb.JOB_STATUS_FAILED, 3, 5), ("newer-big", pb.JOB_STATUS_COMPLETED, 2, 5),
+            ("recent", pb.JOB_STATUS_CANCELLED, 1, 1)]
+    ids = {name: str(uuid.uuid4()) for name, *_ in jobs}
+
+    async def scenario() -> None:
+        store = JobStore(tmp_path, ServerSettings(), Fanout())
+        for name, status, days_ago, count in jobs:
+            ended_ns = now_ns - days_ago * day_ns if days_ago else 0
+            store.create_job(JobRecord(ids[name], name, b"", status, created_ns=now_ns - 50 * day_ns,
+                                       ended_ns=ended_ns))
+            store.append_lines(ids[name], lines_of(ids[name], 1, count, text="z" * 990))
+        await store.sync()
+        # 30 days; at most 12 kB of log text: "old" is too old, then "older-big" makes room.
+        assert await store.prune(max_age_s=30 * 24 * 3600, max_bytes=12_000) == [ids["old"], ids["older-big"]]
+        assert await store.prune(max_age_s=30 * 24 * 3600, max_bytes=12_000) == []
+        # However small the limit, the running job stays.
+        assert await store.prune(max_age_s=0, max_bytes=0) == [ids["newer-big"], ids["recent"]]
+        assert [record.job_id for record in store.jobs.values()] == [ids["running"]]
+        assert len(await store.read(ids["running"], 0)) == 5
+        await store.close()
+        reopened = JobStore(tmp_path, ServerSettings(), Fanout())
+        assert list(reopened.jobs) == [ids["running"]]
+        assert await reopened.read(ids["old"], 0) == []
+        await reopened.close()
 
     asyncio.run(scenario())
