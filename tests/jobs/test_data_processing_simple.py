@@ -101,16 +101,21 @@ def test_background_mode_streams_through_the_unbuffered_pipeline(server: Server,
     assert "COMPLETED" in summary_value(run, "Status")
 
 
-@pytest.mark.timeout(300)
-def test_ctrl_c_stops_watching_and_the_job_goes_on(server: Server, home: Path) -> None:
-    run = launch(home, "--etl")
+def ctrl_c_after_the_first_line(run: Run) -> str:
+    """Wait for the job's first log line, Ctrl+C the script, check it exits 130; the job's id."""
     give_up = time.monotonic() + JOB_TIMEOUT_S
     while not any(OUT_LINE.match(text) for text in run.out_text):
         assert run.process.poll() is None and time.monotonic() < give_up, run.err_text
-        time.sleep(0.01)
+        time.sleep(0.01)  # polling the reader threads' list, with the deadline above
     os.killpg(run.process.pid, signal.SIGINT)
     assert run.finish() == ExitStatus.INTERRUPTED
-    job_id = re.search(rf"Streaming logs for job: ({UUID})", run.err_text).group(1)  # type: ignore[union-attr]
+    return re.search(rf"Streaming logs for job: ({UUID})", run.err_text).group(1)  # type: ignore[union-attr]
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_watching_and_the_job_goes_on(server: Server, home: Path) -> None:
+    run = launch(home, "--etl")
+    job_id = ctrl_c_after_the_first_line(run)
     assert f"Watch it again with: stream-logs {job_id}" in run.err_text
     assert run.err_text.count("stopped watching") == 1, run.err_text
     assert "Traceback" not in run.err_text
@@ -140,13 +145,7 @@ def test_analytics_needs_the_etl_then_queries_what_it_loaded(server: Server, hom
 @pytest.mark.timeout(300)
 def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(server: Server, home: Path) -> None:
     run = launch(home, "--etl", "--cancel-on-interrupt")
-    give_up = time.monotonic() + JOB_TIMEOUT_S
-    while not any(OUT_LINE.match(text) for text in run.out_text):
-        assert run.process.poll() is None and time.monotonic() < give_up, run.err_text
-        time.sleep(0.01)
-    os.killpg(run.process.pid, signal.SIGINT)
-    assert run.finish() == ExitStatus.INTERRUPTED
-    job_id = re.search(rf"Streaming logs for job: ({UUID})", run.err_text).group(1)  # type: ignore[union-attr]
+    job_id = ctrl_c_after_the_first_line(run)
     assert "as --cancel-on-interrupt asks, cancelling it" in run.err_text
     assert "goes on" not in run.err_text and "Traceback" not in run.err_text
     with HodeiClient(server) as client:
