@@ -40,6 +40,14 @@ CHANNEL_OPTIONS = [
 ]
 
 
+class ClientError(Exception):
+    """A failed call, as the user should read it: one line and an exit status."""
+
+    def __init__(self, message: str, status: ExitStatus) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def open_channel(target: str) -> grpc.Channel:
     """Plaintext, as the platform speaks; TLS when ``HODEI_TLS_CA`` names the CA bundle to
     trust; with ``HODEI_TOKEN``, every call carries ``authorization: Bearer <token>``
@@ -58,14 +66,6 @@ def open_channel(target: str) -> grpc.Channel:
     if token:
         credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
     return grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
-
-
-class ClientError(Exception):
-    """A failed call, as the user should read it: one line and an exit status."""
-
-    def __init__(self, message: str, status: ExitStatus) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def check_job_id(job_id: str) -> str:
