@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -111,3 +112,28 @@ def test_payloads_that_cannot_be_jobs_are_refused_with_the_reason(
     payload.write_text(text)
     with pytest.raises(PayloadError, match=complaint):
         job_spec(payload, env=env)
+
+
+def test_a_bundle_arrives_whole_under_its_own_folder_and_is_removed_after(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "data.bin").write_bytes(bytes(range(256)) * 64)
+    (project / "target").mkdir()  # build output: left out of the bundle
+    (project / "target" / "old.jar").write_bytes(b"stale")
+    payload = tmp_path / "show.sh"
+    payload.write_text('cd "$HODEI_BUNDLE_DIR"; find . -type f | sort; sha256sum project/src/data.bin; pwd\n')
+    result = run_bash(job_spec(payload, bundle=[project]).arguments[1])
+    assert result.returncode == 0, result.stderr
+    *files, checksum, bundle_dir = result.stdout.splitlines()
+    assert files == ["./project/src/data.bin"]
+    assert checksum.split()[0] == hashlib.sha256((project / "src" / "data.bin").read_bytes()).hexdigest()
+    assert not Path(bundle_dir).exists(), "the bundle folder outlives the job"
+
+
+def test_a_bundle_is_compressed_and_a_missing_one_is_refused(tmp_path: Path) -> None:
+    text = tmp_path / "big.txt"
+    text.write_text("the same line, many times over\n" * 20_000)  # 600 KB, far over one argument
+    script = bash_script("true\n", INTERPRETERS[".sh"], bundle=[text])
+    assert len(script.encode()) < MAX_SCRIPT_BYTES // 10
+    with pytest.raises(PayloadError, match="no such file or folder"):
+        bash_script("true\n", INTERPRETERS[".sh"], bundle=[tmp_path / "missing"])
