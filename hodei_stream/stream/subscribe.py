@@ -24,15 +24,11 @@ import grpc
 from hodei_stream.client import FINAL_STATUSES, ClientError, HodeiClient, client_error
 from hodei_stream.exit_codes import ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.records import LogLine, from_entry
+from hodei_stream.records import EXACT_SEQUENCES_HEADER, LogLine, from_entry
 
 GET_LOGS_PAGE = 1000
 # Codes that mean "the connection or server went away", worth a reconnect.
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
-# Initial metadata by which a server promises exact sequences (1, 2, 3… per job, each line
-# once).  Ours sends it; the platform's own server does not, since its live entries carry
-# the job's latest sequence instead of their own (hodei-api.md).
-EXACT_SEQUENCES = ("x-hodei-sequences", "exact")
 # How many recent lines are remembered to recognise a repeat from a server without exact
 # sequences (e.g. history sent twice).
 SEEN_WINDOW = 20_000
@@ -156,7 +152,7 @@ class Follower:
         else:
             request = pb.SubscribeLogsRequest(job_id=self.job_id, include_history=self.history, tail_lines=self.tail)
         self._call = call = self.client.logs.SubscribeLogs(request)
-        self.seen.exact = EXACT_SEQUENCES in (call.initial_metadata() or ())
+        self.seen.exact = EXACT_SEQUENCES_HEADER in (call.initial_metadata() or ())
         if resuming and self._resume_point_known:
             yield from self._fill(upto=None)
         seen = self.seen
