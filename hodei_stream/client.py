@@ -165,9 +165,12 @@ class HodeiClient:
                 raise ClientError(f"no job {job_id} on {self.server}", ExitStatus.NOT_FOUND) from None
             raise_for(error, self.server, f"GetJob {job_id}")
 
-    def list_jobs(self, limit: int = 50, offset: int = 0) -> pb.ListJobsResponse:
+    def list_jobs(self, limit: int = 50, offset: int = 0, search_term: str = "") -> pb.ListJobsResponse:
+        request = pb.ListJobsRequest(limit=limit, offset=offset)
+        if search_term:
+            request.search_term = search_term
         try:
-            return self.jobs.ListJobs(pb.ListJobsRequest(limit=limit, offset=offset), timeout=UNARY_TIMEOUT_S)
+            return self.jobs.ListJobs(request, timeout=UNARY_TIMEOUT_S)
         except grpc.RpcError as error:
             raise_for(error, self.server, "ListJobs")
 

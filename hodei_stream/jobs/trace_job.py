@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import grpc
 from plumbum import cli
 
-from hodei_stream.client import ClientError, HodeiClient, check_job_id, raise_for, status_name
+from hodei_stream.client import ClientError, HodeiClient, check_job_id, status_name
 from hodei_stream.exit_codes import ExitStatus
 from hodei_stream.jobs.wrapper import STATUS_POLL_S, JobScript, UsageError, aligned
 from hodei_stream.proto import hodei_pb2 as pb
@@ -73,12 +72,7 @@ class TraceJob(JobScript):
 
 def created_at(client: HodeiClient, job_id: str) -> float | None:
     """When the server queued the job (ListJobs searched by id), if it says."""
-    request = pb.ListJobsRequest(limit=5, search_term=job_id)
-    try:
-        response = client.jobs.ListJobs(request, timeout=15.0)
-    except grpc.RpcError as error:
-        raise_for(error, client.server, "ListJobs")
-    for summary in response.jobs:
+    for summary in client.list_jobs(limit=5, search_term=job_id).jobs:
         if summary.job_id.value == job_id and summary.HasField("created_at"):
             return summary.created_at.ToNanoseconds() / 1e9
     return None
