@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -136,12 +137,11 @@ def numbered_job(count: int, pause_every: int, pause_s: float) -> str:
     )
 
 
-def test_cut_connection_loses_nothing_and_repeats_nothing(server: Server, home: Path) -> None:
-    proxy = UnixProxy(home / "proxy.sock", server.target.removeprefix("unix:"))
-    proxy.start()
-    job_id = submit_python(server, numbered_job(5000, 50, 0.05))
+def follow_through_outage(target: str, job_id: str, outage: Callable[[], None]) -> None:
+    """Follow ``job_id`` (5,000 numbered lines) at ``target``; after 1,500 lines, ``outage()``
+    cuts the way to the server for a while.  Every number must come once, in order, exit 0."""
     process = subprocess.Popen(
-        [*STREAM_LOGS, "--server", f"unix:{proxy.listen_path}", "--reconnect-timeout", "30", job_id],
+        [*STREAM_LOGS, "--server", target, "--reconnect-timeout", "30", job_id],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -150,14 +150,38 @@ def test_cut_connection_loses_nothing_and_repeats_nothing(server: Server, home: 
     for text in process.stdout:
         seen.append(text)
         if len(seen) == 1500:
-            proxy.stop()
-            time.sleep(1.0)  # the outage itself: the server stays away for a second
-            proxy.start()
+            outage()
     _, err = process.communicate(timeout=60)
     numbers = [int(LINE.match(text.rstrip("\n")).group(2).removeprefix("n=")) for text in seen]
     assert numbers == list(range(5000))
     assert process.returncode == 0, err
     assert "reconnecting" in err
+
+
+def test_cut_connection_loses_nothing_and_repeats_nothing(server: Server, home: Path) -> None:
+    proxy = UnixProxy(home / "proxy.sock", server.target.removeprefix("unix:"))
+    proxy.start()
+
+    def outage() -> None:
+        proxy.stop()
+        time.sleep(1.0)  # the outage itself: the way to the server stays cut for a second
+        proxy.start()
+
+    job_id = submit_python(server, numbered_job(5000, 50, 0.05))
+    follow_through_outage(f"unix:{proxy.listen_path}", job_id, outage)
+
+
+def test_server_killed_and_restarted_loses_nothing_and_repeats_nothing(home: Path, launch_server) -> None:
+    first = launch_server(home)
+
+    def outage() -> None:
+        first.process.kill()  # SIGKILL: no clean shutdown; the job's supervisor spools on
+        first.process.wait()
+        time.sleep(1.0)  # the outage itself: the server stays away for a second
+        launch_server(home)
+
+    job_id = submit_python(first.server, numbered_job(5000, 50, 0.05))
+    follow_through_outage(first.server.target, job_id, outage)
 
 
 def test_tail_no_history_and_no_follow(server: Server) -> None:
