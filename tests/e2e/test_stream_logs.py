@@ -184,6 +184,50 @@ def test_server_killed_and_restarted_loses_nothing_and_repeats_nothing(home: Pat
     follow_through_outage(first.server.target, job_id, outage)
 
 
+def test_job_that_ends_while_we_are_away_gets_its_last_lines_and_end_line(server: Server, home: Path) -> None:
+    proxy = UnixProxy(home / "proxy.sock", server.target.removeprefix("unix:"))
+    proxy.start()
+    gate = home / "gate"
+    job_id = submit(server, f"seq 1 100; until [ -e {gate} ]; do sleep 0.02; done; seq 101 200; exit 7")
+    process = subprocess.Popen(
+        [*STREAM_LOGS, "--server", f"unix:{proxy.listen_path}", "--no-timestamps", job_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = [process.stdout.readline() for _ in range(100)]
+    proxy.stop()
+    gate.touch()
+    wait_final(server, job_id)  # the job ends while stream-logs cannot reach the server
+    proxy.start()
+    rest, err = process.communicate(timeout=60)
+    assert [text.removeprefix("[OUT] ").strip() for text in seen + rest.splitlines()] == [str(i) for i in range(1, 201)]
+    assert process.returncode == 1
+    assert "❌ stream ended: job FAILED, exit code 7" in err
+    assert "reconnecting" in err
+
+
+@pytest.mark.parametrize("options", [["--no-reconnect"], ["--reconnect-timeout", "1"]])
+def test_giving_up_on_a_lost_server(server: Server, home: Path, options: list[str]) -> None:
+    proxy = UnixProxy(home / "proxy.sock", server.target.removeprefix("unix:"))
+    proxy.start()
+    job_id = submit(server, "echo first; sleep 60")
+    process = subprocess.Popen(
+        [*STREAM_LOGS, "--server", f"unix:{proxy.listen_path}", *options, job_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert "first" in process.stdout.readline()
+    proxy.stop()
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 4
+    assert "cannot reach the Hodei server" in err.splitlines()[-1]
+    assert "Traceback" not in err
+    with HodeiClient(server) as client:
+        client.cancel_job(job_id)
+
+
 def test_tail_no_history_and_no_follow(server: Server) -> None:
     job_id = submit(server, "for i in $(seq 1 50); do echo l$i; done")
     wait_final(server, job_id)
