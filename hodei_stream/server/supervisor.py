@@ -251,6 +251,14 @@ class Supervisor:
             self.signal_group(signal.SIGTERM)
             self.kill_at = time.monotonic() + self.spec.kill_grace_s
 
+    def group_alive(self) -> bool:
+        """Some process of the job's process group still exists."""
+        try:
+            os.killpg(self.pid, 0)  # type: ignore[arg-type]
+        except ProcessLookupError:
+            return False
+        return True
+
     def signal_group(self, signum: int) -> None:
         if self.pid is None:
             return  # not started: there is nothing to stop
@@ -351,7 +359,9 @@ class Supervisor:
                 self.kill_at = None
             if self.batcher.due_in(now) == 0.0:
                 self.flush()
-            if exit_status is not None and (not self.outputs_open() or now >= drain_until):
+            # The drain's deadline is for processes the job left behind holding the terminal;
+            # with none left, what is in the terminal is read to its end, however busy we were.
+            if exit_status is not None and (not self.outputs_open() or (now >= drain_until and self.group_alive())):
                 break
             wakeups = [t - now for t in (timeout_at, self.kill_at) if t is not None]
             if (due := self.batcher.due_in(now)) is not None:
