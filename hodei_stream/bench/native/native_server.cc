@@ -1,6 +1,7 @@
 // A fast stand-in server for measuring clients at their own limit: any SubscribeLogs gets
 // LINES entries "BENCH <i> <now_ns>" as fast as gRPC C++ sends them, GetJob says COMPLETED,
-// GetLogs has nothing more.  It runs no job: it only answers what stream-logs asks.
+// GetLogs has nothing more.  It runs no job: it only answers what stream-logs asks.  It
+// promises exact sequences in the "x-hodei-sequences" header, as the embedded server does.
 //
 //   native_server ADDRESS LINES   (ADDRESS: "unix:/path" or "127.0.0.1:port")
 #include <cstdio>
@@ -25,17 +26,17 @@ class Logs final : public hodei::LogStreamService::Service {
 
   grpc::Status SubscribeLogs(grpc::ServerContext* context, const hodei::SubscribeLogsRequest* request,
                              grpc::ServerWriter<hodei::JobLogEntry>* writer) override {
+    // Its sequences are exact (1, 2, 3…), and it says so as the embedded server does.
+    context->AddInitialMetadata("x-hodei-sequences", "exact");
     hodei::JobLogEntry entry;
     entry.set_job_id(request->job_id());
-    // A buffer hint lets gRPC gather entries into fewer writes, as a fast server would.
-    const grpc::WriteOptions gathered = grpc::WriteOptions().set_buffer_hint();
     for (long long index = 0; index < lines_ && !context->IsCancelled(); ++index) {
       const long long stamp = now_ns();
       entry.set_line("BENCH " + std::to_string(index) + " " + std::to_string(stamp));
       entry.set_sequence(index + 1);
       entry.mutable_timestamp()->set_seconds(stamp / 1000000000LL);
       entry.mutable_timestamp()->set_nanos(static_cast<int>(stamp % 1000000000LL));
-      if (!writer->Write(entry, gathered)) break;
+      if (!writer->Write(entry)) break;
     }
     return grpc::Status::OK;
   }
