@@ -13,10 +13,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from hodei_stream.records import LogLine
-
 if TYPE_CHECKING:
-    from hodei_stream.server.store import JobStore
+    from hodei_stream.server.store import EncodedPage, JobStore
 
 
 class Fanout:
@@ -39,17 +37,17 @@ class Fanout:
             event.set()
 
 
-async def follow(store: JobStore, job_id: str, after_sequence: int) -> AsyncIterator[list[LogLine]]:
-    """Pages of ``job_id``'s lines with sequence > ``after_sequence``, live, until the job is
-    final and every line was yielded.  Each line exactly once, in order."""
+async def follow(store: JobStore, job_id: str, after_sequence: int) -> AsyncIterator[EncodedPage]:
+    """Pages of ``job_id``'s lines with sequence > ``after_sequence``, encoded for the wire,
+    live, until the job is final and every line was yielded.  Each line exactly once, in order."""
     while True:
         changed = store.fanout.waiter(job_id)
         # Read "final" before the lines: the last lines are stored before the final status,
         # so a final job whose read comes back empty has nothing more to give.
         final = store.is_final(job_id)
-        page = await store.read(job_id, after_sequence)
+        page = await store.read_encoded(job_id, after_sequence)
         if page:
-            after_sequence = page[-1].sequence
+            after_sequence = page.last_sequence
             yield page
         elif final:
             return

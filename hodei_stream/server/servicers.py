@@ -18,9 +18,10 @@ from grpclib.server import Stream
 
 from hodei_stream.proto import hodei_grpc
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.records import EXACT_SEQUENCES_HEADER, LogLine
+from hodei_stream.records import EXACT_SEQUENCES_HEADER
+from hodei_stream.server.entries import log_entry
 from hodei_stream.server.fanout import follow
-from hodei_stream.server.store import PAGE_LINES, JobRecord, JobStore
+from hodei_stream.server.store import PAGE_LINES, EncodedPage, JobRecord, JobStore
 from hodei_stream.server.worker import Worker
 
 DEFAULT_LIST_LIMIT = 50
@@ -58,23 +59,9 @@ def timestamp(ns: int) -> Timestamp:
     return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
 
 
-def log_entry(line: LogLine) -> pb.JobLogEntry:
-    seconds, nanos = divmod(line.captured_ns, 1_000_000_000)
-    return pb.JobLogEntry(job_id=line.job_id, line=line.text, is_stderr=line.is_stderr,
-                          timestamp={"seconds": seconds, "nanos": nanos}, sequence=line.sequence)
-
-
-def framed_entries(lines: list[LogLine]) -> bytes:
-    """Lines as consecutive gRPC messages (each a 5-byte prefix: not compressed, length)."""
-    frames = []
-    for line in lines:
-        payload = log_entry(line).SerializeToString()
-        frames.append(b"\x00" + len(payload).to_bytes(4, "big") + payload)
-    return b"".join(frames)
-
-
-async def send_entries(stream: Stream[pb.SubscribeLogsRequest, pb.JobLogEntry], lines: list[LogLine]) -> None:
-    """Send a page of lines as one HTTP/2 write instead of one write per line.
+async def send_frames(stream: Stream[pb.SubscribeLogsRequest, pb.JobLogEntry], page: EncodedPage) -> None:
+    """Send a page of lines (encoded gRPC messages) as one HTTP/2 write instead of one write
+    per line.
 
     gRPC lets one DATA frame carry several length-prefixed messages, and a write per page
     instead of per line is what lets one stream carry tens of thousands of lines a second
@@ -82,7 +69,7 @@ async def send_entries(stream: Stream[pb.SubscribeLogsRequest, pb.JobLogEntry], 
     grpclib has no public call for it, so this uses the stream's ``send_data`` (grpclib is
     pinned below 0.5 in pyproject.toml; the end-to-end tests cover this path).
     """
-    await stream._stream.send_data(framed_entries(lines))  # noqa: SLF001
+    await stream._stream.send_data(page.data)  # noqa: SLF001
 
 
 def execution(record: JobRecord) -> pb.JobExecution:
@@ -188,7 +175,7 @@ class LogStreamService(hodei_grpc.LogStreamServiceBase):
         # dead server), with the promise that lets clients dedupe by sequence alone.
         await stream.send_initial_metadata(metadata=[EXACT_SEQUENCES_HEADER])
         async for page in follow(self.store, record.job_id, after):
-            await send_entries(stream, page)
+            await send_frames(stream, page)
 
     async def GetLogs(self, stream: Stream[pb.GetLogsRequest, pb.GetLogsResponse]) -> None:
         request = await stream.recv_message()

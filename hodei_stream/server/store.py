@@ -3,7 +3,8 @@
 Jobs (small, few) live in memory and are written through to SQLite.  Log lines are the hot
 path: ``append_lines`` puts them in the job's in-memory buffer (so a reader sees them at
 once) and hands them to a writer thread that commits them in batches (WAL), off the event
-loop.  The buffer keeps every line not yet committed plus a window of recent ones; older
+loop.  The buffer keeps every line not yet committed plus a window of recent ones, each
+with its gRPC frame once a subscriber asked for it (encoded once, sent to all); older
 history is read from SQLite in a worker thread, a page at a time, so the event loop is never
 held by the disk.  All methods except the writer's are called on the event loop's thread.
 """
@@ -15,12 +16,15 @@ import queue
 import sqlite3
 import threading
 import time
+from bisect import bisect_right
 from concurrent.futures import Future
 from dataclasses import astuple, dataclass, fields, replace
+from itertools import accumulate
 from pathlib import Path
 
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
+from hodei_stream.server.entries import grpc_frames
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.settings import ServerSettings
 
@@ -86,12 +90,21 @@ class Forget:
 
 class JobLog:
     """A job's lines in memory: ``lines[i]`` has sequence ``first_sequence + i``; the lines
-    before ``first_sequence`` are committed."""
+    before ``first_sequence`` are committed.  ``frames[i]`` is ``lines[i]`` encoded for
+    SubscribeLogs, for a prefix of ``lines``: encoded when a subscriber first asks, once for
+    all of them."""
 
     def __init__(self, first_sequence: int) -> None:
         self.first_sequence = first_sequence
         self.lines: list[LogLine] = []
+        self.frames: list[bytes] = []
         self.committed_sequence = first_sequence - 1
+
+    def encoded(self, start: int, end: int) -> list[bytes]:
+        """The frames of ``lines[start:end]``, encoding those not encoded yet."""
+        if end > len(self.frames):
+            self.frames += grpc_frames(self.lines[len(self.frames) : end])
+        return self.frames[start:end]
 
     def trim(self, keep: int) -> None:
         """Forget committed lines beyond the newest ``keep``; done in chunks, since a list
@@ -99,19 +112,35 @@ class JobLog:
         droppable = min(self.committed_sequence - self.first_sequence + 1, len(self.lines) - keep)
         if droppable > keep // 4:
             del self.lines[:droppable]
+            del self.frames[:droppable]  # (still a prefix of the lines: maybe an empty one)
             self.first_sequence += droppable
 
 
-def _page(lines: list[LogLine], limit: int) -> list[LogLine]:
-    """The first lines of ``lines`` that fit in one page of at most ``limit`` lines."""
-    page: list[LogLine] = []
-    size = 0
-    for line in lines[:limit]:
-        size += len(line.text)
-        if page and size > PAGE_BYTES:
-            break
-        page.append(line)
-    return page
+@dataclass(frozen=True)
+class EncodedPage:
+    """Consecutive lines of a job as gRPC frames, ready to be written to a stream."""
+
+    last_sequence: int
+    data: bytes
+
+
+def _fitting(sizes: list[int]) -> int:
+    """How many of the first items of these sizes fit in ``PAGE_BYTES`` (one at least: a
+    bigger item goes alone)."""
+    return max(bisect_right(list(accumulate(sizes)), PAGE_BYTES), min(1, len(sizes)))
+
+
+def _page(lines: list[LogLine]) -> list[LogLine]:
+    """The first of ``lines`` that fit in one page."""
+    return lines[: _fitting([len(line.text) for line in lines])]
+
+
+def _encoded_page(frames: list[bytes], last_sequence: int) -> EncodedPage | None:
+    """The first of ``frames``, whose last has ``last_sequence``, that fit in one page."""
+    count = _fitting([len(frame) for frame in frames])
+    if not count:
+        return None
+    return EncodedPage(last_sequence - len(frames) + count, b"".join(frames[:count]))
 
 
 class JobStore:
@@ -235,9 +264,22 @@ class JobStore:
         (fewer when a page's byte bound is reached)."""
         log = self.logs.get(job_id)
         if log is not None and after_sequence + 1 >= log.first_sequence:
-            return _page(log.lines[after_sequence + 1 - log.first_sequence :], limit)
+            start = after_sequence + 1 - log.first_sequence
+            return _page(log.lines[start : start + limit])
         # Older than the buffer (or a job from before this server started): all committed.
-        return _page(await asyncio.to_thread(self._read_committed, job_id, after_sequence, limit), limit)
+        return _page(await asyncio.to_thread(self._read_committed, job_id, after_sequence, limit))
+
+    async def read_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
+        """What ``read`` gives, as the gRPC frames SubscribeLogs sends; None when there is
+        nothing after ``after_sequence`` yet."""
+        log = self.logs.get(job_id)
+        if log is not None and after_sequence + 1 >= log.first_sequence:
+            start = after_sequence + 1 - log.first_sequence
+            end = min(start + PAGE_LINES, len(log.lines))
+            return _encoded_page(log.encoded(start, end), log.first_sequence + end - 1)
+        # Older than the buffer: read and encoded in a worker thread, for this reader alone.
+        lines = await asyncio.to_thread(self._read_committed, job_id, after_sequence, PAGE_LINES)
+        return _encoded_page(await asyncio.to_thread(grpc_frames, lines), lines[-1].sequence) if lines else None
 
     def _reader(self) -> sqlite3.Connection:
         """This (worker) thread's own connection for reads."""

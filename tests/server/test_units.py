@@ -13,6 +13,7 @@ from grpclib import GRPCError, Status
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.server import frames
+from hodei_stream.server.entries import grpc_frames, log_entry
 from hodei_stream.server.fanout import Fanout, follow
 from hodei_stream.server.servicers import parse_job_id
 from hodei_stream.server.settings import ServerSettings
@@ -74,6 +75,22 @@ def test_job_ids_are_validated_and_canonicalised() -> None:
     assert error.value.status == Status.INVALID_ARGUMENT
 
 
+def decoded(data: bytes) -> list[pb.JobLogEntry]:
+    """The JobLogEntry messages in consecutive gRPC frames (as a client's channel reads them)."""
+    entries = []
+    while data:
+        assert data[0] == 0, "not compressed"
+        size = int.from_bytes(data[1:5], "big")
+        entries.append(pb.JobLogEntry.FromString(data[5 : 5 + size]))
+        data = data[5 + size :]
+    return entries
+
+
+def test_grpc_frames_carry_the_same_entries_as_log_entry() -> None:
+    lines = [LogLine("job", 1, 1_700_000_000_123_456_789, False, "héllo\r"), LogLine("job", 2, 5, True, "")]
+    assert decoded(b"".join(grpc_frames(lines))) == [log_entry(line) for line in lines]
+
+
 def lines_of(job_id: str, first: int, count: int, text: str = "line") -> list[LogLine]:
     return [LogLine(job_id, n, n, False, f"{text} {n}") for n in range(first, first + count)]
 
@@ -102,7 +119,8 @@ def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
         store.update(job_id, status=pb.JOB_STATUS_COMPLETED)
         await store.sync()
         assert [line.sequence for line in await store.read(job_id, 998)] == [999, 1000, 1001, 1002]
-        assert [line.sequence async for page in follow(store, job_id, 990) for line in page] == list(range(991, 1003))
+        followed = [entry.sequence async for page in follow(store, job_id, 990) for entry in decoded(page.data)]
+        assert followed == list(range(991, 1003))
         await store.close()
 
     asyncio.run(write())
@@ -117,17 +135,26 @@ def test_store_trims_committed_lines_and_bounds_pages(tmp_path: Path) -> None:
         store = JobStore(tmp_path, settings, Fanout())
         store.create_job(JobRecord(job_id, "name", b"", pb.JOB_STATUS_RUNNING, created_ns=1))
         store.append_lines(job_id, lines_of(job_id, 1, 1000))
+        first_page = await store.read_encoded(job_id, 0)  # encoded before the trim
+        assert first_page is not None and [entry.sequence for entry in decoded(first_page.data)] == list(range(1, 1001))
         deadline = asyncio.get_running_loop().time() + 10
         while store.logs[job_id].first_sequence == 1:  # the writer commits, then the buffer shrinks
             assert asyncio.get_running_loop().time() < deadline, "the buffer was never trimmed"
             await asyncio.sleep(0.01)
         assert len(store.logs[job_id].lines) < 1000
-        # Lines older than the buffer come from SQLite, seamlessly.
+        # Lines older than the buffer come from SQLite, seamlessly; encoded ones stay aligned.
         assert [line.sequence for line in await store.read(job_id, 0, limit=5000)] == list(range(1, 1001))
+        for after in (0, 995):
+            page = await store.read_encoded(job_id, after)
+            assert page is not None and page.last_sequence == 1000
+            assert [entry.sequence for entry in decoded(page.data)] == list(range(after + 1, 1001))
+        assert await store.read_encoded(job_id, 1000) is None
         big = "y" * (1024 * 1024)
         store.append_lines(job_id, lines_of(job_id, 1001, 5, text=big))
         page = await store.read(job_id, 1000)
         assert 1 <= len(page) < 5 and sum(len(line.text) for line in page) <= PAGE_BYTES
+        encoded = await store.read_encoded(job_id, 1000)
+        assert encoded is not None and 1 <= len(decoded(encoded.data)) < 5 and len(encoded.data) <= PAGE_BYTES
         await store.close()
 
     asyncio.run(scenario())
