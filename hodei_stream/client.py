@@ -1,8 +1,9 @@
-"""A small synchronous client for the Hodei API (grpcio), shared by every command.
+"""A small synchronous client for the Hodei API (grpcio), for ``hodei`` and the job scripts.
 
 It opens the channel, makes the unary calls the commands need, and turns a failed call into
 a ``ClientError`` that carries a one-line message and the exit status to leave with.  The
-log stream itself is read in ``hodei_stream.stream.subscribe``.
+streamer does not use it: it reads logs over its own transport (``stream/wire.py``), which
+keeps grpcio's start-up and per-message cost off the path of every line.
 """
 
 from __future__ import annotations
@@ -17,18 +18,12 @@ from typing import NoReturn
 import grpc
 import grpc.experimental
 
-from hodei_stream.exit_codes import ExitStatus, for_grpc_code
+from hodei_stream.api import FINAL_STATUSES, check_job_id, status_name
+from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc as pb_grpc
-from hodei_stream.servers import Server
+from hodei_stream.servers import ENV_TLS_CA, ENV_TOKEN, UNARY_TIMEOUT_S, Server
 
-FINAL_STATUSES = frozenset(
-    {pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT}
-)
-UNARY_TIMEOUT_S = 15.0
-# The token the server wants (sent as gRPC metadata), and the CA bundle that makes the channel TLS.
-ENV_TOKEN = "HODEI_TOKEN"
-ENV_TLS_CA = "HODEI_TLS_CA"
 # Long lines (1 MiB and more) and GetLogs pages must fit in one message.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
@@ -38,14 +33,6 @@ CHANNEL_OPTIONS = [
     # thread: several times the lines per second for the same CPU (see the benchmarks).
     (grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1),
 ]
-
-
-class ClientError(Exception):
-    """A failed call, as the user should read it: one line and an exit status."""
-
-    def __init__(self, message: str, status: ExitStatus) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def open_channel(target: str) -> grpc.Channel:
@@ -68,40 +55,11 @@ def open_channel(target: str) -> grpc.Channel:
     return grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
 
 
-def check_job_id(job_id: str) -> str:
-    """Return ``job_id`` if it is a canonical lowercase UUID, else raise ``ClientError`` (USAGE)."""
-    try:
-        canonical = str(uuid.UUID(job_id))
-    except ValueError:
-        canonical = ""
-    if canonical != job_id:
-        raise ClientError(f"'{job_id}' is not a job id (expected a lowercase UUID)", ExitStatus.USAGE)
-    return job_id
-
-
-def status_name(status: int) -> str:
-    """``JOB_STATUS_COMPLETED`` → ``COMPLETED``."""
-    return pb.JobStatus.Name(status).removeprefix("JOB_STATUS_")
-
-
 def client_error(error: grpc.RpcError, server: Server, what: str) -> ClientError:
     """A gRPC failure as a ``ClientError`` whose message says what to do."""
     code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = (error.details() if isinstance(error, grpc.Call) else "") or code.name.lower()
-    if code == grpc.StatusCode.UNAVAILABLE:
-        hint = (
-            "is the embedded server running? try: hodei-server start"
-            if server.embedded
-            else "check --server / HODEI_GRPC_URL"
-        )
-        message = f"cannot reach the Hodei server at {server} ({details}); {hint}"
-    elif code == grpc.StatusCode.UNIMPLEMENTED:
-        message = f"the server at {server} does not speak the Hodei API ({details})"
-    elif code == grpc.StatusCode.UNAUTHENTICATED:
-        message = f"the server at {server} wants a token ({details}); set {ENV_TOKEN} to the server's token"
-    else:
-        message = f"{what}: {details}"
-    return ClientError(message, for_grpc_code(code.name))
+    details = error.details() if isinstance(error, grpc.Call) else ""
+    return server.failure(code.name, details or "", what)
 
 
 def raise_for(error: grpc.RpcError, server: Server, what: str) -> NoReturn:

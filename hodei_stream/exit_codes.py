@@ -34,3 +34,11 @@ _BY_GRPC_CODE = {
 def for_grpc_code(code_name: str) -> ExitStatus:
     """The exit status for a failed call with this gRPC status code name."""
     return _BY_GRPC_CODE.get(code_name, ExitStatus.UNREACHABLE)
+
+
+class ClientError(Exception):
+    """A failed command or call, as the user should read it: one line and an exit status."""
+
+    def __init__(self, message: str, status: ExitStatus) -> None:
+        super().__init__(message)
+        self.status = status

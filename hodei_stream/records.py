@@ -6,8 +6,7 @@ later stage (dedupe, filters, the formatter, the writers, ``--stats``) sees only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # Initial metadata of SubscribeLogs by which a server promises exact sequences (1, 2, 3…
 # per job, each line once), so that clients can dedupe by sequence alone.  Ours sends it;
@@ -16,8 +15,9 @@ from typing import Any
 EXACT_SEQUENCES_HEADER = ("x-hodei-sequences", "exact")
 
 
-@dataclass(frozen=True, slots=True)
-class LogLine:
+class LogLine(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: as immutable, and built several times faster,
+    # which counts at a hundred thousand lines a second.
     job_id: str
     sequence: int  # counts the job's lines from 1; 0 when a server does not number them
     captured_ns: int  # when the worker captured the line, ns since the epoch (UTC)
@@ -36,10 +36,4 @@ def from_entry(entry: Any) -> LogLine:
     its tests stay free of protobuf.
     """
     stamp = entry.timestamp
-    return LogLine(
-        job_id=entry.job_id,
-        sequence=entry.sequence,
-        captured_ns=stamp.seconds * 1_000_000_000 + stamp.nanos,
-        is_stderr=entry.is_stderr,
-        text=entry.line,
-    )
+    return LogLine(entry.job_id, entry.sequence, stamp.seconds * 1_000_000_000 + stamp.nanos, entry.is_stderr, entry.line)

@@ -15,10 +15,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.exit_codes import ClientError, ExitStatus, for_grpc_code
 
 ENV_URL = "HODEI_GRPC_URL"
 ENV_HOME = "HODEI_STREAM_HOME"
+# The token the server wants (sent as gRPC metadata), and the CA bundle that makes the connection TLS.
+ENV_TOKEN = "HODEI_TOKEN"
+ENV_TLS_CA = "HODEI_TLS_CA"
+UNARY_TIMEOUT_S = 15.0  # how long any one unary call may take
 SOCKET_NAME = "server.sock"
 
 
@@ -38,6 +42,20 @@ class Server:
 
     def __str__(self) -> str:
         return self.target
+
+    def failure(self, code: str, details: str, what: str) -> ClientError:
+        """A failed call to this server (gRPC status code name, details) in the user's words."""
+        details = details or code.lower()
+        if code == "UNAVAILABLE":
+            hint = "is the embedded server running? try: hodei-server start" if self.embedded else "check --server / HODEI_GRPC_URL"
+            message = f"cannot reach the Hodei server at {self} ({details}); {hint}"
+        elif code == "UNIMPLEMENTED":
+            message = f"the server at {self} does not speak the Hodei API ({details})"
+        elif code == "UNAUTHENTICATED":
+            message = f"the server at {self} wants a token ({details}); set {ENV_TOKEN} to the server's token"
+        else:
+            message = f"{what}: {details}"
+        return ClientError(message, for_grpc_code(code))
 
 
 def state_home() -> Path:

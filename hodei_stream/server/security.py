@@ -19,7 +19,8 @@ import grpclib.server
 from grpclib import GRPCError, Status
 from grpclib.events import RecvRequest, listen
 
-ENV_TOKEN = "HODEI_TOKEN"
+from hodei_stream.servers import ENV_TOKEN
+
 AUTHORIZATION_KEY = "authorization"
 
 

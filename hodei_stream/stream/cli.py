@@ -15,16 +15,16 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from hodei_stream.client import FINAL_STATUSES, ClientError, HodeiClient, check_job_id, status_name
-from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.api import FINAL_STATUSES, check_job_id, status_name
+from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.servers import ServerAddressError, ensure_running, resolve
 from hodei_stream.stream import format as fmt
-from hodei_stream.stream.subscribe import Follower, ReconnectPolicy
+from hodei_stream.stream.subscribe import Follower, LogClient, ReconnectPolicy
 from hodei_stream.stream.write import ReaderGone, Writer
 
 EPILOG = """\
@@ -188,13 +188,10 @@ class Session:
             job_ids = [check_job_id(job_id) for job_id in dict.fromkeys(args.job_ids)]
             server = resolve(args.server)
             ensure_running(server)
-        except ClientError as error:
+        except (ClientError, ServerAddressError) as error:
             self.writer.notice(f"stream-logs: {error}")
             return error.status
-        except ServerAddressError as error:
-            self.writer.notice(f"stream-logs: {error}")
-            return error.status
-        client = HodeiClient(server)
+        client = LogClient(server)
         policy = ReconnectPolicy(enabled=not args.no_reconnect, give_up_after_s=args.reconnect_timeout)
         try:
             for job_id in job_ids:
@@ -225,8 +222,6 @@ class Session:
         except ClientError as error:
             self.writer.notice(f"stream-logs: {error}")
             return error.status
-        finally:
-            client.close()
         if self.stats is not None:
             self.writer.notice(self.stats.summary())
         return max(statuses)
@@ -235,19 +230,22 @@ class Session:
     def colour_err(self) -> bool:
         return self.colour if self.args.stderr else use_colour(self.args.color, 2)
 
-    def show(self, line: LogLine) -> None:
+    def show(self, batch: list[LogLine]) -> None:
+        """Lines that arrived together: measured, filtered, formatted, written at once."""
+        arrived_ns = time.time_ns()
         if self.stats is not None:
-            self.stats.add(line, time.time_ns())
-        if self.keep is not None and not self.keep(line):
-            return
-        shown_ns = time.time_ns() if self.args.arrival_time else None
+            for line in batch:
+                self.stats.add(line, arrived_ns)
+        if self.keep is not None:
+            batch = [line for line in batch if self.keep(line)]
+        shown_ns = arrived_ns if self.args.arrival_time else None
         if self.args.json:
-            shown = fmt.format_json(line)
+            shown = [fmt.format_json(line) for line in batch]
         else:
-            shown = fmt.format_line(line, self.style, shown_ns)
+            shown = [fmt.format_line(line, self.style, shown_ns) for line in batch]
         exported = None
         if self.writer.export_fd is not None:
-            exported = shown if not self.colour else fmt.format_line(line, self.plain, shown_ns)
+            exported = shown if not self.colour else [fmt.format_line(line, self.plain, shown_ns) for line in batch]
         self.writer.log(shown, exported)
 
     def _follow(self) -> list[int]:
@@ -257,18 +255,18 @@ class Session:
         if len(self.followers) == 1:
             # One job: read the stream on this thread, no hand-off in the way of latency.
             follower = self.followers[0]
-            for line in follower.lines():
-                self.show(line)
+            for batch in follower.batches():
+                self.show(batch)
             return [self._end(follower)]
         return self._follow_several()
 
     def _follow_several(self) -> list[int]:
-        arrivals: queue.SimpleQueue[LogLine | tuple[Follower, Exception | None]] = queue.SimpleQueue()
+        arrivals: queue.SimpleQueue[list[LogLine] | tuple[Follower, Exception | None]] = queue.SimpleQueue()
 
         def pump(follower: Follower) -> None:
             try:
-                for line in follower.lines():
-                    arrivals.put(line)
+                for batch in follower.batches():
+                    arrivals.put(batch)
                 arrivals.put((follower, None))
             except ClientError as error:
                 arrivals.put((follower, error))
@@ -280,7 +278,7 @@ class Session:
         statuses: list[int] = []
         while len(statuses) < len(self.followers):
             item = arrivals.get()
-            if isinstance(item, LogLine):
+            if isinstance(item, list):
                 self.show(item)
                 continue
             follower, error = item
@@ -294,11 +292,11 @@ class Session:
         return statuses
 
     def _history_only(self, follower: Follower) -> int:
-        lines: Iterator[LogLine] = follower.history_lines()
         if self.args.tail > 0:
-            lines = iter(deque(lines, maxlen=self.args.tail))
-        for line in lines:
-            self.show(line)
+            self.show(list(deque((line for batch in follower.history_batches() for line in batch), maxlen=self.args.tail)))
+        else:
+            for batch in follower.history_batches():
+                self.show(batch)
         job = follower.client.get_job(follower.job_id)
         follower.final = job
         if job.status in FINAL_STATUSES:

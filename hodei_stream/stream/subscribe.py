@@ -1,6 +1,10 @@
 """Follow one job's log over gRPC and hand on each line once, in order, as a ``LogLine``.
 
-``Follower.lines()`` subscribes (SubscribeLogs) and yields records as they arrive.  It also
+``LogClient`` makes the three calls the streamer needs (GetJob, GetLogs, SubscribeLogs)
+over ``wire.py``; failures come out as ``ClientError`` in the user's words.
+
+``Follower.batches()`` subscribes (SubscribeLogs) and yields records as they arrive, in
+batches of those that arrived together (so that they can be written together, at once).  It also
 makes the stream whole when the wire is not:
 
 - a line already handed on is dropped (``SeenLines``); a gap (the sequence jumps ahead) is
@@ -19,16 +23,18 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import grpc
+from google.protobuf.message import Message
 
-from hodei_stream.client import FINAL_STATUSES, ClientError, HodeiClient, client_error
-from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.api import FINAL_STATUSES
+from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER, LogLine, from_entry
+from hodei_stream.servers import UNARY_TIMEOUT_S, Server
+from hodei_stream.stream.wire import Call, CallError
 
 GET_LOGS_PAGE = 1000
 # Codes that mean "the connection or server went away", worth a reconnect.
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
+RETRYABLE = frozenset({"UNAVAILABLE", "INTERNAL", "UNKNOWN"})
 # How many recent lines are remembered to recognise a repeat from a server without exact
 # sequences (e.g. history sent twice).
 SEEN_WINDOW = 20_000
@@ -40,6 +46,34 @@ class ReconnectPolicy:
     give_up_after_s: float = 60.0  # without a working connection
     first_delay_s: float = 0.1
     max_delay_s: float = 5.0
+
+
+class LogClient:
+    """GetJob, GetLogs and SubscribeLogs on ``server``, each call on a connection of its own."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def _unary(self, method: str, request: Message, response_type: type[Message], what: str, job_id: str) -> Message:
+        try:
+            answer = Call(self.server.target, method, request.SerializeToString(), timeout=UNARY_TIMEOUT_S).unary()
+        except CallError as error:
+            if error.code == "NOT_FOUND":
+                raise ClientError(f"no job {job_id} on {self.server}", ExitStatus.NOT_FOUND) from None
+            raise self.server.failure(error.code, error.details, f"{what} {job_id}") from None
+        return response_type.FromString(answer)
+
+    def get_job(self, job_id: str) -> pb.GetJobResponse:
+        request = pb.GetJobRequest(job_id=pb.JobId(value=job_id))
+        return self._unary("/hodei.JobExecutionService/GetJob", request, pb.GetJobResponse, "GetJob", job_id)
+
+    def get_logs(self, job_id: str, since_sequence: int = 0, limit: int = GET_LOGS_PAGE) -> pb.GetLogsResponse:
+        request = pb.GetLogsRequest(job_id=job_id, since_sequence=since_sequence, limit=limit)
+        return self._unary("/hodei.LogStreamService/GetLogs", request, pb.GetLogsResponse, "GetLogs", job_id)
+
+    def subscribe(self, request: pb.SubscribeLogsRequest) -> Call:
+        """Start SubscribeLogs; ``CallError`` from here on as the stream is read."""
+        return Call(self.server.target, "/hodei.LogStreamService/SubscribeLogs", request.SerializeToString())
 
 
 class SeenLines:
@@ -78,7 +112,7 @@ class Follower:
 
     def __init__(
         self,
-        client: HodeiClient,
+        client: LogClient,
         job_id: str,
         *,
         history: bool = True,
@@ -94,14 +128,14 @@ class Follower:
         self.notice = notice
         self.seen = SeenLines()
         self.final: pb.GetJobResponse | None = None
-        self._call: grpc.Call | None = None
+        self._call: Call | None = None
 
     def cancel(self) -> None:
         """Stop the stream from another thread (Ctrl+C while following several jobs)."""
         if self._call is not None:
-            self._call.cancel()
+            self._call.close()
 
-    def lines(self) -> Iterator[LogLine]:
+    def batches(self) -> Iterator[list[LogLine]]:
         resuming = False
         lost_since: float | None = None
         delay = self.reconnect.first_delay_s
@@ -120,9 +154,9 @@ class Follower:
                     yield from self._fill(upto=None)
                 self.final = job
                 return
-            except grpc.RpcError as error:
-                failure = client_error(error, self.client.server, f"following job {self.job_id}")
-                retryable = isinstance(error, grpc.Call) and error.code() in RETRYABLE
+            except CallError as error:
+                failure = self.client.server.failure(error.code, error.details, f"following job {self.job_id}")
+                retryable = error.code in RETRYABLE
             except ClientError as error:  # from GetJob / GetLogs, already in the user's words
                 failure, retryable = error, error.status == ExitStatus.UNREACHABLE
             now = time.monotonic()
@@ -140,40 +174,47 @@ class Follower:
         before the first line of --no-history or --tail, where it would be the whole log."""
         return self.seen.last_sequence > 0 or (self.history and not self.tail)
 
-    def history_lines(self) -> Iterator[LogLine]:
+    def history_batches(self) -> Iterator[list[LogLine]]:
         """The job's lines so far, paged through GetLogs, without following (--no-follow)."""
         yield from self._fill(upto=None)
 
-    def _one_subscription(self, resuming: bool) -> Iterator[LogLine]:
+    def _one_subscription(self, resuming: bool) -> Iterator[list[LogLine]]:
         if resuming:
             # Live lines first, so nothing written from now on is missed; GetLogs fills what
             # came while we were away; SeenLines drops what both deliver.
             request = pb.SubscribeLogsRequest(job_id=self.job_id, include_history=False)
         else:
             request = pb.SubscribeLogsRequest(job_id=self.job_id, include_history=self.history, tail_lines=self.tail)
-        self._call = call = self.client.logs.SubscribeLogs(request)
-        self.seen.exact = EXACT_SEQUENCES_HEADER in (call.initial_metadata() or ())
+        self._call = call = self.client.subscribe(request)
+        self.seen.exact = EXACT_SEQUENCES_HEADER in call.initial_metadata()
         if resuming and self._resume_point_known:
             yield from self._fill(upto=None)
         seen = self.seen
-        for entry in call:
-            line = from_entry(entry)
-            if not seen.is_new(line):
-                continue
-            if seen.last_sequence and line.sequence > seen.last_sequence + 1:
-                yield from self._fill(upto=line.sequence - 1)
-                if not seen.is_new(line):  # the fill brought it already
+        parse = pb.JobLogEntry.FromString
+        for messages in call.batches():
+            batch: list[LogLine] = []
+            for message in messages:
+                line = from_entry(parse(message))
+                if not seen.is_new(line):
                     continue
-            seen.add(line)
-            yield line
+                if seen.last_sequence and line.sequence > seen.last_sequence + 1:
+                    for page in self._fill(upto=line.sequence - 1):
+                        batch += page
+                    if not seen.is_new(line):  # the fill brought it already
+                        continue
+                seen.add(line)
+                batch.append(line)
+            if batch:
+                yield batch
 
-    def _fill(self, upto: int | None) -> Iterator[LogLine]:
-        """Lines after the last sequence (up to ``upto``) from GetLogs, page by page."""
+    def _fill(self, upto: int | None) -> Iterator[list[LogLine]]:
+        """Lines after the last sequence (up to ``upto``) from GetLogs, a page at a time."""
         seen = self.seen
         since = seen.last_sequence
         while upto is None or since < upto:
             page = self.client.get_logs(self.job_id, since_sequence=since, limit=GET_LOGS_PAGE)
             before = since
+            batch: list[LogLine] = []
             for entry in page.entries:
                 if entry.sequence <= since or (upto is not None and entry.sequence > upto):
                     continue
@@ -181,7 +222,9 @@ class Follower:
                 line = from_entry(entry)
                 if seen.is_new(line):
                     seen.add(line)
-                    yield line
+                    batch.append(line)
+            if batch:
+                yield batch
             # A server whose history lacks the gap (or whose sequences are not sane) makes
             # no progress: go on with what we have rather than ask forever.
             if not page.has_more or since == before:

@@ -1,8 +1,9 @@
-"""The only place stream-logs writes: one unbuffered write per line, and the broken pipe.
+"""The only place stream-logs writes: unbuffered writes, and the broken pipe.
 
-Each line goes out in a single ``os.write`` on the file descriptor, so there is no buffer to
-flush and nothing held back whether the output is a terminal, a pipe or a file.  A reader
-that went away (``stream-logs ID | head -3``) surfaces here as ``ReaderGone`` and nowhere else.
+Lines go out in a single ``os.write`` on the file descriptor as soon as they arrive (the
+lines that arrived together, in one write), so there is no buffer to flush and nothing held
+back whether the output is a terminal, a pipe or a file.  A reader that went away
+(``stream-logs ID | head -3``) surfaces here as ``ReaderGone`` and nowhere else.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ class Writer:
         self.notice_fd = notice_fd
         self.export_fd = export_fd
 
-    def log(self, shown: str, exported: str | None = None) -> None:
-        """One log line: ``shown`` on the log output, ``exported`` (plain) in the export file."""
-        if self.export_fd is not None and exported is not None:
+    def log(self, shown: list[str], exported: list[str] | None = None) -> None:
+        """Log lines that arrived together: ``shown`` on the log output, ``exported`` (plain)
+        in the export file; one write each."""
+        if self.export_fd is not None and exported:
             # The file first: a reader closing the terminal pipe must not cost the file a line.
-            write_all(self.export_fd, (exported + "\n").encode("utf-8", "replace"))
-        write_all(self.log_fd, (shown + "\n").encode("utf-8", "replace"))
+            write_all(self.export_fd, ("\n".join(exported) + "\n").encode("utf-8", "replace"))
+        if shown:
+            write_all(self.log_fd, ("\n".join(shown) + "\n").encode("utf-8", "replace"))
 
     def notice(self, text: str) -> None:
         """A banner, end line or message for the person watching; never fails the stream."""

@@ -102,7 +102,8 @@ def test_unreachable_or_malformed_server(home: Path, url: str, status: int, mess
 
 
 def test_reader_going_away_ends_quietly(server: Server) -> None:
-    job_id = submit(server, "for i in $(seq 1 2000); do echo line $i; done")
+    # Far more than a pipe holds (64 KiB), so stream-logs must meet the closed pipe.
+    job_id = submit(server, "seq -f 'line %g' 1 50000")
     wait_final(server, job_id)
     shell = f"{' '.join(STREAM_LOGS)} --server {server.target} {job_id} | head -3; exit ${{PIPESTATUS[0]}}"
     result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=30)
