@@ -163,3 +163,38 @@ def test_other_addresses_need_a_token_and_tls(home: Path, tmp_path: Path) -> Non
         assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "token" in result.stderr and "TLS" in result.stderr
     assert daemon("run", "--tls-cert", str(cert), env=environment).returncode == 2  # no key: usage error
+
+
+def stream_logs(target: str, job_id: str) -> subprocess.CompletedProcess[str]:
+    """stream-logs (its own HTTP/2 transport, not grpcio) with this process's environment."""
+    return subprocess.run([sys.executable, "-m", "hodei_stream.stream.cli", "--server", target, "-q", job_id],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_stream_logs_sends_the_token_and_speaks_tls(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    wait_until: WaitUntil) -> None:
+    cert, key = tls_certificate(tmp_path)
+    process, address = tcp_server(home, "--tls-cert", str(cert), "--tls-key", str(key),
+                                  env={"HODEI_TOKEN": TOKEN}, wait_until=wait_until)
+    try:
+        monkeypatch.setenv("HODEI_TOKEN", TOKEN)
+        monkeypatch.setenv("HODEI_TLS_CA", str(cert))
+        with HodeiClient(Server(address, embedded=False)) as client:
+            job_id = shell_job(client, "seq 1 3")
+        shown = stream_logs(address, job_id)
+        assert shown.returncode == 0, shown.stderr
+        assert [line.split(" ", 1)[1] for line in shown.stdout.splitlines()] == ["[OUT] 1", "[OUT] 2", "[OUT] 3"]
+
+        monkeypatch.setenv("HODEI_TOKEN", "wrong")
+        refused = stream_logs(address, job_id)
+        assert refused.returncode == ExitStatus.UNREACHABLE
+        assert "HODEI_TOKEN" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+        monkeypatch.delenv("HODEI_TLS_CA")  # plaintext to a TLS server, and no token in clear
+        monkeypatch.setenv("HODEI_TOKEN", TOKEN)
+        plaintext = stream_logs(address, job_id)
+        assert plaintext.returncode == ExitStatus.UNREACHABLE
+        assert len(plaintext.stderr.strip().splitlines()) == 1 and "Traceback" not in plaintext.stderr
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0
