@@ -124,24 +124,31 @@ def tcp_server(home: Path, *options: str, env: dict[str, str], wait_until: WaitU
     return process, address
 
 
-def test_tls_with_a_token_on_tcp(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                 wait_until: WaitUntil) -> None:
+@pytest.fixture
+def tls_token_server(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                     wait_until: WaitUntil) -> Iterator[str]:
+    """A server on 127.0.0.1 with TLS and ``TOKEN``; this process set to trust and use them.
+    Yields its address; at the end it must stop cleanly."""
     cert, key = tls_certificate(tmp_path)
     process, address = tcp_server(home, "--tls-cert", str(cert), "--tls-key", str(key),
                                   env={"HODEI_TOKEN": TOKEN}, wait_until=wait_until)
+    monkeypatch.setenv("HODEI_TOKEN", TOKEN)
+    monkeypatch.setenv("HODEI_TLS_CA", str(cert))
     try:
-        monkeypatch.setenv("HODEI_TOKEN", TOKEN)
-        monkeypatch.setenv("HODEI_TLS_CA", str(cert))
-        with HodeiClient(Server(address, embedded=False)) as client:
-            job_id = shell_job(client, "seq 1 3")
-            assert [a.entry.line for a in subscribe(client, job_id)] == ["1", "2", "3"]
-        monkeypatch.delenv("HODEI_TLS_CA")  # plaintext to a TLS server: no connection
-        with HodeiClient(Server(address, embedded=False)) as client, pytest.raises(ClientError) as error:
-            client.list_jobs()
-        assert error.value.status == ExitStatus.UNREACHABLE
+        yield address
     finally:
         process.terminate()
         assert process.wait(30) == 0
+
+
+def test_tls_with_a_token_on_tcp(tls_token_server: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with HodeiClient(Server(tls_token_server, embedded=False)) as client:
+        job_id = shell_job(client, "seq 1 3")
+        assert [a.entry.line for a in subscribe(client, job_id)] == ["1", "2", "3"]
+    monkeypatch.delenv("HODEI_TLS_CA")  # plaintext to a TLS server: no connection
+    with HodeiClient(Server(tls_token_server, embedded=False)) as client, pytest.raises(ClientError) as error:
+        client.list_jobs()
+    assert error.value.status == ExitStatus.UNREACHABLE
     assert "warning" not in (home / "tcp-server.log").read_text()
 
 
@@ -171,30 +178,20 @@ def stream_logs(target: str, job_id: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_stream_logs_sends_the_token_and_speaks_tls(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    wait_until: WaitUntil) -> None:
-    cert, key = tls_certificate(tmp_path)
-    process, address = tcp_server(home, "--tls-cert", str(cert), "--tls-key", str(key),
-                                  env={"HODEI_TOKEN": TOKEN}, wait_until=wait_until)
-    try:
-        monkeypatch.setenv("HODEI_TOKEN", TOKEN)
-        monkeypatch.setenv("HODEI_TLS_CA", str(cert))
-        with HodeiClient(Server(address, embedded=False)) as client:
-            job_id = shell_job(client, "seq 1 3")
-        shown = stream_logs(address, job_id)
-        assert shown.returncode == 0, shown.stderr
-        assert [line.split(" ", 1)[1] for line in shown.stdout.splitlines()] == ["[OUT] 1", "[OUT] 2", "[OUT] 3"]
+def test_stream_logs_sends_the_token_and_speaks_tls(tls_token_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with HodeiClient(Server(tls_token_server, embedded=False)) as client:
+        job_id = shell_job(client, "seq 1 3")
+    shown = stream_logs(tls_token_server, job_id)
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split(" ", 1)[1] for line in shown.stdout.splitlines()] == ["[OUT] 1", "[OUT] 2", "[OUT] 3"]
 
-        monkeypatch.setenv("HODEI_TOKEN", "wrong")
-        refused = stream_logs(address, job_id)
-        assert refused.returncode == ExitStatus.UNREACHABLE
-        assert "HODEI_TOKEN" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    monkeypatch.setenv("HODEI_TOKEN", "wrong")
+    refused = stream_logs(tls_token_server, job_id)
+    assert refused.returncode == ExitStatus.UNREACHABLE
+    assert "HODEI_TOKEN" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
 
-        monkeypatch.delenv("HODEI_TLS_CA")  # plaintext to a TLS server, and no token in clear
-        monkeypatch.setenv("HODEI_TOKEN", TOKEN)
-        plaintext = stream_logs(address, job_id)
-        assert plaintext.returncode == ExitStatus.UNREACHABLE
-        assert len(plaintext.stderr.strip().splitlines()) == 1 and "Traceback" not in plaintext.stderr
-    finally:
-        process.terminate()
-        assert process.wait(30) == 0
+    monkeypatch.delenv("HODEI_TLS_CA")  # plaintext to a TLS server, and no token in clear
+    monkeypatch.setenv("HODEI_TOKEN", TOKEN)
+    plaintext = stream_logs(tls_token_server, job_id)
+    assert plaintext.returncode == ExitStatus.UNREACHABLE
+    assert len(plaintext.stderr.strip().splitlines()) == 1 and "Traceback" not in plaintext.stderr
