@@ -43,3 +43,18 @@ def test_unknown_option_is_a_usage_error(repo_copy: Path) -> None:
     result = subprocess.run(["bash", str(repo_copy / "install.sh"), "--bogus"], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == "install.sh: unknown option '--bogus' (try --help)"
+
+
+def test_a_missing_python_is_one_line_with_the_fix(repo_copy: Path) -> None:
+    (repo_copy / ".venv" / ".hodei-stream-stamp").unlink()
+    result = subprocess.run(
+        ["bash", str(repo_copy / "install.sh")],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HODEI_PYTHON": "/nonexistent/python3"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "install.sh: /nonexistent/python3 not found; install Python 3.10 or newer"
+        " (Debian/Ubuntu: apt-get install python3 python3-venv)"
+    ]
