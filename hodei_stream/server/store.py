@@ -19,7 +19,9 @@ import time
 from bisect import bisect_right
 from concurrent.futures import Future
 from dataclasses import astuple, dataclass, fields, replace
-from itertools import accumulate
+from functools import cache
+from itertools import accumulate, chain
+from operator import attrgetter
 from pathlib import Path
 
 from hodei_stream.proto import hodei_pb2 as pb
@@ -36,6 +38,11 @@ FINAL_STATUSES = frozenset(
 # client's default 4 MiB message limit (always at least one line, up to 2 MiB long).
 PAGE_LINES = 5000
 PAGE_BYTES = 3 * 1024 * 1024
+# Lines per INSERT statement: 5 values each stays under the 999 variables per statement
+# that SQLite allowed by default before 3.32.
+INSERT_ROWS = 199
+# A LogLine as a row of the ``log_lines`` table.
+LINE_ROW = attrgetter("job_id", "sequence", "captured_ns", "is_stderr", "text")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -86,6 +93,21 @@ class Forget:
     """For the writer: delete these jobs and their lines (retention)."""
 
     job_ids: list[str]
+
+
+def _insert_lines(database: sqlite3.Connection, lines: list[LogLine]) -> None:
+    """Insert a job's lines with multi-row INSERTs: one statement per ``INSERT_ROWS`` lines,
+    which SQLite runs in one step with the GIL released throughout.  (``executemany`` steps,
+    and takes the GIL back, once per row: while the event loop thread is busy, that made
+    the writer 2-3 times slower, 28-37 µs a line instead of 12-16.)"""
+    for start in range(0, len(lines), INSERT_ROWS):
+        chunk = lines[start : start + INSERT_ROWS]
+        database.execute(_insert_statement(len(chunk)), list(chain.from_iterable(map(LINE_ROW, chunk))))
+
+
+@cache
+def _insert_statement(rows: int) -> str:
+    return "INSERT OR IGNORE INTO log_lines VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
 
 
 class JobLog:
@@ -326,6 +348,7 @@ class JobStore:
                     break
             committed: dict[str, int] = {}
             barriers: list[Future[None]] = []
+            lines_by_job: dict[str, list[LogLine]] = {}  # inserted together, after the loop
             database.execute("BEGIN")
             for item in batch:
                 if item is None:
@@ -333,6 +356,8 @@ class JobStore:
                 elif isinstance(item, Future):
                     barriers.append(item)
                 elif isinstance(item, Forget):
+                    for job_id in item.job_ids:
+                        lines_by_job.pop(job_id, None)
                     database.executemany("DELETE FROM log_lines WHERE job_id = ?", [(i,) for i in item.job_ids])
                     database.executemany("DELETE FROM jobs WHERE job_id = ?", [(i,) for i in item.job_ids])
                 elif isinstance(item, JobRecord):
@@ -340,11 +365,10 @@ class JobStore:
                     # Reported too, so that a final job's buffer is let go once all is on disk.
                     committed.setdefault(item.job_id, item.line_count)
                 else:
-                    database.executemany(
-                        "INSERT OR IGNORE INTO log_lines VALUES (?, ?, ?, ?, ?)",
-                        [(line.job_id, line.sequence, line.captured_ns, line.is_stderr, line.text) for line in item],
-                    )
-                    committed[item[0].job_id] = item[-1].sequence
+                    lines_by_job.setdefault(item[0].job_id, []).extend(item)
+            for job_id, lines in lines_by_job.items():
+                _insert_lines(database, lines)
+                committed[job_id] = lines[-1].sequence
             for job_id, sequence in committed.items():
                 database.execute("UPDATE jobs SET line_count = ? WHERE job_id = ?", (sequence, job_id))
             database.execute("COMMIT")
