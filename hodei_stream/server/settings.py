@@ -22,6 +22,11 @@ class ServerSettings:
     store_commit_interval_s: float = 0.05
     # Committed lines of a running job kept in memory for subscribers that are close behind.
     store_recent_lines: int = 10_000
+    # Lines of a job received but not committed yet, at most: beyond this the worker stops
+    # reading the job's supervisor until the writer caught up, so a job that writes faster
+    # than the disk takes its lines waits (its output in its terminal) instead of filling
+    # the server's memory.
+    store_max_backlog_lines: int = 50_000
     # ``hodei-server stop`` / SIGTERM: how long running jobs get to end after the cancel.
     shutdown_grace_s: float = 5.0
     # A restarted server waits this long for the supervisor of a job it found unfinished to

@@ -176,6 +176,7 @@ class JobStore:
         # What the writer thread commits next: jobs, lines, sync barriers; None stops it.
         self.pending: queue.SimpleQueue[JobRecord | list[LogLine] | Forget | Future[None] | None] = queue.SimpleQueue()
         self.readers = threading.local()
+        self.commit_seen = asyncio.Event()  # set, and replaced, on every commit
         with self._connect() as database:
             database.executescript(SCHEMA)
             for row in database.execute("SELECT * FROM jobs"):
@@ -303,6 +304,13 @@ class JobStore:
         lines = await asyncio.to_thread(self._read_committed, job_id, after_sequence, PAGE_LINES)
         return _encoded_page(await asyncio.to_thread(grpc_frames, lines), lines[-1].sequence) if lines else None
 
+    async def wait_for_backlog(self, job_id: str) -> None:
+        """Return once ``job_id`` has at most ``store_max_backlog_lines`` lines waiting for
+        the writer (at once, usually)."""
+        while (log := self.logs.get(job_id)) is not None and (
+                self.jobs[job_id].line_count - log.committed_sequence > self.settings.store_max_backlog_lines):
+            await self.commit_seen.wait()
+
     def _reader(self) -> sqlite3.Connection:
         """This (worker) thread's own connection for reads."""
         database = getattr(self.readers, "database", None)
@@ -320,6 +328,8 @@ class JobStore:
 
     def _committed(self, committed: dict[str, int]) -> None:
         """On the loop: the writer committed these jobs' lines up to these sequences."""
+        self.commit_seen.set()
+        self.commit_seen = asyncio.Event()
         for job_id, sequence in committed.items():
             log = self.logs.get(job_id)
             if log is None:

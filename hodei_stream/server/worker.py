@@ -3,9 +3,10 @@
 ``launch`` starts ``python -m hodei_stream.server.supervisor`` with the job's spec on its
 stdin; the supervisor connects back to the worker socket (``worker.sock`` in the state
 folder), says HELLO, is told where to RESUME, and then streams STARTED, LINES and EXITED
-frames, which become status changes and stored lines.  ``cancel`` sends a CANCEL frame: the
-supervisor stops the job's whole process group.  The server never touches a healthy job's
-processes itself.
+frames, which become status changes and stored lines (a supervisor is read no further while
+its job's lines wait for the disk beyond ``store_max_backlog_lines``: the job is slowed, the
+server's memory stays bounded).  ``cancel`` sends a CANCEL frame: the supervisor stops the
+job's whole process group.  The server never touches a healthy job's processes itself.
 
 Jobs outlive the server: supervisors run in sessions of their own and reconnect to the next
 server, which ``adopt``s every job its predecessor left unfinished and waits for its
@@ -264,6 +265,7 @@ class Worker:
                 writer.write(frames.encode_json(FrameKind.CANCEL, {"reason": run.cancel_reason}))
             while frame := await frames.read_frame(reader):
                 await self._on_frame(run, writer, *frame)
+                await self.store.wait_for_backlog(job_id)
         except (OSError, ValueError, asyncio.IncompleteReadError):
             pass  # the supervisor died or spoke nonsense: it reconnects, or its spool is read
         finally:

@@ -160,6 +160,25 @@ def test_store_trims_committed_lines_and_bounds_pages(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_a_job_past_its_backlog_waits_for_the_writer(tmp_path: Path) -> None:
+    settings = ServerSettings(store_max_backlog_lines=10, store_commit_interval_s=0.05)
+    job_id = str(uuid.uuid4())
+
+    async def scenario() -> None:
+        store = JobStore(tmp_path, settings, Fanout())
+        store.create_job(JobRecord(job_id, "name", b"", pb.JOB_STATUS_RUNNING, created_ns=1))
+        await store.wait_for_backlog(job_id)  # nothing waiting: at once
+        store.append_lines(job_id, lines_of(job_id, 1, 100))
+        waiting = asyncio.create_task(store.wait_for_backlog(job_id))
+        await asyncio.sleep(0)
+        assert not waiting.done()  # 100 lines, none committed yet (the writer gathers 50 ms)
+        await asyncio.wait_for(waiting, 10)
+        assert store.logs[job_id].committed_sequence == 100
+        await store.close()
+
+    asyncio.run(scenario())
+
+
 def test_retention_forgets_old_and_oversized_finished_jobs_never_a_running_one(tmp_path: Path) -> None:
     day_ns = 24 * 3600 * 10**9
     now_ns = time.time_ns()
