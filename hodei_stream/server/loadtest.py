@@ -10,7 +10,9 @@ server in a temporary state folder and runs:
 2. with ``--million``, one job writing 1,000,000 lines: all stored, GetLogs pages through
    all of them, a late subscriber with include_history gets all of them.
 
-It prints lines/s, the server's peak RSS (VmHWM) and each check, and exits 1 if one failed.
+It prints lines/s, the server's peak RSS (VmHWM) and CPU time, and each check, and exits 1
+if one failed.  The subscribers share this one Python process, so "delivered" may be their
+pace rather than the server's: the server's CPU time beside the run's length tells which.
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time process ``pid`` used so far (its own threads, not children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def check(ok: bool, what: str) -> bool:
@@ -178,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = fan_out_run(server, args.jobs, args.lines, args.subscribers, args.slow_ms)
         if args.million:
             ok &= million_run(server)
-        print(f"server peak RSS: {peak_rss_mib(process.pid):.0f} MiB")
+        print(f"server peak RSS: {peak_rss_mib(process.pid):.0f} MiB; server CPU: {cpu_seconds(process.pid):.1f} s")
     finally:
         process.terminate()
         process.wait(60)
