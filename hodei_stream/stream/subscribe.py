@@ -129,6 +129,7 @@ class Follower:
         self.seen = SeenLines()
         self.final: pb.GetJobResponse | None = None
         self._call: Call | None = None
+        self._connected = False  # the server answered since the last failure
 
     def cancel(self) -> None:
         """Stop the stream from another thread (Ctrl+C while following several jobs)."""
@@ -160,6 +161,8 @@ class Follower:
             except ClientError as error:  # from GetJob / GetLogs, already in the user's words
                 failure, retryable = error, error.status == ExitStatus.UNREACHABLE
             now = time.monotonic()
+            if self._connected:  # a new outage: the back-off and the limit start again
+                self._connected, lost_since, delay = False, None, self.reconnect.first_delay_s
             lost_since = lost_since or now
             if not (retryable and self.reconnect.enabled and now - lost_since <= self.reconnect.give_up_after_s):
                 raise failure
@@ -187,6 +190,7 @@ class Follower:
             request = pb.SubscribeLogsRequest(job_id=self.job_id, include_history=self.history, tail_lines=self.tail)
         self._call = call = self.client.subscribe(request)
         self.seen.exact = EXACT_SEQUENCES_HEADER in call.initial_metadata()
+        self._connected = True
         if resuming and self._resume_point_known:
             yield from self._fill(upto=None)
         seen = self.seen

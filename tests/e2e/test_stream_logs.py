@@ -208,6 +208,28 @@ def test_job_that_ends_while_we_are_away_gets_its_last_lines_and_end_line(server
     assert "reconnecting" in err
 
 
+def test_each_outage_gets_the_whole_reconnect_timeout(server: Server, home: Path) -> None:
+    proxy = UnixProxy(home / "proxy.sock", server.target.removeprefix("unix:"))
+    proxy.start()
+    job_id = submit_python(server, numbered_job(3000, 50, 0.05))  # ~3 s of output
+    process = subprocess.Popen(
+        [*STREAM_LOGS, "--server", f"unix:{proxy.listen_path}", "--reconnect-timeout", "1.5", job_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = 0
+    for _ in process.stdout:
+        seen += 1
+        if seen in (500, 2500):  # two outages of 1 s, more than 1.5 s apart
+            proxy.stop()
+            time.sleep(1.0)
+            proxy.start()
+    _, err = process.communicate(timeout=60)
+    assert seen == 3000
+    assert process.returncode == 0, err
+
+
 @pytest.mark.parametrize("options", [["--no-reconnect"], ["--reconnect-timeout", "1"]])
 def test_giving_up_on_a_lost_server(server: Server, home: Path, options: list[str]) -> None:
     proxy = UnixProxy(home / "proxy.sock", server.target.removeprefix("unix:"))
