@@ -102,8 +102,8 @@ def dispatch(args: argparse.Namespace, server: Server) -> int:
                 print(json.dumps(report))
             else:
                 for key, value in report.items():
-                    if key == "duration_s":
-                        value = format_duration(float(value))  # type: ignore[arg-type]
+                    if key == "duration_s":  # seconds for scripts (--json), "1m05s" for people
+                        key, value = "duration", format_duration(float(value))  # type: ignore[arg-type]
                     print(f"{key:>13}: {value}")
             return ExitStatus.OK
         if args.command == "list":
