@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
-from hodei_stream.server.security import ENV_TOKEN, Security
+from hodei_stream.server.security import Security
 from hodei_stream.server.settings import ServerSettings
-from hodei_stream.servers import embedded_target, is_answering, state_home
+from hodei_stream.servers import ENV_TOKEN, embedded_target, is_answering, state_home
 
 STATE_FILE_NAME = "server.json"
 LOG_FILE_NAME = "server.log"
@@ -74,8 +74,6 @@ def running_server(home: Path) -> RunningServer | None:
 
 async def serve(address: str, home: Path, settings: ServerSettings, security: Security) -> None:
     server, bound_address = await create_server(address, home, settings, security)
-    state_file = home / STATE_FILE_NAME
-    state_file.write_text(json.dumps({"pid": os.getpid(), "address": bound_address}))
     print(f"hodei-server: listening on {bound_address} (state in {home})", file=sys.stderr, flush=True)
     if not bound_address.startswith("unix:") and not security.token:
         print(f"hodei-server: warning: any local user can reach {bound_address} and run commands as you;"
@@ -92,6 +90,10 @@ async def serve(address: str, home: Path, settings: ServerSettings, security: Se
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, request_stop, False)
     loop.add_signal_handler(KEEP_JOBS_SIGNAL, request_stop, True)
+    # Written last: once it exists the server has said what it had to and stops cleanly on
+    # a signal (a stop that came sooner would have met the default handlers).
+    state_file = home / STATE_FILE_NAME
+    state_file.write_text(json.dumps({"pid": os.getpid(), "address": bound_address}))
     await stop.wait()
     what = "running jobs keep running; the next start re-attaches them" if keep_jobs else "running jobs are cancelled"
     print(f"hodei-server: stopping ({what})", file=sys.stderr, flush=True)
