@@ -18,14 +18,12 @@ from typing import NoReturn
 import grpc
 import grpc.experimental
 
-from hodei_stream.api import FINAL_STATUSES, check_job_id, status_name
+from hodei_stream.api import FINAL_STATUSES
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc as pb_grpc
-from hodei_stream.servers import ENV_TLS_CA, ENV_TOKEN, UNARY_TIMEOUT_S, Server
+from hodei_stream.servers import ENV_TLS_CA, ENV_TOKEN, MAX_MESSAGE_BYTES, UNARY_TIMEOUT_S, Server
 
-# Long lines (1 MiB and more) and GetLogs pages must fit in one message.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -55,15 +53,15 @@ def open_channel(target: str) -> grpc.Channel:
     return grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
 
 
-def client_error(error: grpc.RpcError, server: Server, what: str) -> ClientError:
+def client_error(error: grpc.RpcError, server: Server, what: str, job_id: str = "") -> ClientError:
     """A gRPC failure as a ``ClientError`` whose message says what to do."""
     code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = error.details() if isinstance(error, grpc.Call) else ""
-    return server.failure(code.name, details or "", what)
+    return server.failure(code.name, details or "", what, job_id)
 
 
-def raise_for(error: grpc.RpcError, server: Server, what: str) -> NoReturn:
-    raise client_error(error, server, what) from None
+def raise_for(error: grpc.RpcError, server: Server, what: str, job_id: str = "") -> NoReturn:
+    raise client_error(error, server, what, job_id) from None
 
 
 class HodeiClient:
@@ -119,9 +117,7 @@ class HodeiClient:
         try:
             return self.jobs.GetJob(pb.GetJobRequest(job_id=pb.JobId(value=job_id)), timeout=UNARY_TIMEOUT_S)
         except grpc.RpcError as error:
-            if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.NOT_FOUND:
-                raise ClientError(f"no job {job_id} on {self.server}", ExitStatus.NOT_FOUND) from None
-            raise_for(error, self.server, f"GetJob {job_id}")
+            raise_for(error, self.server, f"GetJob {job_id}", job_id)
 
     def list_jobs(self, limit: int = 50, offset: int = 0, search_term: str = "") -> pb.ListJobsResponse:
         request = pb.ListJobsRequest(limit=limit, offset=offset)
@@ -137,16 +133,14 @@ class HodeiClient:
         try:
             return self.jobs.CancelJob(request, timeout=UNARY_TIMEOUT_S)
         except grpc.RpcError as error:
-            if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.NOT_FOUND:
-                raise ClientError(f"no job {job_id} on {self.server}", ExitStatus.NOT_FOUND) from None
-            raise_for(error, self.server, f"CancelJob {job_id}")
+            raise_for(error, self.server, f"CancelJob {job_id}", job_id)
 
     def get_logs(self, job_id: str, since_sequence: int = 0, limit: int = 1000) -> pb.GetLogsResponse:
         request = pb.GetLogsRequest(job_id=job_id, since_sequence=since_sequence, limit=limit)
         try:
             return self.logs.GetLogs(request, timeout=UNARY_TIMEOUT_S)
         except grpc.RpcError as error:
-            raise_for(error, self.server, f"GetLogs {job_id}")
+            raise_for(error, self.server, f"GetLogs {job_id}", job_id)
 
     def wait_final(self, job_id: str, deadline_s: float = 30.0, poll_s: float = 0.05) -> pb.GetJobResponse:
         """GetJob until the job is in a final state or ``deadline_s`` passed; the last answer.

@@ -23,6 +23,8 @@ ENV_HOME = "HODEI_STREAM_HOME"
 ENV_TOKEN = "HODEI_TOKEN"
 ENV_TLS_CA = "HODEI_TLS_CA"
 UNARY_TIMEOUT_S = 15.0  # how long any one unary call may take
+# Long lines (1 MiB and more) and GetLogs pages must fit in one message.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 SOCKET_NAME = "server.sock"
 
 
@@ -43,10 +45,13 @@ class Server:
     def __str__(self) -> str:
         return self.target
 
-    def failure(self, code: str, details: str, what: str) -> ClientError:
-        """A failed call to this server (gRPC status code name, details) in the user's words."""
+    def failure(self, code: str, details: str, what: str, job_id: str = "") -> ClientError:
+        """A failed call to this server (gRPC status code name, details) in the user's words;
+        ``job_id``: the job the call was about, if any."""
         details = details or code.lower()
-        if code == "UNAVAILABLE":
+        if code == "NOT_FOUND" and job_id:
+            message = f"no job {job_id} on {self}"
+        elif code == "UNAVAILABLE":
             hint = "is the embedded server running? try: hodei-server start" if self.embedded else "check --server / HODEI_GRPC_URL"
             message = f"cannot reach the Hodei server at {self} ({details}); {hint}"
         elif code == "UNIMPLEMENTED":

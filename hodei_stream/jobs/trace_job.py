@@ -14,8 +14,9 @@ import datetime as dt
 
 from plumbum import cli
 
-from hodei_stream.client import ClientError, HodeiClient, check_job_id, status_name
-from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.api import check_job_id, status_name
+from hodei_stream.client import HodeiClient
+from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.jobs.wrapper import STATUS_POLL_S, JobScript, UsageError, aligned
 from hodei_stream.proto import hodei_pb2 as pb
 

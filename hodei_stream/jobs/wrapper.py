@@ -38,8 +38,9 @@ from plumbum import cli, local
 from plumbum.commands.base import ERROUT, BaseCommand
 from plumbum.commands.modifiers import BG, Future
 
-from hodei_stream.client import FINAL_STATUSES, ClientError, HodeiClient, status_name
-from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.api import FINAL_STATUSES, status_name
+from hodei_stream.client import HodeiClient
+from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.jobs.payload import PayloadError, job_spec
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.servers import Server, ServerAddressError, ensure_running, resolve

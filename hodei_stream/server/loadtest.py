@@ -28,7 +28,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hodei_stream.client import FINAL_STATUSES, ClientError, HodeiClient
+from hodei_stream.api import FINAL_STATUSES
+from hodei_stream.client import HodeiClient
+from hodei_stream.exit_codes import ClientError
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.servers import Server, embedded_target, is_answering
 

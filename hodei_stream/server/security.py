@@ -19,8 +19,6 @@ import grpclib.server
 from grpclib import GRPCError, Status
 from grpclib.events import RecvRequest, listen
 
-from hodei_stream.servers import ENV_TOKEN
-
 AUTHORIZATION_KEY = "authorization"
 
 

@@ -30,11 +30,11 @@ from pathlib import Path
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server import frames
 from hodei_stream.server.frames import FrameKind
-from hodei_stream.server.security import ENV_TOKEN
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool, is_running
 from hodei_stream.server.store import JobStore
 from hodei_stream.server.supervisor import JobSpec
+from hodei_stream.servers import ENV_TOKEN
 
 WORKER_SOCKET_NAME = "worker.sock"
 # What a job inherits from the server's environment before its own ``environment`` is laid

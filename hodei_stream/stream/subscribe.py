@@ -58,9 +58,7 @@ class LogClient:
         try:
             answer = Call(self.server.target, method, request.SerializeToString(), timeout=UNARY_TIMEOUT_S).unary()
         except CallError as error:
-            if error.code == "NOT_FOUND":
-                raise ClientError(f"no job {job_id} on {self.server}", ExitStatus.NOT_FOUND) from None
-            raise self.server.failure(error.code, error.details, f"{what} {job_id}") from None
+            raise self.server.failure(error.code, error.details, f"{what} {job_id}", job_id) from None
         return response_type.FromString(answer)
 
     def get_job(self, job_id: str) -> pb.GetJobResponse:

@@ -24,12 +24,10 @@ from collections.abc import Iterator
 
 import hpack
 
-from hodei_stream.servers import ENV_TLS_CA, ENV_TOKEN
+from hodei_stream.servers import ENV_TLS_CA, ENV_TOKEN, MAX_MESSAGE_BYTES
 
 CONNECT_TIMEOUT_S = 10.0
 RECEIVE_CHUNK = 1 << 20
-# Long lines (1 MiB and more) and GetLogs pages must fit in one message.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # How much the server may send ahead of our reading; topped up once half is used.
 WINDOW_BYTES = 16 * 1024 * 1024
 STREAM_ID = 1  # the one stream of the connection

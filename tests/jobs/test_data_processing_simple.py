@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hodei_stream.client import HodeiClient, status_name
+from hodei_stream.api import status_name
+from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ExitStatus
 from hodei_stream.jobs.data_processing_simple import DataProcessingSimple
 from hodei_stream.servers import Server

@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from hodei_stream.client import ClientError, HodeiClient, client_error
-from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.client import HodeiClient, client_error
+from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server.supervisor import MAX_LINE_BYTES
 

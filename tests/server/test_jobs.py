@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import textwrap
 import time
@@ -14,8 +13,8 @@ from typing import Any
 import grpc
 import pytest
 
-from hodei_stream.client import ClientError, HodeiClient
-from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.client import HodeiClient
+from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 
 WaitUntil = Callable[..., Any]

@@ -15,8 +15,8 @@ from typing import Any
 import grpc
 import pytest
 
-from hodei_stream.client import ClientError, HodeiClient
-from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.client import HodeiClient
+from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool
 from hodei_stream.servers import Server
