@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from hodei_stream.api import check_job_id, status_name
 from hodei_stream.client import HodeiClient
+from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.servers import Server, ServerAddressError, ensure_running, resolve
 from hodei_stream.stream import cli as stream_cli
 from hodei_stream.stream.format import format_duration
 

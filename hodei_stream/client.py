@@ -19,10 +19,11 @@ import grpc
 import grpc.experimental
 
 from hodei_stream.api import FINAL_STATUSES
+from hodei_stream.endpoint import MAX_MESSAGE_BYTES, UNARY_TIMEOUT_S, Server
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc as pb_grpc
-from hodei_stream.servers import ENV_TLS_CA, ENV_TOKEN, MAX_MESSAGE_BYTES, UNARY_TIMEOUT_S, Server
+from hodei_stream.state_folder import ENV_TLS_CA, ENV_TOKEN
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

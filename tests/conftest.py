@@ -22,7 +22,8 @@ from typing import TypeVar
 
 import pytest
 
-from hodei_stream.servers import Server, embedded_target, is_answering
+from hodei_stream.endpoint import Server
+from hodei_stream.state_folder import embedded_target, is_answering
 
 T = TypeVar("T")
 

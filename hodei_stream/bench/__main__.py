@@ -19,7 +19,7 @@ from hodei_stream.bench.clients import DESCRIPTIONS, all_clients
 from hodei_stream.bench.plan import QUICK, Plan, Sizes
 from hodei_stream.bench.report import Row, table, write_json
 from hodei_stream.bench.servers import EmbeddedServerProcess, ServerStartError
-from hodei_stream.servers import ServerAddressError, parse_url
+from hodei_stream.endpoint import ServerAddressError, parse_url
 
 SCENARIOS: dict[str, Callable[[Plan], list[Row]]] = {
     "latency": latency.run,

@@ -8,7 +8,7 @@ python3 on the worker, so they run on a real platform's workers too (``--server`
 from __future__ import annotations
 
 from hodei_stream.client import HodeiClient
-from hodei_stream.servers import Server
+from hodei_stream.endpoint import Server
 
 # Waits ``start_delay_s`` (time for the clients to subscribe, so the lines measured are live
 # ones, not history), then writes ``count`` lines at ``rate`` per second, each flushed.  The

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hodei_stream.servers import is_answering
+from hodei_stream.state_folder import is_answering
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 20.0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hodei_stream.jobs.payload import payload_file
 from hodei_stream.jobs.wrapper import JobRequest
-from hodei_stream.servers import state_home
+from hodei_stream.state_folder import state_home
 
 SAMPLE_PROJECT = Path(__file__).with_name("samples") / "cicd"
 

@@ -13,7 +13,7 @@ from plumbum import cli
 
 from hodei_stream.jobs.cicd import artifacts_dir, cicd_job
 from hodei_stream.jobs.pipeline import PipelineScript, Stage
-from hodei_stream.servers import state_home
+from hodei_stream.state_folder import state_home
 
 STAGES = ("checkout", "lint", "test", "build", "package", "deploy")
 

@@ -14,7 +14,7 @@ from plumbum import cli
 
 from hodei_stream.jobs.cicd import artifacts_dir, cicd_job
 from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, UsageError
-from hodei_stream.servers import state_home
+from hodei_stream.state_folder import state_home
 
 MODES = {
     "build": ["checkout", "build", "package"],

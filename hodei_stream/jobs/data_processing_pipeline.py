@@ -14,7 +14,7 @@ from plumbum import cli
 from hodei_stream.jobs.payload import payload_file
 from hodei_stream.jobs.pipeline import PipelineScript, Stage
 from hodei_stream.jobs.wrapper import JobRequest
-from hodei_stream.servers import state_home
+from hodei_stream.state_folder import state_home
 
 STAGES = ("ingest", "transform", "validate", "load", "report")
 

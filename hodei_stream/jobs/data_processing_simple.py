@@ -15,7 +15,7 @@ from plumbum import cli
 from hodei_stream.jobs.payload import payload_file
 from hodei_stream.jobs.payloads.etl import DATABASE_NAME, WORK_DIR_ENV
 from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, UsageError
-from hodei_stream.servers import state_home
+from hodei_stream.state_folder import state_home
 
 
 def etl_work_dir() -> Path:

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ExitStatus
-from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, aligned, job_log_lines, status_mark
+from hodei_stream.jobs.wrapper import (
+    JobOutcome,
+    JobRequest,
+    JobScript,
+    aligned,
+    job_log_lines,
+    status_mark,
+)
 
 FAILURE_MARK = "❌ "  # how the payloads begin the line that says why they failed
 

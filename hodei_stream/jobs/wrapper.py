@@ -40,10 +40,10 @@ from plumbum.commands.modifiers import BG, Future
 
 from hodei_stream.api import FINAL_STATUSES, status_name
 from hodei_stream.client import HodeiClient
+from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.jobs.payload import PayloadError, job_spec
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.servers import Server, ServerAddressError, ensure_running, resolve
 
 STREAMER_MODULE = "hodei_stream.stream.cli"
 STATUS_POLL_S = 0.2  # how often background mode asks GetJob by default; a change shows within this

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import grpclib.server
 
-from hodei_stream.servers import is_answering
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.security import Security, require_token
 from hodei_stream.server.servicers import JobExecutionService, LogStreamService
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.store import JobStore
 from hodei_stream.server.worker import Worker
+from hodei_stream.state_folder import is_answering
 
 LOOPBACK_NAMES = {"localhost": "127.0.0.1"}
 

@@ -10,7 +10,7 @@
   killed outright leaves its jobs running the same way.
 - ``status`` says whether it runs (exit 0) or not (exit 1), and where.
 
-The state folder is ``HODEI_STREAM_HOME`` (``hodei_stream.servers.state_home``); the running
+The state folder is ``HODEI_STREAM_HOME`` (``hodei_stream.state_folder.state_home``); the running
 server records its pid and address in ``server.json`` there.
 """
 
@@ -22,7 +22,6 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +31,12 @@ from pathlib import Path
 from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
 from hodei_stream.server.security import Security
 from hodei_stream.server.settings import ServerSettings
-from hodei_stream.servers import ENV_TOKEN, embedded_target, is_answering, state_home
+from hodei_stream.state_folder import (
+    ENV_TOKEN,
+    embedded_target,
+    is_answering,
+    state_home,
+)
 
 STATE_FILE_NAME = "server.json"
 LOG_FILE_NAME = "server.log"
@@ -49,18 +53,6 @@ class RunningServer:
     address: str
 
 
-def answers(address: str) -> bool:
-    """Something accepts connections at ``address`` (a plain connect, no gRPC)."""
-    if address.startswith("unix:"):
-        return is_answering(address)
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
 def running_server(home: Path) -> RunningServer | None:
     """The server recorded in ``home``, if its process lives and it answers."""
     try:
@@ -69,7 +61,7 @@ def running_server(home: Path) -> RunningServer | None:
     except (OSError, ValueError, KeyError):
         return None
     server = RunningServer(state["pid"], state["address"])
-    return server if answers(server.address) else None
+    return server if is_answering(server.address) else None
 
 
 async def serve(address: str, home: Path, settings: ServerSettings, security: Security) -> None:

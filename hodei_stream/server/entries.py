@@ -1,7 +1,7 @@
-"""A log line as the wire carries it: a ``JobLogEntry``, alone or as a gRPC message frame.
+"""A log line as the wire carries it: a ``JobLogEntry``, alone or as an encoded gRPC message.
 
 SubscribeLogs sends each line of a job to every subscriber of the job, so a line is encoded
-into its frame once and the bytes are shared (``store.JobLog`` keeps them beside the lines):
+into its encoded message once and the bytes are shared (``store.JobLog`` keeps them beside the lines):
 with 200 followers on a job, encoding per subscriber was most of the server's time.
 """
 
@@ -19,7 +19,7 @@ def log_entry(line: LogLine) -> pb.JobLogEntry:
                           timestamp={"seconds": seconds, "nanos": nanos}, sequence=line.sequence)
 
 
-def grpc_frames(lines: Sequence[LogLine]) -> list[bytes]:
+def encode_messages(lines: Sequence[LogLine]) -> list[bytes]:
     """Each line as one gRPC message: a 5-byte prefix (not compressed, length), then the
     serialized ``JobLogEntry``.  One message object is refilled for every line: building a
     new one (with its nested timestamp) per line costs twice as much."""

@@ -59,7 +59,7 @@ def timestamp(ns: int) -> Timestamp:
     return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
 
 
-async def send_frames(stream: Stream[pb.SubscribeLogsRequest, pb.JobLogEntry], page: EncodedPage) -> None:
+async def send_messages(stream: Stream[pb.SubscribeLogsRequest, pb.JobLogEntry], page: EncodedPage) -> None:
     """Send a page of lines (encoded gRPC messages) as one HTTP/2 write instead of one write
     per line.
 
@@ -175,7 +175,7 @@ class LogStreamService(hodei_grpc.LogStreamServiceBase):
         # dead server), with the promise that lets clients dedupe by sequence alone.
         await stream.send_initial_metadata(metadata=[EXACT_SEQUENCES_HEADER])
         async for page in follow(self.store, record.job_id, after):
-            await send_frames(stream, page)
+            await send_messages(stream, page)
 
     async def GetLogs(self, stream: Stream[pb.GetLogsRequest, pb.GetLogsResponse]) -> None:
         request = await stream.recv_message()

@@ -3,7 +3,7 @@
 Per job, in ``<state folder>/spool/``:
 
 - ``<job_id>.lines``: every line the job wrote, appended batch by batch in the layout of a
-  ``LINES`` frame's payload (``frames.LINE_HEADER`` + UTF-8 text), so that a supervisor can
+  ``LINES`` message's payload (``supervisor_protocol.LINE_HEADER`` + UTF-8 text), so that a supervisor can
   hand a restarted server whatever it lacks, and a server can import the lines of a
   supervisor that died.  A record cut short by a crash is ignored when read.
 - ``<job_id>.json``: the supervisor's pid and the job's pid, each with the process's start
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hodei_stream.records import LogLine
-from hodei_stream.server.frames import LINE_HEADER, decode_lines
+from hodei_stream.server.supervisor_protocol import LINE_HEADER, decode_lines
 
 SPOOL_FOLDER_NAME = "spool"
 # A resume reads the spool from the last mark at or before the wanted sequence: one mark per

@@ -4,7 +4,7 @@ Jobs (small, few) live in memory and are written through to SQLite.  Log lines a
 path: ``append_lines`` puts them in the job's in-memory buffer (so a reader sees them at
 once) and hands them to a writer thread that commits them in batches (WAL), off the event
 loop.  The buffer keeps every line not yet committed plus a window of recent ones, each
-with its gRPC frame once a subscriber asked for it (encoded once, sent to all); older
+with its encoded gRPC message once a subscriber asked for it (encoded once, sent to all); older
 history is read from SQLite in a worker thread, a page at a time, so the event loop is never
 held by the disk.  All methods except the writer's are called on the event loop's thread.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
-from hodei_stream.server.entries import grpc_frames
+from hodei_stream.server.entries import encode_messages
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.settings import ServerSettings
 
@@ -112,21 +112,21 @@ def _insert_statement(rows: int) -> str:
 
 class JobLog:
     """A job's lines in memory: ``lines[i]`` has sequence ``first_sequence + i``; the lines
-    before ``first_sequence`` are committed.  ``frames[i]`` is ``lines[i]`` encoded for
+    before ``first_sequence`` are committed.  ``messages[i]`` is ``lines[i]`` encoded for
     SubscribeLogs, for a prefix of ``lines``: encoded when a subscriber first asks, once for
     all of them."""
 
     def __init__(self, first_sequence: int) -> None:
         self.first_sequence = first_sequence
         self.lines: list[LogLine] = []
-        self.frames: list[bytes] = []
+        self.messages: list[bytes] = []
         self.committed_sequence = first_sequence - 1
 
     def encoded(self, start: int, end: int) -> list[bytes]:
-        """The frames of ``lines[start:end]``, encoding those not encoded yet."""
-        if end > len(self.frames):
-            self.frames += grpc_frames(self.lines[len(self.frames) : end])
-        return self.frames[start:end]
+        """The encoded messages of ``lines[start:end]``, encoding those not encoded yet."""
+        if end > len(self.messages):
+            self.messages += encode_messages(self.lines[len(self.messages) : end])
+        return self.messages[start:end]
 
     def trim(self, keep: int) -> None:
         """Forget committed lines beyond the newest ``keep``; done in chunks, since a list
@@ -134,13 +134,13 @@ class JobLog:
         droppable = min(self.committed_sequence - self.first_sequence + 1, len(self.lines) - keep)
         if droppable > keep // 4:
             del self.lines[:droppable]
-            del self.frames[:droppable]  # (still a prefix of the lines: maybe an empty one)
+            del self.messages[:droppable]  # (still a prefix of the lines: maybe an empty one)
             self.first_sequence += droppable
 
 
 @dataclass(frozen=True)
 class EncodedPage:
-    """Consecutive lines of a job as gRPC frames, ready to be written to a stream."""
+    """Consecutive lines of a job as encoded gRPC messages, ready to be written to a stream."""
 
     last_sequence: int
     data: bytes
@@ -157,12 +157,12 @@ def _page(lines: list[LogLine]) -> list[LogLine]:
     return lines[: _fitting([len(line.text) for line in lines])]
 
 
-def _encoded_page(frames: list[bytes], last_sequence: int) -> EncodedPage | None:
-    """The first of ``frames``, whose last has ``last_sequence``, that fit in one page."""
-    count = _fitting([len(frame) for frame in frames])
+def _encoded_page(messages: list[bytes], last_sequence: int) -> EncodedPage | None:
+    """The first of ``messages``, whose last has ``last_sequence``, that fit in one page."""
+    count = _fitting([len(message) for message in messages])
     if not count:
         return None
-    return EncodedPage(last_sequence - len(frames) + count, b"".join(frames[:count]))
+    return EncodedPage(last_sequence - len(messages) + count, b"".join(messages[:count]))
 
 
 class JobStore:
@@ -293,7 +293,7 @@ class JobStore:
         return _page(await asyncio.to_thread(self._read_committed, job_id, after_sequence, limit))
 
     async def read_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
-        """What ``read`` gives, as the gRPC frames SubscribeLogs sends; None when there is
+        """What ``read`` gives, as the encoded gRPC messages SubscribeLogs sends; None when there is
         nothing after ``after_sequence`` yet."""
         log = self.logs.get(job_id)
         if log is not None and after_sequence + 1 >= log.first_sequence:
@@ -302,7 +302,7 @@ class JobStore:
             return _encoded_page(log.encoded(start, end), log.first_sequence + end - 1)
         # Older than the buffer: read and encoded in a worker thread, for this reader alone.
         lines = await asyncio.to_thread(self._read_committed, job_id, after_sequence, PAGE_LINES)
-        return _encoded_page(await asyncio.to_thread(grpc_frames, lines), lines[-1].sequence) if lines else None
+        return _encoded_page(await asyncio.to_thread(encode_messages, lines), lines[-1].sequence) if lines else None
 
     async def wait_for_backlog(self, job_id: str) -> None:
         """Return once ``job_id`` has at most ``store_max_backlog_lines`` lines waiting for

@@ -46,9 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from hodei_stream.records import LogLine
-from hodei_stream.server import frames
-from hodei_stream.server.frames import FrameKind
+from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.spool import JobSpool, process_start_time
+from hodei_stream.server.supervisor_protocol import MessageKind
 
 MAX_LINE_BYTES = 2 * 1024 * 1024
 READ_CHUNK = 1 << 16
@@ -64,7 +64,7 @@ HANDSHAKE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
-class JobSpec:
+class JobCommand:
     """What the server tells the supervisor on its stdin (JSON)."""
 
     command: str
@@ -142,7 +142,7 @@ class LogBatcher:
 
 
 class Supervisor:
-    def __init__(self, job_id: str, spec: JobSpec, socket_path: str) -> None:
+    def __init__(self, job_id: str, spec: JobCommand, socket_path: str) -> None:
         self.job_id = job_id
         self.spec = spec
         self.socket_path = socket_path
@@ -156,7 +156,7 @@ class Supervisor:
         self.pid: int | None = None  # the job's, once started
         # The server, when connected; else when to try again, with a delay that doubles.
         self.connection: socket.socket | None = None
-        self.frame_reader = frames.FrameReader()
+        self.message_reader = supervisor_protocol.MessageReader()
         self.reconnect_at = 0.0
         self.reconnect_delay_s = RECONNECT_FIRST_S
         # Sent again on every reconnect, so a restarted server learns them too.
@@ -168,34 +168,34 @@ class Supervisor:
 
     def connect(self) -> None:
         """One attempt to (re)connect: HELLO, the server's RESUME, then what it lacks."""
-        reader = frames.FrameReader()
+        reader = supervisor_protocol.MessageReader()
         try:
-            connection = frames.connect(self.socket_path, HANDSHAKE_TIMEOUT_S)
+            connection = supervisor_protocol.connect(self.socket_path, HANDSHAKE_TIMEOUT_S)
         except OSError:
             self.retry_later()
             return
         try:
-            connection.sendall(frames.encode_json(FrameKind.HELLO, {
+            connection.sendall(supervisor_protocol.encode_json(MessageKind.HELLO, {
                 "job_id": self.job_id, "last_sequence": self.next_sequence - 1, "pid": os.getpid()}))
-            (kind, payload), *later = frames.receive_frames(connection, reader)
-            if kind == FrameKind.RESUME:
+            (kind, payload), *later = supervisor_protocol.receive_messages(connection, reader)
+            if kind == MessageKind.RESUME:
                 # Blocking sends from here on: while the server takes them the job's output
                 # waits in its terminal, which is how the job is slowed, never lost.
                 connection.settimeout(None)
                 if self.started_report:
-                    connection.sendall(frames.encode_json(FrameKind.STARTED, self.started_report))
+                    connection.sendall(supervisor_protocol.encode_json(MessageKind.STARTED, self.started_report))
                 for records in self.spool.payloads_after(json.loads(payload)["after_sequence"]):
-                    connection.sendall(frames.encode(FrameKind.LINES, records))
+                    connection.sendall(supervisor_protocol.encode(MessageKind.LINES, records))
                 if self.exit_report:
-                    connection.sendall(frames.encode_json(FrameKind.EXITED, self.exit_report))
+                    connection.sendall(supervisor_protocol.encode_json(MessageKind.EXITED, self.exit_report))
         except (OSError, ValueError):
             connection.close()
             self.retry_later()
             return
-        self.connection, self.frame_reader = connection, reader
+        self.connection, self.message_reader = connection, reader
         self.reconnect_delay_s = RECONNECT_FIRST_S
         self.selector.register(connection, selectors.EVENT_READ, "server")
-        self.on_frames([(kind, payload), *later])
+        self.on_messages([(kind, payload), *later])
 
     def retry_later(self) -> None:
         self.reconnect_at = time.monotonic() + self.reconnect_delay_s
@@ -209,19 +209,19 @@ class Supervisor:
             self.connection = None
             self.retry_later()
 
-    def send(self, frame: bytes) -> None:
+    def send(self, message: bytes) -> None:
         if self.connection is None:
             return  # spooled: the next connection sends it after RESUME
         try:
-            self.connection.sendall(frame)
+            self.connection.sendall(message)
         except OSError:
             self.disconnect()
 
     def flush(self) -> None:
         if lines := self.batcher.take():
-            records = frames.encode_line_records(lines)
+            records = supervisor_protocol.encode_line_records(lines)
             self.spool.append(records, lines[0].sequence)
-            self.send(frames.encode(FrameKind.LINES, records))
+            self.send(supervisor_protocol.encode(MessageKind.LINES, records))
 
     def on_server_readable(self) -> None:
         assert self.connection is not None
@@ -232,13 +232,13 @@ class Supervisor:
         if not chunk:
             self.disconnect()
             return
-        self.on_frames(self.frame_reader.feed(chunk))
+        self.on_messages(self.message_reader.feed(chunk))
 
-    def on_frames(self, received: list[tuple[FrameKind, bytes]]) -> None:
+    def on_messages(self, received: list[tuple[MessageKind, bytes]]) -> None:
         for kind, _payload in received:
-            if kind == FrameKind.CANCEL:
+            if kind == MessageKind.CANCEL:
                 self.begin_stop("cancelled")
-            elif kind == FrameKind.DONE:
+            elif kind == MessageKind.DONE:
                 self.done = True
                 if self.exit_report is None:
                     self.begin_stop("cancelled")  # the server does not want the job (any more)
@@ -303,7 +303,7 @@ class Supervisor:
         self.spool.write_state({**self.spool.read_state(), "job_pid": process.pid,
                                 "job_start_time": process_start_time(process.pid)})
         self.started_report = {"pid": process.pid, "started_ns": time.time_ns()}
-        self.send(frames.encode_json(FrameKind.STARTED, self.started_report))
+        self.send(supervisor_protocol.encode_json(MessageKind.STARTED, self.started_report))
         return True
 
     def on_output(self, fd: int, is_stderr: bool) -> None:
@@ -397,7 +397,7 @@ class Supervisor:
         self.flush()
         self.spool.write_exit(report)  # for a server that finds this supervisor gone
         self.exit_report = report
-        self.send(frames.encode_json(FrameKind.EXITED, report))
+        self.send(supervisor_protocol.encode_json(MessageKind.EXITED, report))
 
     def hand_over(self) -> None:
         """After the job: wait (reconnecting as needed, at most ``linger_s``) until the server
@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, help="the server's worker socket")
     parser.add_argument("--job-id", required=True)
     args = parser.parse_args(argv)
-    spec = JobSpec(**json.load(sys.stdin))
+    spec = JobCommand(**json.load(sys.stdin))
     Supervisor(args.job_id, spec, args.socket).run()
     return 0
 

@@ -3,9 +3,9 @@
 ``launch`` starts ``python -m hodei_stream.server.supervisor`` with the job's spec on its
 stdin; the supervisor connects back to the worker socket (``worker.sock`` in the state
 folder), says HELLO, is told where to RESUME, and then streams STARTED, LINES and EXITED
-frames, which become status changes and stored lines (a supervisor is read no further while
+messages, which become status changes and stored lines (a supervisor is read no further while
 its job's lines wait for the disk beyond ``store_max_backlog_lines``: the job is slowed, the
-server's memory stays bounded).  ``cancel`` sends a CANCEL frame: the supervisor stops the
+server's memory stays bounded).  ``cancel`` sends a CANCEL message: the supervisor stops the
 job's whole process group.  The server never touches a healthy job's processes itself.
 
 Jobs outlive the server: supervisors run in sessions of their own and reconnect to the next
@@ -28,13 +28,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.server import frames
-from hodei_stream.server.frames import FrameKind
+from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool, is_running
 from hodei_stream.server.store import JobStore
-from hodei_stream.server.supervisor import JobSpec
-from hodei_stream.servers import ENV_TOKEN
+from hodei_stream.server.supervisor import JobCommand
+from hodei_stream.server.supervisor_protocol import MessageKind
+from hodei_stream.state_folder import ENV_TOKEN
 
 WORKER_SOCKET_NAME = "worker.sock"
 # What a job inherits from the server's environment before its own ``environment`` is laid
@@ -47,7 +47,7 @@ OUTCOME_STATUS = {
     "timeout": pb.JOB_STATUS_TIMEOUT,
     "cancelled": pb.JOB_STATUS_CANCELLED,
 }
-# A supervisor that exited: how long its connection may still take to deliver the last frames.
+# A supervisor that exited: how long its connection may still take to deliver the last messages.
 LAST_FRAMES_WAIT_S = 5.0
 
 
@@ -136,13 +136,13 @@ class Worker:
         if run.cancel_reason is None:
             run.cancel_reason = reason
             if run.connection:
-                run.connection.write(frames.encode_json(FrameKind.CANCEL, {"reason": reason}))
+                run.connection.write(supervisor_protocol.encode_json(MessageKind.CANCEL, {"reason": reason}))
         return True
 
-    def job_spec(self, definition: pb.JobDefinition) -> JobSpec:
+    def job_command(self, definition: pb.JobDefinition) -> JobCommand:
         timeout = definition.timeout.execution_timeout.ToNanoseconds() / 1e9 if definition.timeout.HasField(
             "execution_timeout") else 0.0
-        return JobSpec(
+        return JobCommand(
             command=definition.command,
             arguments=list(definition.arguments),
             environment=job_environment(definition),
@@ -174,7 +174,7 @@ class Worker:
             return
         assert supervisor.stdin is not None
         with supervisor.stdin:
-            supervisor.stdin.write(json.dumps(asdict(self.job_spec(definition))).encode())
+            supervisor.stdin.write(json.dumps(asdict(self.job_command(definition))).encode())
         self.store.update(run.job_id, status=pb.JOB_STATUS_ASSIGNED)
         try:
             await process_exit(supervisor.pid)
@@ -204,7 +204,7 @@ class Worker:
         await self._after_supervisor(run, "exited")
 
     async def _after_supervisor(self, run: JobRun, how: str) -> None:
-        """The job's supervisor is gone: take its last frames, then whatever its spool holds."""
+        """The job's supervisor is gone: take its last messages, then whatever its spool holds."""
         try:
             if run.connection is not None:
                 await asyncio.wait_for(run.detached.wait(), LAST_FRAMES_WAIT_S)
@@ -245,14 +245,14 @@ class Worker:
     async def _on_supervisor(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         run: JobRun | None = None
         try:
-            hello = await frames.read_frame(reader)
-            if hello is None or hello[0] != FrameKind.HELLO:
+            hello = await supervisor_protocol.read_message(reader)
+            if hello is None or hello[0] != MessageKind.HELLO:
                 return
             introduction = json.loads(hello[1])
             run = self.runs.get(introduction["job_id"])
             if run is None:
                 # Not a job this server runs (over already, or unknown here): stop it.
-                writer.write(frames.encode_json(FrameKind.DONE, {}))
+                writer.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
                 return
             if run.connection is not None:
                 run.connection.close()  # a stale connection of the same supervisor
@@ -260,11 +260,11 @@ class Worker:
             run.connection, run.supervisor_pid = writer, introduction.get("pid")
             run.detached.clear()
             run.attached.set()
-            writer.write(frames.encode_json(FrameKind.RESUME, {"after_sequence": self.store.get(job_id).line_count}))  # type: ignore[union-attr]
+            writer.write(supervisor_protocol.encode_json(MessageKind.RESUME, {"after_sequence": self.store.get(job_id).line_count}))  # type: ignore[union-attr]
             if run.cancel_reason is not None:
-                writer.write(frames.encode_json(FrameKind.CANCEL, {"reason": run.cancel_reason}))
-            while frame := await frames.read_frame(reader):
-                await self._on_frame(run, writer, *frame)
+                writer.write(supervisor_protocol.encode_json(MessageKind.CANCEL, {"reason": run.cancel_reason}))
+            while message := await supervisor_protocol.read_message(reader):
+                await self._on_message(run, writer, *message)
                 await self.store.wait_for_backlog(job_id)
         except (OSError, ValueError, asyncio.IncompleteReadError):
             pass  # the supervisor died or spoke nonsense: it reconnects, or its spool is read
@@ -274,26 +274,26 @@ class Worker:
                 run.connection = None
                 run.detached.set()
 
-    async def _on_frame(self, run: JobRun, writer: asyncio.StreamWriter, kind: FrameKind, payload: bytes) -> None:
+    async def _on_message(self, run: JobRun, writer: asyncio.StreamWriter, kind: MessageKind, payload: bytes) -> None:
         job_id = run.job_id
         if self.store.is_final(job_id):
             # Finished already (the outcome came before a reconnect, or from the spool).
-            if kind == FrameKind.EXITED:
-                writer.write(frames.encode_json(FrameKind.DONE, {}))
+            if kind == MessageKind.EXITED:
+                writer.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
             return
-        if kind == FrameKind.LINES:
+        if kind == MessageKind.LINES:
             stored = self.store.get(job_id).line_count  # type: ignore[union-attr]
-            lines = [line for line in frames.decode_lines(job_id, payload) if line.sequence > stored]
+            lines = [line for line in supervisor_protocol.decode_lines(job_id, payload) if line.sequence > stored]
             if lines and lines[0].sequence != stored + 1:
                 # A gap would break "every line once, in order": make the supervisor resume.
                 raise ValueError(f"job {job_id}: line {lines[0].sequence} after line {stored}")
             if lines:
                 self.store.append_lines(job_id, lines)
-        elif kind == FrameKind.STARTED:
+        elif kind == MessageKind.STARTED:
             self.store.update(job_id, status=pb.JOB_STATUS_RUNNING, started_ns=json.loads(payload)["started_ns"])
-        elif kind == FrameKind.EXITED:
+        elif kind == MessageKind.EXITED:
             report = json.loads(payload)
             self._finish(job_id, OUTCOME_STATUS[report["outcome"]], report["exit_code"],
                          report["error"], report["ended_ns"])
             await self.store.sync()  # on disk before the supervisor forgets its spool
-            writer.write(frames.encode_json(FrameKind.DONE, {}))
+            writer.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))

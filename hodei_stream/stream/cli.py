@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hodei_stream.api import FINAL_STATUSES, check_job_id, status_name
+from hodei_stream.endpoint import ServerAddressError, ensure_running, resolve
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
-from hodei_stream.servers import ServerAddressError, ensure_running, resolve
 from hodei_stream.stream import format as fmt
 from hodei_stream.stream.subscribe import Follower, LogClient, ReconnectPolicy
 from hodei_stream.stream.write import ReaderGone, Writer

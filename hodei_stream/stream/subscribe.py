@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from hodei_stream.api import FINAL_STATUSES
+from hodei_stream.endpoint import UNARY_TIMEOUT_S, Server
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER, LogLine, from_entry
-from hodei_stream.servers import UNARY_TIMEOUT_S, Server
 from hodei_stream.stream.wire import Call, CallError
 
 GET_LOGS_PAGE = 1000

@@ -24,7 +24,8 @@ from collections.abc import Iterator
 
 import hpack
 
-from hodei_stream.servers import ENV_TLS_CA, ENV_TOKEN, MAX_MESSAGE_BYTES
+from hodei_stream.endpoint import MAX_MESSAGE_BYTES
+from hodei_stream.state_folder import ENV_TLS_CA, ENV_TOKEN
 
 CONNECT_TIMEOUT_S = 10.0
 RECEIVE_CHUNK = 1 << 20

@@ -12,7 +12,7 @@ from hodei_stream import cli
 from hodei_stream.bench import latency
 from hodei_stream.bench.__main__ import main as bench_main
 from hodei_stream.bench.clients import Client, stream_logs
-from hodei_stream.servers import Server
+from hodei_stream.endpoint import Server
 
 
 def test_latency_of_stream_logs_under_a_pty(server: Server) -> None:

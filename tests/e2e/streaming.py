@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hodei_stream.client import HodeiClient
-from hodei_stream.servers import Server
+from hodei_stream.endpoint import Server
 
 ANSI = re.compile(r"\033\[[0-9;]*m")
 

@@ -16,10 +16,18 @@ from pathlib import Path
 import pytest
 
 from hodei_stream.client import HodeiClient
+from hodei_stream.endpoint import Server
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.servers import Server
 
-from .streaming import HODEI, STREAM_LOGS, UnixProxy, read_timed, strip_colours, submit, submit_python
+from .streaming import (
+    HODEI,
+    STREAM_LOGS,
+    UnixProxy,
+    read_timed,
+    strip_colours,
+    submit,
+    submit_python,
+)
 
 LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \[(OUT|ERR)\] (.*)$")
 # 20 lines 100 ms apart from a python3 that never flushes: only a job whose stdout is not a

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from hodei_stream.endpoint import Server
 from hodei_stream.exit_codes import ExitStatus
-from hodei_stream.servers import Server
 
 from .scripts import launch, stage_rows, summary_value
 

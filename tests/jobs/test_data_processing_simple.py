@@ -17,9 +17,9 @@ import pytest
 
 from hodei_stream.api import status_name
 from hodei_stream.client import HodeiClient
+from hodei_stream.endpoint import Server
 from hodei_stream.exit_codes import ExitStatus
 from hodei_stream.jobs.data_processing_simple import DataProcessingSimple
-from hodei_stream.servers import Server
 
 from .scripts import JOB_TIMEOUT_S, OUT_LINE, UUID, Run, summary_value
 from .scripts import launch as launch_script

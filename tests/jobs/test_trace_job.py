@@ -9,11 +9,11 @@ import statistics
 from pathlib import Path
 
 import pytest
-
-from hodei_stream.exit_codes import ExitStatus
-from hodei_stream.servers import Server
-
 from e2e.streaming import read_timed, strip_colours, submit
+
+from hodei_stream.endpoint import Server
+from hodei_stream.exit_codes import ExitStatus
+
 from .scripts import SCRIPTS, launch, summary_value
 
 LINES = 40

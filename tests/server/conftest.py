@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from hodei_stream.client import HodeiClient
-from hodei_stream.servers import Server
+from hodei_stream.endpoint import Server
 
 
 @pytest.fixture

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from server_helpers import all_logs, shell_job, subscribe
 
 from hodei_stream.client import HodeiClient, client_error
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server.supervisor import MAX_LINE_BYTES
-
-from server_helpers import all_logs, shell_job, subscribe
 
 
 def rpc_error(call: object) -> grpc.RpcError:

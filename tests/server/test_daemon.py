@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hodei_stream.client import HodeiClient
-from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.servers import Server, embedded_target, ensure_running
-
 from server_helpers import all_logs, shell_job, subscribe
+
+from hodei_stream.client import HodeiClient
+from hodei_stream.endpoint import Server, ensure_running
+from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.state_folder import embedded_target
 
 
 def hodei_server(*args: str) -> subprocess.CompletedProcess[str]:

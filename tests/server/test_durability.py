@@ -14,13 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from server_helpers import Arrival, all_logs, shell_job, subscribe
+
 from hodei_stream.client import HodeiClient
+from hodei_stream.endpoint import Server
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool, is_running
 from hodei_stream.server.store import DATABASE_NAME
-from hodei_stream.servers import Server, embedded_target
-
-from server_helpers import Arrival, all_logs, shell_job, subscribe
+from hodei_stream.state_folder import embedded_target
 
 Launch = Callable[..., Any]
 WaitUntil = Callable[..., Any]

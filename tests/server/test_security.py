@@ -14,14 +14,13 @@ from typing import Any
 
 import grpc
 import pytest
+from server_helpers import all_logs, shell_job, subscribe
 
 from hodei_stream.client import HodeiClient
+from hodei_stream.endpoint import Server
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool
-from hodei_stream.servers import Server
-
-from server_helpers import all_logs, shell_job, subscribe
 
 Launch = Callable[..., Any]
 WaitUntil = Callable[..., Any]

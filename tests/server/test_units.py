@@ -12,13 +12,18 @@ from grpclib import GRPCError, Status
 
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
-from hodei_stream.server import frames
-from hodei_stream.server.entries import grpc_frames, log_entry
+from hodei_stream.server import supervisor_protocol
+from hodei_stream.server.entries import encode_messages, log_entry
 from hodei_stream.server.fanout import Fanout, follow
 from hodei_stream.server.servicers import parse_job_id
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.store import PAGE_BYTES, JobRecord, JobStore
-from hodei_stream.server.supervisor import MAX_LINE_BYTES, LineSplitter, LogBatcher, cut_long_line
+from hodei_stream.server.supervisor import (
+    MAX_LINE_BYTES,
+    LineSplitter,
+    LogBatcher,
+    cut_long_line,
+)
 
 
 def test_splitter_keeps_what_the_job_wrote() -> None:
@@ -59,12 +64,12 @@ def test_batcher_honours_capacity_and_flush_interval() -> None:
 
 def test_frames_round_trip_in_any_chunking() -> None:
     lines = [LogLine("job", 1, 123, False, "héllo\r"), LogLine("job", 2, 456, True, "")]
-    stream = frames.encode_json(frames.FrameKind.HELLO, {"job_id": "job"}) + frames.encode(
-        frames.FrameKind.LINES, frames.encode_line_records(lines))
-    reader = frames.FrameReader()
+    stream = supervisor_protocol.encode_json(supervisor_protocol.MessageKind.HELLO, {"job_id": "job"}) + supervisor_protocol.encode(
+        supervisor_protocol.MessageKind.LINES, supervisor_protocol.encode_line_records(lines))
+    reader = supervisor_protocol.MessageReader()
     received = [frame for byte in stream for frame in reader.feed(bytes([byte]))]
-    assert [kind for kind, _ in received] == [frames.FrameKind.HELLO, frames.FrameKind.LINES]
-    assert frames.decode_lines("job", received[1][1]) == lines
+    assert [kind for kind, _ in received] == [supervisor_protocol.MessageKind.HELLO, supervisor_protocol.MessageKind.LINES]
+    assert supervisor_protocol.decode_lines("job", received[1][1]) == lines
 
 
 def test_job_ids_are_validated_and_canonicalised() -> None:
@@ -88,7 +93,7 @@ def decoded(data: bytes) -> list[pb.JobLogEntry]:
 
 def test_grpc_frames_carry_the_same_entries_as_log_entry() -> None:
     lines = [LogLine("job", 1, 1_700_000_000_123_456_789, False, "héllo\r"), LogLine("job", 2, 5, True, "")]
-    assert decoded(b"".join(grpc_frames(lines))) == [log_entry(line) for line in lines]
+    assert decoded(b"".join(encode_messages(lines))) == [log_entry(line) for line in lines]
 
 
 def lines_of(job_id: str, first: int, count: int, text: str = "line") -> list[LogLine]:

@@ -9,23 +9,18 @@ is up is a plain socket connect, so a running server costs the streamer nothing 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from hodei_stream.exit_codes import ClientError, ExitStatus, for_grpc_code
+from hodei_stream.state_folder import ENV_TOKEN, embedded_target, is_answering
 
 ENV_URL = "HODEI_GRPC_URL"
-ENV_HOME = "HODEI_STREAM_HOME"
-# The token the server wants (sent as gRPC metadata), and the CA bundle that makes the connection TLS.
-ENV_TOKEN = "HODEI_TOKEN"
-ENV_TLS_CA = "HODEI_TLS_CA"
 UNARY_TIMEOUT_S = 15.0  # how long any one unary call may take
 # Long lines (1 MiB and more) and GetLogs pages must fit in one message.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-SOCKET_NAME = "server.sock"
 
 
 class ServerAddressError(ValueError):
@@ -63,18 +58,6 @@ class Server:
         return ClientError(message, for_grpc_code(code))
 
 
-def state_home() -> Path:
-    """The embedded server's state folder: ``HODEI_STREAM_HOME``, else the XDG state folder."""
-    if home := os.environ.get(ENV_HOME):
-        return Path(home).expanduser().absolute()
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg).expanduser().absolute() / "hodei-stream"
-
-
-def embedded_target(home: Path | None = None) -> str:
-    return f"unix:{(home or state_home()) / SOCKET_NAME}"
-
-
 def parse_url(url: str) -> str:
     """Turn a user's server URL into a grpcio target, or raise ``ServerAddressError``.
 
@@ -105,18 +88,6 @@ def resolve(flag: str | None) -> Server:
         if url:
             return Server(parse_url(url), embedded=False)
     return Server(embedded_target(), embedded=True)
-
-
-def is_answering(target: str, timeout: float = 1.0) -> bool:
-    """True when something accepts connections at a ``unix:`` target (no gRPC involved)."""
-    path = target.removeprefix("unix:")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(timeout)
-        try:
-            probe.connect(path)
-        except OSError:
-            return False
-    return True
 
 
 def ensure_running(server: Server) -> None:

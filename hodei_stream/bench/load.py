@@ -1,4 +1,4 @@
-"""The embedded server under load: ``python -m hodei_stream.server.loadtest``.
+"""The embedded server under load: ``python -m hodei_stream.bench.load``.
 
 Not part of the test suite (it takes a minute and most of a machine).  It starts a real
 server in a temporary state folder and runs:
@@ -30,9 +30,10 @@ from pathlib import Path
 
 from hodei_stream.api import FINAL_STATUSES
 from hodei_stream.client import HodeiClient
+from hodei_stream.endpoint import Server
 from hodei_stream.exit_codes import ClientError
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.servers import Server, embedded_target, is_answering
+from hodei_stream.state_folder import embedded_target, is_answering
 
 START_TIMEOUT_S = 15.0
 RUN_TIMEOUT_S = 600.0

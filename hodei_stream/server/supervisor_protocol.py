@@ -1,7 +1,7 @@
-"""The small framed protocol between a job's supervisor and the server, over a Unix socket.
+"""The small message protocol between a job's supervisor and the server, over a Unix socket.
 
-A frame is a 5-byte header (kind: 1 byte, payload length: 4 bytes, big-endian) and the
-payload.  Control frames carry JSON; ``LINES`` carries a batch of captured lines in a binary
+A message is a 5-byte header (kind: 1 byte, payload length: 4 bytes, big-endian) and the
+payload.  Control messages carry JSON; ``LINES`` carries a batch of captured lines in a binary
 layout, because it is the hot path.  The supervisor opens the connection and introduces
 itself with ``HELLO`` (job id, its pid and the last sequence it wrote); the server answers
 ``RESUME`` with the last sequence it stored, and the supervisor sends every line after that
@@ -29,7 +29,7 @@ HEADER = struct.Struct("!BI")
 LINE_HEADER = struct.Struct("!QQBI")
 
 
-class FrameKind(enum.IntEnum):
+class MessageKind(enum.IntEnum):
     HELLO = 1  # supervisor → server, JSON {"job_id", "last_sequence", "pid"}
     STARTED = 2  # supervisor → server, JSON {"pid", "started_ns"}
     LINES = 3  # supervisor → server, a binary batch of lines (see LINE_HEADER)
@@ -39,16 +39,16 @@ class FrameKind(enum.IntEnum):
     DONE = 7  # server → supervisor, JSON {}: everything is stored, forget the job
 
 
-def encode(kind: FrameKind, payload: bytes) -> bytes:
+def encode(kind: MessageKind, payload: bytes) -> bytes:
     return HEADER.pack(kind, len(payload)) + payload
 
 
-def encode_json(kind: FrameKind, value: dict[str, Any]) -> bytes:
+def encode_json(kind: MessageKind, value: dict[str, Any]) -> bytes:
     return encode(kind, json.dumps(value).encode())
 
 
 def encode_line_records(lines: Iterable[LogLine]) -> bytes:
-    """The payload of a LINES frame (also the layout of a supervisor's spool file)."""
+    """The payload of a LINES message (also the layout of a supervisor's spool file)."""
     parts: list[bytes] = []
     for line in lines:
         text = line.text.encode()
@@ -70,8 +70,8 @@ def decode_lines(job_id: str, payload: bytes) -> list[LogLine]:
     return lines
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[FrameKind, bytes] | None:
-    """The next frame, or None at a clean end of the connection."""
+async def read_message(reader: asyncio.StreamReader) -> tuple[MessageKind, bytes] | None:
+    """The next message, or None at a clean end of the connection."""
     try:
         header = await reader.readexactly(HEADER.size)
     except asyncio.IncompleteReadError as error:
@@ -79,26 +79,26 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[FrameKind, bytes] | 
             raise
         return None
     kind, size = HEADER.unpack(header)
-    return FrameKind(kind), await reader.readexactly(size)
+    return MessageKind(kind), await reader.readexactly(size)
 
 
-class FrameReader:
-    """Reassembles frames from a blocking socket's chunks (the supervisor's side)."""
+class MessageReader:
+    """Reassembles messages from a blocking socket's chunks (the supervisor's side)."""
 
     def __init__(self) -> None:
         self.buffer = bytearray()
 
-    def feed(self, chunk: bytes) -> list[tuple[FrameKind, bytes]]:
+    def feed(self, chunk: bytes) -> list[tuple[MessageKind, bytes]]:
         self.buffer += chunk
-        frames: list[tuple[FrameKind, bytes]] = []
+        messages: list[tuple[MessageKind, bytes]] = []
         while len(self.buffer) >= HEADER.size:
             kind, size = HEADER.unpack_from(self.buffer)
             end = HEADER.size + size
             if len(self.buffer) < end:
                 break
-            frames.append((FrameKind(kind), bytes(self.buffer[HEADER.size : end])))
+            messages.append((MessageKind(kind), bytes(self.buffer[HEADER.size : end])))
             del self.buffer[:end]
-        return frames
+        return messages
 
 
 def connect(path: str, timeout: float) -> socket.socket:
@@ -114,8 +114,8 @@ def connect(path: str, timeout: float) -> socket.socket:
     return connection
 
 
-def receive_frames(connection: socket.socket, reader: FrameReader) -> list[tuple[FrameKind, bytes]]:
-    """Block until at least one whole frame arrived; OSError when the connection ends first."""
+def receive_messages(connection: socket.socket, reader: MessageReader) -> list[tuple[MessageKind, bytes]]:
+    """Block until at least one whole message arrived; OSError when the connection ends first."""
     while True:
         chunk = connection.recv(1 << 16)
         if not chunk:

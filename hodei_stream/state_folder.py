@@ -1,0 +1,45 @@
+"""What the server and its clients both know of a machine: the state folder, its socket, the
+environment variables that name a token and a CA bundle, and whether something answers at an
+address.  Neutral ground: the server imports this and nothing client-side.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+ENV_HOME = "HODEI_STREAM_HOME"
+# The token the server wants (sent as gRPC metadata), and the CA bundle that makes the connection TLS.
+ENV_TOKEN = "HODEI_TOKEN"
+ENV_TLS_CA = "HODEI_TLS_CA"
+SOCKET_NAME = "server.sock"
+
+
+def state_home() -> Path:
+    """The embedded server's state folder: ``HODEI_STREAM_HOME``, else the XDG state folder."""
+    if home := os.environ.get(ENV_HOME):
+        return Path(home).expanduser().absolute()
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg).expanduser().absolute() / "hodei-stream"
+
+
+def embedded_target(home: Path | None = None) -> str:
+    return f"unix:{(home or state_home()) / SOCKET_NAME}"
+
+
+def is_answering(target: str, timeout: float = 1.0) -> bool:
+    """True when something accepts connections at ``unix:/path`` or ``host:port`` (a plain
+    connect, no gRPC)."""
+    try:
+        if target.startswith("unix:"):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(timeout)
+                probe.connect(target.removeprefix("unix:"))
+        else:
+            host, _, port = target.rpartition(":")
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                pass
+    except (OSError, ValueError):
+        return False
+    return True
