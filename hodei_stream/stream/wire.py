@@ -11,15 +11,36 @@ and then.  That costs a couple of µs per frame.
 
 Only what stream-logs needs: unary and server-streaming calls, each on a connection of its
 own (so threads never share one), over a Unix socket or TCP, plaintext or TLS
-(``HODEI_TLS_CA``), with a bearer token (``HODEI_TOKEN``).
+(``HODEI_TLS_CA``; the server must agree to ``h2`` by ALPN), with a bearer token
+(``HODEI_TOKEN``).
+
+To the gRPC-over-HTTP/2 spec (gRPC's PROTOCOL-HTTP2.md, RFC 9113), as a client of one
+stream: whatever the peer sends ends in a message list or a ``CallError`` with a one-line
+message, never another exception, and every size a peer controls is bounded (a frame:
+16 KiB, our advertised default; a header block with its CONTINUATIONs and its decoded
+list: 64 KiB; a message, compressed or not: ``MAX_MESSAGE_BYTES``).
+
+- Liveness, as grpc-go's client keepalive: after ``KEEPALIVE_TIME_S`` (10 s) without any
+  byte from the peer the call sends a PING; without an answer within
+  ``KEEPALIVE_TIMEOUT_S`` (10 s) it ends UNAVAILABLE, so a dead path (no FIN, no RST) is
+  noticed in at most 20 s and the follower reconnects.  ``HODEI_KEEPALIVE_S`` sets both.
+- Deadline: ``timeout`` bounds the whole call (connect, TLS and every read) on the
+  monotonic clock and is sent as ``grpc-timeout``; past it the call ends DEADLINE_EXCEEDED.
+- Compression: ``grpc-encoding`` gzip and deflate are decoded (``grpc-accept-encoding``
+  says so); a compressed message under identity or an unknown encoding is INTERNAL.
+- Without ``grpc-status`` (a proxy answering), the HTTP status becomes the gRPC code of
+  gRPC's http-grpc-status-mapping.md; RST_STREAM codes map as PROTOCOL-HTTP2.md says.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import ssl
 import threading
+import time
+import zlib
 from collections.abc import Iterator
 
 import hpack
@@ -28,20 +49,43 @@ from hodei_stream.endpoint import MAX_MESSAGE_BYTES
 from hodei_stream.state_folder import ENV_TLS_CA, ENV_TOKEN
 
 CONNECT_TIMEOUT_S = 10.0
+# grpc-go's client keepalive, the defaults its users set: a PING after this long without
+# a byte from the peer, and the call fails when that PING is not answered in time.
+KEEPALIVE_TIME_S = 10.0
+KEEPALIVE_TIMEOUT_S = 10.0
+ENV_KEEPALIVE = "HODEI_KEEPALIVE_S"  # sets both (tests and impatient users)
 RECEIVE_CHUNK = 1 << 20
 # How much the server may send ahead of our reading; topped up once half is used.
 WINDOW_BYTES = 16 * 1024 * 1024
 STREAM_ID = 1  # the one stream of the connection
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # Frame types and flags (RFC 9113, section 6).
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, CONTINUATION = 0x0, 0x1, 0x3, 0x4, 0x6, 0x7, 0x9
+DATA, HEADERS, PRIORITY_FRAME, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
-SETTINGS_ENABLE_PUSH = 0x2
+SETTINGS_HEADER_TABLE_SIZE, SETTINGS_ENABLE_PUSH, SETTINGS_INITIAL_WINDOW_SIZE = 0x1, 0x2, 0x4
+SETTINGS_MAX_FRAME_SIZE, SETTINGS_MAX_HEADER_LIST_SIZE = 0x5, 0x6
+DEFAULT_WINDOW = 65_535  # a peer's initial windows until its SETTINGS say otherwise
+MAX_WINDOW = 2**31 - 1
+MAX_FRAME = 16_384  # the largest frame a peer may send us: we never raise the default
+MAX_HEADER_BLOCK = 64 * 1024  # a header block, CONTINUATIONs included, and its decoded list
 STATUS_NAMES = (
     "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
     "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
 )  # fmt: skip
+# gRPC's http-grpc-status-mapping.md, for answers without grpc-status (proxies); any other
+# status is UNKNOWN.
+HTTP_STATUS_CODES = {
+    "400": "INTERNAL", "401": "UNAUTHENTICATED", "403": "PERMISSION_DENIED", "404": "UNIMPLEMENTED",
+    "429": "UNAVAILABLE", "502": "UNAVAILABLE", "503": "UNAVAILABLE", "504": "UNAVAILABLE",
+}  # fmt: skip
+# RST_STREAM error codes (RFC 9113, section 7) → gRPC codes (PROTOCOL-HTTP2.md); the rest INTERNAL.
+REFUSED_STREAM, CANCEL, ENHANCE_YOUR_CALM, INADEQUATE_SECURITY = 0x7, 0x8, 0xB, 0xC
+RESET_CODES = {REFUSED_STREAM: "UNAVAILABLE", CANCEL: "CANCELLED", ENHANCE_YOUR_CALM: "RESOURCE_EXHAUSTED",
+               INADEQUATE_SECURITY: "PERMISSION_DENIED"}  # fmt: skip
+ACCEPTED_ENCODINGS = "identity,deflate,gzip"
+# zlib's window bits that accept a zlib (deflate) or gzip header, whichever comes.
+ZLIB_OR_GZIP = 32 + zlib.MAX_WBITS
 
 
 def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
@@ -49,7 +93,16 @@ def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
 
 
 def window_update(stream_id: int, increment: int) -> bytes:
-    return frame(0x8, 0, stream_id, increment.to_bytes(4, "big"))
+    return frame(WINDOW_UPDATE, 0, stream_id, increment.to_bytes(4, "big"))
+
+
+def grpc_timeout(seconds: float) -> str:
+    """``seconds`` as a ``grpc-timeout`` value: at most 8 digits and a unit (PROTOCOL-HTTP2.md)."""
+    for unit, per_second in (("m", 1000), ("S", 1), ("M", 1 / 60), ("H", 1 / 3600)):
+        value = math.ceil(seconds * per_second)
+        if value < 100_000_000:
+            return f"{max(value, 1)}{unit}"
+    return "99999999H"
 
 
 class CallError(Exception):
@@ -59,6 +112,20 @@ class CallError(Exception):
         super().__init__(f"{code}: {details}")
         self.code = code
         self.details = details
+
+
+def keepalive_from_environment() -> float | None:
+    """``HODEI_KEEPALIVE_S``, if set: seconds for both keepalive intervals."""
+    text = os.environ.get(ENV_KEEPALIVE)
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0.05 <= seconds <= 3600:  # also refuses nan
+        raise CallError("INVALID_ARGUMENT", f"{ENV_KEEPALIVE} must be seconds between 0.05 and 3600, not {text[:20]!r}")
+    return seconds
 
 
 def _connect(target: str, timeout: float) -> tuple[socket.socket, str, bool]:
@@ -75,14 +142,18 @@ def _connect(target: str, timeout: float) -> tuple[socket.socket, str, bool]:
         sock = socket.create_connection((host, int(port)), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ca_path = os.environ.get(ENV_TLS_CA)
-        if ca_path:
-            context = ssl.create_default_context(cafile=ca_path)
-            context.set_alpn_protocols(["h2"])
-            return context.wrap_socket(sock, server_hostname=host), target, True
-        return sock, target, host in ("localhost", "127.0.0.1", "::1")
+        if not ca_path:
+            return sock, target, host in ("localhost", "127.0.0.1", "::1")
+        context = ssl.create_default_context(cafile=ca_path)
+        context.set_alpn_protocols(["h2"])
+        tls = context.wrap_socket(sock, server_hostname=host)  # the handshake, within ``timeout``
     except (OSError, ValueError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
         raise CallError("UNAVAILABLE", f"failed to connect to {target}: {reason}") from None
+    if tls.selected_alpn_protocol() != "h2":
+        tls.close()
+        raise CallError("UNAVAILABLE", f"the TLS server at {target} does not speak HTTP/2 (no ALPN h2): not a gRPC server")
+    return tls, target, True
 
 
 class Call:
@@ -91,12 +162,40 @@ class Call:
     ``batches()`` yields the response messages' bytes as they are read; the call's status
     comes at the end: a status other than OK, or a connection that closed first, raises
     ``CallError``.  ``close()`` may be called from another thread to stop a reader.
+
+    ``timeout``: seconds for the whole call (a deadline, sent as ``grpc-timeout``), none
+    for a stream that lasts as long as the job.  ``keepalive_time`` / ``keepalive_timeout``:
+    the silence before a PING and the wait for its answer (default ``HODEI_KEEPALIVE_S``,
+    else ``KEEPALIVE_TIME_S`` / ``KEEPALIVE_TIMEOUT_S``).
     """
 
-    def __init__(self, target: str, method: str, request: bytes, timeout: float | None = None) -> None:
-        self._sock, authority, private = _connect(target, CONNECT_TIMEOUT_S)
-        self._sock.settimeout(timeout)
+    def __init__(
+        self,
+        target: str,
+        method: str,
+        request: bytes,
+        timeout: float | None = None,
+        *,
+        keepalive_time: float | None = None,
+        keepalive_timeout: float | None = None,
+    ) -> None:
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        from_environment = keepalive_from_environment()
+        self._keepalive_time = keepalive_time or from_environment or KEEPALIVE_TIME_S
+        self._keepalive_timeout = keepalive_timeout or from_environment or KEEPALIVE_TIMEOUT_S
         self._closed = threading.Event()
+        self._sock, authority, private = _connect(target, CONNECT_TIMEOUT_S if timeout is None else min(timeout, CONNECT_TIMEOUT_S))
+        self._decoder = hpack.Decoder(max_header_list_size=MAX_HEADER_BLOCK)
+        self._incoming = bytearray()  # received bytes not yet parsed into frames
+        self._header_block: bytearray | None = None  # a header block awaiting its CONTINUATIONs
+        self._header_block_ends_stream = False
+        self._unacknowledged = 0  # bytes of DATA read since our last WINDOW_UPDATE
+        self._buffer = bytearray()  # the stream's DATA: length-prefixed gRPC messages
+        self._metadata: list[tuple[str, str]] | None = None
+        self._encoding = "identity"  # the response's grpc-encoding
+        self._status: tuple[str, str] | None = None  # (code name, details) once known
+        self._wait: float | None = None  # the socket's timeout now, changed only when it must
+        self._ping_sent = False  # a keepalive PING is out, and nothing came since
         headers = [
             (":method", "POST"),
             (":scheme", "https" if isinstance(self._sock, ssl.SSLSocket) else "http"),
@@ -104,7 +203,10 @@ class Call:
             (":authority", authority),
             ("content-type", "application/grpc"),
             ("te", "trailers"),
+            ("grpc-accept-encoding", ACCEPTED_ENCODINGS),
         ]
+        if timeout is not None:
+            headers.append(("grpc-timeout", grpc_timeout(timeout)))
         if token := os.environ.get(ENV_TOKEN):
             if not private:
                 self.close()
@@ -112,23 +214,25 @@ class Call:
             headers.append(("authorization", f"Bearer {token}"))
         # Never indexed: the server's header table is then never ours to keep in step.
         block = hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(name, value) for name, value in headers])
-        message = b"\x00" + len(request).to_bytes(4, "big") + request
+        our_settings = b"".join(
+            key.to_bytes(2, "big") + value.to_bytes(4, "big")
+            for key, value in ((SETTINGS_ENABLE_PUSH, 0), (SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_BLOCK))
+        )
+        # What we may send is bounded by the peer's SETTINGS and windows (the defaults until
+        # its SETTINGS come): the request goes out as they allow.
+        self._peer_max_frame = MAX_FRAME
+        self._peer_initial_window = DEFAULT_WINDOW
+        self._send_window = DEFAULT_WINDOW  # the connection's
+        self._stream_send_window = DEFAULT_WINDOW
+        self._unsent = b"\x00" + len(request).to_bytes(4, "big") + request
         self._send(
             PREFACE
-            + frame(SETTINGS, 0, 0, SETTINGS_ENABLE_PUSH.to_bytes(2, "big") + (0).to_bytes(4, "big"))
+            + frame(SETTINGS, 0, 0, our_settings)
             + window_update(0, WINDOW_BYTES)
             + frame(HEADERS, END_HEADERS, STREAM_ID, block)
             + window_update(STREAM_ID, WINDOW_BYTES)
-            + frame(DATA, END_STREAM, STREAM_ID, message)
         )
-        self._decoder = hpack.Decoder()
-        self._incoming = bytearray()  # received bytes not yet parsed into frames
-        self._header_block: bytearray | None = None  # a header block awaiting its CONTINUATIONs
-        self._header_block_ends_stream = False
-        self._unacknowledged = 0  # bytes of DATA read since our last WINDOW_UPDATE
-        self._buffer = bytearray()  # the stream's DATA: length-prefixed gRPC messages
-        self._metadata: list[tuple[str, str]] | None = None
-        self._status: tuple[str, str] | None = None  # (code name, details) once known
+        self._send_request()
 
     def close(self) -> None:
         if not self._closed.is_set():
@@ -157,7 +261,10 @@ class Call:
                     end = start + 5 + size
                     if len(buffer) < end:
                         break
-                    batch.append(bytes(buffer[start + 5 : end]))
+                    if buffer[start]:  # the compressed flag: the one per-message check
+                        batch.append(self._decompress(buffer[start + 5 : end]))
+                    else:
+                        batch.append(bytes(buffer[start + 5 : end]))
                     start = end
                 del buffer[:start]
                 if batch:
@@ -180,38 +287,104 @@ class Call:
             raise CallError("INTERNAL", f"a unary call answered {len(responses)} messages")
         return responses[0]
 
+    def _decompress(self, compressed: bytearray) -> bytes:
+        """A message sent with the compressed flag, decoded as ``grpc-encoding`` says, at
+        most ``MAX_MESSAGE_BYTES`` of it (a small bomb must not become a large memory)."""
+        if self._encoding not in ("gzip", "deflate"):
+            self.close()
+            raise CallError("INTERNAL", f"a compressed message with grpc-encoding {self._encoding[:40]!r}: cannot decode it")
+        decoder = zlib.decompressobj(ZLIB_OR_GZIP)
+        try:
+            message = decoder.decompress(compressed, MAX_MESSAGE_BYTES + 1)
+        except zlib.error as error:
+            self.close()
+            raise CallError("INTERNAL", f"a {self._encoding} message that does not decode ({error})") from None
+        if len(message) > MAX_MESSAGE_BYTES:
+            self.close()
+            raise CallError("RESOURCE_EXHAUSTED", "a compressed message larger than 64 MiB once decoded")
+        if not decoder.eof:
+            self.close()
+            raise CallError("INTERNAL", f"a truncated {self._encoding} message")
+        return message
+
     def _send(self, data: bytes) -> None:
         try:
             self._sock.sendall(data)
         except OSError as error:
             self._fail("UNAVAILABLE", f"connection lost ({error.strerror or error})")
 
+    def _send_request(self) -> None:
+        """Send what the peer's windows and frame size allow of the request message."""
+        while self._unsent:
+            room = min(self._send_window, self._stream_send_window, self._peer_max_frame)
+            if room <= 0:
+                return  # the rest once a WINDOW_UPDATE or SETTINGS makes room
+            chunk, self._unsent = self._unsent[:room], self._unsent[room:]
+            self._send_window -= len(chunk)
+            self._stream_send_window -= len(chunk)
+            self._send(frame(DATA, 0 if self._unsent else END_STREAM, STREAM_ID, chunk))
+
     def _fail(self, code: str, details: str) -> None:
         if self._status is None:
             self._status = (code, details)
         self.close()
+
+    def _protocol_error(self, what: str) -> None:
+        self._fail("INTERNAL", f"HTTP/2 protocol error from the server: {what}")
+
+    def _read(self) -> bytes:
+        """The next bytes from the peer (empty once the call ended), sending a keepalive
+        PING when it is silent for too long and failing the call when that PING is not
+        answered, or when the deadline passes."""
+        while True:
+            if self._deadline is None:
+                wait = self._keepalive_timeout if self._ping_sent else self._keepalive_time
+            else:
+                remaining = self._deadline - time.monotonic()
+                if remaining <= 0:
+                    self._fail("DEADLINE_EXCEEDED", "no answer within the call's deadline")
+                    return b""
+                wait = min(remaining, self._keepalive_timeout if self._ping_sent else self._keepalive_time)
+            if wait != self._wait:
+                self._sock.settimeout(wait)
+                self._wait = wait
+            try:
+                data = self._sock.recv(RECEIVE_CHUNK)
+            except TimeoutError:
+                if self._deadline is not None and time.monotonic() >= self._deadline:
+                    continue
+                if self._ping_sent:
+                    self._fail("UNAVAILABLE", f"no answer to a keepalive ping within {self._keepalive_timeout:g} s")
+                    return b""
+                self._ping_sent = True
+                self._send(frame(PING, 0, 0, b"keepaliv"))
+                if self._status is not None:
+                    return b""
+                continue
+            except OSError as error:
+                self._fail("CANCELLED" if self._closed.is_set() else "UNAVAILABLE", f"connection lost ({error.strerror or error})")
+                return b""
+            if not data:
+                self._fail("CANCELLED" if self._closed.is_set() else "UNAVAILABLE", "the server closed the connection")
+            self._ping_sent = False  # anything at all from the peer shows the path is alive
+            return data
 
     def _receive(self) -> None:
         """Read what the server sent next and act on it (blocks until something comes)."""
         if self._closed.is_set():
             self._fail("CANCELLED", "the call was closed")
             return
-        try:
-            data = self._sock.recv(RECEIVE_CHUNK)
-        except TimeoutError:
-            self._fail("DEADLINE_EXCEEDED", "no answer in time")
-            return
-        except OSError as error:
-            self._fail("CANCELLED" if self._closed.is_set() else "UNAVAILABLE", f"connection lost ({error.strerror or error})")
-            return
+        data = self._read()
         if not data:
-            self._fail("CANCELLED" if self._closed.is_set() else "UNAVAILABLE", "the server closed the connection")
             return
         incoming = self._incoming
         incoming += data
         start = 0
         while len(incoming) - start >= 9 and self._status is None:
             length = int.from_bytes(incoming[start : start + 3], "big")
+            if length > MAX_FRAME:
+                self._fail("INTERNAL", f"HTTP/2 protocol error from the server: a frame of {length} bytes, above {MAX_FRAME}")
+                return
             end = start + 9 + length
             if len(incoming) < end:
                 break
@@ -220,65 +393,165 @@ class Call:
             self._on_frame(kind, flags, stream_id, memoryview(incoming)[start + 9 : end])
             start = end
         del incoming[:start]
-        if self._unacknowledged >= WINDOW_BYTES // 2:
+        if self._unacknowledged >= WINDOW_BYTES // 2 and self._status is None:
             self._send(window_update(0, self._unacknowledged) + window_update(STREAM_ID, self._unacknowledged))
             self._unacknowledged = 0
 
     def _on_frame(self, kind: int, flags: int, stream_id: int, payload: memoryview) -> None:
-        if kind == DATA and stream_id == STREAM_ID:
+        if self._header_block is not None and (kind != CONTINUATION or stream_id != STREAM_ID):
+            self._protocol_error("a header block interrupted by another frame")
+        elif kind == DATA and stream_id == STREAM_ID:
             self._unacknowledged += len(payload)
+            if self._metadata is None:
+                self._protocol_error("DATA before the response headers")
+                return
             if flags & PADDED:
-                payload = payload[1 : len(payload) - payload[0]]
+                payload = self._unpad(payload)
             self._buffer += payload
             if len(self._buffer) > MAX_MESSAGE_BYTES + 5:
                 self._fail("RESOURCE_EXHAUSTED", "a message larger than 64 MiB")
             elif flags & END_STREAM and self._status is None:
                 self._status = ("INTERNAL", "the server ended the call without a status")
-        elif kind in (HEADERS, CONTINUATION) and stream_id == STREAM_ID:
-            if kind == HEADERS:
-                if flags & PADDED:
-                    payload = payload[1 : len(payload) - payload[0]]
-                if flags & PRIORITY:
-                    payload = payload[5:]
-                self._header_block = bytearray()
-                self._header_block_ends_stream = bool(flags & END_STREAM)
+        elif kind == HEADERS and stream_id == STREAM_ID:
+            if flags & PADDED:
+                payload = self._unpad(payload)
+            if flags & PRIORITY:
+                payload = payload[5:]
+            self._header_block = bytearray()
+            self._header_block_ends_stream = bool(flags & END_STREAM)
+            self._on_header_fragment(flags, payload)
+        elif kind == CONTINUATION:
             if self._header_block is None:
-                self._fail("UNAVAILABLE", "not an HTTP/2 gRPC server (a stray CONTINUATION frame)")
-                return
-            self._header_block += payload
-            if flags & END_HEADERS:
-                self._on_headers(self._decoder.decode(bytes(self._header_block)), self._header_block_ends_stream)
-                self._header_block = None
-        elif kind == SETTINGS and not flags & ACK:
-            self._send(frame(SETTINGS, ACK, 0))
-        elif kind == PING and not flags & ACK:
-            self._send(frame(PING, ACK, 0, bytes(payload)))
+                self._protocol_error("a CONTINUATION frame without HEADERS")
+            else:
+                self._on_header_fragment(flags, payload)
+        elif kind == SETTINGS:
+            self._on_settings(flags, stream_id, payload)
+        elif kind == PING:
+            if stream_id != 0 or len(payload) != 8:
+                self._protocol_error("a malformed PING frame")
+            elif not flags & ACK:
+                self._send(frame(PING, ACK, 0, bytes(payload)))
+        elif kind == WINDOW_UPDATE:
+            self._on_window_update(stream_id, payload)
         elif kind == RST_STREAM and stream_id == STREAM_ID:
-            code = int.from_bytes(payload[:4], "big")
-            self._fail("CANCELLED" if code == 8 else "INTERNAL", f"stream reset by the server (HTTP/2 error {code})")
-        elif kind == GOAWAY and int.from_bytes(payload[:4], "big") & 0x7FFFFFFF < STREAM_ID:
-            self._fail("UNAVAILABLE", "the server is going away")
-        # Anything else (WINDOW_UPDATE, PRIORITY, unknown types) asks nothing of a reader.
+            if len(payload) != 4:
+                self._protocol_error("a malformed RST_STREAM frame")
+                return
+            code = int.from_bytes(payload, "big")
+            if code == CANCEL:
+                self._fail("CANCELLED", "the server cancelled the call (RST_STREAM CANCEL)")
+            else:
+                self._fail(RESET_CODES.get(code, "INTERNAL"), f"stream reset by the server (HTTP/2 error {code})")
+        elif kind == GOAWAY:
+            self._on_goaway(payload)
+        elif kind == PUSH_PROMISE:
+            self._protocol_error("PUSH_PROMISE, though we disabled push")
+        # Anything else (PRIORITY, unknown types, frames of other streams) asks nothing of us.
+
+    def _unpad(self, payload: memoryview) -> memoryview:
+        if not payload or payload[0] >= len(payload):
+            self._protocol_error("padding longer than its frame")
+            return payload[:0]
+        return payload[1 : len(payload) - payload[0]]
+
+    def _on_header_fragment(self, flags: int, fragment: memoryview) -> None:
+        block = self._header_block
+        assert block is not None
+        block += fragment
+        if len(block) > MAX_HEADER_BLOCK:
+            self._fail("INTERNAL", f"the server's header block is larger than {MAX_HEADER_BLOCK // 1024} KiB")
+            return
+        if not flags & END_HEADERS:
+            return
+        self._header_block = None
+        try:
+            headers = self._decoder.decode(bytes(block))
+        except (hpack.HPACKError, UnicodeDecodeError) as error:
+            reason = str(error).splitlines()[0][:100] if str(error) else type(error).__name__
+            self._fail("INTERNAL", f"the server's headers do not decode (HPACK: {reason})")
+            return
+        self._on_headers(headers, self._header_block_ends_stream)
+
+    def _on_settings(self, flags: int, stream_id: int, payload: memoryview) -> None:
+        if stream_id != 0 or len(payload) % 6 or (flags & ACK and payload):
+            self._protocol_error("a malformed SETTINGS frame")
+            return
+        if flags & ACK:
+            return
+        for offset in range(0, len(payload), 6):
+            key = int.from_bytes(payload[offset : offset + 2], "big")
+            value = int.from_bytes(payload[offset + 2 : offset + 6], "big")
+            if key == SETTINGS_MAX_FRAME_SIZE:
+                if not MAX_FRAME <= value <= 2**24 - 1:
+                    self._protocol_error(f"SETTINGS_MAX_FRAME_SIZE {value}")
+                    return
+                self._peer_max_frame = value
+            elif key == SETTINGS_INITIAL_WINDOW_SIZE:
+                if value > MAX_WINDOW:
+                    self._protocol_error(f"SETTINGS_INITIAL_WINDOW_SIZE {value}")
+                    return
+                self._stream_send_window += value - self._peer_initial_window
+                self._peer_initial_window = value
+        self._send(frame(SETTINGS, ACK, 0))
+        self._send_request()
+
+    def _on_window_update(self, stream_id: int, payload: memoryview) -> None:
+        if len(payload) != 4:
+            self._protocol_error("a malformed WINDOW_UPDATE frame")
+            return
+        increment = int.from_bytes(payload, "big") & 0x7FFFFFFF
+        if stream_id == 0:
+            self._send_window += increment
+            window = self._send_window
+        elif stream_id == STREAM_ID:
+            self._stream_send_window += increment
+            window = self._stream_send_window
+        else:
+            return
+        if increment == 0 or window > MAX_WINDOW:
+            self._protocol_error(f"a WINDOW_UPDATE of {increment}")
+            return
+        if self._unsent:
+            self._send_request()
+
+    def _on_goaway(self, payload: memoryview) -> None:
+        if len(payload) < 8:
+            self._protocol_error("a malformed GOAWAY frame")
+            return
+        last_stream = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
+        code = int.from_bytes(payload[4:8], "big")
+        if last_stream < STREAM_ID:  # our call was never processed: safe to make again
+            debug = bytes(payload[8:72]).decode(errors="replace").splitlines()
+            detail = f": {debug[0]}" if debug and debug[0] else ""
+            self._fail("UNAVAILABLE", f"the server is going away (HTTP/2 error {code}{detail})")
+        # Otherwise the server finishes our call before it closes the connection.
 
     def _on_headers(self, headers: list[tuple[str, str]], ends_stream: bool) -> None:
         fields = dict(headers)
         if self._metadata is None:
+            status = fields.get(":status", "")
+            if status.startswith("1") and not ends_stream:
+                return  # an informational answer (1xx): the real one follows
             self._metadata = list(headers)
-            status = fields.get(":status", "200")
-            if status != "200":
-                self._fail("UNAVAILABLE" if status in ("502", "503", "504") else "UNIMPLEMENTED",
-                           f"HTTP status {status}: not a gRPC server")
+            self._encoding = fields.get("grpc-encoding", "identity")
+            if status != "200" and "grpc-status" not in fields:
+                code = HTTP_STATUS_CODES.get(status, "UNKNOWN")
+                self._fail(code, f"HTTP status {status[:10] or 'missing'}: not a gRPC answer")
                 return
             if "grpc-status" not in fields and not ends_stream:
                 return  # the response's headers; the status comes with the trailers
         if "grpc-status" not in fields:
             self._fail("INTERNAL", "the server ended the call without a status")
             return
-        number = int(fields["grpc-status"]) if fields["grpc-status"].isdigit() else 2
+        text = fields["grpc-status"]
+        number = int(text) if text.isascii() and text.isdigit() and len(text) < 4 else 2
         code = STATUS_NAMES[number] if number < len(STATUS_NAMES) else "UNKNOWN"
         message = fields.get("grpc-message", "")
         if "%" in message:  # percent-encoded on the wire; rare enough to import for
             from urllib.parse import unquote
 
             message = unquote(message)
+        if "\n" in message or "\r" in message:  # details are shown on one line
+            message = " ".join(message.split())
         self._status = (code, message or code.lower())
