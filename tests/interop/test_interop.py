@@ -1,0 +1,104 @@
+"""The real ``stream-logs`` against gRPC servers nobody here wrote: grpcio (Google's stack)
+and @grpc/grpc-js (node's), each plaintext and with TLS, and grpcio compressing every
+answer with gzip (grpc-js's server cannot).
+Every entry must arrive once, in order, with its exact text, and the exit status be the
+README's (0: completed; 3: no such job)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hodei_stream.stream.wire import Call
+from hodei_stream.proto import hodei_pb2 as pb
+
+from . import grpcio_server
+from .one_job import JOB_ID, LINES, write_lines
+
+NODE_FOLDER = Path(__file__).parent / "node"
+PROTO = Path(__file__).parents[2] / "protos" / "hodei.proto"
+STREAM_LOGS = Path(sys.executable).parent / "stream-logs"
+OTHER_JOB = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA), made with the openssl CLI."""
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl command makes the TLS certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=interop",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   capture_output=True, check=True, timeout=60)
+    return cert, key
+
+
+@pytest.fixture(params=["plain", "tls", "gzip"])
+def grpcio_target(request: pytest.FixtureRequest, certificate: tuple[Path, Path]) -> Iterator[tuple[str, str]]:
+    server, address = grpcio_server.serve(request.param, certificate)
+    yield address, request.param
+    server.stop(grace=None)
+
+
+# No gzip here: grpc-js's server does not compress its answers (its server-interceptors.js:
+# "response compression is currently not supported"); grpcio's gzip case covers compression.
+@pytest.fixture(params=["plain", "tls"])
+def node_target(request: pytest.FixtureRequest, certificate: tuple[Path, Path], tmp_path: Path) -> Iterator[tuple[str, str]]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (the @grpc/grpc-js server runs on it)")
+    if not (NODE_FOLDER / "node_modules" / "@grpc" / "grpc-js").is_dir():
+        pytest.skip(f"@grpc/grpc-js is not installed: run npm install --no-audit --no-fund in {NODE_FOLDER}")
+    cert, key = certificate
+    process = subprocess.Popen([node, str(NODE_FOLDER / "server.js"), str(PROTO), str(write_lines(tmp_path / "lines.json")),
+                                request.param, str(cert), str(key)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = process.stdout.readline().strip() if process.stdout else ""
+        assert port.isdigit(), f"the node server did not start (exit {process.poll()})"
+        yield f"127.0.0.1:{port}", request.param
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def stream_logs(target: str, mode: str, certificate: tuple[Path, Path], job_id: str) -> subprocess.CompletedProcess[str]:
+    env = {name: value for name, value in os.environ.items() if name not in ("HODEI_GRPC_URL", "HODEI_TOKEN", "HODEI_TLS_CA")}
+    if mode == "tls":
+        env["HODEI_TLS_CA"] = str(certificate[0])
+    return subprocess.run([str(STREAM_LOGS), "--server", target, "--json", "-q", job_id],
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+
+
+def check_every_entry_once_in_order(target: str, mode: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = stream_logs(target, mode, certificate, JOB_ID)
+    assert shown.returncode == 0, shown.stderr
+    records = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert [record["sequence"] for record in records] == list(range(1, len(LINES) + 1))
+    assert [(record["line"], record["stream"] == "stderr") for record in records] == LINES
+    assert "Traceback" not in shown.stderr
+
+    unknown = stream_logs(target, mode, certificate, OTHER_JOB)
+    assert unknown.returncode == 3 and len(unknown.stderr.strip().splitlines()) == 1, unknown.stderr
+
+    if mode == "tls":
+        monkeypatch.setenv("HODEI_TLS_CA", str(certificate[0]))
+    call = Call(target, "/hodei.LogStreamService/SubscribeLogs", pb.SubscribeLogsRequest(job_id=JOB_ID).SerializeToString())
+    encoding = dict(call.initial_metadata()).get("grpc-encoding", "identity")
+    call.close()
+    assert encoding == ("gzip" if mode == "gzip" else "identity")  # the answers really were compressed
+
+
+def test_grpcio_server(grpcio_target: tuple[str, str], certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    check_every_entry_once_in_order(*grpcio_target, certificate, monkeypatch)
+
+
+def test_grpc_js_server(node_target: tuple[str, str], certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    check_every_entry_once_in_order(*node_target, certificate, monkeypatch)

@@ -1,0 +1,172 @@
+"""Property tests for stream-logs' HTTP/2 framing (hodei_stream/stream/wire.py), over a real
+Unix socket: any valid answer, framed and cut anyhow, decodes to the same messages; random
+bytes and mangled frames end in a ``CallError`` (never another exception), in bounded time."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import hpack
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hodei_stream.stream import wire
+from hodei_stream.stream.wire import Call, CallError, frame
+
+# Few examples each: every one opens a socket and a thread; the whole file runs in seconds.
+FEW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ENCODERS = {"identity": None, "gzip": gzip.compress, "deflate": zlib.compress}
+
+
+@contextmanager
+def peer(chunks: list[bytes]) -> Iterator[str]:
+    """A Unix socket peer that writes ``chunks`` one by one (a short pause between them, so
+    the client reads them apart), then closes; yields the target to call."""
+    folder = tempfile.mkdtemp(prefix="hw-")
+    path = Path(folder) / "p.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    listener.settimeout(10)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            try:
+                conn.recv(65536)
+                for chunk in chunks:
+                    conn.sendall(chunk)
+                    time.sleep(0.0003)
+                conn.shutdown(socket.SHUT_WR)
+                conn.settimeout(5)
+                while conn.recv(65536):  # until the client hangs up
+                    pass
+            except OSError:
+                pass  # the client failed the call and hung up first
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"unix:{path}"
+    finally:
+        thread.join(10)
+        listener.close()
+        path.unlink(missing_ok=True)
+        Path(folder).rmdir()
+
+
+def cut(data: bytes, points: list[int]) -> list[bytes]:
+    """``data`` in pieces, cut where ``points`` (taken modulo its length) say."""
+    where = sorted({point % (len(data) + 1) for point in points} | {0, len(data)})
+    return [data[start:end] for start, end in zip(where, where[1:]) if end > start]
+
+
+@st.composite
+def header_frames(draw: st.DrawFn, headers: list[tuple[str, str]], ends_stream: bool) -> bytes:
+    """``headers`` as HEADERS (maybe padded) and CONTINUATIONs cut at random points."""
+    block = hpack.Encoder().encode(headers)
+    pieces = cut(block, draw(st.lists(st.integers(0, 10_000), max_size=3))) or [b""]
+    padding = draw(st.integers(0, 12))
+    first = bytes((padding,)) + pieces[0] + b"\x00" * padding if padding else pieces[0]
+    flags = (wire.END_STREAM if ends_stream else 0) | (wire.PADDED if padding else 0)
+    frames = [frame(wire.HEADERS, flags | (wire.END_HEADERS if len(pieces) == 1 else 0), 1, first)]
+    for index, piece in enumerate(pieces[1:], start=2):
+        frames.append(frame(wire.CONTINUATION, wire.END_HEADERS if index == len(pieces) else 0, 1, piece))
+    return b"".join(frames)
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> tuple[list[bytes], bytes]:
+    """A valid answer: (its messages, its bytes): headers, DATA frames that split messages
+    anywhere (some padded), PINGs and SETTINGS between frames, trailers."""
+    messages = draw(st.lists(st.binary(max_size=300), max_size=8))
+    encoding = draw(st.sampled_from(sorted(ENCODERS)))
+    encoder = ENCODERS[encoding]
+    body = b""
+    for payload in messages:
+        if encoder and draw(st.booleans()):
+            compressed = encoder(payload)
+            body += b"\x01" + len(compressed).to_bytes(4, "big") + compressed
+        else:
+            body += b"\x00" + len(payload).to_bytes(4, "big") + payload
+    headers = [(":status", "200"), ("content-type", "application/grpc")]
+    if encoding != "identity":
+        headers.append(("grpc-encoding", encoding))
+    frames = [draw(header_frames(headers, ends_stream=False))]
+    for piece in cut(body, draw(st.lists(st.integers(0, 100_000), max_size=10))):
+        padding = draw(st.integers(0, 20))
+        if padding:
+            frames.append(frame(wire.DATA, wire.PADDED, 1, bytes((padding,)) + piece + b"\x00" * padding))
+        else:
+            frames.append(frame(wire.DATA, 0, 1, piece))
+        if draw(st.booleans()):
+            frames.append(draw(st.sampled_from([frame(wire.PING, 0, 0, b"pingpong"), frame(wire.SETTINGS, 0, 0),
+                                                 wire.window_update(0, 1000), frame(0x42, 0x3, 1, b"unknown type")])))
+    frames.append(draw(header_frames([("grpc-status", "0")], ends_stream=True)))
+    return messages, b"".join(frames)
+
+
+@FEW
+@given(answer=answers(), points=st.lists(st.integers(0, 100_000), max_size=12))
+def test_any_valid_answer_cut_anywhere_decodes_to_its_messages(answer: tuple[list[bytes], bytes], points: list[int]) -> None:
+    messages, script = answer
+    with peer(cut(script, points)) as target:
+        call = Call(target, "/m", b"", timeout=10, keepalive_time=5)
+        assert [message for batch in call.batches() for message in batch] == messages
+
+
+def ends_in_a_call_error_or_ok(chunks: list[bytes]) -> None:
+    """The call ends, quickly, with messages or a one-line ``CallError``, nothing else."""
+    started = time.monotonic()
+    with peer(chunks) as target:
+        try:
+            for _ in Call(target, "/m", b"", timeout=10, keepalive_time=2).batches():
+                pass
+        except CallError as error:
+            assert error.code in wire.STATUS_NAMES and "\n" not in error.details
+    assert time.monotonic() - started < 8
+
+
+@FEW
+@given(noise=st.binary(max_size=2000), points=st.lists(st.integers(0, 5000), max_size=6))
+def test_random_bytes_end_in_a_call_error(noise: bytes, points: list[int]) -> None:
+    with peer(cut(noise, points)) as target:
+        call = Call(target, "/m", b"", timeout=10, keepalive_time=2)
+        try:
+            list(call.batches())
+        except CallError as error:
+            assert "\n" not in error.details
+        else:
+            raise AssertionError("random bytes made a successful call")
+
+
+@st.composite
+def mangled_answers(draw: st.DrawFn) -> bytes:
+    """A valid answer with bytes overwritten, cut short, or random frames of any type put in."""
+    _, script = draw(answers())
+    script = bytearray(script)
+    for _ in range(draw(st.integers(1, 4))):
+        mangle = draw(st.sampled_from(["overwrite", "truncate", "insert"]))
+        where = draw(st.integers(0, len(script)))
+        if mangle == "overwrite" and script:
+            script[min(where, len(script) - 1)] = draw(st.integers(0, 255))
+        elif mangle == "truncate":
+            del script[where:]
+        else:
+            kind, flags, stream = draw(st.integers(0, 12)), draw(st.integers(0, 255)), draw(st.sampled_from([0, 1, 3]))
+            script[where:where] = frame(kind, flags, stream, draw(st.binary(max_size=40)))
+    return bytes(script)
+
+
+@FEW
+@given(script=mangled_answers(), points=st.lists(st.integers(0, 5000), max_size=6))
+def test_mangled_frames_end_in_a_call_error_or_an_answer(script: bytes, points: list[int]) -> None:
+    ends_in_a_call_error_or_ok(cut(script, points))
