@@ -24,6 +24,7 @@ list: 64 KiB; a message, compressed or not: ``MAX_MESSAGE_BYTES``).
   byte from the peer the call sends a PING; without an answer within
   ``KEEPALIVE_TIMEOUT_S`` (10 s) it ends UNAVAILABLE, so a dead path (no FIN, no RST) is
   noticed in at most 20 s and the follower reconnects.  ``HODEI_KEEPALIVE_S`` sets both.
+  A server that answers "too_many_pings" makes this process ping half as often from then on.
 - Deadline: ``timeout`` bounds the whole call (connect, TLS and every read) on the
   monotonic clock and is sent as ``grpc-timeout``; past it the call ends DEADLINE_EXCEEDED.
 - Compression: ``grpc-encoding`` gzip and deflate are decoded (``grpc-accept-encoding``
@@ -42,6 +43,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
+from typing import cast
 
 import hpack
 
@@ -54,6 +56,11 @@ CONNECT_TIMEOUT_S = 10.0
 KEEPALIVE_TIME_S = 10.0
 KEEPALIVE_TIMEOUT_S = 10.0
 ENV_KEEPALIVE = "HODEI_KEEPALIVE_S"  # sets both (tests and impatient users)
+# A server that finds our PINGs too frequent says so (GOAWAY ENHANCE_YOUR_CALM with
+# "too_many_pings": grpc-core servers after 3 PINGs without data between); as grpc-go does,
+# every later call of this process then waits twice as long before its PING.
+TOO_MANY_PINGS = b"too_many_pings"
+keepalive_slowdown = {"factor": 1}
 RECEIVE_CHUNK = 1 << 20
 # How much the server may send ahead of our reading; topped up once half is used.
 WINDOW_BYTES = 16 * 1024 * 1024
@@ -131,6 +138,7 @@ def keepalive_from_environment() -> float | None:
 def _connect(target: str, timeout: float) -> tuple[socket.socket, str, bool]:
     """A connected socket for ``unix:/path`` or ``host:port``, its authority, and whether
     the way there is private (a Unix socket, loopback, or TLS): where a token may go."""
+    give_up = time.monotonic() + timeout
     try:
         if target.startswith("unix:"):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -146,7 +154,8 @@ def _connect(target: str, timeout: float) -> tuple[socket.socket, str, bool]:
             return sock, target, host in ("localhost", "127.0.0.1", "::1")
         context = ssl.create_default_context(cafile=ca_path)
         context.set_alpn_protocols(["h2"])
-        tls = context.wrap_socket(sock, server_hostname=host)  # the handshake, within ``timeout``
+        sock.settimeout(max(give_up - time.monotonic(), 0.001))  # connect and handshake within ``timeout``
+        tls = context.wrap_socket(sock, server_hostname=host)
     except (OSError, ValueError) as error:
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
         raise CallError("UNAVAILABLE", f"failed to connect to {target}: {reason}") from None
@@ -181,7 +190,7 @@ class Call:
     ) -> None:
         self._deadline = None if timeout is None else time.monotonic() + timeout
         from_environment = keepalive_from_environment()
-        self._keepalive_time = keepalive_time or from_environment or KEEPALIVE_TIME_S
+        self._keepalive_time = (keepalive_time or from_environment or KEEPALIVE_TIME_S) * keepalive_slowdown["factor"]
         self._keepalive_timeout = keepalive_timeout or from_environment or KEEPALIVE_TIMEOUT_S
         self._closed = threading.Event()
         self._sock, authority, private = _connect(target, CONNECT_TIMEOUT_S if timeout is None else min(timeout, CONNECT_TIMEOUT_S))
@@ -231,8 +240,8 @@ class Call:
             + window_update(0, WINDOW_BYTES)
             + frame(HEADERS, END_HEADERS, STREAM_ID, block)
             + window_update(STREAM_ID, WINDOW_BYTES)
+            + self._request_frames()
         )
-        self._send_request()
 
     def close(self) -> None:
         if not self._closed.is_set():
@@ -313,16 +322,19 @@ class Call:
         except OSError as error:
             self._fail("UNAVAILABLE", f"connection lost ({error.strerror or error})")
 
-    def _send_request(self) -> None:
-        """Send what the peer's windows and frame size allow of the request message."""
+    def _request_frames(self) -> bytes:
+        """The DATA frames of what the peer's windows and frame size allow of the request
+        message now; the rest waits for a WINDOW_UPDATE or SETTINGS that makes room."""
+        frames = b""
         while self._unsent:
             room = min(self._send_window, self._stream_send_window, self._peer_max_frame)
             if room <= 0:
-                return  # the rest once a WINDOW_UPDATE or SETTINGS makes room
+                break
             chunk, self._unsent = self._unsent[:room], self._unsent[room:]
             self._send_window -= len(chunk)
             self._stream_send_window -= len(chunk)
-            self._send(frame(DATA, 0 if self._unsent else END_STREAM, STREAM_ID, chunk))
+            frames += frame(DATA, 0 if self._unsent else END_STREAM, STREAM_ID, chunk)
+        return frames
 
     def _fail(self, code: str, details: str) -> None:
         if self._status is None:
@@ -383,7 +395,7 @@ class Call:
         while len(incoming) - start >= 9 and self._status is None:
             length = int.from_bytes(incoming[start : start + 3], "big")
             if length > MAX_FRAME:
-                self._fail("INTERNAL", f"HTTP/2 protocol error from the server: a frame of {length} bytes, above {MAX_FRAME}")
+                self._protocol_error(f"a frame of {length} bytes, above {MAX_FRAME}")
                 return
             end = start + 9 + length
             if len(incoming) < end:
@@ -466,7 +478,8 @@ class Call:
             return
         self._header_block = None
         try:
-            headers = self._decoder.decode(bytes(block))
+            # With raw=False (the default) hpack gives (str, str) pairs; its hints say less.
+            headers = cast(list[tuple[str, str]], self._decoder.decode(bytes(block)))
         except (hpack.HPACKError, UnicodeDecodeError) as error:
             reason = str(error).splitlines()[0][:100] if str(error) else type(error).__name__
             self._fail("INTERNAL", f"the server's headers do not decode (HPACK: {reason})")
@@ -493,8 +506,7 @@ class Call:
                     return
                 self._stream_send_window += value - self._peer_initial_window
                 self._peer_initial_window = value
-        self._send(frame(SETTINGS, ACK, 0))
-        self._send_request()
+        self._send(frame(SETTINGS, ACK, 0) + self._request_frames())
 
     def _on_window_update(self, stream_id: int, payload: memoryview) -> None:
         if len(payload) != 4:
@@ -513,7 +525,7 @@ class Call:
             self._protocol_error(f"a WINDOW_UPDATE of {increment}")
             return
         if self._unsent:
-            self._send_request()
+            self._send(self._request_frames())
 
     def _on_goaway(self, payload: memoryview) -> None:
         if len(payload) < 8:
@@ -521,6 +533,8 @@ class Call:
             return
         last_stream = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
         code = int.from_bytes(payload[4:8], "big")
+        if code == ENHANCE_YOUR_CALM and payload[8:] == TOO_MANY_PINGS:
+            keepalive_slowdown["factor"] = min(keepalive_slowdown["factor"] * 2, 64)
         if last_stream < STREAM_ID:  # our call was never processed: safe to make again
             debug = bytes(payload[8:72]).decode(errors="replace").splitlines()
             detail = f": {debug[0]}" if debug and debug[0] else ""

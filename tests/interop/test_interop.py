@@ -9,15 +9,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import pytest
 
-from hodei_stream.stream.wire import Call
 from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.proto import hodei_pb2_grpc
+from hodei_stream.stream import wire
+from hodei_stream.stream.wire import Call, CallError
 
 from . import grpcio_server
 from .one_job import JOB_ID, LINES, write_lines
@@ -102,3 +109,58 @@ def test_grpcio_server(grpcio_target: tuple[str, str], certificate: tuple[Path, 
 
 def test_grpc_js_server(node_target: tuple[str, str], certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     check_every_entry_once_in_order(*node_target, certificate, monkeypatch)
+
+
+class QuietLogs(hodei_pb2_grpc.LogStreamServiceServicer):
+    """A stream that sends one entry and then nothing until ``done``: an idle job."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+    def SubscribeLogs(self, request: pb.SubscribeLogsRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
+        yield pb.JobLogEntry(job_id=JOB_ID, line="first", sequence=1)
+        self.done.wait(20)
+
+
+def test_a_grpcio_server_that_finds_our_pings_too_many_makes_us_ping_less(monkeypatch: pytest.MonkeyPatch) -> None:
+    """grpc-core refuses a third PING without data between (GOAWAY "too_many_pings"): the
+    call ends UNAVAILABLE (the follower reconnects) and later calls ping half as often."""
+    monkeypatch.setitem(wire.keepalive_slowdown, "factor", 1)
+    logs = QuietLogs()
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    hodei_pb2_grpc.add_LogStreamServiceServicer_to_server(logs, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        call = Call(f"127.0.0.1:{port}", "/hodei.LogStreamService/SubscribeLogs", b"", keepalive_time=0.3, keepalive_timeout=5)
+        with pytest.raises(CallError) as failure:
+            list(call.batches())
+    finally:
+        logs.done.set()
+        server.stop(grace=None)
+    assert failure.value.code == "UNAVAILABLE"
+    assert wire.keepalive_slowdown["factor"] == 2
+
+
+def test_a_tls_server_that_does_not_agree_to_h2_is_refused(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TLS server speaking HTTP/1.1 (ALPN without h2): UNAVAILABLE in one line, at once."""
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept_one() -> None:
+        conn, _ = listener.accept()
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+        except OSError:
+            pass  # the client hung up after the handshake, as it should
+
+    threading.Thread(target=accept_one, daemon=True).start()
+    monkeypatch.setenv("HODEI_TLS_CA", str(cert))
+    with pytest.raises(CallError) as failure:
+        Call(f"127.0.0.1:{listener.getsockname()[1]}", "/m", b"", timeout=10)
+    listener.close()
+    assert failure.value.code == "UNAVAILABLE" and "no ALPN h2" in failure.value.details

@@ -5,6 +5,7 @@ bytes and mangled frames end in a ``CallError`` (never another exception), in bo
 from __future__ import annotations
 
 import gzip
+import itertools
 import socket
 import tempfile
 import threading
@@ -66,7 +67,7 @@ def peer(chunks: list[bytes]) -> Iterator[str]:
 def cut(data: bytes, points: list[int]) -> list[bytes]:
     """``data`` in pieces, cut where ``points`` (taken modulo its length) say."""
     where = sorted({point % (len(data) + 1) for point in points} | {0, len(data)})
-    return [data[start:end] for start, end in zip(where, where[1:]) if end > start]
+    return [data[start:end] for start, end in itertools.pairwise(where) if end > start]
 
 
 @st.composite
