@@ -232,7 +232,10 @@ class Follower:
             if left <= 0:
                 raise failure
             wait = min(delay * random.uniform(1 - JITTER, 1 + JITTER), left)
-            self.notice(f"⚠️  {failure}; reconnecting in {wait:.1f}s")
+            # A killed embedded server may still hold its socket for a moment: the first
+            # retry tells whether it is gone (and started again) before the user is told.
+            if not (self.client.server.embedded and lost_since == now):
+                self.notice(f"⚠️  {failure}; reconnecting in {wait:.1f}s")
             time.sleep(wait)
             delay = min(delay * 2, policy.max_delay_s)
             resuming = True
