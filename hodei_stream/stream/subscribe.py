@@ -121,13 +121,14 @@ class SeenLines:
         self._filled: Counter[tuple[int, bool, str]] = Counter()
         self._filled_order: deque[tuple[int, bool, str]] = deque()
 
-    def is_new(self, line: LogLine) -> bool:
+    def is_new(self, line: LogLine, filled: bool = False) -> bool:
+        """``filled``: the line comes from a GetLogs fill (under its true sequence)."""
         if self.exact:
             return line.sequence > self.last_sequence
         if (line.captured_ns, line.is_stderr, line.text, line.sequence) in self._recent_set:
             return False
         look = (line.captured_ns, line.is_stderr, line.text)
-        if self._filled[look]:
+        if not filled and self._filled[look]:
             self._filled[look] -= 1
             return False
         return True
@@ -302,7 +303,7 @@ class Follower:
                     continue
                 since = entry.sequence
                 line = from_entry(entry)
-                if seen.is_new(line):
+                if seen.is_new(line, filled=True):
                     seen.add(line, filled=True)
                     batch.append(line)
             if batch:
