@@ -146,8 +146,10 @@ class SeenLines:
                 look = identity[:3]
                 self._filled[look] += 1
                 self._filled_order.append(look)
-                if len(self._filled_order) > SEEN_WINDOW and self._filled[oldest := self._filled_order.popleft()]:
-                    self._filled[oldest] -= 1
+                if len(self._filled_order) > SEEN_WINDOW:
+                    oldest = self._filled_order.popleft()
+                    if self._filled[oldest]:
+                        self._filled[oldest] -= 1
 
     def start_fill(self) -> None:
         """A GetLogs fill begins: look-alikes of an earlier fill are no longer expected."""
