@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,12 +71,16 @@ def watch_and_kill(command: list[str], home: Path, *, kill_after: int = KILL_AFT
     reader = threading.Thread(target=lambda: errors.extend(process.stderr), daemon=True)
     reader.start()
     texts: list[str] = []
+    arrivals: list[float] = []
     for line in process.stdout:
         if match := LOG_LINE.match(line.rstrip("\n")):
             texts.append(match.group(1))
+            arrivals.append(time.monotonic())
             if len(texts) == kill_after:
                 kill_server(home)
     status = process.wait(timeout=120)
+    gap = max((b - a for a, b in zip(arrivals[kill_after - 1 :], arrivals[kill_after:])), default=0.0)
+    print(f"{command[2:4]}: longest wait for a line after the kill {gap:.2f}s")
     reader.join(30)
     return status, texts, "".join(errors)
 
