@@ -100,7 +100,8 @@ def nginx(request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> Iterato
                                     backend=home / "server.sock"))
     error_log = prefix / "error.log"
     process = subprocess.Popen(
-        [NGINX, "-p", str(prefix), "-c", str(config), "-e", str(error_log), "-g", "daemon off; error_log " + f"{error_log} info;"],
+        # -e: the log nginx opens before it reads the configuration (not /var/log/nginx).
+        [NGINX, "-p", str(prefix), "-c", str(config), "-e", str(error_log), "-g", f"daemon off; error_log {error_log} info;"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
