@@ -96,7 +96,9 @@ def dispatch(args: argparse.Namespace, server: Server) -> int:
             return ExitStatus.OK
         if args.command == "run":
             job_id = submit(client, args)
-            return stream_cli.main(["--server", server.target, *args.stream_option, job_id])
+            # The embedded server unnamed, so that the streamer may start it again if it dies.
+            where = [] if server.embedded else ["--server", server.target]
+            return stream_cli.main([*where, *args.stream_option, job_id])
         if args.command == "status":
             report = describe(client.get_job(check_job_id(args.job_id)))
             if args.json:

@@ -2,8 +2,10 @@
 
 The order is the platform's own: ``--server URL`` if given, else ``HODEI_GRPC_URL``, else the
 embedded server of this user (a Unix socket in the state folder), started in the background
-the first time it is needed.  Kept free of gRPC imports: checking that the embedded server
-is up is a plain socket connect, so a running server costs the streamer nothing here.
+the first time it is needed, and started again by a command that finds it gone while it
+watches a job (``restart_if_gone``, ``surviving_restart``).  Kept free of gRPC imports:
+checking that the embedded server is up is a plain socket connect, so a running server costs
+the streamer nothing here.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from hodei_stream.exit_codes import ClientError, ExitStatus, for_grpc_code
 from hodei_stream.state_folder import ENV_TOKEN, embedded_target, is_answering
@@ -21,6 +26,13 @@ ENV_URL = "HODEI_GRPC_URL"
 UNARY_TIMEOUT_S = 15.0  # how long any one unary call may take
 # Long lines (1 MiB and more) and GetLogs pages must fit in one message.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+RESTARTED_NOTICE = "⚠️  the embedded server had stopped; started it again, resuming"
+# After the embedded server was found gone, how long a call may keep failing before the
+# failure is the user's: a new server opens its store and replays spooled lines first.
+RESTART_GRACE_S = 15.0
+RESTART_POLL_S = 0.2
+
+T = TypeVar("T")
 
 
 class ServerAddressError(ValueError):
@@ -90,22 +102,58 @@ def resolve(flag: str | None) -> Server:
     return Server(embedded_target(), embedded=True)
 
 
-def ensure_running(server: Server) -> None:
-    """Start the embedded server in the background unless it already answers.
+def ensure_running(server: Server) -> bool:
+    """Start the embedded server in the background unless it already answers; True when this
+    call started it (False when it was up, or another command started it meanwhile).
 
     A no-op for any other server.  Raises ``ServerAddressError`` with the daemon's own one-line
     reason when it could not be started.
     """
     if not server.embedded or is_answering(server.target):
-        return
+        return False
     result = subprocess.run(
         [sys.executable, "-m", "hodei_stream.server.daemon", "start", "--listen", server.target],
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
+        if is_answering(server.target):  # another command's start won the race
+            return False
         reason = result.stderr.strip().splitlines()[-1:] or ["no reason given"]
         raise ServerAddressError(f"could not start the embedded server: {reason[0]}", ExitStatus.UNREACHABLE)
+    # `start` waits on a lock for a concurrent start, then reports the server that one made.
+    return "already running" not in result.stdout
+
+
+def restart_if_gone(server: Server) -> bool:
+    """After a failed call: when ``server`` is this user's embedded server and nothing answers
+    on its socket any more (killed, crashed, stopped), start it again exactly as on first use.
+    True when this call started it (say ``RESTARTED_NOTICE`` then)."""
+    return server.embedded and ensure_running(server)
+
+
+def surviving_restart(server: Server, call: Callable[[], T], notice: Callable[[str], None]) -> T:
+    """``call()`` (a unary call that raises ``ClientError``), surviving the embedded server's death.
+
+    When it fails as unreachable on the embedded server, the server is started again if it is
+    gone, and the call repeated until it answers, for up to ``RESTART_GRACE_S`` (a client such as
+    grpcio may keep failing for a moment after the server is back).  Any other failure, and
+    every failure on a server named by the user, is raised at once.
+    """
+    give_up: float | None = None
+    while True:
+        try:
+            return call()
+        except ClientError as error:
+            if not server.embedded or error.status != ExitStatus.UNREACHABLE:
+                raise
+            now = time.monotonic()
+            give_up = give_up or now + RESTART_GRACE_S
+            if now >= give_up:
+                raise
+        if restart_if_gone(server):
+            notice(RESTARTED_NOTICE)
+        else:
+            time.sleep(RESTART_POLL_S)

@@ -40,7 +40,7 @@ from plumbum.commands.modifiers import BG, Future
 
 from hodei_stream.api import FINAL_STATUSES, status_name
 from hodei_stream.client import HodeiClient
-from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
+from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve, surviving_restart
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.jobs.payload import PayloadError, job_spec
 from hodei_stream.proto import hodei_pb2 as pb
@@ -210,7 +210,7 @@ class JobScript(cli.Application):
                 status = streamer.proc.wait()
                 if status not in (ExitStatus.OK, ExitStatus.JOB_FAILED):
                     raise StreamerFailed(status)
-                job = client.wait_final(job_id)
+                job = surviving_restart(client.server, lambda: client.wait_final(job_id), self.say)
             else:
                 job = self.watch_status(client, job_id)
                 if streamer is not None and not wait_for(streamer, STREAM_DRAIN_TIMEOUT_S):
@@ -256,7 +256,7 @@ class JobScript(cli.Application):
         """Poll GetJob until the job is final, reporting each status it passes through."""
         seen: int | None = None
         while True:
-            job = client.get_job(job_id)
+            job = surviving_restart(client.server, lambda: client.get_job(job_id), self.say)
             if job.status != seen:
                 seen = job.status
                 self.status_changed(job_id, job)
@@ -306,8 +306,10 @@ class JobScript(cli.Application):
 
 
 def streamer_args(server: Server, job_id: str) -> tuple[str, ...]:
-    """This interpreter's arguments to stream one job: the streamer needs nothing on PATH."""
-    return ("-m", STREAMER_MODULE, "--server", server.target, job_id)
+    """This interpreter's arguments to stream one job: the streamer needs nothing on PATH.
+    The embedded server goes unnamed, so that the streamer may start it again if it dies."""
+    where = () if server.embedded else ("--server", server.target)
+    return ("-m", STREAMER_MODULE, *where, job_id)
 
 
 def outcome_of(job: pb.GetJobResponse, job_id: str, name: str, fallback_duration_s: float) -> JobOutcome:

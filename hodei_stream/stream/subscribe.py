@@ -13,28 +13,44 @@ makes the stream whole when the wire is not:
   sequence shown: subscribe to live lines first, then fill what was missed with GetLogs,
   dropping whatever both deliver;
 - when the stream ends it asks GetJob for the final state (``final``); a stream that ended
-  before the job did is treated like a dropped connection.
+  before the job did is treated like a dropped connection;
+- when the embedded server is gone, it starts it again (``endpoint.restart_if_gone``).
+
+The back-off is honest: only a call that delivered a new line, ended cleanly or stayed up a
+while (``STABLE_AFTER_S``) counts as a working connection, so a server or proxy that answers
+and then fails every call (HTTP 502, INTERNAL after the history) meets a growing delay and
+``--reconnect-timeout``.  Which failures are retried is ``RETRYABLE`` (the README's table).
 """
 
 from __future__ import annotations
 
+import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
 from hodei_stream.api import FINAL_STATUSES
-from hodei_stream.endpoint import UNARY_TIMEOUT_S, Server
+from hodei_stream.endpoint import RESTARTED_NOTICE, UNARY_TIMEOUT_S, Server, ServerAddressError, restart_if_gone
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER, LogLine, from_entry
 from hodei_stream.stream.wire import Call, CallError
 
 GET_LOGS_PAGE = 1000
-# Codes that mean "the connection or server went away", worth a reconnect.
-RETRYABLE = frozenset({"UNAVAILABLE", "INTERNAL", "UNKNOWN"})
+# gRPC status codes worth a reconnect: the failure may pass (the README's retry table says
+# why for each).  Every other code (UNIMPLEMENTED, INVALID_ARGUMENT, NOT_FOUND,
+# PERMISSION_DENIED, UNAUTHENTICATED, FAILED_PRECONDITION, OUT_OF_RANGE, DATA_LOSS,
+# ALREADY_EXISTS) gets the same answer however often it is asked: the user hears it at once.
+RETRYABLE = frozenset(
+    {"UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", "UNKNOWN", "RESOURCE_EXHAUSTED", "ABORTED", "CANCELLED"}
+)
+# A stream that stayed open this long before it failed was a working connection (a proxy
+# that ends idle streams after a minute), not a server failing every call.
+STABLE_AFTER_S = 10.0
+JITTER = 0.2  # each delay is drawn within ±20% so that many followers do not retry in step
 # How many recent lines are remembered to recognise a repeat from a server without exact
 # sequences (e.g. history sent twice).
 SEEN_WINDOW = 20_000
@@ -44,8 +60,17 @@ SEEN_WINDOW = 20_000
 class ReconnectPolicy:
     enabled: bool = True
     give_up_after_s: float = 60.0  # without a working connection
-    first_delay_s: float = 0.1
+    first_delay_s: float = 0.1  # doubled after each failed attempt, up to max_delay_s
     max_delay_s: float = 5.0
+
+
+class CallFailed(ClientError):
+    """A failed unary call, in the user's words, that keeps its gRPC status code name (to
+    decide whether it is worth another try)."""
+
+    def __init__(self, error: ClientError, code: str) -> None:
+        super().__init__(str(error), error.status)
+        self.code = code
 
 
 class LogClient:
@@ -58,7 +83,7 @@ class LogClient:
         try:
             answer = Call(self.server.target, method, request.SerializeToString(), timeout=UNARY_TIMEOUT_S).unary()
         except CallError as error:
-            raise self.server.failure(error.code, error.details, f"{what} {job_id}", job_id) from None
+            raise CallFailed(self.server.failure(error.code, error.details, f"{what} {job_id}", job_id), error.code) from None
         return response_type.FromString(answer)
 
     def get_job(self, job_id: str) -> pb.GetJobResponse:
@@ -78,31 +103,58 @@ class SeenLines:
     """Whether a line was already handed on.
 
     With exact sequences a line is new when its sequence is past the last one: constant
-    time and memory, whatever the overlap after a reconnect.  Without them, a line is new
-    unless the same line (capture time, stream, text) was handed on among the last
-    ``SEEN_WINDOW``: a misnumbered live line is still shown, a repeated one is not.
+    time and memory, whatever the overlap after a reconnect.  Without them (the platform),
+    a line is new unless the same entry (capture time, stream, text, sequence) was handed on
+    among the last ``SEEN_WINDOW``: history sent twice is shown once, while lines that only
+    look alike (same instant, same text, sequences 1..5) are each shown.  The platform also
+    stamps live lines with the job's latest sequence instead of their own, so a live line
+    that a GetLogs fill already brought (under its true sequence) is recognised by content:
+    each line a fill handed on excuses one later look-alike from the subscription.
     """
 
     def __init__(self) -> None:
         self.exact = False
         self.last_sequence = 0  # the highest sequence handed on; 0 before the first line
-        self._recent: deque[tuple[int, bool, str]] = deque()
-        self._recent_set: set[tuple[int, bool, str]] = set()
+        self._recent: deque[tuple[int, bool, str, int]] = deque()
+        self._recent_set: set[tuple[int, bool, str, int]] = set()
+        # Lines of the latest fill not yet met again live (the last SEEN_WINDOW of them).
+        self._filled: Counter[tuple[int, bool, str]] = Counter()
+        self._filled_order: deque[tuple[int, bool, str]] = deque()
 
-    def is_new(self, line: LogLine) -> bool:
+    def is_new(self, line: LogLine, filled: bool = False) -> bool:
+        """``filled``: the line comes from a GetLogs fill (under its true sequence)."""
         if self.exact:
             return line.sequence > self.last_sequence
-        return (line.captured_ns, line.is_stderr, line.text) not in self._recent_set
+        if (line.captured_ns, line.is_stderr, line.text, line.sequence) in self._recent_set:
+            return False
+        look = (line.captured_ns, line.is_stderr, line.text)
+        if not filled and self._filled[look]:
+            self._filled[look] -= 1
+            return False
+        return True
 
-    def add(self, line: LogLine) -> None:
+    def add(self, line: LogLine, filled: bool = False) -> None:
         if line.sequence > self.last_sequence:
             self.last_sequence = line.sequence
         if not self.exact:
-            identity = (line.captured_ns, line.is_stderr, line.text)
+            identity = (line.captured_ns, line.is_stderr, line.text, line.sequence)
             self._recent.append(identity)
             self._recent_set.add(identity)
             if len(self._recent) > SEEN_WINDOW:
                 self._recent_set.discard(self._recent.popleft())
+            if filled:
+                look = identity[:3]
+                self._filled[look] += 1
+                self._filled_order.append(look)
+                if len(self._filled_order) > SEEN_WINDOW:
+                    oldest = self._filled_order.popleft()
+                    if self._filled[oldest]:
+                        self._filled[oldest] -= 1
+
+    def start_fill(self) -> None:
+        """A GetLogs fill begins: look-alikes of an earlier fill are no longer expected."""
+        self._filled.clear()
+        self._filled_order.clear()
 
 
 class Follower:
@@ -127,18 +179,24 @@ class Follower:
         self.seen = SeenLines()
         self.final: pb.GetJobResponse | None = None
         self._call: Call | None = None
-        self._connected = False  # the server answered since the last failure
+        self._progress = False  # the current attempt handed on a new line
+        self._ended_cleanly = False  # the current attempt's stream ended with status OK
+        self._cancelled = False
 
     def cancel(self) -> None:
         """Stop the stream from another thread (Ctrl+C while following several jobs)."""
+        self._cancelled = True
         if self._call is not None:
             self._call.close()
 
     def batches(self) -> Iterator[list[LogLine]]:
         resuming = False
-        lost_since: float | None = None
-        delay = self.reconnect.first_delay_s
+        policy = self.reconnect
+        lost_since: float | None = None  # when the connection last stopped working
+        delay = policy.first_delay_s
         while True:
+            self._progress = False
+            attempt_started = time.monotonic()
             try:
                 yield from self._one_subscription(resuming)
                 job = self.client.get_job(self.job_id)
@@ -154,20 +212,42 @@ class Follower:
                 self.final = job
                 return
             except CallError as error:
-                failure = self.client.server.failure(error.code, error.details, f"following job {self.job_id}")
-                retryable = error.code in RETRYABLE
-            except ClientError as error:  # from GetJob / GetLogs, already in the user's words
-                failure, retryable = error, error.status == ExitStatus.UNREACHABLE
+                code = error.code
+                failure = self.client.server.failure(code, error.details, f"following job {self.job_id}")
+            except CallFailed as error:  # GetJob / GetLogs, already in the user's words
+                code, failure = error.code, error
+            except ClientError as error:  # the stream ended before the job: as if the connection dropped
+                code, failure = "UNAVAILABLE", error
+            retryable = code in RETRYABLE and not self._cancelled
             now = time.monotonic()
-            if self._connected:  # a new outage: the back-off and the limit start again
-                self._connected, lost_since, delay = False, None, self.reconnect.first_delay_s
+            if self._progress or self._ended_cleanly or now - attempt_started >= STABLE_AFTER_S:
+                lost_since = None  # a new outage: the limit starts again
+                if self._progress:
+                    delay = policy.first_delay_s
             lost_since = lost_since or now
-            if not (retryable and self.reconnect.enabled and now - lost_since <= self.reconnect.give_up_after_s):
+            if not (retryable and policy.enabled):
                 raise failure
-            self.notice(f"⚠️  {failure}; reconnecting in {delay:.1f}s")
-            time.sleep(delay)
-            delay = min(delay * 2, self.reconnect.max_delay_s)
+            if code == "UNAVAILABLE" and self._restart_if_gone():
+                self.notice(RESTARTED_NOTICE)
+                lost_since, delay, resuming = None, policy.first_delay_s, True
+                continue
+            left = lost_since + policy.give_up_after_s - now
+            if left <= 0:
+                raise failure
+            wait = min(delay * random.uniform(1 - JITTER, 1 + JITTER), left)
+            # A killed embedded server may still hold its socket for a moment: the first
+            # retry tells whether it is gone (and started again) before the user is told.
+            if not (self.client.server.embedded and lost_since == now):
+                self.notice(f"⚠️  {failure}; reconnecting in {wait:.1f}s")
+            time.sleep(wait)
+            delay = min(delay * 2, policy.max_delay_s)
             resuming = True
+
+    def _restart_if_gone(self) -> bool:
+        try:
+            return restart_if_gone(self.client.server)
+        except ServerAddressError as error:  # it would not start: the user's to see
+            raise ClientError(str(error), error.status) from None
 
     @property
     def _resume_point_known(self) -> bool:
@@ -186,9 +266,9 @@ class Follower:
             request = pb.SubscribeLogsRequest(job_id=self.job_id, include_history=False)
         else:
             request = pb.SubscribeLogsRequest(job_id=self.job_id, include_history=self.history, tail_lines=self.tail)
+        self._ended_cleanly = False
         self._call = call = self.client.subscribe(request)
         self.seen.exact = EXACT_SEQUENCES_HEADER in call.initial_metadata()
-        self._connected = True
         if resuming and self._resume_point_known:
             yield from self._fill(upto=None)
         seen = self.seen
@@ -207,11 +287,14 @@ class Follower:
                 seen.add(line)
                 batch.append(line)
             if batch:
+                self._progress = True
                 yield batch
+        self._ended_cleanly = True
 
     def _fill(self, upto: int | None) -> Iterator[list[LogLine]]:
         """Lines after the last sequence (up to ``upto``) from GetLogs, a page at a time."""
         seen = self.seen
+        seen.start_fill()
         since = seen.last_sequence
         while upto is None or since < upto:
             page = self.client.get_logs(self.job_id, since_sequence=since, limit=GET_LOGS_PAGE)
@@ -222,10 +305,11 @@ class Follower:
                     continue
                 since = entry.sequence
                 line = from_entry(entry)
-                if seen.is_new(line):
-                    seen.add(line)
+                if seen.is_new(line, filled=True):
+                    seen.add(line, filled=True)
                     batch.append(line)
             if batch:
+                self._progress = True
                 yield batch
             # A server whose history lacks the gap (or whose sequences are not sane) makes
             # no progress: go on with what we have rather than ask forever.

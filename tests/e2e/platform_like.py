@@ -6,10 +6,11 @@ It is a real gRPC server (grpclib) with one job, ``JOB_ID``:
 - SubscribeLogs with ``include_history`` sends the kept history twice;
 - live entries carry the job's latest sequence, not their own (batches of ``BATCH``);
 - it sends no exact-sequences promise, so clients must dedupe by content.
-The job writes ``--history`` lines before anyone subscribes and ``--live`` lines after the
-first subscription, then completes.
+The job writes ``--history`` lines before anyone subscribes, then ``--look-alikes`` lines
+that differ only in their sequence (same instant, same text: a job that printed "retrying"
+five times in one write), and ``--live`` lines after the first subscription, then completes.
 
-    python platform_like.py unix:/path/to.sock --history 1500 --live 1500
+    python platform_like.py unix:/path/to.sock --history 1500 --live 1500 [--look-alikes 5]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from hodei_stream.proto import hodei_pb2 as pb
 JOB_ID = "0b7c1f9e-4f0e-4d8e-9a57-1a7f3c2d9e10"
 KEPT = 1000
 BATCH = 3
+LOOK_ALIKE = "retrying"
 
 
 class Job:
@@ -39,12 +41,14 @@ class Job:
         self.changed = asyncio.Condition()
         self.first_subscriber = asyncio.Event()
 
-    def write(self, count: int) -> list[pb.JobLogEntry]:
+    def write(self, count: int, text: str | None = None) -> list[pb.JobLogEntry]:
+        """``count`` lines: ``n=<sequence>``, or all ``text`` and captured at one instant."""
         batch = []
+        captured_ns = time.time_ns()
         for _ in range(count):
             self.sequence += 1
-            entry = pb.JobLogEntry(job_id=JOB_ID, line=f"n={self.sequence}", sequence=self.sequence)
-            entry.timestamp.FromNanoseconds(time.time_ns())
+            entry = pb.JobLogEntry(job_id=JOB_ID, line=text or f"n={self.sequence}", sequence=self.sequence)
+            entry.timestamp.FromNanoseconds(captured_ns if text else time.time_ns())
             batch.append(entry)
         self.entries = (self.entries + batch)[-KEPT:]
         return batch
@@ -111,8 +115,9 @@ class Logs(hodei_grpc.LogStreamServiceBase):
             queue.put_nowait(None)
 
 
-async def run_job(job: Job, logs: Logs, history: int, live: int) -> None:
+async def run_job(job: Job, logs: Logs, history: int, look_alikes: int, live: int) -> None:
     job.write(history)
+    job.write(look_alikes, LOOK_ALIKE)
     await job.first_subscriber.wait()
     for _ in range(live // BATCH):
         logs.publish(job.write(BATCH))
@@ -126,13 +131,14 @@ async def main() -> None:
     parser.add_argument("socket")
     parser.add_argument("--history", type=int, default=1500)
     parser.add_argument("--live", type=int, default=1500)
+    parser.add_argument("--look-alikes", type=int, default=0)
     args = parser.parse_args()
     job = Job()
     logs = Logs(job)
     server = grpclib.server.Server([Jobs(job), logs])
     await server.start(path=args.socket.removeprefix("unix:"))
     Path(args.socket.removeprefix("unix:") + ".ready").touch()
-    await run_job(job, logs, args.history, args.live)
+    await run_job(job, logs, args.history, args.look_alikes, args.live)
     await asyncio.sleep(30)  # answer GetJob/GetLogs after the end; the test kills us
     server.close()
 
