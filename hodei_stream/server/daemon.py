@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     home = state_home()
-    address = args.listen or embedded_target(home)
+    address = args.listen or listen_address(embedded_target(home))  # (one spelling for each address)
     tls = (args.tls_cert.absolute(), args.tls_key.absolute()) if args.tls_cert else (None, None)
     security = Security(args.token, *tls)
     try:

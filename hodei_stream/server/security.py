@@ -125,10 +125,24 @@ def open_state_folder(home: Path, create: bool) -> int | None:
         problem = f"belongs to {owner_name(status.st_uid)}, not to you"
     elif status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         problem = f"is writable by other users (mode {stat.S_IMODE(status.st_mode):04o}; chmod 700 makes it yours alone)"
+    problem = problem or unsafe_ancestor(Path(os.path.realpath(real)))
     if problem:
         os.close(folder)
         raise UnsafeStateFolder(f"refusing the state folder {shown}: it {problem}; {advice}")
     return folder
+
+
+def unsafe_ancestor(real: Path) -> str | None:
+    """Why a folder above the state folder would let another user swap it (rename it away and
+    put a symlink in its place), None when none would: each must be ours or root's, and
+    writable by others only with the sticky bit (as /tmp is)."""
+    for ancestor in real.parents:
+        status = os.stat(ancestor)
+        if status.st_uid not in (os.geteuid(), 0):
+            return f"lies in {ancestor}, which belongs to {owner_name(status.st_uid)}"
+        if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not status.st_mode & stat.S_ISVTX:
+            return f"lies in {ancestor}, which other users can write (mode {stat.S_IMODE(status.st_mode):04o})"
+    return None
 
 
 def open_in_folder(folder: int, name: str, flags: int, mode: int = 0o600) -> int:

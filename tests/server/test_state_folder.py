@@ -147,6 +147,24 @@ def test_a_symlink_to_another_users_folder_is_refused(tmp_path: Path, other_uid:
     refused(home, "symlink", str(theirs))
 
 
+def test_a_folder_another_user_could_swap_is_refused(tmp_path: Path, other_uid: int) -> None:
+    """Ours and 0700, but in a folder of someone else's (or one anybody may write, without
+    /tmp's sticky bit): they could rename it away and put a symlink in its place."""
+    for owner, mode, words in ((other_uid, 0o755, ("belongs to", f"uid {other_uid}")),
+                               (0, 0o777, ("other users can write", "0777"))):
+        parent = tmp_path / f"parent-{owner}-{mode:o}"
+        home = parent / "home"
+        home.mkdir(parents=True, mode=0o700)
+        parent.chmod(mode)
+        os.chown(parent, owner, owner)
+        refused(home, str(parent), *words)
+    sticky = tmp_path / "sticky"
+    (sticky / "home").mkdir(parents=True, mode=0o700)
+    sticky.chmod(0o1777)
+    assert hodei_server("status", home=sticky / "home").returncode == 1  # not running, not refused
+    assert "not running" in hodei_server("status", home=sticky / "home").stdout
+
+
 def test_a_folder_writable_by_others_is_refused_even_if_ours(tmp_path: Path, victim: dict[Path, bytes]) -> None:
     for mode in (0o770, 0o777, 0o702):
         home = tmp_path / f"mode-{mode:o}"
