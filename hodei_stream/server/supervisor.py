@@ -292,10 +292,13 @@ class Supervisor:
             return
         except (OSError, ValueError):  # reset, or a message no server sends (too long, unknown)
             received = None
-        if received is None:
-            self.disconnect()
-            return
-        self.on_messages(received)
+        try:
+            if received is not None:
+                self.on_messages(received)
+                return
+        except (ValueError, KeyError, TypeError):
+            pass  # a RESUME without its sequence: not a server we can talk to
+        self.disconnect()
 
     def on_messages(self, received: list[tuple[MessageKind, bytes]]) -> None:
         for kind, payload in received:
