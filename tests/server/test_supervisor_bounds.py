@@ -45,6 +45,9 @@ def test_timeout_and_kill_grace_hold_while_the_server_is_stopped(home: Path, lau
     try:
         # Its outcome on disk, from the supervisor alone: the server reads nothing meanwhile.
         report = wait_until(spool.read_exit, timeout=60, what="the supervisor's exit report")
+        # What the server did not read waits in the spool, not in the supervisor's memory.
+        assert resident_kib(spool.read_state()["supervisor_pid"]) < 64 * 1024
+        assert spool.lines_path.stat().st_size > 4 * 1024 * 1024
     finally:
         os.kill(server.process.pid, signal.SIGCONT)
     assert report["outcome"] == "timeout" and report["exit_code"] == str(128 + signal.SIGKILL)
