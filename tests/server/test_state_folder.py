@@ -22,6 +22,7 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.state_folder import embedded_target
 
 Launch = Callable[..., Any]
+WaitUntil = Callable[..., Any]
 
 
 def hodei_server(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -37,9 +38,12 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_a_second_server_on_the_folder_is_refused_and_takes_nothing(home: Path, launch_server: Launch) -> None:
+def test_a_second_server_on_the_folder_is_refused_and_takes_nothing(home: Path, launch_server: Launch,
+                                                                    wait_until: WaitUntil) -> None:
     first = launch_server(home)
-    state = (home / "server.json").read_text()
+    # (Written just after the socket answers.)
+    state = wait_until(lambda: (home / "server.json").exists() and (home / "server.json").read_text(),
+                       what="server.json")
     pid, address = json.loads(state)["pid"], json.loads(state)["address"]
     for args in (["run"], ["run", "--listen", "127.0.0.1:0"], ["start", "--listen", "127.0.0.1:0"],
                  ["start", "--listen", f"unix:{home}/other.sock"]):
