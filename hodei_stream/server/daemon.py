@@ -2,7 +2,8 @@
 
 - ``run`` serves in the foreground until SIGTERM or Ctrl+C, then stops cleanly.
 - ``start`` starts ``run`` detached (log in ``server.log`` in the state folder) and returns
-  once the server answers; a lock makes two concurrent starts start one server.
+  once the server answers; when a server already serves the folder at the same address it
+  says so and succeeds (so concurrent first uses start one server).
 - ``stop`` asks the running server to stop (SIGTERM) and waits for it.  Jobs still running
   are cancelled (their whole process group is stopped) and end as CANCELLED.  With
   ``--keep-jobs`` (SIGUSR1) they keep running under their supervisors, which spool their
@@ -10,8 +11,17 @@
   killed outright leaves its jobs running the same way.
 - ``status`` says whether it runs (exit 0) or not (exit 1), and where.
 
-The state folder is ``HODEI_STREAM_HOME`` (``hodei_stream.state_folder.state_home``); the running
-server records its pid and address in ``server.json`` there.
+One server per state folder (``HODEI_STREAM_HOME``, ``hodei_stream.state_folder.state_home``):
+the server holds an exclusive ``flock`` on ``server.lock`` for its whole life (the kernel
+drops it when the process dies, however it dies), and records its pid and address in
+``server.json``; only the lock's holder writes or removes ``server.json`` and the sockets.
+A second ``run`` (or a ``start`` for another address) exits 1 naming the running server.
+``start`` takes the lock itself and hands it to the ``run`` it spawns (an inherited
+descriptor shares the lock), so no other server slips in between.  The folder is checked
+(``security.open_state_folder``) before anything is opened in it.
+
+Exit statuses: 0 done; 1 the server cannot run (folder refused or not writable, another
+server, address taken, TLS files unreadable, did not start); 2 usage error.
 """
 
 from __future__ import annotations
@@ -26,10 +36,18 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import NoReturn
 
 from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
-from hodei_stream.server.security import Security
+from hodei_stream.server.security import (
+    Security,
+    TLSFilesError,
+    UnsafeStateFolder,
+    open_in_folder,
+    open_state_folder,
+)
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.state_folder import (
     ENV_TOKEN,
@@ -45,6 +63,12 @@ START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 30.0
 # The signal that asks a running server to stop and leave its jobs running.
 KEEP_JOBS_SIGNAL = signal.SIGUSR1
+# How much of server.log's end ``start`` reads to quote why its server did not start.
+LOG_TAIL_BYTES = 4096
+
+
+class ServerRefused(Exception):
+    """This server cannot run; the message is one line for the user (exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -53,19 +77,67 @@ class RunningServer:
     address: str
 
 
-def running_server(home: Path) -> RunningServer | None:
-    """The server recorded in ``home``, if its process lives and it answers."""
+def read_file(folder: int, name: str) -> bytes | None:
+    """The content of ``name`` in the checked state folder (no symlink followed), or None."""
     try:
-        state = json.loads((home / STATE_FILE_NAME).read_text())
+        descriptor = open_in_folder(folder, name, os.O_RDONLY)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as file:
+        return file.read()
+
+
+def running_server(folder: int) -> RunningServer | None:
+    """The server recorded in the state folder, if its process lives and it answers."""
+    try:
+        state = json.loads(read_file(folder, STATE_FILE_NAME) or b"")
         os.kill(state["pid"], 0)
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     server = RunningServer(state["pid"], state["address"])
     return server if is_answering(server.address) else None
 
 
-async def serve(address: str, home: Path, settings: ServerSettings, security: Security) -> None:
+class StateLock:
+    """``server.lock``: whoever holds its ``flock`` is the state folder's one server.  The
+    holder writes its pid in it, so a refused server can name it even before it answers."""
+
+    def __init__(self, folder: int, inherited: int | None = None) -> None:
+        self.folder = folder
+        # Created without truncating: the holder's pid stays readable until we hold the lock.
+        self.descriptor = inherited if inherited is not None else open_in_folder(
+            folder, LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT)
+
+    def try_acquire(self) -> bool:
+        """Take the lock unless another process holds it (an inherited descriptor holds it already)."""
+        try:
+            fcntl.flock(self.descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def record_holder(self) -> None:
+        os.set_inheritable(self.descriptor, False)  # not into the supervisors: they outlive us
+        os.ftruncate(self.descriptor, 0)
+        os.pwrite(self.descriptor, str(os.getpid()).encode(), 0)
+
+    def holder(self) -> str:
+        """Who holds the lock, as a user reads it: pid and address (once it answers)."""
+        pid = os.pread(self.descriptor, 32, 0).decode(errors="replace").strip() or "?"
+        running = running_server(self.folder)
+        if running is not None:
+            return f"pid {running.pid}, at {running.address}"
+        return f"pid {pid}, still starting or not answering"
+
+    def close(self) -> None:
+        os.close(self.descriptor)
+
+
+async def serve(address: str, home: Path, folder: int, settings: ServerSettings, security: Security) -> None:
     server, bound_address = await create_server(address, home, settings, security)
+    socket_path = bound_address.removeprefix("unix:") if bound_address.startswith("unix:") else None
+    # Ours to remove at the end: the very socket file we bound, not one put there since.
+    socket_identity = os.stat(socket_path).st_ino if socket_path else None
     print(f"hodei-server: listening on {bound_address} (state in {home})", file=sys.stderr, flush=True)
     if not bound_address.startswith("unix:") and not security.token:
         print(f"hodei-server: warning: any local user can reach {bound_address} and run commands as you;"
@@ -84,65 +156,118 @@ async def serve(address: str, home: Path, settings: ServerSettings, security: Se
     loop.add_signal_handler(KEEP_JOBS_SIGNAL, request_stop, True)
     # Written last: once it exists the server has said what it had to and stops cleanly on
     # a signal (a stop that came sooner would have met the default handlers).
-    state_file = home / STATE_FILE_NAME
-    state_file.write_text(json.dumps({"pid": os.getpid(), "address": bound_address}))
+    state = open_in_folder(folder, STATE_FILE_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(state, "w") as state_file:
+        state_file.write(json.dumps({"pid": os.getpid(), "address": bound_address}))
     await stop.wait()
     what = "running jobs keep running; the next start re-attaches them" if keep_jobs else "running jobs are cancelled"
     print(f"hodei-server: stopping ({what})", file=sys.stderr, flush=True)
     await server.close(cancel_jobs=not keep_jobs)
-    state_file.unlink(missing_ok=True)
+    if socket_path:
+        try:
+            if os.stat(socket_path).st_ino == socket_identity:
+                os.unlink(socket_path)
+        except FileNotFoundError:
+            pass
+    os.unlink(STATE_FILE_NAME, dir_fd=folder)
     print("hodei-server: stopped", file=sys.stderr, flush=True)
 
 
-def command_run(address: str, home: Path, settings: ServerSettings, security: Security) -> int:
+def unusable_folder(home: Path, error: OSError) -> ServerRefused:
+    return ServerRefused(f"the state folder {home} is not usable ({error.strerror or error});"
+                         " set HODEI_STREAM_HOME to a folder you can write")
+
+
+def command_run(address: str, home: Path, settings: ServerSettings, security: Security,
+                inherited_lock: int | None) -> int:
     try:
-        asyncio.run(serve(address, home, settings, security))
-    except (ListenAddressError, StateFolderError, OSError) as error:
+        security.ssl_context()  # unreadable TLS files are named before anything starts
+        folder = open_state_folder(home, create=True)
+        assert folder is not None  # (created)
+        try:
+            lock = StateLock(folder, inherited_lock)
+        except OSError as error:
+            raise unusable_folder(home, error) from None
+        if not lock.try_acquire():
+            raise ServerRefused(f"another server already serves the state folder {home} ({lock.holder()})")
+        lock.record_holder()
+        asyncio.run(serve(address, home, folder, settings, security))
+    except (ServerRefused, UnsafeStateFolder, TLSFilesError, ListenAddressError, StateFolderError) as error:
         print(f"hodei-server: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # binding the address (in use, not ours to bind)
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"hodei-server: cannot serve at {address}: {error.strerror or error}{where}", file=sys.stderr)
         return 1
     return 0
 
 
-def command_start(address: str, home: Path, run_options: list[str], token: str | None) -> int:
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with (home / LOCK_FILE_NAME).open("w") as lock:
-        # A second `start` waits here for the first, then finds its server running.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if running := running_server(home):
+def log_tail(log: int) -> str:
+    """The last line of ``server.log``, where a server that did not start said why."""
+    size = os.fstat(log).st_size
+    text = os.pread(log, LOG_TAIL_BYTES, max(0, size - LOG_TAIL_BYTES)).decode(errors="replace")
+    return (text.strip().splitlines() or ["no reason given"])[-1].removeprefix("hodei-server: ")
+
+
+def command_start(address: str, home: Path, run_options: list[str], security: Security) -> int:
+    try:
+        security.ssl_context()  # named here, not only in server.log
+        folder = open_state_folder(home, create=True)
+        assert folder is not None  # (created)
+        try:
+            lock = StateLock(folder)
+            log = open_in_folder(folder, LOG_FILE_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        except OSError as error:
+            raise unusable_folder(home, error) from None
+    except (ServerRefused, UnsafeStateFolder, TLSFilesError) as error:
+        print(f"hodei-server: {error}", file=sys.stderr)
+        return 1
+    give_up = time.monotonic() + START_TIMEOUT_S
+    # Another start may be under way: wait for its server to answer, or for the lock.
+    while not lock.try_acquire():
+        if running := running_server(folder):
+            if running.address != address:
+                print(f"hodei-server: another server already serves the state folder {home}"
+                      f" (pid {running.pid}, at {running.address})", file=sys.stderr)
+                return 1
             print(f"hodei-server: already running (pid {running.pid}) at {running.address}")
             return 0
-        log_path = home / LOG_FILE_NAME
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "hodei_stream.server.daemon", "run", "--listen", address, *run_options],
-                # The token goes by the environment: a command line is visible to every user.
-                env={**os.environ, "HODEI_STREAM_HOME": str(home), **({ENV_TOKEN: token} if token else {})},
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                cwd="/", start_new_session=True,  # detached: no terminal, not in our process group
-            )
-        give_up = time.monotonic() + START_TIMEOUT_S
-        while (running := running_server(home)) is None or running.pid != process.pid:
-            if process.poll() is not None:
-                reason = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no reason given"]
-                print(f"hodei-server: did not start: {reason[0].removeprefix('hodei-server: ')}", file=sys.stderr)
-                return 1
-            if time.monotonic() >= give_up:
-                print(f"hodei-server: did not answer within {START_TIMEOUT_S:.0f}s; see {log_path}", file=sys.stderr)
-                return 1
-            time.sleep(0.02)
-        print(f"hodei-server: running (pid {running.pid}) at {running.address}")
-        return 0
+        if time.monotonic() >= give_up:
+            print(f"hodei-server: another server holds the state folder {home} ({lock.holder()})", file=sys.stderr)
+            return 1
+        time.sleep(0.02)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hodei_stream.server.daemon", "run", "--listen", address, *run_options,
+         "--lock-fd", str(lock.descriptor)],
+        # The token goes by the environment: a command line is visible to every user.
+        env={**os.environ, "HODEI_STREAM_HOME": str(home), **({ENV_TOKEN: security.token} if security.token else {})},
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(lock.descriptor,),
+        cwd="/", start_new_session=True,  # detached: no terminal, not in our process group
+    )
+    lock.close()  # the server's copy holds the lock now, for as long as it lives
+    while (running := running_server(folder)) is None or running.pid != process.pid:
+        if process.poll() is not None:
+            print(f"hodei-server: did not start: {log_tail(log)}", file=sys.stderr)
+            return 1
+        if time.monotonic() >= give_up:
+            print(f"hodei-server: did not answer within {START_TIMEOUT_S:.0f}s; see {home / LOG_FILE_NAME}",
+                  file=sys.stderr)
+            return 1
+        time.sleep(0.02)
+    print(f"hodei-server: running (pid {running.pid}) at {running.address}")
+    return 0
 
 
 def command_stop(home: Path, keep_jobs: bool) -> int:
-    running = running_server(home)
-    if running is None:
+    folder = open_state_folder(home, create=False)  # (stop and status create nothing)
+    running = running_server(folder) if folder is not None else None
+    if folder is None or running is None:
         print("hodei-server: not running")
         return 0
     os.kill(running.pid, KEEP_JOBS_SIGNAL if keep_jobs else signal.SIGTERM)
     give_up = time.monotonic() + STOP_TIMEOUT_S
     # Gone, or its state file removed (a stopped `run` whose parent has not reaped it yet).
-    while running_server(home) is not None or (home / STATE_FILE_NAME).exists():
+    while running_server(folder) is not None or read_file(folder, STATE_FILE_NAME) is not None:
         if time.monotonic() >= give_up:
             print(f"hodei-server: pid {running.pid} did not stop within {STOP_TIMEOUT_S:.0f}s", file=sys.stderr)
             return 1
@@ -152,17 +277,45 @@ def command_stop(home: Path, keep_jobs: bool) -> int:
 
 
 def command_status(home: Path) -> int:
-    if running := running_server(home):
+    folder = open_state_folder(home, create=False)  # (stop and status create nothing)
+    if folder is not None and (running := running_server(folder)):
         print(f"hodei-server: running (pid {running.pid}) at {running.address}, state in {home}")
         return 0
     print(f"hodei-server: not running (state in {home})")
     return 1
 
 
+def listen_address(value: str) -> str:
+    """``--listen``: ``unix:PATH`` (made absolute: the server runs from /) or ``host:port``."""
+    if value.startswith("unix:"):
+        if not value.removeprefix("unix:"):
+            raise argparse.ArgumentTypeError("'unix:' needs a path, e.g. unix:/tmp/hodei.sock")
+        return f"unix:{os.path.abspath(os.path.expanduser(value.removeprefix('unix:')))}"
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"'{value}' is not unix:/path or host:port with a port from 0 to 65535")
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (plus where to look), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("hodei-stream")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hodei-server", description="The embedded Hodei-compatible server.")
+    parser = OneLineParser(prog="hodei-server", description="The embedded Hodei-compatible server.")
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("command", choices=["run", "start", "stop", "status"])
-    parser.add_argument("--listen", metavar="ADDR",
+    parser.add_argument("--listen", metavar="ADDR", type=listen_address,
                         help="unix:/path or a loopback host:port (default: a Unix socket in the state folder)")
     defaults = ServerSettings()
     parser.add_argument("--batch-capacity", type=int, default=defaults.batch_capacity,
@@ -180,25 +333,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--supervisor-linger", type=float, default=defaults.supervisor_linger_s, metavar="S",
                         help="how long a job's supervisor waits for an absent server after the job"
                              " ended, before it leaves the job's lines to the next server (default %(default)ss)")
+    # `start` hands the state folder's lock, already taken, to the `run` it spawns.
+    parser.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     home = state_home()
-    address = args.listen or embedded_target(home)
-    if args.command == "run":
-        settings = ServerSettings(batch_capacity=max(1, args.batch_capacity),
-                                  batch_flush_interval_s=max(0.0, args.batch_flush_ms / 1000),
-                                  supervisor_linger_s=max(0.0, args.supervisor_linger))
-        return command_run(address, home, settings, Security(args.token, args.tls_cert, args.tls_key))
-    if args.command == "start":
-        run_options = ["--batch-capacity", str(args.batch_capacity), "--batch-flush-ms", str(args.batch_flush_ms),
-                       "--supervisor-linger", str(args.supervisor_linger)]
-        if args.tls_cert:
-            run_options += ["--tls-cert", str(args.tls_cert.absolute()), "--tls-key", str(args.tls_key.absolute())]
-        return command_start(address, home, run_options, args.token)
-    if args.command == "stop":
-        return command_stop(home, args.keep_jobs)
-    return command_status(home)
+    address = args.listen or listen_address(embedded_target(home))  # (one spelling for each address)
+    tls = (args.tls_cert.absolute(), args.tls_key.absolute()) if args.tls_cert else (None, None)
+    security = Security(args.token, *tls)
+    try:
+        if args.command == "run":
+            settings = ServerSettings(batch_capacity=max(1, args.batch_capacity),
+                                      batch_flush_interval_s=max(0.0, args.batch_flush_ms / 1000),
+                                      supervisor_linger_s=max(0.0, args.supervisor_linger))
+            return command_run(address, home, settings, security, args.lock_fd)
+        if args.command == "start":
+            run_options = ["--batch-capacity", str(args.batch_capacity), "--batch-flush-ms", str(args.batch_flush_ms),
+                           "--supervisor-linger", str(args.supervisor_linger)]
+            if args.tls_cert:
+                run_options += ["--tls-cert", str(security.tls_cert), "--tls-key", str(security.tls_key)]
+            return command_start(address, home, run_options, security)
+        if args.command == "stop":
+            return command_stop(home, args.keep_jobs)
+        return command_status(home)
+    except UnsafeStateFolder as error:
+        print(f"hodei-server: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

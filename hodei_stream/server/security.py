@@ -1,4 +1,5 @@
-"""Who may talk to the embedded server: a token, TLS, and where it may listen.
+"""Who may talk to the embedded server (a token, TLS, where it may listen), and whose state
+folder it may use.
 
 The server runs commands for its user, so by default only that user can reach it (a Unix
 socket, mode 0600, in a 0700 folder).  TCP on loopback is allowed, though any local user can
@@ -6,12 +7,23 @@ connect there unless a token is required.  Any other address needs both a token 
 send ``authorization: Bearer <token>`` as gRPC metadata, from ``HODEI_TOKEN``) and TLS, so
 that the token never crosses a network in clear.  The token is compared in constant time
 and never logged, nor passed on to jobs or supervisors.
+
+The state folder holds the server's socket, store, lock and log: a server must never write
+where another user can plant files (a symlink to one of their own files in a 0777 folder
+would make us truncate or append to it).  ``open_state_folder`` checks the folder before
+anything is opened in it (it is ours, a real folder or a symlink to one of ours, and neither
+group- nor world-writable) and ``open_in_folder`` opens files in it without following
+symlinks.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
+import os
+import pwd
 import ssl
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +32,14 @@ from grpclib import GRPCError, Status
 from grpclib.events import RecvRequest, listen
 
 AUTHORIZATION_KEY = "authorization"
+
+
+class UnsafeStateFolder(Exception):
+    """The state folder is not one the server may use; the message is one line for the user."""
+
+
+class TLSFilesError(ValueError):
+    """The TLS certificate or key cannot be loaded; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +56,19 @@ class Security:
         """The server's TLS context (HTTP/2 by ALPN, as gRPC requires), None without TLS."""
         if self.tls_cert is None:
             return None
+        for role, path in (("certificate", self.tls_cert), ("key", self.tls_key)):
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as error:
+                raise TLSFilesError(f"cannot read the TLS {role} {path}: {error.strerror or error}") from None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.tls_cert, self.tls_key)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (ssl.SSLError, OSError) as error:
+            reason = getattr(error, "reason", None) or error.strerror or str(error)
+            raise TLSFilesError(f"cannot use the TLS certificate {self.tls_cert} with the key {self.tls_key}:"
+                                f" {reason}") from None
         context.set_alpn_protocols(["h2"])
         return context
 
@@ -52,3 +83,68 @@ def require_token(server: grpclib.server.Server, token: str) -> None:
             raise GRPCError(Status.UNAUTHENTICATED, "a valid token is required (authorization: Bearer …)")
 
     listen(server, RecvRequest, check)
+
+
+def owner_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def open_state_folder(home: Path, create: bool) -> int | None:
+    """Check the state folder and open it: a descriptor for ``open_in_folder``, or None when
+    it does not exist and ``create`` is false.  Raises ``UnsafeStateFolder`` when the folder is
+    someone else's, a symlink to someone else's, writable by others, or cannot be made.
+
+    The checks are made on the opened folder (``fstat``), so it cannot be swapped between the
+    check and the use."""
+    advice = "set HODEI_STREAM_HOME to a folder of your own"
+    if create:
+        try:
+            home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            raise UnsafeStateFolder(f"cannot create the state folder {home}: {error.strerror or error};"
+                                    f" {advice}") from None
+    try:
+        link = os.lstat(home)
+        real = home.resolve(strict=True) if stat.S_ISLNK(link.st_mode) else home
+        folder = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if create:
+            raise UnsafeStateFolder(f"the state folder {home} is a symlink to nowhere; {advice}") from None
+        return None
+    except OSError as error:
+        what = "is not a folder" if error.errno in (errno.ENOTDIR, errno.ELOOP) else \
+            f"cannot be opened: {error.strerror or error}"
+        raise UnsafeStateFolder(f"the state folder {home} {what}; {advice}") from None
+    status = os.fstat(folder)
+    shown = f"{home} (a symlink to {real})" if real != home else str(home)
+    problem = None
+    if status.st_uid != os.geteuid():
+        problem = f"belongs to {owner_name(status.st_uid)}, not to you"
+    elif status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"is writable by other users (mode {stat.S_IMODE(status.st_mode):04o}; chmod 700 makes it yours alone)"
+    problem = problem or unsafe_ancestor(Path(os.path.realpath(real)))
+    if problem:
+        os.close(folder)
+        raise UnsafeStateFolder(f"refusing the state folder {shown}: it {problem}; {advice}")
+    return folder
+
+
+def unsafe_ancestor(real: Path) -> str | None:
+    """Why a folder above the state folder would let another user swap it (rename it away and
+    put a symlink in its place), None when none would: each must be ours or root's, and
+    writable by others only with the sticky bit (as /tmp is)."""
+    for ancestor in real.parents:
+        status = os.stat(ancestor)
+        if status.st_uid not in (os.geteuid(), 0):
+            return f"lies in {ancestor}, which belongs to {owner_name(status.st_uid)}"
+        if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not status.st_mode & stat.S_ISVTX:
+            return f"lies in {ancestor}, which other users can write (mode {stat.S_IMODE(status.st_mode):04o})"
+    return None
+
+
+def open_in_folder(folder: int, name: str, flags: int, mode: int = 0o600) -> int:
+    """Open ``name`` inside the checked ``folder`` without following a symlink there."""
+    return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=folder)

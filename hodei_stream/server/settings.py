@@ -24,8 +24,8 @@ class ServerSettings:
     store_recent_lines: int = 10_000
     # Lines of a job received but not committed yet, at most: beyond this the worker stops
     # reading the job's supervisor until the writer caught up, so a job that writes faster
-    # than the disk takes its lines waits (its output in its terminal) instead of filling
-    # the server's memory.
+    # than the disk takes its lines does not fill the server's memory: its supervisor keeps
+    # them in its spool (on disk) and sends them, in order, once the server reads again.
     store_max_backlog_lines: int = 50_000
     # ``hodei-server stop`` / SIGTERM: how long running jobs get to end after the cancel.
     shutdown_grace_s: float = 5.0

@@ -21,8 +21,12 @@ What it does:
   daemon the job forked may hold the terminal open forever) and reports the exit.
 
 Every batch of lines is appended to the job's spool file (``spool.JobSpool``) before it is
-sent.  If the server goes away the job runs on: the supervisor keeps spooling and reconnects
-with back-off; the new server answers ``RESUME`` with the last sequence it stored and gets
+sent.  Sending never blocks: the socket is non-blocking and what it does not take waits in a
+buffer of at most ``OUTGOING_LIMIT_BYTES`` (plus one message); lines that find the buffer full
+stay in the spool and are sent from there, in order, once the server reads again.  So a
+slow, stopped (SIGSTOP) or vanished server never holds up the job's timeout or kill grace,
+nor the reading of its output.  If the server goes away the job runs on: the supervisor
+keeps spooling and reconnects with back-off; the new server answers ``RESUME`` with the last sequence it stored and gets
 every line after it from the spool.  Once the job has ended and the server confirmed
 (``DONE``) that it stored everything, the spool is removed and the supervisor exits; a
 supervisor whose server does not come back within ``linger_s`` exits and leaves the spool
@@ -61,6 +65,9 @@ RECONNECT_FIRST_S = 0.05
 RECONNECT_MAX_S = 1.0
 # How long a connected server may take to answer HELLO before we count it as away.
 HANDSHAKE_TIMEOUT_S = 5.0
+# Bytes waiting for a server that does not read (slow, stopped, gone) at most, beyond one
+# message: further lines stay in the spool and follow from there once it reads again.
+OUTGOING_LIMIT_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -159,43 +166,52 @@ class Supervisor:
         self.message_reader = supervisor_protocol.MessageReader()
         self.reconnect_at = 0.0
         self.reconnect_delay_s = RECONNECT_FIRST_S
+        # Until the server answered HELLO with RESUME, nothing but HELLO goes out; a server
+        # that does not answer by ``handshake_deadline`` counts as away.
+        self.resumed = False
+        self.handshake_deadline = 0.0
+        # What the socket did not take yet (at most about ``OUTGOING_LIMIT_BYTES``), and the
+        # last line in it or sent.  Lines that find it full stay in the spool only
+        # (``behind``) and are sent from there once it has room, in order.
+        self.outgoing = bytearray()
+        self.watching_writes = False  # (the selector's EVENT_WRITE: only while some is left)
+        self.queued_through = 0
+        self.behind = False
         # Sent again on every reconnect, so a restarted server learns them too.
         self.started_report: dict[str, Any] | None = None
         self.exit_report: dict[str, Any] | None = None
+        self.exit_queued = False
         self.done = False  # the server has everything (or does not want the job)
 
     # ---- talking to the server -------------------------------------------------------
+    # Every write goes through the event loop: a server that is slow, stopped or gone never
+    # holds up the job's timeout, the kill grace or the reading of its output.
 
     def connect(self) -> None:
-        """One attempt to (re)connect: HELLO, the server's RESUME, then what it lacks."""
-        reader = supervisor_protocol.MessageReader()
+        """One attempt to (re)connect: HELLO now; the server's RESUME arrives in the loop."""
         try:
-            connection = supervisor_protocol.connect(self.socket_path, HANDSHAKE_TIMEOUT_S)
+            connection = supervisor_protocol.connect(self.socket_path)
         except OSError:
             self.retry_later()
             return
-        try:
-            connection.sendall(supervisor_protocol.encode_json(MessageKind.HELLO, {
-                "job_id": self.job_id, "last_sequence": self.next_sequence - 1, "pid": os.getpid()}))
-            (kind, payload), *later = supervisor_protocol.receive_messages(connection, reader)
-            if kind == MessageKind.RESUME:
-                # Blocking sends from here on: while the server takes them the job's output
-                # waits in its terminal, which is how the job is slowed, never lost.
-                connection.settimeout(None)
-                if self.started_report:
-                    connection.sendall(supervisor_protocol.encode_json(MessageKind.STARTED, self.started_report))
-                for records in self.spool.payloads_after(json.loads(payload)["after_sequence"]):
-                    connection.sendall(supervisor_protocol.encode(MessageKind.LINES, records))
-                if self.exit_report:
-                    connection.sendall(supervisor_protocol.encode_json(MessageKind.EXITED, self.exit_report))
-        except (OSError, ValueError):
-            connection.close()
-            self.retry_later()
-            return
-        self.connection, self.message_reader = connection, reader
-        self.reconnect_delay_s = RECONNECT_FIRST_S
+        self.connection, self.message_reader = connection, supervisor_protocol.MessageReader()
+        self.resumed, self.exit_queued = False, False
+        self.handshake_deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
+        self.outgoing.clear()
+        self.watching_writes = False
         self.selector.register(connection, selectors.EVENT_READ, "server")
-        self.on_messages([(kind, payload), *later])
+        self.queue(supervisor_protocol.encode_json(MessageKind.HELLO, {
+            "job_id": self.job_id, "last_sequence": self.next_sequence - 1, "pid": os.getpid()}))
+
+    def on_resume(self, after_sequence: int) -> None:
+        """The server stored every line up to ``after_sequence``: send what it lacks (from the
+        spool), then go on live."""
+        self.resumed = True
+        self.reconnect_delay_s = RECONNECT_FIRST_S
+        if self.started_report:
+            self.queue(supervisor_protocol.encode_json(MessageKind.STARTED, self.started_report))
+        self.queued_through, self.behind = after_sequence, True
+        self.catch_up()
 
     def retry_later(self) -> None:
         self.reconnect_at = time.monotonic() + self.reconnect_delay_s
@@ -207,41 +223,109 @@ class Supervisor:
             self.selector.unregister(self.connection)
             self.connection.close()
             self.connection = None
+            self.outgoing.clear()
             self.retry_later()
 
-    def send(self, message: bytes) -> None:
-        if self.connection is None:
-            return  # spooled: the next connection sends it after RESUME
+    def queue(self, message: bytes) -> None:
+        """Send ``message`` (what the socket does not take now goes when it is writable)."""
+        assert self.connection is not None
+        was_empty = not self.outgoing
+        self.outgoing += message
+        if was_empty:
+            self.write_out()
+
+    def write_out(self) -> None:
+        """Write what the socket takes without blocking; watch for writability while some is left."""
+        assert self.connection is not None
         try:
-            self.connection.sendall(message)
+            sent = self.connection.send(self.outgoing)
+        except BlockingIOError:
+            sent = 0
         except OSError:
             self.disconnect()
+            return
+        del self.outgoing[:sent]
+        if bool(self.outgoing) != self.watching_writes:
+            self.watching_writes = bool(self.outgoing)
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.watching_writes else 0)
+            self.selector.modify(self.connection, events, "server")
+
+    def catch_up(self) -> None:
+        """While behind: refill the outgoing buffer from the spool, in order; once level with
+        the spool, go on live (and send the outcome, which follows the last line)."""
+        while self.connection is not None and self.behind and len(self.outgoing) < OUTGOING_LIMIT_BYTES // 2:
+            payload = next(self.spool.payloads_after(self.queued_through), None)
+            if payload is None:
+                self.behind = False
+            else:
+                self.queued_through = supervisor_protocol.last_sequence(payload)
+                self.queue(supervisor_protocol.encode(MessageKind.LINES, payload))
+        if self.connection is not None and not self.behind and self.exit_report and not self.exit_queued:
+            self.exit_queued = True
+            self.queue(supervisor_protocol.encode_json(MessageKind.EXITED, self.exit_report))
 
     def flush(self) -> None:
-        if lines := self.batcher.take():
-            records = supervisor_protocol.encode_line_records(lines)
-            self.spool.append(records, lines[0].sequence)
-            self.send(supervisor_protocol.encode(MessageKind.LINES, records))
+        """Spool the pending lines, and send them unless the server is away or behind."""
+        for records, first, last in supervisor_protocol.encode_line_batches(self.batcher.take()):
+            self.spool.append(records, first)
+            if self.connection is None or not self.resumed or self.behind:
+                continue  # spooled: sent after RESUME, or by catch_up
+            if self.outgoing and len(self.outgoing) + len(records) > OUTGOING_LIMIT_BYTES:
+                self.behind = True
+                continue
+            self.queued_through = last
+            self.queue(supervisor_protocol.encode(MessageKind.LINES, records))
+
+    def on_server_event(self, mask: int) -> None:
+        if mask & selectors.EVENT_WRITE and self.connection is not None:
+            self.write_out()
+            self.catch_up()
+        if mask & selectors.EVENT_READ and self.connection is not None:
+            self.on_server_readable()
 
     def on_server_readable(self) -> None:
         assert self.connection is not None
         try:
             chunk = self.connection.recv(READ_CHUNK)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self.disconnect()
+            received = self.message_reader.feed(chunk) if chunk else None
+        except BlockingIOError:
             return
-        self.on_messages(self.message_reader.feed(chunk))
+        except (OSError, ValueError):  # reset, or a message no server sends (too long, unknown)
+            received = None
+        try:
+            if received is not None:
+                self.on_messages(received)
+                return
+        except (ValueError, KeyError, TypeError):
+            pass  # a RESUME without its sequence: not a server we can talk to
+        self.disconnect()
 
     def on_messages(self, received: list[tuple[MessageKind, bytes]]) -> None:
-        for kind, _payload in received:
-            if kind == MessageKind.CANCEL:
+        for kind, payload in received:
+            if kind == MessageKind.RESUME and not self.resumed:
+                self.on_resume(json.loads(payload)["after_sequence"])
+            elif kind == MessageKind.CANCEL:
                 self.begin_stop("cancelled")
             elif kind == MessageKind.DONE:
                 self.done = True
                 if self.exit_report is None:
                     self.begin_stop("cancelled")  # the server does not want the job (any more)
+
+    def server_wakeup(self, now: float) -> float | None:
+        """Seconds until the connection needs us (a handshake's deadline, a reconnect), or None.
+        Reconnects (``connect``) or gives up on a silent server when that time has come."""
+        if self.connection is not None:
+            if self.resumed:
+                return None
+            if now < self.handshake_deadline:
+                return self.handshake_deadline - now
+            self.disconnect()  # connected, but the server does not answer HELLO
+        if self.done:
+            return None
+        if now >= self.reconnect_at:
+            self.connect()
+            return 0.0
+        return self.reconnect_at - now
 
     # ---- the job -----------------------------------------------------------------------
 
@@ -303,7 +387,8 @@ class Supervisor:
         self.spool.write_state({**self.spool.read_state(), "job_pid": process.pid,
                                 "job_start_time": process_start_time(process.pid)})
         self.started_report = {"pid": process.pid, "started_ns": time.time_ns()}
-        self.send(supervisor_protocol.encode_json(MessageKind.STARTED, self.started_report))
+        if self.connection is not None and self.resumed:
+            self.queue(supervisor_protocol.encode_json(MessageKind.STARTED, self.started_report))
         return True
 
     def on_output(self, fd: int, is_stderr: bool) -> None:
@@ -337,12 +422,24 @@ class Supervisor:
         self.spool.open_for_append()
         pid = os.getpid()
         self.spool.write_state({"supervisor_pid": pid, "supervisor_start_time": process_start_time(pid)})
-        self.connect()
+        self.greet()
         if self.stop_reason is not None:  # cancelled before it started
             self.report_exit({"outcome": self.stop_reason, "exit_code": "", "ended_ns": time.time_ns(), "error": ""})
         elif self.start():
             self.follow_job()
         self.hand_over()
+
+    def greet(self) -> None:
+        """Before the job starts: connect and wait (at most ``HANDSHAKE_TIMEOUT_S``) for the
+        server's answer, which may be that the job is cancelled already."""
+        self.connect()
+        while self.connection is not None and not self.resumed and self.stop_reason is None:
+            wait_s = self.handshake_deadline - time.monotonic()
+            if wait_s <= 0:
+                self.disconnect()
+                return
+            for _key, mask in self.selector.select(wait_s):
+                self.on_server_event(mask)
 
     def follow_job(self) -> None:
         """Capture the job's output until it exited and its output is drained; report the exit."""
@@ -368,20 +465,17 @@ class Supervisor:
                 wakeups.append(due)
             if exit_status is not None:
                 wakeups.append(min(DRAIN_IDLE_S, drain_until - now))
-            elif self.connection is None and not self.done:
-                # (Not while draining: a wake-up there must mean "nothing more to read".)
-                if now >= self.reconnect_at:
-                    self.connect()
-                    continue
-                wakeups.append(self.reconnect_at - now)
+            # (Not while draining: a wake-up there must mean "nothing more to read".)
+            elif (server_due := self.server_wakeup(now)) is not None:
+                wakeups.append(server_due)
             events = self.selector.select(max(0.0, min(wakeups)) if wakeups else None)
             if exit_status is not None and not events:
                 break  # nothing more arrived: what the job wrote before exiting is all read
-            for key, _mask in events:
+            for key, mask in events:
                 if isinstance(key.data, bool):
                     self.on_output(key.fd, key.data)
                 elif key.data == "server":
-                    self.on_server_readable()
+                    self.on_server_event(mask)
                 else:
                     self.selector.unregister(self.pidfd)
                     os.close(self.pidfd)
@@ -397,7 +491,8 @@ class Supervisor:
         self.flush()
         self.spool.write_exit(report)  # for a server that finds this supervisor gone
         self.exit_report = report
-        self.send(supervisor_protocol.encode_json(MessageKind.EXITED, report))
+        if self.connection is not None and self.resumed:
+            self.catch_up()  # the outcome goes once every line went
 
     def hand_over(self) -> None:
         """After the job: wait (reconnecting as needed, at most ``linger_s``) until the server
@@ -408,16 +503,12 @@ class Supervisor:
             now = time.monotonic()
             if now >= give_up:
                 return
-            if self.connection is None:
-                if now >= self.reconnect_at:
-                    self.connect()
-                    continue
-                wait_s = min(self.reconnect_at, give_up) - now
-            else:
-                wait_s = give_up - now
-            for key, _mask in self.selector.select(wait_s):
+            waits = [give_up - now]
+            if (server_due := self.server_wakeup(now)) is not None:
+                waits.append(server_due)
+            for key, mask in self.selector.select(max(0.0, min(waits))):
                 if key.data == "server":
-                    self.on_server_readable()
+                    self.on_server_event(mask)
         self.spool.remove()
 
     def outcome(self, exit_status: int | None) -> dict[str, Any]:

@@ -9,6 +9,13 @@ one (from its spool) before it goes on live.  So a supervisor reconnects to a re
 server, and nothing is lost or sent twice.  ``DONE`` ends a job's conversation: the server
 has stored the job's outcome and every line (or does not want the job: it is unknown or
 over), and the supervisor may stop the job if it still runs, forget its spool and exit.
+
+A payload is at most ``MAX_PAYLOAD_BYTES`` (8 MiB), on both ends: ``encode`` refuses to make a
+longer one, and both readers refuse a header announcing one before reading (let alone
+allocating) its payload.  The largest message is a ``LINES`` batch: the supervisor closes a
+batch once it holds ``BATCH_BYTES`` (1 MiB, also the spool's hand-over size), so a batch is
+under 1 MiB plus one line, and a line is at most 2 MiB of the job's output, which is at most
+6 MiB of UTF-8 once invalid bytes became U+FFFD (3 bytes each): under 7 MiB in all.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import enum
 import json
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from hodei_stream.records import LogLine
@@ -27,6 +34,19 @@ HEADER = struct.Struct("!BI")
 # One line inside a LINES payload: sequence, capture time (ns since the epoch), is_stderr,
 # length of the UTF-8 text that follows.
 LINE_HEADER = struct.Struct("!QQBI")
+MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
+# A LINES batch is closed once it holds this much (see the module's docstring for the bound).
+BATCH_BYTES = 1 << 20
+
+
+class MessageTooLong(ValueError):
+    """A header announced a payload over ``MAX_PAYLOAD_BYTES``: the peer is not to be trusted."""
+
+
+def checked_size(size: int) -> int:
+    if size > MAX_PAYLOAD_BYTES:
+        raise MessageTooLong(f"a supervisor message of {size} bytes (at most {MAX_PAYLOAD_BYTES})")
+    return size
 
 
 class MessageKind(enum.IntEnum):
@@ -40,7 +60,7 @@ class MessageKind(enum.IntEnum):
 
 
 def encode(kind: MessageKind, payload: bytes) -> bytes:
-    return HEADER.pack(kind, len(payload)) + payload
+    return HEADER.pack(kind, checked_size(len(payload))) + payload
 
 
 def encode_json(kind: MessageKind, value: dict[str, Any]) -> bytes:
@@ -49,12 +69,36 @@ def encode_json(kind: MessageKind, value: dict[str, Any]) -> bytes:
 
 def encode_line_records(lines: Iterable[LogLine]) -> bytes:
     """The payload of a LINES message (also the layout of a supervisor's spool file)."""
+    return b"".join(payload for payload, _first, _last in encode_line_batches(lines))
+
+
+def encode_line_batches(lines: Iterable[LogLine]) -> Iterator[tuple[bytes, int, int]]:
+    """``lines`` as LINES payloads, each closed once it holds ``BATCH_BYTES`` (so one payload
+    unless the lines are long), each with its first and last sequence."""
     parts: list[bytes] = []
+    size = first = 0
     for line in lines:
+        if not parts:
+            first = line.sequence
         text = line.text.encode()
         parts.append(LINE_HEADER.pack(line.sequence, line.captured_ns, line.is_stderr, len(text)))
         parts.append(text)
-    return b"".join(parts)
+        size += LINE_HEADER.size + len(text)
+        if size >= BATCH_BYTES:
+            yield b"".join(parts), first, line.sequence
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts), first, line.sequence
+
+
+def last_sequence(payload: bytes) -> int:
+    """The sequence of the last line of a LINES payload (walks the records' headers)."""
+    offset = 0
+    sequence = 0
+    while offset < len(payload):
+        sequence, _ns, _stderr, size = LINE_HEADER.unpack_from(payload, offset)
+        offset += LINE_HEADER.size + size
+    return sequence
 
 
 def decode_lines(job_id: str, payload: bytes) -> list[LogLine]:
@@ -79,11 +123,11 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[MessageKind, bytes
             raise
         return None
     kind, size = HEADER.unpack(header)
-    return MessageKind(kind), await reader.readexactly(size)
+    return MessageKind(kind), await reader.readexactly(checked_size(size))
 
 
 class MessageReader:
-    """Reassembles messages from a blocking socket's chunks (the supervisor's side)."""
+    """Reassembles messages from a socket's chunks (the supervisor's side)."""
 
     def __init__(self) -> None:
         self.buffer = bytearray()
@@ -93,7 +137,7 @@ class MessageReader:
         messages: list[tuple[MessageKind, bytes]] = []
         while len(self.buffer) >= HEADER.size:
             kind, size = HEADER.unpack_from(self.buffer)
-            end = HEADER.size + size
+            end = HEADER.size + checked_size(size)
             if len(self.buffer) < end:
                 break
             messages.append((MessageKind(kind), bytes(self.buffer[HEADER.size : end])))
@@ -101,24 +145,14 @@ class MessageReader:
         return messages
 
 
-def connect(path: str, timeout: float) -> socket.socket:
-    """The supervisor's connection to the server's worker socket (blocking, with ``timeout``
-    on each operation until the caller changes it)."""
+def connect(path: str) -> socket.socket:
+    """The supervisor's connection to the server's worker socket, non-blocking (its writes go
+    through the supervisor's event loop); OSError when nobody listens there."""
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.settimeout(timeout)
+    connection.setblocking(False)
     try:
-        connection.connect(path)
+        connection.connect(path)  # a Unix socket connects at once, or fails (EAGAIN: backlog full)
     except OSError:
         connection.close()
         raise
     return connection
-
-
-def receive_messages(connection: socket.socket, reader: MessageReader) -> list[tuple[MessageKind, bytes]]:
-    """Block until at least one whole message arrived; OSError when the connection ends first."""
-    while True:
-        chunk = connection.recv(1 << 16)
-        if not chunk:
-            raise ConnectionResetError("the server closed the connection")
-        if received := reader.feed(chunk):
-            return received
