@@ -6,7 +6,8 @@
   ``MAX_STATUS_MESSAGE_CHARS`` once percent-encoded, here and nowhere else: hpack Huffman-codes
   that header on the event loop, in time quadratic in its length.
 - A request that is not a valid protobuf message is INVALID_ARGUMENT (grpclib decodes in its
-  codec and would answer UNKNOWN).
+  codec and would answer UNKNOWN); one over ``MAX_REQUEST_BYTES`` is RESOURCE_EXHAUSTED before
+  it is read (grpclib buffers any length); a compressed one is UNIMPLEMENTED.
 - Server reflection (``grpcurl list``/``describe`` with no proto file) and the standard health
   service ``grpc.health.v1.Health``: SERVING, or NOT_SERVING while the store cannot write.
 """
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 # The longest grpc-message header the server sends (percent-encoded, as on the wire);
 # grpc-go and grpcio accept 8 KiB of headers by default, and 1 KiB is a long one-line message.
 MAX_STATUS_MESSAGE_CHARS = 1024
+# The largest request message (gRPC servers' usual default): a job definition within the
+# limits of ``validation`` is well under it.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 # How often a health Watch looks at the store (a change is seen within this).
 HEALTH_POLL_S = 1.0
 
@@ -57,17 +61,40 @@ def bounded_status_message(message: str) -> str:
 
 
 def guarded(func: MethodFunc) -> MethodFunc:
-    """``func`` with the message of any GRPCError it raises bounded."""
+    """``func`` with its request bounded (``MAX_REQUEST_BYTES``), a compressed one refused,
+    and the message of any GRPCError it raises bounded."""
 
     async def handle(stream: Stream[Any, Any]) -> None:
+        bound_request_size(stream)
         try:
             await func(stream)
         except GRPCError as error:
             if error.message is None or (message := bounded_status_message(error.message)) is error.message:
                 raise
             raise GRPCError(error.status, message, error.details) from None
+        except NotImplementedError:
+            # grpclib's answer to a message flagged compressed (it decompresses nothing): what
+            # the gRPC spec asks of a server without the client's grpc-encoding.
+            raise GRPCError(Status.UNIMPLEMENTED, "compressed requests are not supported (send them uncompressed)") from None
 
     return handle
+
+
+def bound_request_size(stream: Stream[Any, Any]) -> None:
+    """Refuse, RESOURCE_EXHAUSTED, a request message longer than ``MAX_REQUEST_BYTES`` before
+    its bytes are read: grpclib would buffer whatever length a client announces.  grpclib
+    reads a message as its 5-byte prefix then ``recv_data(length)``, so the bound goes there
+    (grpclib is pinned below 0.5 in pyproject.toml; tests/server/test_bad_input.py covers it)."""
+    h2_stream = stream._stream  # noqa: SLF001
+    read = h2_stream.recv_data
+
+    async def recv_data(size: int) -> bytes:
+        if size > MAX_REQUEST_BYTES:
+            raise GRPCError(Status.RESOURCE_EXHAUSTED,
+                            f"a request message of {size:,} bytes; at most {MAX_REQUEST_BYTES:,}")
+        return await read(size)
+
+    h2_stream.recv_data = recv_data  # type: ignore[method-assign]
 
 
 async def unimplemented(path: str, stream: Stream[Empty, Empty]) -> None:
