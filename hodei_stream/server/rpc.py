@@ -86,13 +86,13 @@ def bound_request_size(stream: Stream[Any, Any]) -> None:
     reads a message as its 5-byte prefix then ``recv_data(length)``, so the bound goes there
     (grpclib is pinned below 0.5 in pyproject.toml; tests/server/test_bad_input.py covers it)."""
     h2_stream = stream._stream  # noqa: SLF001
-    read = h2_stream.recv_data
+    buffer = h2_stream.buffer  # what grpclib's recv_data reads; not the stream: no reference cycle
 
     async def recv_data(size: int) -> bytes:
         if size > MAX_REQUEST_BYTES:
             raise GRPCError(Status.RESOURCE_EXHAUSTED,
                             f"a request message of {size:,} bytes; at most {MAX_REQUEST_BYTES:,}")
-        return await read(size)
+        return await buffer.read(size)
 
     h2_stream.recv_data = recv_data  # type: ignore[method-assign]
 

@@ -22,7 +22,13 @@ from hodei_stream.records import EXACT_SEQUENCES_HEADER
 from hodei_stream.server.entries import log_entry
 from hodei_stream.server.fanout import follow
 from hodei_stream.server.store import PAGE_LINES, EncodedPage, JobRecord, JobStore
-from hodei_stream.server.validation import check_definition, parse_job_id
+from hodei_stream.server.validation import (
+    MAX_REASON_CHARS,
+    MAX_SEARCH_CHARS,
+    check_definition,
+    check_text,
+    parse_job_id,
+)
 from hodei_stream.server.worker import Worker
 
 DEFAULT_LIST_LIMIT = 50
@@ -128,6 +134,7 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
     async def ListJobs(self, stream: Stream[pb.ListJobsRequest, pb.ListJobsResponse]) -> None:
         request = await stream.recv_message()
         assert request is not None
+        check_text("search_term", request.search_term, MAX_SEARCH_CHARS)
         limit = min(request.limit, MAX_LIST_LIMIT) if request.limit > 0 else DEFAULT_LIST_LIMIT
         records, total = self.store.list_jobs(
             limit=limit,
@@ -140,6 +147,7 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
     async def CancelJob(self, stream: Stream[pb.CancelJobRequest, pb.CancelJobResponse]) -> None:
         request = await stream.recv_message()
         assert request is not None
+        check_text("reason", request.reason, MAX_REASON_CHARS)
         # The execution id is the job id here, so either names the job.
         record = find_job(self.store, request.job_id.value or request.execution_id.value)
         if record.is_final or not self.worker.cancel(record.job_id, request.reason or "cancelled by a client"):

@@ -33,6 +33,9 @@ MAX_EXEC_STRING_BYTES = 128 * 1024 - 1
 # default); this also bounds what the server keeps in memory per job.
 MAX_EXEC_BYTES = 1024 * 1024
 MAX_TAGS = 100
+# ListJobs' search_term and CancelJob's reason.
+MAX_SEARCH_CHARS = 1024
+MAX_REASON_CHARS = 1024
 MAX_TAG_CHARS = 256
 # A timeout longer than this is more likely a unit mistake than a wish; and the supervisor
 # waits with poll(2), whose timeout is at most 2**31 - 1 ms (24.8 days).

@@ -183,6 +183,17 @@ def test_an_undecodable_request_is_invalid_argument(client: HodeiClient) -> None
     assert error.details() == "the request is not a valid hodei.GetJobRequest message"
 
 
+def test_a_long_search_or_cancel_reason_is_refused(client: HodeiClient) -> None:
+    error = rpc_error(lambda: client.jobs.ListJobs(pb.ListJobsRequest(search_term="s" * 1025), timeout=10))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "search_term: 1,025 characters, at most 1,024"
+    job_id = shell_job(client, "sleep 30")
+    cancel = pb.CancelJobRequest(job_id=pb.JobId(value=job_id), reason="r" * 1025)
+    error = rpc_error(lambda: client.jobs.CancelJob(cancel, timeout=10))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error.details().startswith("reason: 1,025 characters")
+    assert client.jobs.CancelJob(pb.CancelJobRequest(job_id=pb.JobId(value=job_id), reason="r" * 1024)).success
+
+
 def test_a_compressed_request_is_unimplemented(client: HodeiClient) -> None:
     request = pb.GetJobRequest(job_id=pb.JobId(value="0" * 10_000))  # gzip makes it smaller: grpcio sends it gzipped
     error = rpc_error(lambda: client.jobs.GetJob(request, timeout=10, compression=grpc.Compression.Gzip))
