@@ -75,7 +75,8 @@ def guarded(func: MethodFunc) -> MethodFunc:
         except NotImplementedError:
             # grpclib's answer to a message flagged compressed (it decompresses nothing): what
             # the gRPC spec asks of a server without the client's grpc-encoding.
-            raise GRPCError(Status.UNIMPLEMENTED, "compressed requests are not supported (send them uncompressed)") from None
+            raise GRPCError(Status.UNIMPLEMENTED,
+                            "compressed requests are not supported (send them uncompressed)") from None
 
     return handle
 

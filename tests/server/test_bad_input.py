@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -139,11 +140,15 @@ BAD_DEFINITIONS = {
     "NUL in an env value": (definition(environment={"A": "1\0"}), "environment['A'] contains a NUL byte"),
     "= in an env name": (definition(environment={"A=B": "1"}), "environment: the name 'A=B' contains ="),
     "empty env name": (definition(environment={"": "1"}), "environment: an empty variable name"),
-    "timeout of 3.2e11 s": (definition(timeout=duration(320_000_000_000)), "timeout.execution_timeout: 320,000,000,000s, at most 2,073,600s (24 days)"),
+    "timeout of 3.2e11 s": (definition(timeout=duration(320_000_000_000)),
+                            "timeout.execution_timeout: 320,000,000,000s, at most 2,073,600s (24 days)"),
     "negative timeout": (definition(timeout=duration(-3)), "timeout.execution_timeout: negative (-3s)"),
-    "nanos out of range": (definition(timeout=duration(1, 2_000_000_000)), "timeout.execution_timeout: not a valid Duration"),
-    "nanos of the other sign": (definition(timeout=duration(1, -5)), "timeout.execution_timeout: not a valid Duration"),
-    "invalid cleanup timeout": (definition(timeout=pb.TimeoutConfig(cleanup_timeout={"nanos": -10**9})), "timeout.cleanup_timeout: not a valid"),
+    "nanos out of range": (definition(timeout=duration(1, 2_000_000_000)),
+                           "timeout.execution_timeout: not a valid Duration"),
+    "nanos of the other sign": (definition(timeout=duration(1, -5)),
+                                "timeout.execution_timeout: not a valid Duration"),
+    "invalid cleanup timeout": (definition(timeout=pb.TimeoutConfig(cleanup_timeout={"nanos": -10**9})),
+                                "timeout.cleanup_timeout: not a valid"),
     "command too long": (definition(command="x" * 4097), "command: 4,097 bytes, at most 4,096"),
     "argument too long": (definition(arguments=["€" * 50_000]), "arguments[0]: 150,000 bytes, at most 131,071"),
     "arguments too long together": (definition(arguments=["x" * 100_000] * 11), "at most 1,048,576"),
@@ -211,8 +216,8 @@ def test_a_huge_job_id_is_refused_at_once_and_holds_no_one_up(client: HodeiClien
         with HodeiClient(server) as hostile:
             for size in (1_000_000, 10_000_000):
                 started = time.monotonic()
-                error = rpc_error(lambda: hostile.jobs.GetJob(pb.GetJobRequest(job_id=pb.JobId(value="x" * size)),
-                                                              timeout=120))
+                request = pb.GetJobRequest(job_id=pb.JobId(value="x" * size))
+                error = rpc_error(partial(hostile.jobs.GetJob, request, timeout=120))
                 refusals.append((size, time.monotonic() - started, error))
 
     hostile = threading.Thread(target=send_huge_ids)

