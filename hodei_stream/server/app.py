@@ -16,6 +16,7 @@ from pathlib import Path
 import grpclib.server
 
 from hodei_stream.server.fanout import Fanout
+from hodei_stream.server.rpc import grpc_server
 from hodei_stream.server.security import Security, require_token
 from hodei_stream.server.servicers import JobExecutionService, LogStreamService
 from hodei_stream.server.settings import ServerSettings
@@ -112,7 +113,7 @@ async def create_server(address: str, home: Path, settings: ServerSettings = Ser
         if bound_address.startswith("unix:"):
             Path(bound_address.removeprefix("unix:")).unlink(missing_ok=True)
         raise StateFolderError(f"cannot open the job store in {home}: {error}") from None
-    server = grpclib.server.Server([JobExecutionService(store, worker), LogStreamService(store)])
+    server = grpc_server([JobExecutionService(store, worker), LogStreamService(store)], store)
     if security.token:
         require_token(server, security.token)
     await server.start(sock=listener, ssl=security.ssl_context())

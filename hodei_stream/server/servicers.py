@@ -1,9 +1,9 @@
 """The gRPC layer (grpclib): validate the request, call the store or the worker, answer.
 
 Kept thin on purpose: what a job is and how its lines flow lives in ``store``, ``worker`` and
-``fanout``.  Errors the client can act on: a malformed id → INVALID_ARGUMENT, an unknown job
-→ NOT_FOUND.  The platform's worker-facing rpcs are not in our proto, so grpclib answers
-them UNIMPLEMENTED.
+``fanout``, what a request may hold in ``validation``.  Errors the client can act on: a
+malformed id or job definition → INVALID_ARGUMENT, an unknown job → NOT_FOUND.  The platform's
+worker-facing rpcs are not in our proto, so they are answered UNIMPLEMENTED (``rpc``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ from hodei_stream.records import EXACT_SEQUENCES_HEADER
 from hodei_stream.server.entries import log_entry
 from hodei_stream.server.fanout import follow
 from hodei_stream.server.store import PAGE_LINES, EncodedPage, JobRecord, JobStore
+from hodei_stream.server.validation import (
+    MAX_REASON_CHARS,
+    MAX_SEARCH_CHARS,
+    check_definition,
+    check_text,
+    parse_job_id,
+)
 from hodei_stream.server.worker import Worker
 
 DEFAULT_LIST_LIMIT = 50
@@ -40,18 +47,11 @@ EXECUTION_STATE = {
 }
 
 
-def parse_job_id(value: str) -> str:
-    """The canonical lowercase form of a job id, or INVALID_ARGUMENT."""
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise GRPCError(Status.INVALID_ARGUMENT, f"'{value}' is not a job id (expected a UUID)") from None
-
-
 def find_job(store: JobStore, value: str) -> JobRecord:
-    record = store.get(parse_job_id(value))
+    job_id = parse_job_id(value)
+    record = store.get(job_id)
     if record is None:
-        raise GRPCError(Status.NOT_FOUND, f"no job {value}")
+        raise GRPCError(Status.NOT_FOUND, f"no job {job_id}")
     return record
 
 
@@ -112,8 +112,7 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
         request = await stream.recv_message()
         assert request is not None
         definition = request.job_definition
-        if not definition.command:
-            raise GRPCError(Status.INVALID_ARGUMENT, "the job has no command")
+        check_definition(definition)
         job_id = parse_job_id(definition.job_id.value) if definition.job_id.value else str(uuid.uuid4())
         definition.job_id.value = job_id
         queued_ns = time.time_ns()
@@ -135,6 +134,7 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
     async def ListJobs(self, stream: Stream[pb.ListJobsRequest, pb.ListJobsResponse]) -> None:
         request = await stream.recv_message()
         assert request is not None
+        check_text("search_term", request.search_term, MAX_SEARCH_CHARS)
         limit = min(request.limit, MAX_LIST_LIMIT) if request.limit > 0 else DEFAULT_LIST_LIMIT
         records, total = self.store.list_jobs(
             limit=limit,
@@ -147,6 +147,7 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
     async def CancelJob(self, stream: Stream[pb.CancelJobRequest, pb.CancelJobResponse]) -> None:
         request = await stream.recv_message()
         assert request is not None
+        check_text("reason", request.reason, MAX_REASON_CHARS)
         # The execution id is the job id here, so either names the job.
         record = find_job(self.store, request.job_id.value or request.execution_id.value)
         if record.is_final or not self.worker.cancel(record.job_id, request.reason or "cancelled by a client"):

@@ -34,10 +34,13 @@ DATABASE_NAME = "jobs.sqlite3"
 FINAL_STATUSES = frozenset(
     {pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT}
 )
-# A page of lines: at most this many, and no more bytes than fit comfortably under a
+# A page of lines: at most this many, and no more encoded bytes than fit comfortably under a
 # client's default 4 MiB message limit (always at least one line, up to 2 MiB long).
 PAGE_LINES = 5000
 PAGE_BYTES = 3 * 1024 * 1024
+# What a line costs in a GetLogsResponse beyond its UTF-8 text, at most: the entry's tag and
+# length, the job id, sequence, timestamp, stream flag and the text's own tag and length (85).
+ENTRY_OVERHEAD_BYTES = 96
 # Lines per INSERT statement: 5 values each stays under the 999 variables per statement
 # that SQLite allowed by default before 3.32.
 INSERT_ROWS = 199
@@ -153,8 +156,12 @@ def _fitting(sizes: list[int]) -> int:
 
 
 def _page(lines: list[LogLine]) -> list[LogLine]:
-    """The first of ``lines`` that fit in one page."""
-    return lines[: _fitting([len(line.text) for line in lines])]
+    """The first of ``lines`` that fit in one page, sized as encoded (a '€' is 3 bytes)."""
+    return lines[: _fitting([ENTRY_OVERHEAD_BYTES + _utf8_size(line.text) for line in lines])]
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())  # isascii: O(1) in CPython
 
 
 def _encoded_page(messages: list[bytes], last_sequence: int) -> EncodedPage | None:
@@ -173,6 +180,7 @@ class JobStore:
         self.loop = asyncio.get_running_loop()
         self.jobs: dict[str, JobRecord] = {}
         self.logs: dict[str, JobLog] = {}
+        self.write_error: str | None = None  # None while the store can write; else why not (one line)
         # What the writer thread commits next: jobs, lines, sync barriers; None stops it.
         self.pending: queue.SimpleQueue[JobRecord | list[LogLine] | Forget | Future[None] | None] = queue.SimpleQueue()
         self.readers = threading.local()

@@ -1,0 +1,174 @@
+"""The embedded server as a gRPC citizen: grpclib's server with what the ecosystem's tools expect.
+
+- Every error answer is well-formed for grpc-go, grpc-js and grpcio: an unknown method is
+  answered by a handler of ours (grpclib's own answer has no ``content-type``, which grpc-go
+  reports as "Unknown: malformed header"), and every ``grpc-message`` is cut to
+  ``MAX_STATUS_MESSAGE_CHARS`` once percent-encoded, here and nowhere else: hpack Huffman-codes
+  that header on the event loop, in time quadratic in its length.
+- A request that is not a valid protobuf message is INVALID_ARGUMENT (grpclib decodes in its
+  codec and would answer UNKNOWN); one over ``MAX_REQUEST_BYTES`` is RESOURCE_EXHAUSTED before
+  it is read (grpclib buffers any length); a compressed one is UNIMPLEMENTED.
+- Server reflection (``grpcurl list``/``describe`` with no proto file) and the standard health
+  service ``grpc.health.v1.Health``: SERVING, or NOT_SERVING while the store cannot write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection, Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import grpclib.server
+from google.protobuf.empty_pb2 import Empty
+from google.protobuf.message import DecodeError
+from grpclib import GRPCError, Status
+from grpclib.const import Cardinality, Handler
+from grpclib.encoding.proto import ProtoCodec
+from grpclib.health.v1.health_grpc import HealthBase
+from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+from grpclib.metadata import encode_grpc_message
+from grpclib.reflection.service import ServerReflection
+from grpclib.server import Stream
+
+from hodei_stream.server.store import JobStore
+from hodei_stream.server.validation import quoted
+
+if TYPE_CHECKING:
+    from grpclib._typing import IServable
+
+# The longest grpc-message header the server sends (percent-encoded, as on the wire);
+# grpc-go and grpcio accept 8 KiB of headers by default, and 1 KiB is a long one-line message.
+MAX_STATUS_MESSAGE_CHARS = 1024
+# The largest request message (gRPC servers' usual default): a job definition within the
+# limits of ``validation`` is well under it.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# How often a health Watch looks at the store (a change is seen within this).
+HEALTH_POLL_S = 1.0
+
+MethodFunc = Callable[[Stream[Any, Any]], Coroutine[Any, Any, None]]
+
+
+def bounded_status_message(message: str) -> str:
+    """``message``, or its longest prefix (ending in "…") whose percent-encoded form fits in
+    ``MAX_STATUS_MESSAGE_CHARS``; never encodes more than that many characters of it."""
+    if len(encode_grpc_message(message[: MAX_STATUS_MESSAGE_CHARS + 1])) <= MAX_STATUS_MESSAGE_CHARS:
+        return message
+    cut = MAX_STATUS_MESSAGE_CHARS - 1  # one character for the "…" (3 bytes: 9 once encoded)
+    while len(encode_grpc_message(message[:cut] + "…")) > MAX_STATUS_MESSAGE_CHARS:
+        cut = cut * 3 // 4
+    return message[:cut] + "…"
+
+
+def guarded(func: MethodFunc) -> MethodFunc:
+    """``func`` with its request bounded (``MAX_REQUEST_BYTES``), a compressed one refused,
+    and the message of any GRPCError it raises bounded."""
+
+    async def handle(stream: Stream[Any, Any]) -> None:
+        bound_request_size(stream)
+        try:
+            await func(stream)
+        except GRPCError as error:
+            if error.message is None or (message := bounded_status_message(error.message)) is error.message:
+                raise
+            raise GRPCError(error.status, message, error.details) from None
+        except NotImplementedError:
+            # grpclib's answer to a message flagged compressed (it decompresses nothing): what
+            # the gRPC spec asks of a server without the client's grpc-encoding.
+            raise GRPCError(Status.UNIMPLEMENTED,
+                            "compressed requests are not supported (send them uncompressed)") from None
+
+    return handle
+
+
+def bound_request_size(stream: Stream[Any, Any]) -> None:
+    """Refuse, RESOURCE_EXHAUSTED, a request message longer than ``MAX_REQUEST_BYTES`` before
+    its bytes are read: grpclib would buffer whatever length a client announces.  grpclib
+    reads a message as its 5-byte prefix then ``recv_data(length)``, so the bound goes there
+    (grpclib is pinned below 0.5 in pyproject.toml; tests/server/test_bad_input.py covers it)."""
+    h2_stream = stream._stream  # noqa: SLF001
+    buffer = h2_stream.buffer  # what grpclib's recv_data reads; not the stream: no reference cycle
+
+    async def recv_data(size: int) -> bytes:
+        if size > MAX_REQUEST_BYTES:
+            raise GRPCError(Status.RESOURCE_EXHAUSTED,
+                            f"a request message of {size:,} bytes; at most {MAX_REQUEST_BYTES:,}")
+        return await buffer.read(size)
+
+    h2_stream.recv_data = recv_data  # type: ignore[method-assign]
+
+
+async def unimplemented(path: str, stream: Stream[Empty, Empty]) -> None:
+    raise GRPCError(Status.UNIMPLEMENTED, f"no method {quoted(path)} on this server")
+
+
+class ServedMethods(dict[str, Handler]):
+    """grpclib's table of methods (path → handler), each handler ``guarded``, and an
+    UNIMPLEMENTED handler for any other path, answering as every other error does."""
+
+    def __init__(self, methods: dict[str, Handler]) -> None:
+        super().__init__({path: handler._replace(func=guarded(handler.func)) for path, handler in methods.items()})
+
+    def get(self, path: str, default: Handler | None = None) -> Handler:  # type: ignore[override]
+        handler = super().get(path)
+        if handler is None:
+            return Handler(partial(unimplemented, path), Cardinality.UNARY_UNARY, Empty, Empty)
+        return handler
+
+
+class RequestCodec(ProtoCodec):
+    """grpclib's protobuf codec, with an undecodable request answered INVALID_ARGUMENT."""
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        try:
+            return super().decode(data, message_type)
+        except DecodeError:
+            raise GRPCError(Status.INVALID_ARGUMENT,
+                            f"the request is not a valid {message_type.DESCRIPTOR.full_name} message") from None
+
+
+class Health(HealthBase):
+    """``grpc.health.v1.Health`` for the whole server ("") and each of its services: SERVING,
+    or NOT_SERVING while the store cannot write (``JobStore.write_error``)."""
+
+    def __init__(self, store: JobStore, services: Collection[str]) -> None:
+        self.store = store
+        self.services = {"", *services}
+
+    def status(self, service: str) -> HealthCheckResponse.ServingStatus.ValueType:
+        if service not in self.services:
+            return HealthCheckResponse.SERVICE_UNKNOWN
+        return HealthCheckResponse.NOT_SERVING if self.store.write_error else HealthCheckResponse.SERVING
+
+    async def Check(self, stream: Stream[HealthCheckRequest, HealthCheckResponse]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        if request.service not in self.services:
+            raise GRPCError(Status.NOT_FOUND, f"no service {quoted(request.service)} on this server")
+        await stream.send_message(HealthCheckResponse(status=self.status(request.service)))
+
+    async def Watch(self, stream: Stream[HealthCheckRequest, HealthCheckResponse]) -> None:
+        """The status now, then each change of it, until the client goes."""
+        request = await stream.recv_message()
+        assert request is not None
+        sent = None
+        while True:
+            if (status := self.status(request.service)) != sent:
+                await stream.send_message(HealthCheckResponse(status=status))
+                sent = status
+            await asyncio.sleep(HEALTH_POLL_S)
+
+
+def service_names(services: Collection[IServable]) -> list[str]:
+    """The gRPC service names (``package.Service``) these servicers implement."""
+    return sorted({path.split("/")[1] for service in services for path in service.__mapping__()})
+
+
+def grpc_server(services: Collection[IServable], store: JobStore) -> grpclib.server.Server:
+    """A grpclib server for ``services``, with health, reflection and the answers above."""
+    health = Health(store, service_names(services))
+    server = grpclib.server.Server(ServerReflection.extend([*services, health]), codec=RequestCodec())
+    # grpclib looks methods up in this table with ``.get`` and has no hook for unknown ones;
+    # grpclib is pinned below 0.5 in pyproject.toml and tests/server/test_grpc_tooling.py covers this.
+    server._mapping = ServedMethods(server._mapping)  # noqa: SLF001
+    return server
