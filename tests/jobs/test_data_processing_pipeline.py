@@ -36,14 +36,26 @@ def test_the_pipeline_loads_the_validated_rows_and_reports_on_them(server: Serve
     assert f"📊 Analytics on {staged:,} customers" in report
     assert "Revenue by country" in report and f"{top_revenue:,.2f}" in report
     assert summary_value(run, "Report") == str(work / "report.txt")
+    assert summary_value(run, "Database") == str(work / "customers.db")
 
 
 @pytest.mark.timeout(300)
-def test_a_validation_failure_fails_the_pipeline_with_the_reason(server: Server, home: Path) -> None:
+def test_a_validation_failure_fails_the_pipeline_with_the_reason_and_names_nothing_it_did_not_make(
+    server: Server, home: Path
+) -> None:
+    work = home / "work" / "data-pipeline"
+    earlier = launch("data_processing_pipeline.sh", home, "--records", "2000")
+    assert earlier.finish() == 0, earlier.err_text
+    assert (work / "report.txt").is_file() and (work / "customers.db").is_file()
+
     run = launch("data_processing_pipeline.sh", home, "--records", "5000", "--corrupt-rate", "0.2")
     assert run.finish() == ExitStatus.JOB_FAILED
     statuses = [status for _, status in stage_rows(run).values()]
     assert statuses == ["COMPLETED", "COMPLETED", "FAILED", "SKIPPED", "SKIPPED"]
     reason = summary_value(run, "Reason")
     assert re.match(r"validate failed: \d+\.\d% of the records were rejected, above the 5\.0% limit \(invalid_email", reason)
-    assert not (home / "work" / "data-pipeline" / "customers.db").exists()
+    # The earlier run's database and report are gone, and the summary points at neither.
+    assert not (work / "customers.db").exists() and not (work / "report.txt").exists()
+    assert summary_value(run, "Work folder") == str(work)
+    assert "Report:" not in run.err_text and "Database:" not in run.err_text
+    assert "it needs" not in run.err_text and "⏭ stage 4/5: load skipped: the pipeline stopped at validate" in run.err_text

@@ -8,7 +8,7 @@ one work folder that the next stage checks before it trusts them.
     python3 -u data_pipeline.py STAGE --work-dir DIR [--records N] [--seed S]
                                 [--corrupt-rate P] [--max-reject-rate P]
 
-- ingest: generate N raw customer records into DIR/raw/customers.csv (+ manifest with its
+- ingest: remove what an earlier run left in DIR, then generate N raw customer records into DIR/raw/customers.csv (+ manifest with its
   sha256); --corrupt-rate P breaks the e-mail of that share of them, as a bad source would;
 - transform: clean them with the ETL's rules into DIR/staged/customers.jsonl, count rejects;
 - validate: row counts reconcile, ids unique, values in range, reject rate ≤ --max-reject-rate;
@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import sqlite3
 import sys
 import time
@@ -59,7 +60,22 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# What the stages write in the work folder: ingest removes an earlier run's before it starts,
+# so that no later stage (nor the summary) can take an earlier run's output for this one's.
+STAGE_OUTPUTS = ("raw", "staged", "validation.json", etl.DATABASE_NAME, "report.txt")
+
+
+def clear_earlier_run(work: Path) -> None:
+    for name in STAGE_OUTPUTS:
+        path = work / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def ingest(work: Path, records: int, seed: int, corrupt_rate: float) -> None:
+    clear_earlier_run(work)
     rng = random.Random(seed)
     raw = work / "raw" / "customers.csv"
     raw.parent.mkdir(parents=True, exist_ok=True)
