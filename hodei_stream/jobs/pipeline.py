@@ -79,8 +79,8 @@ class PipelineScript(JobScript):
             self.results.append(StageResult.of(stage.name, outcome))
             if outcome.exit_status != ExitStatus.OK:
                 failed = failed or (stage.name, outcome)
-                reason = f": {outcome.error_message}" if outcome.error_message else ""
-                self.say(f"❌ stage {stage.name} {outcome.status}{reason}")
+                because = f": {outcome.error_message}" if outcome.error_message else ""
+                self.say(f"❌ stage {stage.name} {outcome.status}{because}")
         status = "FAILED" if failed else "COMPLETED"
         rows = [
             ("Pipeline", self.PIPELINE_NAME),

@@ -33,7 +33,7 @@ class Number:
     low: float
     high: float
 
-    def __call__(self, text: str) -> int | float:
+    def __call__(self, text: str) -> float:  # an int for kind=int (mypy counts int as a float)
         try:
             value = self.kind(text)
         except ValueError:
@@ -56,10 +56,18 @@ def plain(number: float) -> str:
 
 
 def number_switch(
-    name: str, kind: type[int] | type[float], low: float, high: float, default: float, argname: str, help: str, **options: object
-) -> cli.SwitchAttr:
+    name: str,
+    kind: type[int] | type[float],
+    low: float,
+    high: float,
+    default: float,
+    argname: str,
+    help: str,
+    requires: Sequence[str] = (),
+) -> cli.SwitchAttr[float]:
     """A ``cli.SwitchAttr`` for a number in [low, high]; anything else is a usage error."""
-    return cli.SwitchAttr(name, Number(name, kind, low, high), default=default, argname=argname, help=help, **options)
+    number = Number(name, kind, low, high)
+    return cli.SwitchAttr(name, number, default=default, argname=argname, help=help, requires=requires)
 
 
 def switch_names(listed: str, dashed: bool) -> str:

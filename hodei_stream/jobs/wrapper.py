@@ -60,7 +60,9 @@ WAITING_STATUSES = frozenset({pb.JOB_STATUS_PENDING, pb.JOB_STATUS_QUEUED})
 RULE = "─" * 64
 # plumbum's answers to --help, --help-all, -v and --completion: not usage errors.
 META_SWITCHES = tuple(
-    getattr(application, name) for name in ("ShowHelp", "ShowHelpAll", "ShowVersion", "ShowCompletion") if hasattr(application, name)
+    getattr(application, name)
+    for name in ("ShowHelp", "ShowHelpAll", "ShowVersion", "ShowCompletion")
+    if hasattr(application, name)
 )
 
 

@@ -93,7 +93,8 @@ def test_keep_going_runs_what_does_not_need_the_failed_tests_and_never_deploys(s
     run = launch("cicd_pipeline.sh", home, "--break-tests", "--keep-going")
     assert run.finish() == ExitStatus.JOB_FAILED
     rows = stage_rows(run)
-    assert [rows[stage][1] for stage in PIPELINE_STAGES] == ["COMPLETED", "COMPLETED", "FAILED", "COMPLETED", "COMPLETED", "SKIPPED"]
+    statuses = [rows[stage][1] for stage in PIPELINE_STAGES]
+    assert statuses == ["COMPLETED", "COMPLETED", "FAILED", "COMPLETED", "COMPLETED", "SKIPPED"]
     assert "⏭ stage 6/6: deploy skipped: it needs test, which FAILED" in run.err_text
     assert re.search(r"^ +deploy +- +\S+ SKIPPED +- +it needs test, which FAILED$", run.err_text, re.MULTILINE)
     assert artifact.read_bytes() == good_package, "the untested build must not replace the deployed package"

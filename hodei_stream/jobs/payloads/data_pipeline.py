@@ -8,8 +8,9 @@ one work folder that the next stage checks before it trusts them.
     python3 -u data_pipeline.py STAGE --work-dir DIR [--records N] [--seed S]
                                 [--corrupt-rate P] [--max-reject-rate P]
 
-- ingest: remove what an earlier run left in DIR, then generate N raw customer records into DIR/raw/customers.csv (+ manifest with its
-  sha256); --corrupt-rate P breaks the e-mail of that share of them, as a bad source would;
+- ingest: remove what an earlier run left in DIR, then generate N raw customer records into
+  DIR/raw/customers.csv (+ manifest with its sha256); --corrupt-rate P breaks the e-mail of
+  that share of them, as a bad source would;
 - transform: clean them with the ETL's rules into DIR/staged/customers.jsonl, count rejects;
 - validate: row counts reconcile, ids unique, values in range, reject rate ≤ --max-reject-rate;
   fails with the reason otherwise;
