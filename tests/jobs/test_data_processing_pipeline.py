@@ -3,8 +3,11 @@ the report, and a validation failure that fails the pipeline with its reason."""
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,18 @@ def test_a_validation_failure_fails_the_pipeline_with_the_reason_and_names_nothi
     assert summary_value(run, "Work folder") == str(work)
     assert "Report:" not in run.err_text and "Database:" not in run.err_text
     assert "it needs" not in run.err_text and "⏭ stage 4/5: load skipped: the pipeline stopped at validate" in run.err_text
+
+
+@pytest.mark.parametrize("rate", ["nan", "-0.1", "1.5"])
+def test_the_stage_payload_itself_refuses_a_share_outside_0_to_1(rate: str, tmp_path: Path) -> None:
+    # The payload runs on workers for any client: nan there would switch validation off.
+    payloads = Path(__file__).parents[2] / "hodei_stream" / "jobs" / "payloads"
+    result = subprocess.run(
+        [sys.executable, str(payloads / "data_pipeline.py"), "validate", "--work-dir", str(tmp_path), "--max-reject-rate", rate],
+        env={**os.environ, "HODEI_BUNDLE_DIR": str(payloads)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"expected a share from 0 to 1, not {rate}" in result.stderr

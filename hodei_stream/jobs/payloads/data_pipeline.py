@@ -193,14 +193,22 @@ def report(work: Path) -> None:
     say(f"      ✔ report written to {path}")
 
 
+def share(text: str) -> float:
+    """A share in [0, 1]; nan would make every comparison false and switch validation off."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # also False for nan
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, not {text}")
+    return value
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="data_pipeline", description="One stage of the data pipeline.")
     parser.add_argument("stage", choices=("ingest", "transform", "validate", "load", "report"))
     parser.add_argument("--work-dir", type=Path, required=True, help="the folder the stages share")
     parser.add_argument("--records", type=int, default=50_000, help="ingest: how many records")
     parser.add_argument("--seed", type=int, default=42, help="ingest/load: the random seed")
-    parser.add_argument("--corrupt-rate", type=float, default=0.0, help="ingest: share of records to corrupt")
-    parser.add_argument("--max-reject-rate", type=float, default=0.05, help="validate: highest acceptable reject rate")
+    parser.add_argument("--corrupt-rate", type=share, default=0.0, help="ingest: share of records to corrupt (0-1)")
+    parser.add_argument("--max-reject-rate", type=share, default=0.05, help="validate: highest acceptable reject rate (0-1)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     say(f"[{args.stage}] work folder {args.work_dir}")
