@@ -23,6 +23,11 @@ MODES = {
     "all": ["checkout", "lint", "test", "build", "package", "deploy"],
 }
 
+UNTESTED_WARNING = (
+    "⚠️ --build --break-tests packages code whose tests fail (--build runs no tests): "
+    "do not deploy this package; --test --break-tests shows the failure"
+)
+
 
 def workspace_dir() -> Path:
     return state_home() / "work" / "cicd-simple"
@@ -55,11 +60,21 @@ class CicdSimple(JobScript):
         if self.break_tests and "checkout" not in MODES[self.mode]:
             raise UsageError("--break-tests needs a checkout: use it with --test, --build or --all")
 
+    @property
+    def packages_untested_code(self) -> bool:
+        """--build --break-tests: the bug is planted, and no test runs to catch it before packaging."""
+        stages = MODES[self.mode]
+        return self.break_tests and "package" in stages and "test" not in stages
+
     def job_request(self) -> JobRequest:
+        if self.packages_untested_code:
+            self.say(UNTESTED_WARNING)
         return cicd_job(f"cicd-{self.mode}", workspace_dir(), MODES[self.mode], self.break_tests)
 
     def summary_rows(self, outcome: JobOutcome) -> list[tuple[str, str]]:
         rows = [("Workspace", str(workspace_dir()))]
+        if self.packages_untested_code:
+            rows.append(("Warning", "the package holds code with broken tests (--break-tests); do not deploy it"))
         if "deploy" in MODES[self.mode]:
             rows.append(("Artifacts", str(artifacts_dir())))
         return rows

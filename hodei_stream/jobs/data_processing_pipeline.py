@@ -3,16 +3,20 @@
 Every stage runs ``payloads/data_pipeline.py`` (with the ETL and analytics payloads in its
 bundle, for their rules and queries) in one work folder, ``<state home>/work/data-pipeline``;
 a failed validation stops the pipeline with its reason (see ``hodei_stream.jobs.pipeline``).
+The ingest stage clears what an earlier run left there, and the summary names only the files
+this run's stages made.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
-from plumbum import cli
-
+from hodei_stream.jobs.data_processing_simple import MAX_RECORDS
 from hodei_stream.jobs.payload import payload_file
+from hodei_stream.jobs.payloads.etl import DATABASE_NAME
 from hodei_stream.jobs.pipeline import PipelineScript, Stage
+from hodei_stream.jobs.usage import number_switch
 from hodei_stream.jobs.wrapper import JobRequest
 from hodei_stream.state_folder import state_home
 
@@ -35,12 +39,12 @@ class DataProcessingPipeline(PipelineScript):
     PIPELINE_NAME = "data-processing"
     FOREGROUND_BY_DEFAULT = True
 
-    records = cli.SwitchAttr("--records", cli.Range(1, 10_000_000), default=50_000, argname="N", help="records to ingest")
-    corrupt_rate = cli.SwitchAttr(
-        "--corrupt-rate", float, default=0.0, argname="P", help="share of ingested records with a broken e-mail (0-1)"
+    records = number_switch("--records", int, 1, MAX_RECORDS, default=50_000, argname="N", help="records to ingest")
+    corrupt_rate = number_switch(
+        "--corrupt-rate", float, 0, 1, default=0.0, argname="P", help="share of ingested records with a broken e-mail"
     )
-    max_reject_rate = cli.SwitchAttr(
-        "--max-reject-rate", float, default=0.05, argname="P", help="validation fails above this share of rejects (0-1)"
+    max_reject_rate = number_switch(
+        "--max-reject-rate", float, 0, 1, default=0.05, argname="P", help="validation fails above this share of rejects"
     )
 
     def stages(self) -> list[Stage]:
@@ -60,12 +64,15 @@ class DataProcessingPipeline(PipelineScript):
                     tags=["data-processing", "pipeline", stage],
                     bundle=[payload_file("etl.py"), payload_file("analytics.py")],
                 ),
+                needs=STAGES[:number],  # each stage reads what the ones before it wrote
             )
-            for stage in STAGES
+            for number, stage in enumerate(STAGES)
         ]
 
-    def pipeline_rows(self) -> list[tuple[str, str]]:
-        return [("Work folder", str(work_dir())), ("Report", str(work_dir() / "report.txt"))]
+    def pipeline_rows(self, completed: Collection[str]) -> list[tuple[str, str]]:
+        made = {"load": ("Database", work_dir() / DATABASE_NAME), "report": ("Report", work_dir() / "report.txt")}
+        rows = [(label, str(path)) for stage, (label, path) in made.items() if stage in completed]
+        return [("Work folder", str(work_dir())), *rows]
 
 
 def main() -> None:

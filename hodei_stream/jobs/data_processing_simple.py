@@ -14,8 +14,11 @@ from plumbum import cli
 
 from hodei_stream.jobs.payload import payload_file
 from hodei_stream.jobs.payloads.etl import DATABASE_NAME, WORK_DIR_ENV
+from hodei_stream.jobs.usage import number_switch
 from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, UsageError
 from hodei_stream.state_folder import state_home
+
+MAX_RECORDS = 10_000_000  # --records: more would take the job an hour and the database gigabytes
 
 
 def etl_work_dir() -> Path:
@@ -36,9 +39,11 @@ class DataProcessingSimple(JobScript):
 
     etl = cli.Flag("--etl", help="run the ETL job: generate, transform and load customer records")
     analytics = cli.Flag("--analytics", excludes=["--etl"], help="run the analytics job on the loaded data")
-    records = cli.SwitchAttr(
+    records = number_switch(
         "--records",
-        cli.Range(1, 10_000_000),
+        int,
+        1,
+        MAX_RECORDS,
         default=100_000,
         argname="N",
         requires=["--etl"],

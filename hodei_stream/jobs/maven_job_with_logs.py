@@ -3,8 +3,11 @@
 The job (``payloads/maven.sh``) carries the sample projects (``samples/maven``, shipped as a
 compressed bundle) or fetches ``--repo``; it builds in ``<state home>/work/maven/<project>``
 with a local Maven repository of its own.  While the log streams in the background this
-process polls the job's status (``[WAIT]`` while it waits for a worker).  When Maven could not
-resolve its plugins or dependencies, one line at the end says so and how to fix it.
+process polls the job's status (``[WAIT]`` while it waits for a worker).  A failure gets one
+line at the end only where its cause is sure: Maven or Java missing; offline, a plugin (or a
+dependency) not in Debian's repository; online, Maven Central out of reach.  A project's own
+error (a missing parent POM, a compile error) gets none: Maven's [ERROR] lines say it.
+--repo is checked before anything starts: a folder that does not exist is a usage error.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from plumbum import cli
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.jobs.payload import payload_file
-from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, job_log_lines
+from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, UsageError, job_log_lines
 from hodei_stream.state_folder import state_home
 
 SAMPLES_DIR = Path(__file__).with_name("samples") / "maven"
@@ -26,12 +29,22 @@ DEBIAN_PACKAGES = (
     "maven libmaven-clean-plugin-java libmaven-resources-plugin-java libmaven-compiler-plugin-java "
     "libsurefire-java libmaven-jar-plugin-java libmaven-install-plugin-java junit4"
 )
-# Maven's own words when a plugin or dependency cannot be had (offline, or no network).
-UNRESOLVED = re.compile(
-    r"could not be resolved|Could not resolve dependencies|Non-resolvable parent POM|"
-    r"Cannot access \S+ in offline mode|Could not transfer artifact|Unknown host"
+# Maven's own words when it could not have a plugin (or what a plugin needs to run).
+PLUGIN_UNRESOLVED = re.compile(
+    r"Plugin \S+ or one of its dependencies could not be resolved|Error resolving version for plugin|"
+    r"Failed to read artifact descriptor for org\.apache\.maven\.plugins|Unable to generate classpath"
 )
+DEPENDENCY_UNRESOLVED = re.compile(r"Could not resolve dependencies for project")
+# ... and when the network, not the project, was the trouble.
+NETWORK_FAILED = re.compile(
+    r"Unknown host|UnknownHostException|Could not transfer artifact|Network is unreachable|"
+    r"Connection (refused|timed out)|transfer failed"
+)
+# How the payload says which way it resolved: "[2/4] Resolving: offline" / "auto chose online".
+RESOLVING = re.compile(r"\[2/4\] Resolving: (?:auto chose )?(offline|online)")
 NOT_INSTALLED = re.compile(r"(mvn|java): command not found")
+# A --repo that git can clone: a URL (https://, ssh://, git://, file://) or scp-like user@host:path.
+GIT_URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^[^/:]+@[^/:]+:")
 
 
 def maven_work_dir(project: str) -> Path:
@@ -67,6 +80,10 @@ class MavenJobWithLogs(JobScript):
     )
     online = cli.Flag("--online", excludes=["--offline"], help="resolve from Maven Central (needs the internet)")
 
+    def check_usage(self) -> None:
+        if self.repo is not None:
+            self.repo = checked_repo(self.repo)
+
     @property
     def project(self) -> str:
         return "complex" if self.complex else "simple"
@@ -100,16 +117,51 @@ class MavenJobWithLogs(JobScript):
         return [("Workspace", str(work_dir)), ("Local repo", str(work_dir / "repository"))]
 
     def explain_failure(self, client: HodeiClient, outcome: JobOutcome) -> str | None:
+        """A hint only where the cause is sure: the tools missing, or resolution (not the project) failing."""
         log = "\n".join(job_log_lines(client, outcome.job_id))
         if NOT_INSTALLED.search(log):
             return f"❌ Maven or Java is not installed on the worker: apt-get install -y {DEBIAN_PACKAGES}"
-        if UNRESOLVED.search(log):
+        resolving = RESOLVING.search(log)
+        if resolving is None:  # the build never got as far as Maven
+            return None
+        if resolving[1] == "online":
+            if NETWORK_FAILED.search(log):
+                return (
+                    "❌ Maven could not reach Maven Central from the worker (Maven's error is in the log above): "
+                    f"check its network or proxy, or build --offline with Debian's packages: apt-get install -y {DEBIAN_PACKAGES}"
+                )
+            return None
+        if PLUGIN_UNRESOLVED.search(log):
             return (
-                "❌ Maven could not resolve its plugins or dependencies (Maven's error is in the log above): "
-                f"offline, install Debian's packaged repository with apt-get install -y {DEBIAN_PACKAGES}; "
+                "❌ Maven could not resolve its plugins offline (Maven's error is in the log above): "
+                f"install Debian's packaged Maven plugins with apt-get install -y {DEBIAN_PACKAGES}; "
                 "or build with --online on a machine that reaches Maven Central"
             )
-        return None
+        if DEPENDENCY_UNRESOLVED.search(log):
+            return (
+                "❌ a dependency of the project is not in Debian's Maven repository (Maven's error is in the log above): "
+                "build with --online on a machine that reaches Maven Central"
+            )
+        return None  # the project's own error (a missing parent POM, a compile error): Maven said it
+
+
+def checked_repo(repo: str) -> str:
+    """--repo as the job needs it: a git URL as given, a folder made absolute; else ``UsageError``.
+
+    A folder is checked here, where the user can fix it, rather than left to fail in the job
+    (the embedded server's worker reads the same files; a remote worker's folder is named by
+    a file:// URL).
+    """
+    if repo.startswith("file://"):
+        if not Path(repo.removeprefix("file://")).is_dir():
+            raise UsageError(f"--repo {repo}: no such folder")
+        return repo
+    if GIT_URL.match(repo):
+        return repo
+    folder = Path(repo).expanduser()
+    if not folder.is_dir():
+        raise UsageError(f"--repo {repo}: no such folder (give a folder or a git URL)")
+    return str(folder.resolve())
 
 
 def main() -> None:

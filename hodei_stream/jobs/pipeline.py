@@ -3,7 +3,8 @@
 ``cicd_pipeline.sh`` and ``data_processing_pipeline.sh`` are ``PipelineScript`` subclasses:
 they list their stages (``stages``), each a ``JobRequest`` whose jobs share one folder; this
 module runs them in order with ``JobScript.run_job``, stops at the first failure (unless the
-script sets ``keep_going``), and ends with a summary whose table has a row per stage: name,
+script sets ``keep_going``: then it runs every stage whose ``needs`` all completed, and skips
+the others, saying which stage they wait for), and ends with a summary whose table has a row per stage: name,
 job id, status (SKIPPED for the stages never run) and duration.  Ctrl+C prints the table as
 it stands.
 """
@@ -11,6 +12,7 @@ it stands.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from hodei_stream.client import HodeiClient
@@ -31,6 +33,7 @@ FAILURE_MARK = "❌ "  # how the payloads begin the line that says why they fail
 class Stage:
     name: str
     request: JobRequest
+    needs: tuple[str, ...] = ()  # the stages whose output this one uses: it runs only after they completed
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class StageResult:
     status: str  # the job's final status, SKIPPED (never run) or INTERRUPTED (Ctrl+C)
     job_id: str = "-"
     duration: str = "-"
+    note: str = ""  # why a stage was skipped
 
     @classmethod
     def of(cls, stage: str, outcome: JobOutcome) -> StageResult:
@@ -54,8 +58,9 @@ class PipelineScript(JobScript):
     def stages(self) -> list[Stage]:
         raise NotImplementedError
 
-    def pipeline_rows(self) -> list[tuple[str, str]]:
-        """Extra ``(label, value)`` rows for the pipeline summary, e.g. the shared folder."""
+    def pipeline_rows(self, completed: Collection[str]) -> list[tuple[str, str]]:
+        """Extra ``(label, value)`` rows for the pipeline summary: the shared folder, and what
+        the ``completed`` stages of this run made (never an earlier run's files)."""
         return []
 
     def run_jobs(self, client: HodeiClient) -> ExitStatus:
@@ -65,26 +70,38 @@ class PipelineScript(JobScript):
         started = time.monotonic()
         failed: tuple[str, JobOutcome] | None = None  # the first failed stage
         for number, stage in enumerate(stages, start=1):
-            if failed is not None and not self.keep_going:
-                self.results.append(StageResult(stage.name, "SKIPPED"))
+            if why := self.reason_to_skip(stage, failed):
+                self.say(f"\n⏭ stage {number}/{len(stages)}: {stage.name} skipped: {why}")
+                self.results.append(StageResult(stage.name, "SKIPPED", note=why))
                 continue
             self.say(f"\n▶ stage {number}/{len(stages)}: {stage.name}")
             outcome = self.run_job(client, stage.request)
             self.results.append(StageResult.of(stage.name, outcome))
             if outcome.exit_status != ExitStatus.OK:
                 failed = failed or (stage.name, outcome)
-                reason = f": {outcome.error_message}" if outcome.error_message else ""
-                self.say(f"❌ stage {stage.name} {outcome.status}{reason}")
+                because = f": {outcome.error_message}" if outcome.error_message else ""
+                self.say(f"❌ stage {stage.name} {outcome.status}{because}")
         status = "FAILED" if failed else "COMPLETED"
         rows = [
             ("Pipeline", self.PIPELINE_NAME),
             ("Status", f"{status_mark(status)} {status}" + (f" at stage {failed[0]}" if failed else "")),
             ("Duration", f"{time.monotonic() - started:.2f}s"),
         ]
+        completed = {result.stage for result in self.results if result.status == "COMPLETED"}
         if failed and (reason := self.explain_failure(client, failed[1])):
             rows.append(("Reason", reason))
-        self.print_block("📋 Pipeline summary", rows + self.pipeline_rows(), stage_table(self.results))
+        self.print_block("📋 Pipeline summary", rows + self.pipeline_rows(completed), stage_table(self.results))
         return ExitStatus.JOB_FAILED if failed else ExitStatus.OK
+
+    def reason_to_skip(self, stage: Stage, failed: tuple[str, JobOutcome] | None) -> str:
+        """Why ``stage`` must not run, or "": after a failure, everything (unless --keep-going),
+        and with --keep-going what needs a stage that did not complete (a deploy never follows a
+        failed test)."""
+        if failed is not None and not self.keep_going:
+            return f"the pipeline stopped at {failed[0]}"
+        statuses = {result.stage: result.status for result in self.results}
+        blocked = [f"{need}, which {statuses[need]}" for need in stage.needs if statuses.get(need) != "COMPLETED"]
+        return f"it needs {' and '.join(blocked)}" if blocked else ""
 
     def explain_failure(self, client: HodeiClient, outcome: JobOutcome) -> str | None:
         """The failed stage's own last word: the payloads end a failure with a "❌ ..." line."""
@@ -105,7 +122,7 @@ class PipelineScript(JobScript):
 
 
 def stage_table(results: list[StageResult]) -> list[str]:
-    """Aligned rows: stage, job id, status, duration."""
-    rows = [("stage", "job id", "status", "duration")]
-    rows += [(r.stage, r.job_id, f"{status_mark(r.status)} {r.status}", r.duration) for r in results]
+    """Aligned rows: stage, job id, status, duration, and why a stage was skipped."""
+    rows = [("stage", "job id", "status", "duration", "")]
+    rows += [(r.stage, r.job_id, f"{status_mark(r.status)} {r.status}", r.duration, r.note) for r in results]
     return aligned(rows)

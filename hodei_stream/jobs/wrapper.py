@@ -25,16 +25,20 @@ not submit.
 
 from __future__ import annotations
 
+import importlib.metadata
+import inspect
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from plumbum import cli, local
+from plumbum.cli import application
+from plumbum.cli.switches import SwitchError
 from plumbum.commands.base import ERROUT, BaseCommand
 from plumbum.commands.modifiers import BG, Future
 
@@ -43,6 +47,7 @@ from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve, surviving_restart
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.jobs.payload import PayloadError, job_spec
+from hodei_stream.jobs.usage import usage_message
 from hodei_stream.proto import hodei_pb2 as pb
 
 STREAMER_MODULE = "hodei_stream.stream.cli"
@@ -53,6 +58,19 @@ STREAM_DRAIN_TIMEOUT_S = 30.0
 INTERRUPT_GRACE_S = 5.0
 WAITING_STATUSES = frozenset({pb.JOB_STATUS_PENDING, pb.JOB_STATUS_QUEUED})
 RULE = "─" * 64
+# plumbum's answers to --help, --help-all, -v and --completion: not usage errors.
+META_SWITCHES = tuple(
+    getattr(application, name)
+    for name in ("ShowHelp", "ShowHelpAll", "ShowVersion", "ShowCompletion")
+    if hasattr(application, name)
+)
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("hodei-stream")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,7 @@ class JobScript(cli.Application):
     """Base class: subclasses set ``PROGNAME``, a docstring, switches and ``job_request``."""
 
     FOREGROUND_BY_DEFAULT: ClassVar[bool] = True
+    VERSION = package_version()  # what -v/--version prints after the script's name
 
     server_url = cli.SwitchAttr(
         "--server",
@@ -152,6 +171,32 @@ class JobScript(cli.Application):
         else:
             self.say(f"[STATUS] job {job_id} is {status_name(job.status)}")
 
+    # ----- the command line: plumbum parses it, usage errors are ours -------------------
+
+    def _parse_args(self, argv: list[str]) -> Any:
+        return self.refusing_bad_usage(super()._parse_args, argv)
+
+    def _validate_args(self, swfuncs: Any, tailargs: Any) -> Any:
+        return self.refusing_bad_usage(super()._validate_args, swfuncs, tailargs)
+
+    def refusing_bad_usage(self, parse: Callable[..., Any], *args: Any) -> Any:
+        """Run a step of plumbum's parsing; a command line it refuses ends here with one line, exit 2.
+
+        plumbum would print its own wording and then the whole help; these are the two steps
+        of its ``run`` that refuse command lines (the parse, and the requires/excludes and
+        positional checks), so overriding them changes the message and nothing else.
+        """
+        try:
+            return parse(*args)
+        except META_SWITCHES:
+            raise
+        except SwitchError as error:
+            positional = inspect.getfullargspec(self.main).args[1:]
+            raise SystemExit(self.usage_error(usage_message(error, positional))) from None
+
+    def usage_error(self, message: str) -> int:
+        return self.fail(f"{message} (see {self.PROGNAME} --help)", ExitStatus.USAGE)
+
     # ----- the flow shared by every script ----------------------------------------------
 
     def main(self) -> int:
@@ -159,7 +204,7 @@ class JobScript(cli.Application):
             self.check_usage()
             server = resolve(self.server_url)
         except (UsageError, ServerAddressError) as error:
-            return self.fail(f"{error} (try --help)", ExitStatus.USAGE)
+            return self.usage_error(str(error))
         try:
             ensure_running(server)
             with HodeiClient(server) as client:

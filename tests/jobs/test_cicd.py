@@ -4,6 +4,7 @@ and its checksum in the artifact folder, a failing test suite, and the stage tab
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,7 @@ def test_pipeline_runs_every_stage_as_its_own_job_and_deploys(server: Server, ho
 
 
 @pytest.mark.timeout(300)
-def test_pipeline_stops_at_the_failed_test_stage_unless_told_to_keep_going(server: Server, home: Path) -> None:
+def test_pipeline_stops_at_the_failed_test_stage(server: Server, home: Path) -> None:
     run = launch("cicd_pipeline.sh", home, "--break-tests")
     assert run.finish() == ExitStatus.JOB_FAILED
     rows = stage_rows(run)
@@ -79,7 +80,33 @@ def test_pipeline_stops_at_the_failed_test_stage_unless_told_to_keep_going(serve
     assert "the test suite failed" in summary_value(run, "Reason")
     assert not deployed(home)[0].exists()
 
-    keep_going = launch("cicd_pipeline.sh", home, "--break-tests", "--keep-going")
-    assert keep_going.finish() == ExitStatus.JOB_FAILED
-    statuses = [status for _, status in stage_rows(keep_going).values()]
-    assert statuses == ["COMPLETED", "COMPLETED", "FAILED", "COMPLETED", "COMPLETED", "COMPLETED"]
+    assert "⏭ stage 4/6: build skipped: the pipeline stopped at test" in run.err_text
+
+
+@pytest.mark.timeout(300)
+def test_keep_going_runs_what_does_not_need_the_failed_tests_and_never_deploys(server: Server, home: Path) -> None:
+    good = launch("cicd_simple.sh", home, "--all")
+    assert good.finish() == 0, good.err_text
+    artifact, _ = deployed(home)
+    good_package = artifact.read_bytes()
+
+    run = launch("cicd_pipeline.sh", home, "--break-tests", "--keep-going")
+    assert run.finish() == ExitStatus.JOB_FAILED
+    rows = stage_rows(run)
+    statuses = [rows[stage][1] for stage in PIPELINE_STAGES]
+    assert statuses == ["COMPLETED", "COMPLETED", "FAILED", "COMPLETED", "COMPLETED", "SKIPPED"]
+    assert "⏭ stage 6/6: deploy skipped: it needs test, which FAILED" in run.err_text
+    assert re.search(r"^ +deploy +- +\S+ SKIPPED +- +it needs test, which FAILED$", run.err_text, re.MULTILINE)
+    assert artifact.read_bytes() == good_package, "the untested build must not replace the deployed package"
+    assert "Artifacts:" not in run.err_text, "nothing was deployed by this run"
+
+
+@pytest.mark.timeout(300)
+def test_build_with_broken_tests_warns_that_the_package_is_untested(server: Server, home: Path) -> None:
+    run = launch("cicd_simple.sh", home, "--build", "--break-tests")
+    assert run.finish() == 0, run.err_text
+    assert "⚠️ --build --break-tests packages code whose tests fail" in run.err_text.splitlines()[0]
+    assert "broken tests" in summary_value(run, "Warning")
+    plain = launch("cicd_simple.sh", home, "--build")
+    assert plain.finish() == 0, plain.err_text
+    assert "⚠️" not in plain.err_text and "Warning" not in plain.err_text

@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 import re
 import statistics
+import time
 from pathlib import Path
 
 import pytest
 from e2e.streaming import read_timed, strip_colours, submit
 
+from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
 from hodei_stream.exit_codes import ExitStatus
+from hodei_stream.jobs.trace_job import clock
 
 from .scripts import SCRIPTS, launch, summary_value
 
@@ -50,6 +53,21 @@ def test_trace_without_logs_and_bad_ids(server: Server, home: Path) -> None:
     missing = launch("trace-job.sh", home, "00000000-0000-4000-8000-000000000000")
     assert missing.finish() == ExitStatus.NOT_FOUND
     assert "no job 00000000-0000-4000-8000-000000000000" in missing.err_text
+
+
+@pytest.mark.timeout(120)
+def test_a_finished_job_is_stamped_with_when_it_ended_not_when_it_was_traced(server: Server, home: Path) -> None:
+    job_id = submit(server, "echo done", name="quick job")
+    with HodeiClient(server) as client:
+        execution = client.wait_final(job_id).executions[-1]
+    ended = clock(execution.end_time.ToNanoseconds() / 1e9)
+    started = clock(execution.start_time.ToNanoseconds() / 1e9)
+    time.sleep(1.5)  # so that "now" and the job's end differ in every printed digit that matters
+    run = launch("trace-job.sh", home, job_id, "--no-logs")
+    assert run.finish() == 0, run.err_text
+    assert f"[{ended}] COMPLETED" in run.err_text, run.err_text
+    timeline = dict(re.findall(r"^ +(QUEUED|RUNNING|COMPLETED) +(\d\d:\d\d:\d\d\.\d{3}) ", run.err_text, re.MULTILINE))
+    assert timeline["COMPLETED"] == ended and timeline["RUNNING"] == started, run.err_text
 
 
 @pytest.mark.timeout(120)

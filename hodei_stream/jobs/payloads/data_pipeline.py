@@ -8,8 +8,9 @@ one work folder that the next stage checks before it trusts them.
     python3 -u data_pipeline.py STAGE --work-dir DIR [--records N] [--seed S]
                                 [--corrupt-rate P] [--max-reject-rate P]
 
-- ingest: generate N raw customer records into DIR/raw/customers.csv (+ manifest with its
-  sha256); --corrupt-rate P breaks the e-mail of that share of them, as a bad source would;
+- ingest: remove what an earlier run left in DIR, then generate N raw customer records into
+  DIR/raw/customers.csv (+ manifest with its sha256); --corrupt-rate P breaks the e-mail of
+  that share of them, as a bad source would;
 - transform: clean them with the ETL's rules into DIR/staged/customers.jsonl, count rejects;
 - validate: row counts reconcile, ids unique, values in range, reject rate ≤ --max-reject-rate;
   fails with the reason otherwise;
@@ -27,6 +28,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import sqlite3
 import sys
 import time
@@ -59,7 +61,22 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# What the stages write in the work folder: ingest removes an earlier run's before it starts,
+# so that no later stage (nor the summary) can take an earlier run's output for this one's.
+STAGE_OUTPUTS = ("raw", "staged", "validation.json", etl.DATABASE_NAME, "report.txt")
+
+
+def clear_earlier_run(work: Path) -> None:
+    for name in STAGE_OUTPUTS:
+        path = work / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def ingest(work: Path, records: int, seed: int, corrupt_rate: float) -> None:
+    clear_earlier_run(work)
     rng = random.Random(seed)
     raw = work / "raw" / "customers.csv"
     raw.parent.mkdir(parents=True, exist_ok=True)
@@ -176,14 +193,22 @@ def report(work: Path) -> None:
     say(f"      ✔ report written to {path}")
 
 
+def share(text: str) -> float:
+    """A share in [0, 1]; nan would make every comparison false and switch validation off."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # also False for nan
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, not {text}")
+    return value
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="data_pipeline", description="One stage of the data pipeline.")
     parser.add_argument("stage", choices=("ingest", "transform", "validate", "load", "report"))
     parser.add_argument("--work-dir", type=Path, required=True, help="the folder the stages share")
     parser.add_argument("--records", type=int, default=50_000, help="ingest: how many records")
     parser.add_argument("--seed", type=int, default=42, help="ingest/load: the random seed")
-    parser.add_argument("--corrupt-rate", type=float, default=0.0, help="ingest: share of records to corrupt")
-    parser.add_argument("--max-reject-rate", type=float, default=0.05, help="validate: highest acceptable reject rate")
+    parser.add_argument("--corrupt-rate", type=share, default=0.0, help="ingest: share of records to corrupt (0-1)")
+    parser.add_argument("--max-reject-rate", type=share, default=0.05, help="validate: highest acceptable reject rate (0-1)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     say(f"[{args.stage}] work folder {args.work_dir}")

@@ -45,7 +45,8 @@ case "$source_spec" in
     if [[ -d "$source_spec" ]]; then
       cp -R "$source_spec" "$project_root"
     else
-      git clone --depth 1 "$source_spec" "$project_root"
+      # -q: no progress meter (git would draw it on the job's output, one huge line per update).
+      git clone -q --depth 1 "$source_spec" "$project_root"
     fi
     project_dir="$project_root"
     ;;
@@ -96,8 +97,9 @@ build_started=$(mktemp)
 build_status=0
 # Debian's mvn prints stray colour resets (ESC[0m) even in batch mode: sed -u drops them
 # line by line, without holding any back.  pipefail keeps mvn's exit status.
-# shellcheck disable=SC2086  # the goals are words on purpose
-(cd "$project_dir" && mvn "${maven_args[@]}" $goals 2>&1) | sed -u -e 's/\x1b\[0m//g' -e '/^$/d' || build_status=$?
+# The goals are words, split on blanks but never glob-expanded ("*" reaches Maven as "*").
+read -r -a goal_words <<< "$goals"
+(cd "$project_dir" && mvn "${maven_args[@]}" "${goal_words[@]}" 2>&1) | sed -u -e 's/\x1b\[0m//g' -e '/^$/d' || build_status=$?
 if (( build_status != 0 )); then
   rm -f "$build_started"
   echo "❌ mvn exited with status $build_status" >&2
