@@ -5,6 +5,7 @@ first use as a user's would be, so that the watching command can start it again.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -19,7 +20,6 @@ import pytest
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import RESTARTED_NOTICE, Server, ensure_running, resolve
-from hodei_stream.server.daemon import running_server
 from hodei_stream.state_folder import is_answering
 from tests.conftest import wait_until
 from tests.jobs.scripts import launch as launch_script
@@ -44,10 +44,10 @@ def embedded(home: Path) -> Iterator[Server]:
 
 def kill_server(home: Path) -> None:
     """SIGKILL the embedded server (no clean shutdown; its jobs' supervisors spool on)."""
-    running = running_server(home)
-    assert running is not None, "the embedded server is not running"
-    os.kill(running.pid, signal.SIGKILL)
-    wait_until(lambda: not is_answering(running.address), timeout=10, what="the killed server to stop answering")
+    state = json.loads((home / "server.json").read_text())  # what hodei-server start recorded
+    assert is_answering(state["address"]), "the embedded server is not running"
+    os.kill(state["pid"], signal.SIGKILL)
+    wait_until(lambda: not is_answering(state["address"]), timeout=10, what="the killed server to stop answering")
 
 
 def stored_lines(server: Server, job_id: str) -> list[str]:
