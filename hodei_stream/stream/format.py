@@ -47,11 +47,28 @@ _LEVEL_COLOURS = {
 }
 
 
+# Control characters a terminal acts on: C0 but tab, DEL, and C1 (U+0080-U+009F, where
+# U+009B is a one-character CSI).  A job's line with one of them could set the window title,
+# clear the screen or draw a fake end line; on a terminal they are shown as \xHH instead.
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_VISIBLE = {code: f"\\x{code:02x}" for code in (*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0))}
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters (not tab) as ``\\xHH``: safe on a terminal.
+
+    One precompiled search per line; the translation runs only for the rare line that
+    needs it, so ordinary lines cost one regex scan and no copy.
+    """
+    return text.translate(_VISIBLE) if _CONTROLS.search(text) else text
+
+
 @dataclass(frozen=True, slots=True)
 class Style:
     colour: bool = False
     timestamps: bool = True
     job_labels: bool = False  # prefix each line with its job's short label (several jobs)
+    escape: bool = False  # show control characters as \xHH (a terminal, without --raw)
 
 
 def job_label(job_id: str) -> str:
@@ -92,6 +109,8 @@ def format_line(line: LogLine, style: Style, shown_ns: int | None = None) -> str
     """
     tag = "[ERR]" if line.is_stderr else "[OUT]"
     text = line.text
+    if style.escape:
+        text = visible(text)
     parts: list[str] = []
     if style.colour:
         if style.job_labels:
@@ -169,7 +188,7 @@ def format_ending(ending: Ending, colour: bool, job_labels: bool = False) -> str
         details.append(f"exit code {ending.exit_code}")
     if ending.duration_s is not None:
         details.append(f"took {format_duration(ending.duration_s)}")
-    if ending.error_message:
-        details.append(ending.error_message)
+    if ending.error_message:  # text from the server (a cancel reason, say): kept to one safe line
+        details.append(visible(ending.error_message))
     prefix = f"{job_label(ending.job_id)} " if job_labels else ""
     return f"{prefix}{mark} {ending.how}: " + ", ".join(details)
