@@ -63,8 +63,8 @@ def bounded(
     """An argparse ``type`` for a number in ``[low, high]`` (``(low, high]`` with
     ``low_open``); nan and the infinities never pass.  Out of range: argparse's usage error,
     naming the range."""
-    upper = "" if high == math.inf else f" and at most {high:g}{unit}"
-    lower = f"more than {low:g}{unit}" if low_open else f"at least {low:g}{unit}"
+    upper = "" if high == math.inf else f" and at most {high:.15g}{unit}"  # .15g: 2073600, not 2.07e+06
+    lower = f"more than {low:.15g}{unit}" if low_open else f"at least {low:.15g}{unit}"
     wanted = f"{'an integer' if kind is int else 'a number'} {lower}{upper}"
 
     def parse(text: str) -> float:
