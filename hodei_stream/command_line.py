@@ -48,7 +48,10 @@ class _VersionAction(argparse.Action):
             number = version("hodei-stream")
         except PackageNotFoundError:
             number = "unknown (not installed as a package)"
-        print(f"{parser.prog.split()[0]} (hodei-stream) {number}")
+        try:
+            print(f"{parser.prog.split()[0]} (hodei-stream) {number}", flush=True)
+        except BrokenPipeError:
+            silence_stdout()
         parser.exit()
 
 

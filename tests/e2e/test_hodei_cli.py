@@ -112,7 +112,10 @@ def test_version_is_the_packages(home: Path) -> None:
     assert result.stdout == f"hodei (hodei-stream) {importlib.metadata.version('hodei-stream')}\n"
 
 
-@pytest.mark.parametrize("args", [["list", "--limit", "100"], ["status", "JOB"], ["status", "--json", "JOB"], ["submit", "--", "true"]])
+@pytest.mark.parametrize(
+    "args",
+    [["list", "--limit", "100"], ["status", "JOB"], ["status", "--json", "JOB"], ["submit", "--", "true"], ["--version"], ["--help"]],
+)
 def test_quiet_on_a_closed_pipe(server: Server, args: list[str]) -> None:
     job_id = submit(server, "echo hi")
     for _ in range(30):  # more than one line of `list` to write
