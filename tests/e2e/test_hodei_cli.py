@@ -15,7 +15,7 @@ import pytest
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
 
-from .streaming import HODEI, submit
+from .streaming import HODEI, STREAM_LOGS, submit
 
 STATUS_FIELDS = ["job_id", "name", "status", "exit_code", "error_message", "started_at", "ended_at", "duration_s"]
 
@@ -56,7 +56,20 @@ def test_status_json_has_numbers_and_nulls(server: Server) -> None:
             client.cancel_job(running)
 
 
-def test_error_message_shown_in_status_and_on_the_end_line(server: Server) -> None:
+def test_error_message_of_a_failed_job_in_status_json_and_on_the_end_line(server: Server) -> None:
+    with HodeiClient(server) as client:
+        job_id = client.queue_job("no such command", "/nonexistent/command", [])
+    report = final_status_json(server, job_id)
+    assert report["status"] == "FAILED"
+    assert "cannot start '/nonexistent/command'" in str(report["error_message"])
+    people = hodei(server, "status", job_id)
+    assert "error_message: cannot start '/nonexistent/command'" in people.stdout
+    end = subprocess.run([*STREAM_LOGS, "--server", server.target, job_id], capture_output=True, text=True, timeout=60)
+    assert end.returncode == 1
+    assert "job FAILED" in end.stderr.splitlines()[-1] and "cannot start '/nonexistent/command'" in end.stderr.splitlines()[-1]
+
+
+def test_cancel_reason_in_status_and_on_the_end_line(server: Server) -> None:
     job_id = submit(server, "sleep 30")
     cancelled = hodei(server, "cancel", job_id, "--reason", "wrong branch deployed")
     assert cancelled.returncode == 0, cancelled.stderr
@@ -67,9 +80,7 @@ def test_error_message_shown_in_status_and_on_the_end_line(server: Server) -> No
     assert "wrong branch deployed" in str(report["error_message"])
     people = hodei(server, "status", job_id)
     assert "wrong branch deployed" in people.stdout and "error_message" in people.stdout
-    end = subprocess.run(
-        [*HODEI[:-1], "hodei_stream.stream.cli", "--server", server.target, job_id], capture_output=True, text=True, timeout=60
-    )
+    end = subprocess.run([*STREAM_LOGS, "--server", server.target, job_id], capture_output=True, text=True, timeout=60)
     assert end.returncode == 1
     assert "job CANCELLED" in end.stderr.splitlines()[-1] and "wrong branch deployed" in end.stderr.splitlines()[-1]
 
