@@ -212,11 +212,12 @@ class Session:
         self.writer = writer
         self.colour = colour
         self.keep = keep
-        several = len(args.job_ids) > 1
+        # Labels as asked (several ids), even when one of them turns out unknown.
+        self.several = len(args.job_ids) > 1
         # What the reader sees: colours, and control characters escaped on a terminal;
         # the export file (-o) gets the exact text, uncoloured.
-        self.style = fmt.Style(colour=colour, timestamps=not args.no_timestamps, job_labels=several, escape=escape)
-        self.plain = fmt.Style(colour=False, timestamps=not args.no_timestamps, job_labels=several)
+        self.style = fmt.Style(colour=colour, timestamps=not args.no_timestamps, job_labels=self.several, escape=escape)
+        self.plain = fmt.Style(colour=False, timestamps=not args.no_timestamps, job_labels=self.several)
         self.stats = LatencyStats() if args.stats else None
         self.followers: list[Follower] = []
 
@@ -269,7 +270,7 @@ class Session:
                 )
                 for job_id in found
             ]
-            statuses += self._follow() if found else []
+            statuses += self._follow()
         except ClientError as error:
             self.writer.notice(f"stream-logs: {error}")
             return error.status
@@ -370,7 +371,7 @@ class Session:
             how=how,
         )
         if not self.args.quiet:
-            self.writer.notice(fmt.format_ending(ending, self.colour_err, job_labels=len(self.followers) > 1))
+            self.writer.notice(fmt.format_ending(ending, self.colour_err, job_labels=self.several))
         if job.status == pb.JOB_STATUS_COMPLETED:
             return ExitStatus.OK
         return ExitStatus.JOB_FAILED

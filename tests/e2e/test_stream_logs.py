@@ -124,7 +124,7 @@ def test_unknown_job_among_good_ones_is_reported_and_the_rest_followed(server: S
     assert alone.returncode == 3  # no such job is worse news than a completed one
     assert alone.stdout.splitlines() == [f"{good[:8]} [OUT] from good", f"{good[:8]} [OUT] again"]  # as asked: two
     assert [line for line in alone.stderr.splitlines() if unknown in line] == [f"stream-logs: no job {unknown} on {server}"]
-    assert "✅ stream ended: job COMPLETED" in alone.stderr
+    assert f"{good[:8]} ✅ stream ended: job COMPLETED" in alone.stderr
     several = stream_logs(server, "--no-timestamps", unknown, good, failed)
     assert several.returncode == 3
     assert sorted(several.stdout.splitlines()) == sorted(
