@@ -235,8 +235,17 @@ class Session:
         except (KeyboardInterrupt, Interrupted):  # the user's, from the first call on
             for follower in self.followers:
                 follower.cancel()
-            self.writer.notice(f"\n{watch_again_hint(job_ids, args.server)}")
+            self.writer.notice(f"\n{watch_again_hint(job_ids, self._server_to_repeat(server))}")
             return ExitStatus.INTERRUPTED
+
+    def _server_to_repeat(self, server: Server) -> str | None:
+        """``--server`` as the hint must repeat it: not when the command finds the same
+        server without it (the embedded one a job script named, say)."""
+        try:
+            default = resolve(None).target
+        except ServerAddressError:
+            default = None
+        return self.args.server if self.args.server and server.target != default else None
 
     def _watch(self, server: Server, job_ids: list[str]) -> int:
         args = self.args
