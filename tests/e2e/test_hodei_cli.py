@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -14,8 +15,9 @@ import pytest
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
+from hodei_stream.proto import hodei_pb2 as pb
 
-from .streaming import HODEI, STREAM_LOGS, submit
+from .streaming import HODEI, STREAM_LOGS, read_timed, submit
 
 STATUS_FIELDS = ["job_id", "name", "status", "exit_code", "error_message", "started_at", "ended_at", "duration_s"]
 
@@ -151,3 +153,35 @@ def test_list_into_head(server: Server) -> None:
         result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and len(result.stdout.splitlines()) == 1
         assert "Error" not in result.stderr, result.stderr
+
+
+def test_names_with_escape_sequences_are_shown_escaped_on_a_terminal(server: Server) -> None:
+    job_id = submit(server, "true", name="evil \033]0;owned\007 \033[2J name")
+    with HodeiClient(server) as client:
+        client.wait_final(job_id)
+    for args in (["list"], ["status", job_id]):
+        on_tty = read_timed([*HODEI, "--server", server.target, *args], tty=True)
+        assert on_tty.status == 0
+        assert any("evil \\x1b]0;owned\\x07 \\x1b[2J name" in text for text in on_tty.texts), on_tty.texts
+        assert not any("\033" in text for text in on_tty.texts)
+    piped = hodei(server, "status", "--json", job_id)
+    assert json.loads(piped.stdout)["name"] == "evil \033]0;owned\007 \033[2J name"
+
+
+def test_hodei_run_interrupted_leaves_the_job_and_says_how_to_watch_it(server: Server) -> None:
+    process = subprocess.Popen(
+        [*HODEI, "--server", server.target, "run", "--", "bash", "-c", "for i in $(seq 1 600); do echo alive $i; sleep 0.1; done"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert "alive 1" in process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    hint = err.strip().splitlines()[-1]
+    job_id = hint.split()[-1]
+    assert "the job goes on. Watch it again with: " in hint and "stream-logs" in hint and "Traceback" not in err
+    with HodeiClient(server) as client:
+        assert client.get_job(job_id).status == pb.JOB_STATUS_RUNNING
+        client.cancel_job(job_id)
