@@ -49,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="one JSON object on stdout")
     listing = commands.add_parser("list", help="recent jobs, newest first")
     listing.add_argument(
-        "--limit", type=bounded(int, 1, MAX_LIST_LIMIT), default=20, metavar="N", help=f"at most N jobs (1 to {MAX_LIST_LIMIT}; default 20)"
+        "--limit",
+        type=bounded(int, 1, MAX_LIST_LIMIT),
+        default=20,
+        metavar="N",
+        help=f"at most N jobs (1 to {MAX_LIST_LIMIT}; default 20)",
     )
     cancel = commands.add_parser("cancel", help="cancel a job (its whole process group is stopped)")
     cancel.add_argument("job_id", metavar="JOB_ID")
@@ -95,6 +99,7 @@ def describe(job: pb.GetJobResponse) -> dict[str, object]:
     execution = job.executions[-1] if job.executions else pb.JobExecution()  # not started: all empty
     started = execution.HasField("start_time")
     ended = started and execution.HasField("end_time")
+    duration_ns = execution.end_time.ToNanoseconds() - execution.start_time.ToNanoseconds()
     return {
         "job_id": job.job.job_id.value,
         "name": job.job.name,
@@ -103,7 +108,7 @@ def describe(job: pb.GetJobResponse) -> dict[str, object]:
         "error_message": execution.error_message or None,
         "started_at": execution.start_time.ToJsonString() if started else None,
         "ended_at": execution.end_time.ToJsonString() if ended else None,
-        "duration_s": (execution.end_time.ToNanoseconds() - execution.start_time.ToNanoseconds()) / 1e9 if ended else None,
+        "duration_s": duration_ns / 1e9 if ended else None,
     }
 
 

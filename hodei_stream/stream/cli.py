@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--reconnect-timeout",
         type=bounded(float, 0, MAX_RECONNECT_TIMEOUT_S, unit="s"),
         metavar="S",
-        help=f"give up reconnecting after S seconds (0 to {MAX_RECONNECT_TIMEOUT_S}; default {DEFAULT_RECONNECT_TIMEOUT_S:g})",
+        help=f"give up reconnecting after S seconds (0 to {MAX_RECONNECT_TIMEOUT_S}; default 60)",
     )
     return parser
 

@@ -68,7 +68,8 @@ def test_error_message_of_a_failed_job_in_status_json_and_on_the_end_line(server
     assert "error_message: cannot start '/nonexistent/command'" in people.stdout
     end = subprocess.run([*STREAM_LOGS, "--server", server.target, job_id], capture_output=True, text=True, timeout=60)
     assert end.returncode == 1
-    assert "job FAILED" in end.stderr.splitlines()[-1] and "cannot start '/nonexistent/command'" in end.stderr.splitlines()[-1]
+    last = end.stderr.splitlines()[-1]
+    assert "job FAILED" in last and "cannot start '/nonexistent/command'" in last
 
 
 def test_cancel_reason_in_status_and_on_the_end_line(server: Server) -> None:
@@ -127,7 +128,14 @@ def test_version_is_the_packages(home: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["list", "--limit", "100"], ["status", "JOB"], ["status", "--json", "JOB"], ["submit", "--", "true"], ["--version"], ["--help"]],
+    [
+        ["list", "--limit", "100"],
+        ["status", "JOB"],
+        ["status", "--json", "JOB"],
+        ["submit", "--", "true"],
+        ["--version"],
+        ["--help"],
+    ],
 )
 def test_quiet_on_a_closed_pipe(server: Server, args: list[str]) -> None:
     job_id = submit(server, "echo hi")
@@ -169,8 +177,9 @@ def test_names_with_escape_sequences_are_shown_escaped_on_a_terminal(server: Ser
 
 
 def test_hodei_run_interrupted_leaves_the_job_and_says_how_to_watch_it(server: Server) -> None:
+    script = "for i in $(seq 1 600); do echo alive $i; sleep 0.1; done"
     process = subprocess.Popen(
-        [*HODEI, "--server", server.target, "run", "--", "bash", "-c", "for i in $(seq 1 600); do echo alive $i; sleep 0.1; done"],
+        [*HODEI, "--server", server.target, "run", "--", "bash", "-c", script],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -22,13 +22,12 @@ import pytest
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
 from hodei_stream.proto import hodei_pb2 as pb
-
 from tests.conftest import wait_until
 
 from .streaming import (
     HODEI,
-    CancellingServer,
     STREAM_LOGS,
+    CancellingServer,
     UnixProxy,
     read_timed,
     strip_colours,
