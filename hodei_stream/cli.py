@@ -125,9 +125,7 @@ def dispatch(args: argparse.Namespace, server: Server) -> int:
             return ExitStatus.OK
         if args.command == "run":
             job_id = submit(client, args)
-            # --server only as the user gave it: the "watch it again" hint then repeats their words.
-            given = ["--server", args.server] if args.server else []
-            return stream_cli.main([*given, *args.stream_option, job_id])
+            return stream_cli.main(["--server", server.target, *args.stream_option, job_id])
         if args.command == "status":
             report = describe(client.get_job(check_job_id(args.job_id)))
             if args.json:
