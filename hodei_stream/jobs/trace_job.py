@@ -41,7 +41,7 @@ class TraceJob(JobScript):
         if self.poll_interval_s <= 0:
             raise UsageError("--interval must be more than 0 seconds")
         try:
-            check_job_id(self.job_id)
+            self.job_id = check_job_id(self.job_id)  # any case; the lowercase form from here on
         except ClientError as error:
             raise UsageError(str(error)) from None
 
