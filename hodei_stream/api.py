@@ -15,14 +15,18 @@ FINAL_STATUSES = frozenset(
 
 
 def check_job_id(job_id: str) -> str:
-    """Return ``job_id`` if it is a canonical lowercase UUID, else raise ``ClientError`` (USAGE)."""
+    """The canonical form (lowercase, hyphenated) of a job id given as a UUID in any case,
+    else ``ClientError`` (USAGE).  Only the 36-character hyphenated form is a job id (not
+    ``{...}``, ``urn:uuid:`` or 32 bare hex digits, which ``uuid.UUID`` would also take)."""
+    canonical = job_id.lower()
     try:
-        canonical = str(uuid.UUID(job_id))
+        valid = len(job_id) == 36 and str(uuid.UUID(canonical)) == canonical
     except ValueError:
-        canonical = ""
-    if canonical != job_id:
-        raise ClientError(f"'{job_id}' is not a job id (expected a lowercase UUID)", ExitStatus.USAGE)
-    return job_id
+        valid = False
+    if not valid:
+        shown = job_id if len(job_id) <= 40 else job_id[:40] + "…"
+        raise ClientError(f"'{shown}' is not a job id (expected a UUID)", ExitStatus.USAGE)
+    return canonical
 
 
 def status_name(status: int) -> str:

@@ -9,26 +9,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 from hodei_stream.api import check_job_id, status_name
 from hodei_stream.client import HodeiClient
+from hodei_stream.command_line import MAX_JOB_TIMEOUT_S, MAX_LIST_LIMIT, UsageParser, bounded, silence_stdout
 from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.stream import cli as stream_cli
-from hodei_stream.stream.format import format_duration
+from hodei_stream.stream.format import format_duration, visible
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hodei", description="Submit and watch jobs on a Hodei Jobs Platform server.")
+    parser = UsageParser(prog="hodei", description="Submit and watch jobs on a Hodei Jobs Platform server.")
+    parser.add_version()
     parser.add_argument("--server", metavar="URL", help="host:port or unix:/path (default: $HODEI_GRPC_URL, else the embedded server)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def job_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--name", help="the job's name (default: the command)")
-        sub.add_argument("--timeout", type=float, metavar="SECONDS", help="execution timeout: the job ends as TIMEOUT after it")
+        sub.add_argument(
+            "--timeout",
+            type=bounded(float, 0, MAX_JOB_TIMEOUT_S, low_open=True, unit="s"),
+            metavar="SECONDS",
+            help=f"execution timeout, more than 0 and at most {MAX_JOB_TIMEOUT_S} (24 days): the job ends as TIMEOUT after it",
+        )
         sub.add_argument("--env", action="append", default=[], metavar="K=V", help="an environment variable for the job (repeatable)")
         sub.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]", help="what the job runs")
 
@@ -40,7 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("job_id", metavar="JOB_ID")
     status.add_argument("--json", action="store_true", help="one JSON object on stdout")
     listing = commands.add_parser("list", help="recent jobs, newest first")
-    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument(
+        "--limit",
+        type=bounded(int, 1, MAX_LIST_LIMIT),
+        default=20,
+        metavar="N",
+        help=f"at most N jobs (1 to {MAX_LIST_LIMIT}; default 20)",
+    )
     cancel = commands.add_parser("cancel", help="cancel a job (its whole process group is stopped)")
     cancel.add_argument("job_id", metavar="JOB_ID")
     cancel.add_argument("--reason", default="cancelled with hodei cancel")
@@ -71,22 +85,37 @@ def submit(client: HodeiClient, args: argparse.Namespace) -> str:
     )
 
 
+def exit_code_number(text: str) -> int | None:
+    """The job's exit code as a number (the API carries it as text), None when it has none."""
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
 def describe(job: pb.GetJobResponse) -> dict[str, object]:
-    """What ``hodei status`` reports, as plain data (also its --json output)."""
-    execution = job.executions[-1] if job.executions else None
-    report: dict[str, object] = {
+    """What ``hodei status`` reports, as plain data (also its --json output): always the
+    same keys, numbers as numbers, None (JSON null) where there is no value."""
+    execution = job.executions[-1] if job.executions else pb.JobExecution()  # not started: all empty
+    started = execution.HasField("start_time")
+    ended = started and execution.HasField("end_time")
+    duration_ns = execution.end_time.ToNanoseconds() - execution.start_time.ToNanoseconds()
+    return {
         "job_id": job.job.job_id.value,
         "name": job.job.name,
         "status": status_name(job.status),
-        "exit_code": execution.exit_code if execution else "",
-        "error_message": execution.error_message if execution else "",
+        "exit_code": exit_code_number(execution.exit_code),
+        "error_message": execution.error_message or None,
+        "started_at": execution.start_time.ToJsonString() if started else None,
+        "ended_at": execution.end_time.ToJsonString() if ended else None,
+        "duration_s": duration_ns / 1e9 if ended else None,
     }
-    if execution is not None and execution.HasField("start_time"):
-        report["started_at"] = execution.start_time.ToJsonString()
-        if execution.HasField("end_time"):
-            report["ended_at"] = execution.end_time.ToJsonString()
-            report["duration_s"] = (execution.end_time.ToNanoseconds() - execution.start_time.ToNanoseconds()) / 1e9
-    return report
+
+
+def for_people(text: str) -> str:
+    """A server-given text (a job's name, an error message) safe for this terminal: control
+    characters escaped as in stream-logs; exact text into a pipe or file."""
+    return visible(text) if os.isatty(1) else text
 
 
 def dispatch(args: argparse.Namespace, server: Server) -> int:
@@ -102,17 +131,19 @@ def dispatch(args: argparse.Namespace, server: Server) -> int:
         if args.command == "status":
             report = describe(client.get_job(check_job_id(args.job_id)))
             if args.json:
-                print(json.dumps(report))
+                print(json.dumps(report, ensure_ascii=False))
             else:
                 for key, value in report.items():
+                    if value is None:
+                        continue  # not there yet (times, exit code) or none at all
                     if key == "duration_s":  # seconds for scripts (--json), "1m05s" for people
                         key, value = "duration", format_duration(float(value))  # type: ignore[arg-type]
-                    print(f"{key:>13}: {value}")
+                    print(f"{key:>13}: {for_people(str(value))}")
             return ExitStatus.OK
         if args.command == "list":
             response = client.list_jobs(limit=args.limit)
             for summary in response.jobs:
-                print(f"{summary.job_id.value}  {status_name(summary.status):<9}  {summary.name}")
+                print(f"{summary.job_id.value}  {status_name(summary.status):<9}  {for_people(summary.name)}")
             print(f"({len(response.jobs)} of {response.total_count} jobs)", file=sys.stderr)
             return ExitStatus.OK
         if args.command == "cancel":
@@ -131,13 +162,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server = resolve(args.server)
         ensure_running(server)
-        return dispatch(args, server)
+        status = dispatch(args, server)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe would be a traceback
+        return status
     except (ServerAddressError, ClientError) as error:
         print(f"hodei: {error}", file=sys.stderr)
         return error.status
     except KeyboardInterrupt:
         print("\nhodei: interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED
+    except BrokenPipeError:  # our reader left (| head): what it wanted, it has
+        silence_stdout()
+        return ExitStatus.OK
 
 
 if __name__ == "__main__":

@@ -13,8 +13,27 @@ class ExitStatus(IntEnum):
     JOB_FAILED = 1  # a job failed, timed out or was cancelled
     USAGE = 2  # bad command line or malformed input (e.g. a job id that is not a UUID)
     NOT_FOUND = 3  # no such job on the server
-    UNREACHABLE = 4  # the server cannot be reached, or is not a Hodei server
-    INTERRUPTED = 130  # Ctrl+C / SIGTERM: we stopped watching; the job goes on
+    UNREACHABLE = 4  # the server cannot be reached, is not a Hodei server, or ended the call
+    STILL_RUNNING = 5  # --no-follow: the history was shown, but the job has not ended yet
+    INTERRUPTED = 130  # the user's Ctrl+C / SIGTERM: we stopped watching; the job goes on
+
+
+# Several jobs end with the worst of their statuses: the least good outcome first.  A job
+# still running is better news than one that failed, though its number is higher.
+_WORST_FIRST = (
+    ExitStatus.INTERRUPTED,
+    ExitStatus.UNREACHABLE,
+    ExitStatus.NOT_FOUND,
+    ExitStatus.USAGE,
+    ExitStatus.JOB_FAILED,
+    ExitStatus.STILL_RUNNING,
+    ExitStatus.OK,
+)
+
+
+def worst(statuses: list[int]) -> int:
+    """The exit status of several jobs: the worst of theirs (OK for none)."""
+    return min(statuses, key=lambda status: _WORST_FIRST.index(ExitStatus(status)), default=ExitStatus.OK)
 
 
 # gRPC status code names (``grpc.StatusCode.X.name`` / ``grpclib.Status.X.name``) → exit status.
@@ -27,7 +46,9 @@ _BY_GRPC_CODE = {
     "UNAUTHENTICATED": ExitStatus.UNREACHABLE,
     "PERMISSION_DENIED": ExitStatus.UNREACHABLE,
     "DEADLINE_EXCEEDED": ExitStatus.UNREACHABLE,
-    "CANCELLED": ExitStatus.INTERRUPTED,
+    # Our own Ctrl+C never reaches this table (it is caught as such); a CANCELLED answer
+    # means the server ended the call (RST_STREAM CANCEL, e.g. while it shuts down).
+    "CANCELLED": ExitStatus.UNREACHABLE,
 }
 
 

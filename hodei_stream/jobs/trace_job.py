@@ -40,7 +40,7 @@ class TraceJob(JobScript):
 
     def check_usage(self) -> None:
         try:
-            check_job_id(self.job_id)
+            self.job_id = check_job_id(self.job_id)  # any case; the lowercase form from here on
         except ClientError as error:
             raise UsageError(str(error)) from None
 

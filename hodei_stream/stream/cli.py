@@ -19,33 +19,41 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hodei_stream.api import FINAL_STATUSES, check_job_id, status_name
-from hodei_stream.endpoint import ServerAddressError, ensure_running, resolve
-from hodei_stream.exit_codes import ClientError, ExitStatus
+from hodei_stream.command_line import UsageParser, bounded, silence_stdout, watch_again_hint
+from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
+from hodei_stream.exit_codes import ClientError, ExitStatus, worst
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.stream import format as fmt
 from hodei_stream.stream.subscribe import Follower, LogClient, ReconnectPolicy
 from hodei_stream.stream.write import ReaderGone, Writer
 
+DEFAULT_RECONNECT_TIMEOUT_S = 60.0
+MAX_RECONNECT_TIMEOUT_S = 7 * 24 * 3600  # a week: finite, so a lost server is given up on some day
+
 EPILOG = """\
 exit status: 0 the job(s) completed; 1 a job failed, timed out or was cancelled; 2 usage
-error; 3 no such job; 4 server unreachable (or not a Hodei server); 130 interrupted (the
-job goes on).  Several jobs: the worst of their statuses.
+error; 3 no such job; 4 server unreachable, not a Hodei server, or it ended the call; 5
+--no-follow and the job has not ended; 130 interrupted by you (the job goes on).  Several
+jobs: the worst of their statuses (130, 4, 3, 2, 1, 5, 0 from worst to best).
+on a terminal, control characters in log lines (but tab) are shown as \\xHH; --raw or a
+pipe / file gets them as the job wrote them.
 environment: HODEI_GRPC_URL (server when --server is not given), NO_COLOR, FORCE_COLOR,
 HODEI_STREAM_HOME (the embedded server's state folder)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog="stream-logs",
         description="Show Hodei jobs' logs live, each line the moment the job writes it.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_version()
     parser.add_argument("job_ids", nargs="+", metavar="JOB_ID", help="job id(s) to follow (UUIDs)")
     parser.add_argument("--server", metavar="URL", help="host:port or unix:/path (default: $HODEI_GRPC_URL, else the embedded server)")
     history = parser.add_argument_group("what to show")
-    history.add_argument("--tail", type=int, default=0, metavar="N", help="only the last N lines of history, then follow")
+    history.add_argument("--tail", type=bounded(int, 0), metavar="N", help="only the last N lines of history (N >= 0), then follow")
     history.add_argument("--no-history", action="store_true", help="only lines written from now on")
     history.add_argument("--no-follow", action="store_true", help="print the history and exit, without waiting for the job")
     history.add_argument("--grep", action="append", default=[], metavar="REGEX", help="only lines matching REGEX (repeatable: any of them)")
@@ -61,11 +69,36 @@ def build_parser() -> argparse.ArgumentParser:
     look.add_argument("--stderr", action="store_true", help="write everything to stderr, as the original client did")
     look.add_argument("--json", action="store_true", help="one JSON object per line on stdout (job_id, sequence, timestamp, stream, line)")
     look.add_argument("-o", "--output", metavar="FILE", help="also write plain lines to FILE, flushed per line")
+    look.add_argument("--raw", action="store_true", help="pass control characters (escape sequences) to the terminal as the job wrote them")
     look.add_argument("--stats", action="store_true", help="at the end: line count and delivery latency p50/p99/max (stderr)")
     connection = parser.add_argument_group("connection")
     connection.add_argument("--no-reconnect", action="store_true", help="fail at once when the connection drops")
-    connection.add_argument("--reconnect-timeout", type=float, default=60.0, metavar="S", help="give up reconnecting after S seconds (default 60)")
+    connection.add_argument(
+        "--reconnect-timeout",
+        type=bounded(float, 0, MAX_RECONNECT_TIMEOUT_S, unit="s"),
+        metavar="S",
+        help=f"give up reconnecting after S seconds (0 to {MAX_RECONNECT_TIMEOUT_S}; default 60)",
+    )
     return parser
+
+
+def conflict(args: argparse.Namespace) -> str | None:
+    """Options that ask for two incompatible things: the usage error to give, or None."""
+    if args.no_follow and (args.no_history or args.tail == 0):
+        return f"{'--no-history' if args.no_history else '--tail 0'} and --no-follow together would show nothing"
+    if args.no_history and args.tail is not None:
+        return "--tail N shows history; --no-history shows none: choose one"
+    if args.invert and not args.grep:
+        return "--invert needs --grep"
+    if args.no_reconnect and args.reconnect_timeout is not None:
+        return "--reconnect-timeout has no effect with --no-reconnect"
+    if args.json and args.raw:
+        return "--json escapes every control character: --raw does not apply"
+    if args.json and args.color == "always":
+        return "--json is never coloured: --color=always does not apply"
+    if args.no_timestamps and args.arrival_time:
+        return "--arrival-time changes the time shown; --no-timestamps shows none"
+    return None
 
 
 def use_colour(choice: str, fd: int) -> bool:
@@ -131,7 +164,11 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (problem := conflict(args)) is not None:
+        parser.error(problem)
     log_fd = 2 if args.stderr else 1
     if args.json:
         colour = False
@@ -150,14 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except re.error as error:
         writer.notice(f"stream-logs: bad --grep pattern: {error}")
         return ExitStatus.USAGE
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+    escape = not args.raw and not args.json and os.isatty(log_fd)
     try:
-        return Session(args, writer, colour, keep).run()
+        return Session(args, writer, colour, keep, escape).run()
     except ReaderGone:
-        # Our reader left (| head): nothing more to show anyone. Point stdout at /dev/null
-        # so the interpreter's own exit does not meet the broken pipe again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
+        silence_stdout()  # our reader left (| head): nothing more to show anyone
         return ExitStatus.OK
     finally:
         writer.close_export()
@@ -172,59 +206,86 @@ class Session:
         writer: Writer,
         colour: bool,
         keep: Callable[[LogLine], bool] | None,
+        escape: bool = False,
     ) -> None:
         self.args = args
         self.writer = writer
         self.colour = colour
         self.keep = keep
-        self.style = fmt.Style(colour=colour, timestamps=not args.no_timestamps, job_labels=len(args.job_ids) > 1)
-        self.plain = fmt.Style(colour=False, timestamps=not args.no_timestamps, job_labels=len(args.job_ids) > 1)
+        # Labels as asked (several ids), even when one of them turns out unknown.
+        self.several = len(args.job_ids) > 1
+        # What the reader sees: colours, and control characters escaped on a terminal;
+        # the export file (-o) gets the exact text, uncoloured.
+        self.style = fmt.Style(colour=colour, timestamps=not args.no_timestamps, job_labels=self.several, escape=escape)
+        self.plain = fmt.Style(colour=False, timestamps=not args.no_timestamps, job_labels=self.several)
         self.stats = LatencyStats() if args.stats else None
         self.followers: list[Follower] = []
 
     def run(self) -> int:
         args = self.args
         try:
-            job_ids = [check_job_id(job_id) for job_id in dict.fromkeys(args.job_ids)]
+            # Any case is a job id; the server's (and the hint's) form is lowercase.
+            job_ids = list(dict.fromkeys(check_job_id(job_id) for job_id in args.job_ids))
             server = resolve(args.server)
-            ensure_running(server)
         except (ClientError, ServerAddressError) as error:
             self.writer.notice(f"stream-logs: {error}")
             return error.status
-        client = LogClient(server)
-        policy = ReconnectPolicy(enabled=not args.no_reconnect, give_up_after_s=args.reconnect_timeout)
         try:
+            return self._watch(server, job_ids)
+        except (KeyboardInterrupt, Interrupted):  # the user's, from the first call on
+            for follower in self.followers:
+                follower.cancel()
+            self.writer.notice(f"\n{watch_again_hint(job_ids, self._server_to_repeat(server))}")
+            return ExitStatus.INTERRUPTED
+
+    def _server_to_repeat(self, server: Server) -> str | None:
+        """``--server`` as the hint must repeat it: not when the command finds the same
+        server without it (the embedded one a job script named, say)."""
+        try:
+            default = resolve(None).target
+        except ServerAddressError:
+            default = None
+        return self.args.server if self.args.server and server.target != default else None
+
+    def _watch(self, server: Server, job_ids: list[str]) -> int:
+        args = self.args
+        statuses: list[int] = []
+        try:
+            ensure_running(server)
+            client = LogClient(server)
+            found = []
             for job_id in job_ids:
-                client.get_job(job_id)  # NOT_FOUND / unreachable: before any banner
+                try:
+                    client.get_job(job_id)  # NOT_FOUND / unreachable: before any banner
+                except ClientError as error:
+                    if error.status != ExitStatus.NOT_FOUND:
+                        raise
+                    self.writer.notice(f"stream-logs: {error}")  # the others are still followed
+                    statuses.append(error.status)
+                    continue
+                found.append(job_id)
                 if not args.quiet:
                     self.writer.notice(fmt.format_header(job_id, self.colour_err))
+            timeout = DEFAULT_RECONNECT_TIMEOUT_S if args.reconnect_timeout is None else args.reconnect_timeout
+            policy = ReconnectPolicy(enabled=not args.no_reconnect, give_up_after_s=timeout)
             self.followers = [
                 Follower(
                     client,
                     job_id,
-                    history=not args.no_history,
-                    tail=max(args.tail, 0),
+                    history=not args.no_history and args.tail != 0,
+                    tail=args.tail or 0,
                     reconnect=policy,
                     notice=self.writer.notice,
                 )
-                for job_id in job_ids
+                for job_id in found
             ]
-            try:
-                statuses = self._follow()
-            except (KeyboardInterrupt, Interrupted):
-                for follower in self.followers:
-                    follower.cancel()
-                ids = " ".join(job_ids)
-                self.writer.notice(
-                    f"\n⏹  stopped watching; the job goes on. Watch it again with: stream-logs {ids}"
-                )
-                return ExitStatus.INTERRUPTED
+            statuses += self._follow()
         except ClientError as error:
             self.writer.notice(f"stream-logs: {error}")
             return error.status
         if self.stats is not None:
             self.writer.notice(self.stats.summary())
-        return max(statuses)
+        return worst(statuses)
 
     @property
     def colour_err(self) -> bool:
@@ -292,7 +353,7 @@ class Session:
         return statuses
 
     def _history_only(self, follower: Follower) -> int:
-        if self.args.tail > 0:
+        if self.args.tail:
             self.show(list(deque((line for batch in follower.history_batches() for line in batch), maxlen=self.args.tail)))
         else:
             for batch in follower.history_batches():
@@ -301,9 +362,10 @@ class Session:
         follower.final = job
         if job.status in FINAL_STATUSES:
             return self._end(follower, how="history shown")
-        return self._end(follower, how="history shown (the job goes on)", running_ok=True)
+        self._end(follower, how="history shown (the job goes on)")
+        return ExitStatus.STILL_RUNNING
 
-    def _end(self, follower: Follower, how: str = "stream ended", running_ok: bool = False) -> int:
+    def _end(self, follower: Follower, how: str = "stream ended") -> int:
         job = follower.final
         execution = job.executions[-1] if job.executions else None
         duration = None
@@ -318,8 +380,8 @@ class Session:
             how=how,
         )
         if not self.args.quiet:
-            self.writer.notice(fmt.format_ending(ending, self.colour_err, job_labels=len(self.followers) > 1))
-        if job.status == pb.JOB_STATUS_COMPLETED or running_ok:
+            self.writer.notice(fmt.format_ending(ending, self.colour_err, job_labels=self.several))
+        if job.status == pb.JOB_STATUS_COMPLETED:
             return ExitStatus.OK
         return ExitStatus.JOB_FAILED
 

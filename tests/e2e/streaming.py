@@ -148,3 +148,41 @@ class UnixProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class CancellingServer:
+    """An HTTP/2 server on a Unix socket that answers every call with RST_STREAM CANCEL, as
+    a server does to calls it drops: the server, not the user, ended them."""
+
+    def __init__(self, path: Path) -> None:
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(4)
+        self.target = f"unix:{path}"
+        self.resets = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import h2.config
+        import h2.connection
+        import h2.errors
+        import h2.events
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            with client:
+                connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+                connection.initiate_connection()
+                client.sendall(connection.data_to_send())
+                while data := client.recv(65536):
+                    for event in connection.receive_data(data):
+                        if isinstance(event, h2.events.RequestReceived):
+                            connection.reset_stream(event.stream_id, h2.errors.ErrorCodes.CANCEL)
+                            self.resets += 1
+                    client.sendall(connection.data_to_send())
+
+    def close(self) -> None:
+        self.listener.close()

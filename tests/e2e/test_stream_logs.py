@@ -3,10 +3,14 @@ and pseudo-terminals, real signals."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -18,10 +22,12 @@ import pytest
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
 from hodei_stream.proto import hodei_pb2 as pb
+from tests.conftest import wait_until
 
 from .streaming import (
     HODEI,
     STREAM_LOGS,
+    CancellingServer,
     UnixProxy,
     read_timed,
     strip_colours,
@@ -87,7 +93,9 @@ def test_failed_job_exits_1_with_its_exit_code(server: Server) -> None:
     [
         (str(uuid.uuid4()), 3, "no job"),
         ("not-a-uuid", 2, "is not a job id"),
-        ("550E8400-E29B-41D4-A716-446655440000", 2, "is not a job id"),
+        ("{550e8400-e29b-41d4-a716-446655440000}", 2, "is not a job id"),
+        ("550e8400e29b41d4a716446655440000", 2, "is not a job id"),
+        ("x" * 100_000, 2, "is not a job id"),
     ],
 )
 def test_bad_job_ids(server: Server, job_id: str, status: int, message: str) -> None:
@@ -96,6 +104,34 @@ def test_bad_job_ids(server: Server, job_id: str, status: int, message: str) -> 
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_upper_case_job_id_is_the_same_job(server: Server) -> None:
+    job_id = submit(server, "echo hi")
+    wait_final(server, job_id)
+    result = stream_logs(server, "--no-timestamps", job_id.upper())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[OUT] hi\n"
+    assert f"Streaming logs for job: {job_id}\n" in result.stderr
+
+
+def test_unknown_job_among_good_ones_is_reported_and_the_rest_followed(server: Server) -> None:
+    good = submit(server, "echo from good; sleep 0.3; echo again")
+    failed = submit(server, "echo from failed; exit 2")
+    unknown = str(uuid.uuid4())
+    alone = stream_logs(server, "--no-timestamps", good, unknown)
+    assert alone.returncode == 3  # no such job is worse news than a completed one
+    assert alone.stdout.splitlines() == [f"{good[:8]} [OUT] from good", f"{good[:8]} [OUT] again"]  # as asked: two
+    assert [line for line in alone.stderr.splitlines() if unknown in line] == [f"stream-logs: no job {unknown} on {server}"]
+    assert f"{good[:8]} ✅ stream ended: job COMPLETED" in alone.stderr
+    several = stream_logs(server, "--no-timestamps", unknown, good, failed)
+    assert several.returncode == 3
+    assert sorted(several.stdout.splitlines()) == sorted(
+        [f"{good[:8]} [OUT] from good", f"{good[:8]} [OUT] again", f"{failed[:8]} [OUT] from failed"]
+    )
+    assert several.stderr.count("📡 Streaming logs for job") == 2
+    only_unknown = stream_logs(server, unknown, str(uuid.uuid4()))
+    assert only_unknown.returncode == 3 and len(only_unknown.stderr.splitlines()) == 2
 
 
 @pytest.mark.parametrize(
@@ -280,7 +316,7 @@ def test_no_follow_on_a_running_job_returns_at_once(server: Server) -> None:
             time.sleep(0.02)
         result = stream_logs(server, "--no-follow", "--no-timestamps", job_id, timeout=10)
         client.cancel_job(job_id)
-    assert result.returncode == 0
+    assert result.returncode == 5  # not 0, which says "completed"
     assert result.stdout == "[OUT] first\n"
     assert "the job goes on" in result.stderr
 
@@ -363,3 +399,165 @@ def test_long_lines_and_odd_bytes_intact(server: Server) -> None:
     lines = result.stdout.decode().split("\n")  # bytes: text mode would turn \r into \n
     assert lines[0] == "[OUT] " + "x" * 1048576
     assert lines[1:] == ["[OUT] bar 50%\r75%\r100%", "[OUT] tab\there  ", "[OUT] bad \ufffd\ufffd byte", ""]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--tail", "-1"], "argument --tail: -1 is out of range: expected an integer at least 0"),
+        (["--tail", "2.5"], "argument --tail: '2.5' is not an integer"),
+        (["--reconnect-timeout", "-1"], "argument --reconnect-timeout: -1 is out of range"),
+        (["--reconnect-timeout", "nan"], "argument --reconnect-timeout: nan is out of range"),
+        (["--reconnect-timeout", "inf"], "argument --reconnect-timeout: inf is out of range"),
+        (["--reconnect-timeout", "1e308"], "argument --reconnect-timeout: 1e308 is out of range"),
+        (["--no-history", "--no-follow"], "--no-history and --no-follow together would show nothing"),
+        (["--tail", "0", "--no-follow"], "--tail 0 and --no-follow together would show nothing"),
+        (["--tail", "2", "--no-history"], "--tail N shows history; --no-history shows none"),
+        (["--invert"], "--invert needs --grep"),
+        (["--no-reconnect", "--reconnect-timeout", "5"], "--reconnect-timeout has no effect with --no-reconnect"),
+        (["--json", "--raw"], "--raw does not apply"),
+        (["--json", "--color=always"], "--color=always does not apply"),
+        (["--no-timestamps", "--arrival-time"], "--no-timestamps shows none"),
+        (["--colour", "pink"], "argument --color/--colour: invalid choice: 'pink'"),
+        (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(home: Path, options: list[str], message: str) -> None:
+    result = subprocess.run([*STREAM_LOGS, *options, str(uuid.uuid4())], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()  # one line: no usage block, no help
+    assert line.startswith("stream-logs: ") and message in line
+    assert line.endswith("(see stream-logs --help)")
+    assert result.stdout == ""
+
+
+def test_no_job_id_is_a_usage_error_and_version_is_the_packages(home: Path) -> None:
+    missing = subprocess.run(STREAM_LOGS, capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 2
+    assert missing.stderr == "stream-logs: the following arguments are required: JOB_ID (see stream-logs --help)\n"
+    version = subprocess.run([*STREAM_LOGS, "-V"], capture_output=True, text=True, timeout=30)
+    assert version.returncode == 0
+    assert version.stdout == f"stream-logs (hodei-stream) {importlib.metadata.version('hodei-stream')}\n"
+
+
+def test_tail_0_is_no_history(server: Server) -> None:
+    job_id = submit(server, "echo old; sleep 1.5; echo new")
+    with HodeiClient(server) as client:
+        wait_until(lambda: client.get_logs(job_id).entries, timeout=30, what="the first line")
+    result = stream_logs(server, "--tail", "0", "-q", "--no-timestamps", job_id)
+    assert result.returncode == 0
+    assert result.stdout == "[OUT] new\n"
+
+
+class SilentServer:
+    """A Unix socket that accepts connections and never answers: a first GetJob that waits."""
+
+    def __init__(self, path: Path) -> None:
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(4)
+        self.target = f"unix:{path}"
+        self.accepted: list[socket.socket] = []
+
+    def wait_for_client(self, timeout: float = 30.0) -> None:
+        self.listener.settimeout(timeout)
+        self.accepted.append(self.listener.accept()[0])
+
+    def close(self) -> None:
+        for sock in [*self.accepted, self.listener]:
+            sock.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_while_waiting_for_the_first_answer(home: Path, signum: int) -> None:
+    silent = SilentServer(home / "silent.sock")
+    job_id = str(uuid.uuid4())
+    process = subprocess.Popen(
+        [*STREAM_LOGS, "--server", silent.target, job_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        silent.wait_for_client()
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=15)
+    finally:
+        silent.close()
+    assert process.returncode == 130, err
+    assert out == ""
+    assert err.strip().splitlines() == [
+        f"⏹  stopped watching; the job goes on. Watch it again with: {err.split('with: ', 1)[1].strip()}"
+    ]
+    assert err.strip().endswith(f"--server {silent.target} {job_id}")
+
+
+def test_server_that_cancels_the_call_is_not_an_interrupt(home: Path) -> None:
+    cancelling = CancellingServer(home / "cancelling.sock")
+    try:
+        result = subprocess.run(
+            [*STREAM_LOGS, "--server", cancelling.target, "--no-reconnect", str(uuid.uuid4())],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        cancelling.close()
+    assert cancelling.resets >= 1
+    assert result.returncode == 4, result.stderr  # the server ended it: not 130
+    [line] = result.stderr.splitlines()
+    assert line.startswith("stream-logs: ") and "stopped watching" not in line and "interrupt" not in line
+
+
+def watch_and_interrupt(command: list[str], env: dict[str, str]) -> str:
+    """Run a stream-logs command on a running job, Ctrl+C it once a line is shown; its stderr."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert "alive" in process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    return err
+
+
+@pytest.mark.parametrize("how", ["python -m", "job_scripts/stream-logs"])
+def test_interrupt_hint_runs_as_printed(server: Server, how: str) -> None:
+    job_id = submit(server, "for i in $(seq 1 600); do echo alive $i; sleep 0.1; done")
+    # A user who never activated the venv: no stream-logs on PATH.
+    env = {**os.environ, "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    assert shutil.which("stream-logs", path=env["PATH"]) is None, "stream-logs is installed system-wide here"
+    launcher = Path(__file__).resolve().parents[2] / "job_scripts" / "stream-logs"
+    program = STREAM_LOGS if how == "python -m" else [str(launcher)]
+    err = watch_and_interrupt([*program, "--server", server.target, job_id], env)
+    hint = err.strip().splitlines()[-1].split("Watch it again with: ", 1)[1]
+    argv = shlex.split(hint)
+    # The test's server is this HODEI_STREAM_HOME's embedded one: found without --server.
+    assert argv[-1] == job_id and "--server" not in argv
+    if how != "python -m":
+        assert argv[0] == str(launcher)
+    again = watch_and_interrupt(argv, env)  # the hint's command, word for word
+    assert again.strip().splitlines()[-1].endswith(hint)
+    with HodeiClient(server) as client:
+        client.cancel_job(job_id)
+
+
+HOSTILE = (
+    "printf 'title \\033]0;owned\\007 clear \\033[2J\\033[H end\\n'; "
+    "printf '\\033[32m✅ stream ended: job COMPLETED\\033[0m\\n'; "
+    "printf 'tab\\tkept\\n'"
+)
+
+
+def test_control_characters_escaped_on_a_terminal_only(server: Server) -> None:
+    job_id = submit(server, HOSTILE)
+    wait_final(server, job_id)
+    command = [*STREAM_LOGS, "--server", server.target, "--no-timestamps", job_id]
+    on_tty = read_timed(command, tty=True)
+    assert on_tty.status == 0
+    assert [strip_colours(text) for text in on_tty.texts] == [
+        "[OUT] title \\x1b]0;owned\\x07 clear \\x1b[2J\\x1b[H end",
+        "[OUT] \\x1b[32m✅ stream ended: job COMPLETED\\x1b[0m",
+        "[OUT] tab\tkept",
+    ]
+    assert all("\033]" not in text and "\033[2J" not in text for text in on_tty.texts)
+    assert "\033[32m[OUT]" in on_tty.texts[0]  # our own colours stay
+    raw = read_timed([*command, "--raw"], tty=True)
+    assert "title \033]0;owned\007 clear \033[2J\033[H end" in raw.texts[0]
+    piped = stream_logs(server, "-q", "--no-timestamps", job_id)
+    assert piped.stdout.splitlines()[0] == "[OUT] title \033]0;owned\007 clear \033[2J\033[H end"

@@ -117,7 +117,8 @@ def ctrl_c_after_the_first_line(run: Run) -> str:
 def test_ctrl_c_stops_watching_and_the_job_goes_on(server: Server, home: Path) -> None:
     run = launch(home, "--etl")
     job_id = ctrl_c_after_the_first_line(run)
-    assert f"Watch it again with: stream-logs {job_id}" in run.err_text
+    hint = run.err_text.split("Watch it again with: ", 1)[1].splitlines()[0]
+    assert hint.endswith(f"stream-logs {job_id}"), hint  # stream-logs on PATH, else its path
     assert run.err_text.count("stopped watching") == 1, run.err_text
     assert "Traceback" not in run.err_text
     with HodeiClient(server) as client:

@@ -56,6 +56,34 @@ def test_format_line(record: LogLine, style: fmt.Style, expected: str) -> None:
     assert fmt.format_line(record, style) == expected
 
 
+ESCAPED = fmt.Style(escape=True, timestamps=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("plain text, tab\tkept, ünïcode €", "plain text, tab\tkept, ünïcode €"),
+        ("\033]0;owned\007title", "\\x1b]0;owned\\x07title"),  # window title (OSC)
+        ("\033[2J\033[Hcleared", "\\x1b[2J\\x1b[Hcleared"),  # clear screen, cursor home
+        ("\033[32m✅ stream ended: job COMPLETED\033[0m", "\\x1b[32m✅ stream ended: job COMPLETED\\x1b[0m"),
+        ("50%\r75%", "50%\\x0d75%"),
+        ("nul\x00 bell\x07 bs\x08 del\x7f", "nul\\x00 bell\\x07 bs\\x08 del\\x7f"),
+        ("c1 csi\x9b2J nel\x85 next\xa0nbsp", "c1 csi\\x9b2J nel\\x85 next\xa0nbsp"),  # U+00A0 is printable
+        ("a\nb\x1fc", "a\\x0ab\\x1fc"),
+        ("", ""),
+    ],
+)
+def test_control_characters_escaped_on_a_terminal(text: str, shown: str) -> None:
+    assert fmt.visible(text) == shown
+    assert fmt.format_line(line(text), ESCAPED) == f"[OUT] {shown}"
+    assert fmt.format_line(line(text), fmt.Style(timestamps=False)) == f"[OUT] {text}"  # pipes: exact
+
+
+def test_escaping_keeps_our_own_colours() -> None:
+    shown = fmt.format_line(line("ERROR \033[31mred"), fmt.Style(colour=True, escape=True, timestamps=False))
+    assert shown == f"{G}[OUT]{X} {R}ERROR \\x1b[31mred{X}"
+
+
 def test_arrival_time_replaces_capture_time() -> None:
     assert fmt.format_line(line("x"), PLAIN, shown_ns=1_764_253_426_500_000_000) == "14:23:46.500 [OUT] x"
 
@@ -106,6 +134,7 @@ def test_header() -> None:
         (fmt.Ending(JOB, "COMPLETED", "0", 4.2), "✅ stream ended: job COMPLETED, exit code 0, took 4.20s"),
         (fmt.Ending(JOB, "FAILED", "3", 75.0), "❌ stream ended: job FAILED, exit code 3, took 1m15s"),
         (fmt.Ending(JOB, "TIMEOUT", "", None, "execution timeout 2s passed"), "❌ stream ended: job TIMEOUT, execution timeout 2s passed"),
+        (fmt.Ending(JOB, "CANCELLED", "", None, "cancelled: \033[2Jbye\nnow"), "❌ stream ended: job CANCELLED, cancelled: \\x1b[2Jbye\\x0anow"),
         (fmt.Ending(JOB, "RUNNING", "", None, how="history shown (the job goes on)"), "⏳ history shown (the job goes on): job RUNNING"),
     ],
 )

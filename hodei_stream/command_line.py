@@ -1,0 +1,115 @@
+"""What every hodei-stream command line shares: the parser's manners, checked numbers,
+the real version, a command to run again, and a quiet exit on a closed pipe.
+
+Kept to the standard library and light imports: ``stream-logs`` imports this on its way to
+the first line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from hodei_stream.exit_codes import ExitStatus
+
+# The longest execution timeout a job may ask for (the server refuses more): 24 days, the
+# longest a grpc-timeout / asyncio timer is exact for.
+MAX_JOB_TIMEOUT_S = 24 * 24 * 3600
+# The most jobs one ListJobs answers (the embedded server's cap).
+MAX_LIST_LIMIT = 1000
+# Set by job_scripts/stream-logs: the launcher the user ran, for "watch it again" hints.
+ENV_LAUNCHER = "HODEI_STREAM_LAUNCHER"
+
+
+class UsageParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line and exit 2, and which knows
+    the installed version (``-V``/``--version``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitStatus.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def add_version(self) -> None:
+        self.add_argument("-V", "--version", action=_VersionAction, nargs=0, help="print the version and exit")
+
+
+class _VersionAction(argparse.Action):
+    """Print the package's version, read from its metadata only when asked (start-up time)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("hodei-stream")
+        except PackageNotFoundError:
+            number = "unknown (not installed as a package)"
+        try:
+            print(f"{parser.prog.split()[0]} (hodei-stream) {number}", flush=True)
+        except BrokenPipeError:
+            silence_stdout()
+        parser.exit()
+
+
+def bounded(
+    kind: Callable[[str], float],
+    low: float,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    unit: str = "",
+) -> Callable[[str], float]:
+    """An argparse ``type`` for a number in ``[low, high]`` (``(low, high]`` with
+    ``low_open``); nan and the infinities never pass.  Out of range: argparse's usage error,
+    naming the range."""
+    upper = "" if high == math.inf else f" and at most {high:.15g}{unit}"  # .15g: 2073600, not 2.07e+06
+    lower = f"more than {low:.15g}{unit}" if low_open else f"at least {low:.15g}{unit}"
+    wanted = f"{'an integer' if kind is int else 'a number'} {lower}{upper}"
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {wanted}") from None
+        if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: expected {wanted}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+def command_to_rerun(program: str, module: str) -> str:
+    """How the user can run ``program`` again, as a command that works where they are: its
+    name when it is on PATH, else the launcher they ran (``job_scripts/stream-logs``), else
+    the installed script beside this Python, else ``python -m module``."""
+    if shutil.which(program):
+        return program
+    launcher = os.environ.get(ENV_LAUNCHER)
+    if launcher and os.access(launcher, os.X_OK):
+        return shlex.quote(launcher)
+    installed = os.path.join(os.path.dirname(sys.executable), program)
+    if os.access(installed, os.X_OK):
+        return shlex.quote(installed)
+    return f"{shlex.quote(sys.executable)} -m {module}"
+
+
+def watch_again_hint(job_ids: list[str], server_url: str | None = None) -> str:
+    """The line after Ctrl+C: the job goes on, and the command that watches it again
+    (with ``--server`` when the user named one)."""
+    command = [command_to_rerun("stream-logs", "hodei_stream.stream.cli")]
+    if server_url:
+        command += ["--server", shlex.quote(server_url)]
+    return f"⏹  stopped watching; the job goes on. Watch it again with: {' '.join([*command, *job_ids])}"
+
+
+def silence_stdout() -> None:
+    """Our reader left (``| head``): point stdout at /dev/null, so that nothing more we or
+    the interpreter write there at exit meets the broken pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
