@@ -44,7 +44,14 @@ from plumbum.commands.modifiers import BG, Future
 
 from hodei_stream.api import FINAL_STATUSES, status_name
 from hodei_stream.client import HodeiClient
-from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve, surviving_restart
+from hodei_stream.command_line import watch_again_hint
+from hodei_stream.endpoint import (
+    Server,
+    ServerAddressError,
+    ensure_running,
+    resolve,
+    surviving_restart,
+)
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.jobs.payload import PayloadError, job_spec
 from hodei_stream.jobs.usage import usage_message
@@ -336,9 +343,9 @@ class JobScript(cli.Application):
             self.say(self.goodbye(self.watched_job_id) if self.watched_job_id else "\n⏹ interrupted")
         return ExitStatus.INTERRUPTED
 
-    @staticmethod
-    def goodbye(job_id: str) -> str:
-        return f"\n⏹ stopped watching; job {job_id} goes on. Watch it again with: stream-logs {job_id}"
+    def goodbye(self, job_id: str) -> str:
+        """After Ctrl+C: the job goes on, and a command that watches it again, runnable as printed."""
+        return "\n" + watch_again_hint([job_id], self.server_url)
 
     def fail(self, message: str, status: ExitStatus) -> int:
         self.say(f"{self.PROGNAME}: {message}")
