@@ -1,5 +1,5 @@
 """Plain facts of the Hodei API, free of any gRPC library: which job statuses are final,
-their short names, and what a job id looks like.  Shared by the grpcio client
+their short names, a job's duration, and what a job id looks like.  Shared by the grpcio client
 (``client.py``) and the streamer, which does not import grpcio."""
 
 from __future__ import annotations
@@ -12,6 +12,14 @@ from hodei_stream.proto import hodei_pb2 as pb
 FINAL_STATUSES = frozenset(
     {pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT}
 )
+
+
+def duration_s(job: pb.GetJobResponse) -> float | None:
+    """How long the job's last execution ran, in seconds; None until it has ended."""
+    execution = job.executions[-1] if job.executions else None
+    if execution is None or not (execution.HasField("start_time") and execution.HasField("end_time")):
+        return None
+    return (execution.end_time.ToNanoseconds() - execution.start_time.ToNanoseconds()) / 1e9
 
 
 def check_job_id(job_id: str) -> str:

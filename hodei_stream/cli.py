@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from hodei_stream.api import check_job_id, status_name
+from hodei_stream.api import check_job_id, duration_s, status_name
 from hodei_stream.client import HodeiClient
 from hodei_stream.command_line import MAX_JOB_TIMEOUT_S, MAX_LIST_LIMIT, UsageParser, bounded, silence_stdout
 from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
@@ -99,7 +99,6 @@ def describe(job: pb.GetJobResponse) -> dict[str, object]:
     execution = job.executions[-1] if job.executions else pb.JobExecution()  # not started: all empty
     started = execution.HasField("start_time")
     ended = started and execution.HasField("end_time")
-    duration_ns = execution.end_time.ToNanoseconds() - execution.start_time.ToNanoseconds()
     return {
         "job_id": job.job.job_id.value,
         "name": job.job.name,
@@ -108,7 +107,7 @@ def describe(job: pb.GetJobResponse) -> dict[str, object]:
         "error_message": execution.error_message or None,
         "started_at": execution.start_time.ToJsonString() if started else None,
         "ended_at": execution.end_time.ToJsonString() if ended else None,
-        "duration_s": duration_ns / 1e9 if ended else None,
+        "duration_s": duration_s(job),
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -142,6 +142,16 @@ class HodeiClient:
             return self.logs.GetLogs(request, timeout=UNARY_TIMEOUT_S)
         except grpc.RpcError as error:
             raise_for(error, self.server, f"GetLogs {job_id}", job_id)
+
+    def all_logs(self, job_id: str, since_sequence: int = 0, page: int = 1000) -> Iterator[pb.JobLogEntry]:
+        """Every stored line of the job after ``since_sequence``, oldest first, paged through
+        GetLogs: the one pager of the grpcio client's users."""
+        while True:
+            response = self.get_logs(job_id, since_sequence=since_sequence, limit=page)
+            yield from response.entries
+            if not response.has_more or not response.entries:
+                return
+            since_sequence = response.entries[-1].sequence
 
     def wait_final(self, job_id: str, deadline_s: float = 30.0, poll_s: float = 0.05) -> pb.GetJobResponse:
         """GetJob until the job is in a final state or ``deadline_s`` passed; the last answer.

@@ -148,14 +148,10 @@ def million_run(server: Server, lines: int = 1_000_000) -> bool:
         final = client.wait_final(job_id, deadline_s=RUN_TIMEOUT_S)
         ended = time.monotonic()
         paged, last, in_order = 0, 0, True
-        while True:
-            page = client.get_logs(job_id, since_sequence=last, limit=5000)
-            for entry in page.entries:
-                in_order &= entry.sequence == last + 1 and entry.line == str(last + 1)
-                last = entry.sequence
-                paged += 1
-            if not page.has_more:
-                break
+        for entry in client.all_logs(job_id, page=5000):
+            in_order &= entry.sequence == last + 1 and entry.line == str(last + 1)
+            last = entry.sequence
+            paged += 1
         paged_at = time.monotonic()
     late = Subscriber(job_id, lines)
     late.run(server)

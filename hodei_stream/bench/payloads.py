@@ -7,6 +7,7 @@ python3 on the worker, so they run on a real platform's workers too (``--server`
 
 from __future__ import annotations
 
+from hodei_stream.api import duration_s
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
 
@@ -58,7 +59,4 @@ def wait_job(target: str, job_id: str, deadline_s: float) -> float | None:
     """Wait (bounded) until the job ended; its duration in seconds as the server saw it."""
     with HodeiClient(Server(target, embedded=False)) as client:
         job = client.wait_final(job_id, deadline_s=deadline_s)
-    execution = job.executions[-1] if job.executions else None
-    if execution is None or not (execution.HasField("start_time") and execution.HasField("end_time")):
-        return None
-    return (execution.end_time.ToNanoseconds() - execution.start_time.ToNanoseconds()) / 1e9
+    return duration_s(job)

@@ -42,7 +42,7 @@ from plumbum.cli.switches import SwitchError
 from plumbum.commands.base import ERROUT, BaseCommand
 from plumbum.commands.modifiers import BG, Future
 
-from hodei_stream.api import FINAL_STATUSES, status_name
+from hodei_stream.api import FINAL_STATUSES, duration_s, status_name
 from hodei_stream.client import HodeiClient
 from hodei_stream.command_line import watch_again_hint
 from hodei_stream.endpoint import (
@@ -367,29 +367,21 @@ def streamer_args(server: Server, job_id: str) -> tuple[str, ...]:
 def outcome_of(job: pb.GetJobResponse, job_id: str, name: str, fallback_duration_s: float) -> JobOutcome:
     """A ``JobOutcome`` from GetJob: the last execution's times and exit code when it has them."""
     execution = job.executions[-1] if job.executions else None
-    duration_s = fallback_duration_s
-    if execution is not None and execution.HasField("start_time") and execution.HasField("end_time"):
-        duration_s = (execution.end_time.ToNanoseconds() - execution.start_time.ToNanoseconds()) / 1e9
+    ran_s = duration_s(job)
     return JobOutcome(
         job_id=job_id,
         name=job.job.name or name,
         status=status_name(job.status),
         exit_code=execution.exit_code if execution else "",
-        duration_s=duration_s,
+        duration_s=fallback_duration_s if ran_s is None else ran_s,
         error_message=execution.error_message if execution else "",
     )
 
 
 def job_log_lines(client: HodeiClient, job_id: str) -> Iterator[str]:
     """Every line the job wrote, oldest first, paged through GetLogs (to explain a failure)."""
-    since = 0
-    while True:
-        page = client.get_logs(job_id, since_sequence=since)
-        for entry in page.entries:
-            yield entry.line
-        if not page.has_more or not page.entries:
-            return
-        since = page.entries[-1].sequence
+    for entry in client.all_logs(job_id):
+        yield entry.line
 
 
 def aligned(rows: Sequence[Sequence[str]]) -> list[str]:

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from hodei_stream.api import FINAL_STATUSES, check_job_id, status_name
+from hodei_stream.api import FINAL_STATUSES, check_job_id, duration_s, status_name
 from hodei_stream.command_line import UsageParser, bounded, silence_stdout, watch_again_hint
 from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
 from hodei_stream.exit_codes import ClientError, ExitStatus, worst
@@ -368,14 +368,11 @@ class Session:
     def _end(self, follower: Follower, how: str = "stream ended") -> int:
         job = follower.final
         execution = job.executions[-1] if job.executions else None
-        duration = None
-        if execution is not None and execution.HasField("start_time") and execution.HasField("end_time"):
-            duration = (execution.end_time.ToNanoseconds() - execution.start_time.ToNanoseconds()) / 1e9
         ending = fmt.Ending(
             job_id=follower.job_id,
             status=status_name(job.status),
             exit_code=execution.exit_code if execution is not None else "",
-            duration_s=duration,
+            duration_s=duration_s(job),
             error_message=execution.error_message if execution is not None else "",
             how=how,
         )

@@ -54,13 +54,7 @@ def stored_lines(server: Server, job_id: str) -> list[str]:
     """The job's lines as the server stored them, once it has ended."""
     with HodeiClient(server) as client:
         client.wait_final(job_id)
-        lines, since = [], 0
-        while True:
-            page = client.get_logs(job_id, since_sequence=since)
-            lines += [entry.line for entry in page.entries]
-            if not page.has_more or not page.entries:
-                return lines
-            since = page.entries[-1].sequence
+        return [entry.line for entry in client.all_logs(job_id)]
 
 
 def watch_and_kill(command: list[str], home: Path, *, kill_after: int = KILL_AFTER) -> tuple[int, list[str], str]:

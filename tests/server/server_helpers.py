@@ -24,12 +24,7 @@ def subscribe(client: HodeiClient, job_id: str, include_history: bool = True, ta
 
 def all_logs(client: HodeiClient, job_id: str, page: int = 1000) -> list[pb.JobLogEntry]:
     """Every stored line of a job, paged through GetLogs."""
-    entries: list[pb.JobLogEntry] = []
-    while True:
-        response = client.get_logs(job_id, since_sequence=entries[-1].sequence if entries else 0, limit=page)
-        entries.extend(response.entries)
-        if not response.has_more:
-            return entries
+    return list(client.all_logs(job_id, page=page))
 
 
 def shell_job(client: HodeiClient, script: str, timeout_s: float | None = None) -> str:
