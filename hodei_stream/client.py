@@ -8,7 +8,6 @@ keeps grpcio's start-up and per-message cost off the path of every line.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,11 +18,11 @@ import grpc
 import grpc.experimental
 
 from hodei_stream.api import FINAL_STATUSES
-from hodei_stream.endpoint import MAX_MESSAGE_BYTES, UNARY_TIMEOUT_S, Server
+from hodei_stream.endpoint import MAX_MESSAGE_BYTES, UNARY_TIMEOUT_S, ClientSettings, Server
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc as pb_grpc
-from hodei_stream.state_folder import ENV_TLS_CA, ENV_TOKEN
+from hodei_stream.state_folder import ENV_TLS_CA
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -34,11 +33,11 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def open_channel(target: str) -> grpc.Channel:
+def open_channel(target: str, settings: ClientSettings) -> grpc.Channel:
     """Plaintext, as the platform speaks; TLS when ``HODEI_TLS_CA`` names the CA bundle to
     trust; with ``HODEI_TOKEN``, every call carries ``authorization: Bearer <token>``
     (without TLS gRPC sends a token only to a loopback address or a Unix socket)."""
-    token, ca_path = os.environ.get(ENV_TOKEN), os.environ.get(ENV_TLS_CA)
+    token, ca_path = settings.token, settings.tls_ca
     if not token and not ca_path:
         return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
     if ca_path:
@@ -70,7 +69,7 @@ class HodeiClient:
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.channel = open_channel(server.target)
+        self.channel = open_channel(server.target, server.settings)
         self.jobs = pb_grpc.JobExecutionServiceStub(self.channel)
         self.logs = pb_grpc.LogStreamServiceStub(self.channel)
 

@@ -15,14 +15,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from hodei_stream.exit_codes import ClientError, ExitStatus, for_grpc_code
-from hodei_stream.state_folder import ENV_TOKEN, embedded_target, is_answering
+from hodei_stream.state_folder import ENV_TLS_CA, ENV_TOKEN, embedded_target, is_answering
 
 ENV_URL = "HODEI_GRPC_URL"
+ENV_KEEPALIVE = "HODEI_KEEPALIVE_S"  # both keepalive intervals of stream-logs' transport
 UNARY_TIMEOUT_S = 15.0  # how long any one unary call may take
 # Long lines (1 MiB and more) and GetLogs pages must fit in one message.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -45,9 +47,34 @@ class ServerAddressError(ValueError):
 
 
 @dataclass(frozen=True)
+class ClientSettings:
+    """How a client reaches a server beyond its address, read from the environment once, at
+    the command's edge (``resolve``), and handed down to the transports."""
+
+    token: str | None = None  # HODEI_TOKEN: sent as ``authorization: Bearer``
+    tls_ca: str | None = None  # HODEI_TLS_CA: the CA bundle that makes the connection TLS
+    keepalive_s: float | None = None  # HODEI_KEEPALIVE_S: stream-logs' keepalive intervals
+
+    @classmethod
+    def from_environment(cls) -> ClientSettings:
+        """The settings the user's environment gives; ``ServerAddressError`` (USAGE) for a
+        value that makes no sense."""
+        keepalive_s = None
+        if text := os.environ.get(ENV_KEEPALIVE):
+            try:
+                keepalive_s = float(text)
+            except ValueError:
+                keepalive_s = math.nan
+            if not 0.05 <= keepalive_s <= 3600:  # also refuses nan
+                raise ServerAddressError(f"{ENV_KEEPALIVE} must be seconds between 0.05 and 3600, not {text[:20]!r}")
+        return cls(os.environ.get(ENV_TOKEN) or None, os.environ.get(ENV_TLS_CA) or None, keepalive_s)
+
+
+@dataclass(frozen=True)
 class Server:
     target: str  # a grpcio channel target: "host:port" or "unix:/abs/path"
     embedded: bool  # True when it is this user's embedded server
+    settings: ClientSettings = field(default=ClientSettings(), compare=False)
 
     def __str__(self) -> str:
         return self.target
@@ -96,10 +123,11 @@ def resolve(flag: str | None) -> Server:
 
     Does not start anything: call ``ensure_running`` before the first call to the server.
     """
+    settings = ClientSettings.from_environment()
     for url in (flag, os.environ.get(ENV_URL)):
         if url:
-            return Server(parse_url(url), embedded=False)
-    return Server(embedded_target(), embedded=True)
+            return Server(parse_url(url), embedded=False, settings=settings)
+    return Server(embedded_target(), embedded=True, settings=settings)
 
 
 def ensure_running(server: Server) -> bool:

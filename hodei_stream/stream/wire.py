@@ -23,7 +23,8 @@ list: 64 KiB; a message, compressed or not: ``MAX_MESSAGE_BYTES``).
 - Liveness, as grpc-go's client keepalive: after ``KEEPALIVE_TIME_S`` (10 s) without any
   byte from the peer the call sends a PING; without an answer within
   ``KEEPALIVE_TIMEOUT_S`` (10 s) it ends UNAVAILABLE, so a dead path (no FIN, no RST) is
-  noticed in at most 20 s and the follower reconnects.  ``HODEI_KEEPALIVE_S`` sets both.
+  noticed in at most 20 s and the follower reconnects.  ``HODEI_KEEPALIVE_S`` sets both
+  (read at the command's edge, ``endpoint.ClientSettings``).
   A server that answers "too_many_pings" makes this process ping half as often from then on.
 - Deadline: ``timeout`` bounds the whole call (connect, TLS and every read) on the
   monotonic clock and is sent as ``grpc-timeout``; past it the call ends DEADLINE_EXCEEDED.
@@ -36,7 +37,6 @@ list: 64 KiB; a message, compressed or not: ``MAX_MESSAGE_BYTES``).
 from __future__ import annotations
 
 import math
-import os
 import socket
 import ssl
 import threading
@@ -47,7 +47,7 @@ from typing import cast
 
 import hpack
 
-from hodei_stream.endpoint import MAX_MESSAGE_BYTES
+from hodei_stream.endpoint import MAX_MESSAGE_BYTES, ClientSettings
 from hodei_stream.state_folder import ENV_TLS_CA, ENV_TOKEN
 
 CONNECT_TIMEOUT_S = 10.0
@@ -55,7 +55,6 @@ CONNECT_TIMEOUT_S = 10.0
 # a byte from the peer, and the call fails when that PING is not answered in time.
 KEEPALIVE_TIME_S = 10.0
 KEEPALIVE_TIMEOUT_S = 10.0
-ENV_KEEPALIVE = "HODEI_KEEPALIVE_S"  # sets both (tests and impatient users)
 # A server that finds our PINGs too frequent says so (GOAWAY ENHANCE_YOUR_CALM with
 # "too_many_pings": grpc-core servers after 3 PINGs without data between); as grpc-go does,
 # every later call of this process then waits twice as long before its PING.
@@ -121,21 +120,7 @@ class CallError(Exception):
         self.details = details
 
 
-def keepalive_from_environment() -> float | None:
-    """``HODEI_KEEPALIVE_S``, if set: seconds for both keepalive intervals."""
-    text = os.environ.get(ENV_KEEPALIVE)
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not 0.05 <= seconds <= 3600:  # also refuses nan
-        raise CallError("INVALID_ARGUMENT", f"{ENV_KEEPALIVE} must be seconds between 0.05 and 3600, not {text[:20]!r}")
-    return seconds
-
-
-def _connect(target: str, timeout: float) -> tuple[socket.socket, str, bool]:
+def _connect(target: str, timeout: float, tls_ca: str | None) -> tuple[socket.socket, str, bool]:
     """A connected socket for ``unix:/path`` or ``host:port``, its authority, and whether
     the way there is private (a Unix socket, loopback, or TLS): where a token may go."""
     give_up = time.monotonic() + timeout
@@ -149,10 +134,9 @@ def _connect(target: str, timeout: float) -> tuple[socket.socket, str, bool]:
         host = host.strip("[]")
         sock = socket.create_connection((host, int(port)), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        ca_path = os.environ.get(ENV_TLS_CA)
-        if not ca_path:
+        if not tls_ca:
             return sock, target, host in ("localhost", "127.0.0.1", "::1")
-        context = ssl.create_default_context(cafile=ca_path)
+        context = ssl.create_default_context(cafile=tls_ca)
         context.set_alpn_protocols(["h2"])
         sock.settimeout(max(give_up - time.monotonic(), 0.001))  # connect and handshake within ``timeout``
         tls = context.wrap_socket(sock, server_hostname=host)
@@ -174,8 +158,9 @@ class Call:
 
     ``timeout``: seconds for the whole call (a deadline, sent as ``grpc-timeout``), none
     for a stream that lasts as long as the job.  ``keepalive_time`` / ``keepalive_timeout``:
-    the silence before a PING and the wait for its answer (default ``HODEI_KEEPALIVE_S``,
-    else ``KEEPALIVE_TIME_S`` / ``KEEPALIVE_TIMEOUT_S``).
+    the silence before a PING and the wait for its answer (default ``settings.keepalive_s``,
+    else ``KEEPALIVE_TIME_S`` / ``KEEPALIVE_TIMEOUT_S``).  ``settings``: the token, CA bundle
+    and keepalive the command read from its environment (``endpoint.ClientSettings``).
     """
 
     def __init__(
@@ -187,13 +172,13 @@ class Call:
         *,
         keepalive_time: float | None = None,
         keepalive_timeout: float | None = None,
+        settings: ClientSettings = ClientSettings(),
     ) -> None:
         self._deadline = None if timeout is None else time.monotonic() + timeout
-        from_environment = keepalive_from_environment()
-        self._keepalive_time = (keepalive_time or from_environment or KEEPALIVE_TIME_S) * keepalive_slowdown["factor"]
-        self._keepalive_timeout = keepalive_timeout or from_environment or KEEPALIVE_TIMEOUT_S
+        self._keepalive_time = (keepalive_time or settings.keepalive_s or KEEPALIVE_TIME_S) * keepalive_slowdown["factor"]
+        self._keepalive_timeout = keepalive_timeout or settings.keepalive_s or KEEPALIVE_TIMEOUT_S
         self._closed = threading.Event()
-        self._sock, authority, private = _connect(target, CONNECT_TIMEOUT_S if timeout is None else min(timeout, CONNECT_TIMEOUT_S))
+        self._sock, authority, private = _connect(target, CONNECT_TIMEOUT_S if timeout is None else min(timeout, CONNECT_TIMEOUT_S), settings.tls_ca)
         self._decoder = hpack.Decoder(max_header_list_size=MAX_HEADER_BLOCK)
         self._incoming = bytearray()  # received bytes not yet parsed into frames
         self._header_block: bytearray | None = None  # a header block awaiting its CONTINUATIONs
@@ -216,7 +201,7 @@ class Call:
         ]
         if timeout is not None:
             headers.append(("grpc-timeout", grpc_timeout(timeout)))
-        if token := os.environ.get(ENV_TOKEN):
+        if token := settings.token:
             if not private:
                 self.close()
                 raise CallError("UNAUTHENTICATED", f"{ENV_TOKEN} is only sent over TLS ({ENV_TLS_CA}) or to this machine")

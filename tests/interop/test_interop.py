@@ -21,6 +21,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from hodei_stream.endpoint import ClientSettings
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc
 from hodei_stream.stream import wire
@@ -97,7 +98,8 @@ def check_every_entry_once_in_order(target: str, mode: str, certificate: tuple[P
 
     if mode == "tls":
         monkeypatch.setenv("HODEI_TLS_CA", str(certificate[0]))
-    call = Call(target, "/hodei.LogStreamService/SubscribeLogs", pb.SubscribeLogsRequest(job_id=JOB_ID).SerializeToString())
+    call = Call(target, "/hodei.LogStreamService/SubscribeLogs", pb.SubscribeLogsRequest(job_id=JOB_ID).SerializeToString(),
+                settings=ClientSettings.from_environment())
     encoding = dict(call.initial_metadata()).get("grpc-encoding", "identity")
     call.close()
     assert encoding == ("gzip" if mode == "gzip" else "identity")  # the answers really were compressed
@@ -159,8 +161,7 @@ def test_a_tls_server_that_does_not_agree_to_h2_is_refused(certificate: tuple[Pa
             pass  # the client hung up after the handshake, as it should
 
     threading.Thread(target=accept_one, daemon=True).start()
-    monkeypatch.setenv("HODEI_TLS_CA", str(cert))
     with pytest.raises(CallError) as failure:
-        Call(f"127.0.0.1:{listener.getsockname()[1]}", "/m", b"", timeout=10)
+        Call(f"127.0.0.1:{listener.getsockname()[1]}", "/m", b"", timeout=10, settings=ClientSettings(tls_ca=str(cert)))
     listener.close()
     assert failure.value.code == "UNAVAILABLE" and "no ALPN h2" in failure.value.details

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from server_helpers import all_logs, shell_job, subscribe
 
 from hodei_stream.client import HodeiClient
-from hodei_stream.endpoint import Server
+from hodei_stream.endpoint import ClientSettings, Server
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool
@@ -56,6 +57,12 @@ def test_socket_and_folder_modes_and_another_user_is_refused(home: Path, launch_
     assert attempt.stdout.split() == ["PermissionError", "PermissionError"], attempt.stderr
 
 
+def as_configured(server: Server) -> Server:
+    """``server`` with the token and CA this process's environment gives now, as a command's
+    edge reads them (``resolve``)."""
+    return replace(server, settings=ClientSettings.from_environment())
+
+
 @pytest.fixture
 def token_server(home: Path, launch_server: Launch, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A server that requires ``TOKEN`` (from its environment, as users set it)."""
@@ -69,7 +76,7 @@ def test_a_missing_or_wrong_token_is_unauthenticated(token_server: Any, monkeypa
     for token in (None, "wrong", TOKEN + "x"):
         if token:
             monkeypatch.setenv("HODEI_TOKEN", token)
-        with HodeiClient(token_server.server) as client:
+        with HodeiClient(as_configured(token_server.server)) as client:
             with pytest.raises(grpc.RpcError) as refused:
                 client.logs.GetLogs(pb.GetLogsRequest(job_id="x"), timeout=10)
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -78,14 +85,14 @@ def test_a_missing_or_wrong_token_is_unauthenticated(token_server: Any, monkeypa
             assert error.value.status == ExitStatus.UNREACHABLE
             assert "HODEI_TOKEN" in str(error.value) and "\n" not in str(error.value)
     monkeypatch.setenv("HODEI_TOKEN", TOKEN)
-    with HodeiClient(token_server.server) as client:
+    with HodeiClient(as_configured(token_server.server)) as client:
         assert client.list_jobs().total_count == 0
 
 
 def test_the_token_reaches_no_job_no_supervisor_and_no_log(
         token_server: Any, home: Path, monkeypatch: pytest.MonkeyPatch, wait_until: WaitUntil) -> None:
     monkeypatch.setenv("HODEI_TOKEN", TOKEN)
-    with HodeiClient(token_server.server) as client:
+    with HodeiClient(as_configured(token_server.server)) as client:
         job_id = shell_job(client, "env; cat /proc/$PPID/environ | tr '\\0' '\\n'; sleep 0.5")
         wait_until(lambda: JobSpool(home / SPOOL_FOLDER_NAME, job_id).read_state().get("job_pid"))
         supervisor_pid = JobSpool(home / SPOOL_FOLDER_NAME, job_id).read_state()["supervisor_pid"]
@@ -141,11 +148,11 @@ def tls_token_server(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_tls_with_a_token_on_tcp(tls_token_server: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with HodeiClient(Server(tls_token_server, embedded=False)) as client:
+    with HodeiClient(as_configured(Server(tls_token_server, embedded=False))) as client:
         job_id = shell_job(client, "seq 1 3")
         assert [a.entry.line for a in subscribe(client, job_id)] == ["1", "2", "3"]
     monkeypatch.delenv("HODEI_TLS_CA")  # plaintext to a TLS server: no connection
-    with HodeiClient(Server(tls_token_server, embedded=False)) as client, pytest.raises(ClientError) as error:
+    with HodeiClient(as_configured(Server(tls_token_server, embedded=False))) as client, pytest.raises(ClientError) as error:
         client.list_jobs()
     assert error.value.status == ExitStatus.UNREACHABLE
     assert "warning" not in (home / "tcp-server.log").read_text()
@@ -178,7 +185,7 @@ def stream_logs(target: str, job_id: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_stream_logs_sends_the_token_and_speaks_tls(tls_token_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    with HodeiClient(Server(tls_token_server, embedded=False)) as client:
+    with HodeiClient(as_configured(Server(tls_token_server, embedded=False))) as client:
         job_id = shell_job(client, "seq 1 3")
     shown = stream_logs(tls_token_server, job_id)
     assert shown.returncode == 0, shown.stderr
