@@ -106,8 +106,8 @@ def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
 
     async def write() -> None:
         store = JobStore(tmp_path, settings, Fanout())
-        assert store.create_job(JobRecord(job_id, "name", b"", pb.JOB_STATUS_RUNNING, created_ns=1))
-        assert not store.create_job(JobRecord(job_id, "again", b"", pb.JOB_STATUS_QUEUED, created_ns=2))
+        assert store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
+        assert not store.create_job(JobRecord(job_id, "again", pb.JOB_STATUS_QUEUED, created_ns=2), b"")
         store.append_lines(job_id, lines_of(job_id, 1, 1000))
         assert [line.sequence for line in await store.read(job_id, 995)] == list(range(996, 1001))
         await store.close()
@@ -138,7 +138,7 @@ def test_store_trims_committed_lines_and_bounds_pages(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         store = JobStore(tmp_path, settings, Fanout())
-        store.create_job(JobRecord(job_id, "name", b"", pb.JOB_STATUS_RUNNING, created_ns=1))
+        store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
         store.append_lines(job_id, lines_of(job_id, 1, 1000))
         first_page = await store.read_encoded(job_id, 0)  # encoded before the trim
         assert first_page is not None and [entry.sequence for entry in decoded(first_page.data)] == list(range(1, 1001))
@@ -171,7 +171,7 @@ def test_a_job_past_its_backlog_waits_for_the_writer(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         store = JobStore(tmp_path, settings, Fanout())
-        store.create_job(JobRecord(job_id, "name", b"", pb.JOB_STATUS_RUNNING, created_ns=1))
+        store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
         await store.wait_for_backlog(job_id)  # nothing waiting: at once
         store.append_lines(job_id, lines_of(job_id, 1, 100))
         waiting = asyncio.create_task(store.wait_for_backlog(job_id))
@@ -197,8 +197,8 @@ def test_retention_forgets_old_and_oversized_finished_jobs_never_a_running_one(t
         store = JobStore(tmp_path, ServerSettings(), Fanout())
         for name, status, days_ago, count in jobs:
             ended_ns = now_ns - days_ago * day_ns if days_ago else 0
-            store.create_job(JobRecord(ids[name], name, b"", status, created_ns=now_ns - 50 * day_ns,
-                                       ended_ns=ended_ns))
+            store.create_job(JobRecord(ids[name], name, status, created_ns=now_ns - 50 * day_ns,
+                                       ended_ns=ended_ns), b"")
             store.append_lines(ids[name], lines_of(ids[name], 1, count, text="z" * 990))
         await store.sync()
         # 30 days; at most 12 kB of log text: "old" is too old, then "older-big" makes room.
