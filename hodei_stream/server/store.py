@@ -481,8 +481,8 @@ class JobStore:
     def _write_failed(self, message: str, job_ids: set[str]) -> None:
         """On the loop: a batch could not be committed (the writer tries it again)."""
         if self.write_error is None:
-            print(f"hodei-server: {message}; jobs that need a write now fail and new jobs are refused until a retry succeeds",
-                  file=sys.stderr, flush=True)
+            print(f"hodei-server: {message}; jobs that need a write now fail and new jobs are refused"
+                  " until a retry succeeds", file=sys.stderr, flush=True)
         self.write_error = message
         for job_id in job_ids:
             self._fail(job_id, message)
