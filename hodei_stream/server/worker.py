@@ -34,7 +34,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server import supervisor_protocol
@@ -86,6 +86,14 @@ def timeout_s(definition: pb.JobDefinition) -> float | None:
 def job_environment(definition: pb.JobDefinition) -> dict[str, str]:
     inherited = {name: os.environ[name] for name in INHERITED_ENVIRONMENT if name in os.environ}
     return {**inherited, **definition.environment}
+
+
+def write_and_close(pipe: BinaryIO, data: bytes) -> None:
+    try:
+        with pipe:
+            pipe.write(data)
+    except BrokenPipeError:
+        pass  # the supervisor is gone already: its exit is handled as any other
 
 
 async def process_exit(pid: int) -> None:
@@ -164,8 +172,11 @@ class Worker:
         self.socket_path.unlink(missing_ok=True)
 
     def launch(self, job_id: str, definition: pb.JobDefinition) -> None:
+        """Run a new job.  Its definition is not kept here (the store has it): only what the
+        supervisor is told, until it is told."""
         run = self.runs[job_id] = JobRun(job_id)
-        run.task = asyncio.create_task(self._run(run, definition), name=f"job {job_id}")
+        spec = json.dumps(asdict(self.job_command(definition))).encode()
+        run.task = asyncio.create_task(self._run(run, spec), name=f"job {job_id}")
 
     def cancel(self, job_id: str, reason: str) -> bool:
         """Ask the job's supervisor to stop it; False when the job is not running here."""
@@ -193,8 +204,9 @@ class Worker:
             linger_s=self.settings.supervisor_linger_s,
         )
 
-    async def _run(self, run: JobRun, definition: pb.JobDefinition) -> None:
-        """Start the job's supervisor and see it through to its end."""
+    async def _run(self, run: JobRun, spec: bytes) -> None:
+        """Start the job's supervisor, tell it ``spec`` (a ``JobCommand`` as JSON) and see it
+        through to its end."""
         try:
             # Not asyncio's subprocesses: they kill their children when the loop closes, and
             # a supervisor must outlive this server (``stop --keep-jobs``, a crash).
@@ -207,13 +219,13 @@ class Worker:
             )
         except OSError as error:
             await self._finish(run.job_id, {"outcome": "failed", "exit_code": "", "ended_ns": 0,
-                                      "error": f"cannot start the job's supervisor: {error}"}, None)
+                                            "error": f"cannot start the job's supervisor: {error}"}, None)
             del self.runs[run.job_id]
             return
-        assert supervisor.stdin is not None
-        with supervisor.stdin:
-            supervisor.stdin.write(json.dumps(asdict(self.job_command(definition))).encode())
-        self.store.update(run.job_id, status=pb.JOB_STATUS_ASSIGNED)
+        self.store.update(run.job_id, status=pb.JOB_STATUS_ASSIGNED)  # (before its STARTED can come)
+        # In a thread: a big spec waits for the supervisor to read it, the event loop must not.
+        await asyncio.to_thread(write_and_close, supervisor.stdin, spec)  # type: ignore[arg-type]
+        del spec  # not held for the job's life
         try:
             await process_exit(supervisor.pid)
         finally:

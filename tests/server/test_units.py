@@ -215,3 +215,40 @@ def test_retention_forgets_old_and_oversized_finished_jobs_never_a_running_one(t
         await reopened.close()
 
     asyncio.run(scenario())
+
+
+def test_definitions_stay_on_disk_and_are_read_when_asked(tmp_path: Path) -> None:
+    job_id = str(uuid.uuid4())
+    definition = b"d" * 10_000_000
+
+    async def scenario() -> None:
+        store = JobStore(tmp_path, ServerSettings(), Fanout())
+        store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_QUEUED, created_ns=1), definition)
+        assert await store.definition(job_id) == definition  # before its commit, from memory
+        await store.sync()
+        assert store.definitions == {}  # let go once committed
+        assert await store.definition(job_id) == definition
+        await store.close()
+        reopened = JobStore(tmp_path, ServerSettings(), Fanout())
+        assert reopened.definitions == {} and await reopened.definition(job_id) == definition
+        await reopened.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_final_state_is_reported_once_committed(tmp_path: Path) -> None:
+    job_id = str(uuid.uuid4())
+
+    async def scenario() -> None:
+        store = JobStore(tmp_path, ServerSettings(store_commit_interval_s=0.05), Fanout())
+        store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
+        store.append_lines(job_id, lines_of(job_id, 1, 3))
+        store.update(job_id, status=pb.JOB_STATUS_COMPLETED, exit_code="0")
+        # Known to the worker at once, to clients only once on disk.
+        assert store.has_ended(job_id) and not store.is_final(job_id)
+        assert store.get(job_id).status == pb.JOB_STATUS_RUNNING  # type: ignore[union-attr]
+        await store.sync()
+        assert store.is_final(job_id) and job_id not in store.logs  # the buffer let go too
+        await store.close()
+
+    asyncio.run(scenario())
