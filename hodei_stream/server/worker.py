@@ -309,7 +309,8 @@ class Worker:
             definition = pb.JobDefinition.FromString(await self.store.definition(job_id))
             return f"exceeded its timeout of {timeout_s(definition) or 0:g} s"
         if outcome == "cancelled":
-            return f"cancelled: {cancel_reason}" if cancel_reason else "cancelled"
+            # Without a reason here, a previous server cancelled it (the reason is not kept).
+            return f"cancelled: {cancel_reason}" if cancel_reason else "cancelled by a previous server"
         if outcome == "failed":
             return f"exited with status {report['exit_code']}"
         return ""

@@ -130,3 +130,26 @@ def test_a_full_disk_fails_the_job_naming_it_and_the_store_recovers_without_a_re
         job = client.get_job(long_job)
         assert job.status == pb.JOB_STATUS_FAILED and "full" in job.executions[0].error_message
         assert [e.sequence for e in all_logs(client, long_job)] == kept
+
+
+def test_a_server_stopped_while_the_disk_is_full_stops_and_the_next_one_keeps_every_spooled_line(
+        small_disk: Path, launch_server: Launch, wait_until: WaitUntil) -> None:
+    home = small_disk
+    first = launch_server(home)
+    with HodeiClient(first.server) as client:
+        long_job = shell_job(client, LONG_JOB)
+        wait_until(lambda: len(client.get_logs(long_job, since_sequence=100, limit=1).entries),
+                   what="the long job's first lines")
+        filler = fill(home.parent)
+        assert client.wait_final(long_job, deadline_s=60).status == pb.JOB_STATUS_FAILED
+    stopping = time.monotonic()
+    assert first.stop() == 0  # the writer gives up the write it cannot do; the spools keep the lines
+    assert time.monotonic() - stopping < 15
+    filler.unlink()
+    with HodeiClient(launch_server(home).server) as client:
+        job = client.wait_final(long_job, deadline_s=60)
+        # Stopped by the first server (its FAILED could not be written): every line it wrote till then.
+        assert job.status == pb.JOB_STATUS_CANCELLED, job.executions[0].error_message
+        assert job.executions[0].error_message == "cancelled by a previous server"
+        kept = [e.sequence for e in all_logs(client, long_job)]
+        assert kept == list(range(1, len(kept) + 1)) and len(kept) >= 100
