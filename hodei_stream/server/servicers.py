@@ -116,9 +116,8 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
         job_id = parse_job_id(definition.job_id.value) if definition.job_id.value else str(uuid.uuid4())
         definition.job_id.value = job_id
         queued_ns = time.time_ns()
-        record = JobRecord(job_id=job_id, name=definition.name, definition=definition.SerializeToString(),
-                           status=pb.JOB_STATUS_QUEUED, created_ns=queued_ns)
-        if not self.store.create_job(record):
+        record = JobRecord(job_id=job_id, name=definition.name, status=pb.JOB_STATUS_QUEUED, created_ns=queued_ns)
+        if not self.store.create_job(record, definition.SerializeToString()):
             raise GRPCError(Status.ALREADY_EXISTS, f"a job {job_id} exists already")
         self.worker.launch(job_id, definition)
         await stream.send_message(pb.QueueJobResponse(success=True, message="queued", queued_at=timestamp(queued_ns),
@@ -128,7 +127,8 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
         request = await stream.recv_message()
         assert request is not None
         record = find_job(self.store, request.job_id.value)
-        await stream.send_message(pb.GetJobResponse(job=pb.JobDefinition.FromString(record.definition),
+        definition = pb.JobDefinition.FromString(await self.store.definition(record.job_id))
+        await stream.send_message(pb.GetJobResponse(job=definition,
                                                     status=record.status, executions=[execution(record)]))
 
     async def ListJobs(self, stream: Stream[pb.ListJobsRequest, pb.ListJobsResponse]) -> None:
@@ -150,7 +150,7 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
         check_text("reason", request.reason, MAX_REASON_CHARS)
         # The execution id is the job id here, so either names the job.
         record = find_job(self.store, request.job_id.value or request.execution_id.value)
-        if record.is_final or not self.worker.cancel(record.job_id, request.reason or "cancelled by a client"):
+        if record.is_final or not self.worker.cancel(record.job_id, request.reason or "requested by a client"):
             message = f"the job has already ended ({pb.JobStatus.Name(record.status).removeprefix('JOB_STATUS_')})"
             await stream.send_message(pb.CancelJobResponse(success=False, message=message))
             return

@@ -12,13 +12,20 @@ Per job, in ``<state folder>/spool/``:
 - ``<job_id>.exit``: the job's outcome (the ``EXITED`` report) once the job has ended.
 
 The supervisor removes all three once the server confirmed it stored everything.
+
+A full disk (or an I/O error) does not stop a job: batches the spool cannot write wait in the
+supervisor's memory (up to ``MAX_UNWRITTEN_BYTES``) and are written, in order, with the next
+batch that can be; the supervisor still sends them to the server and hands them over on a
+resume.  The state and exit files are best effort: the server learns the same over the socket.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterator
+from typing import BinaryIO
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +38,8 @@ SPOOL_FOLDER_NAME = "spool"
 MARK_EVERY_BYTES = 1 << 20
 # Lines handed over (to the server, or to the store on import) in payloads of about this size.
 PAYLOAD_BYTES = 1 << 20
+# Batches a full disk keeps out of the spool file, at most: beyond, the supervisor gives up.
+MAX_UNWRITTEN_BYTES = 64 << 20
 
 
 def process_start_time(pid: int) -> int | None:
@@ -65,6 +74,8 @@ class JobSpool:
         self.size = 0
         self.marks: list[tuple[int, int]] = []  # (first sequence of a batch, its offset)
         self.fd: int | None = None
+        self.unwritten: list[tuple[bytes, int]] = []  # batches the disk did not take yet, in order
+        self.unwritten_bytes = 0
 
     # ---- the supervisor's side -----------------------------------------------------------
 
@@ -74,20 +85,36 @@ class JobSpool:
         self.size = os.fstat(self.fd).st_size
 
     def append(self, payload: bytes, first_sequence: int) -> None:
-        """Add a batch (a LINES payload) whose first line has ``first_sequence``."""
+        """Add a batch (a LINES payload) whose first line has ``first_sequence``: to the file,
+        after any batches still waiting for room.  Raises ``OSError`` only when more than
+        ``MAX_UNWRITTEN_BYTES`` wait."""
+        self.unwritten.append((payload, first_sequence))
+        self.unwritten_bytes += len(payload)
+        while self.unwritten and self._write(*self.unwritten[0]):
+            self.unwritten_bytes -= len(self.unwritten.pop(0)[0])
+        if self.unwritten_bytes > MAX_UNWRITTEN_BYTES:
+            raise OSError(f"cannot write the spool {self.lines_path}, and {self.unwritten_bytes} bytes wait")
+
+    def _write(self, payload: bytes, first_sequence: int) -> bool:
+        """Write one batch whole, or nothing of it (False: the disk refused it)."""
         assert self.fd is not None
+        try:
+            written = 0
+            while written < len(payload):  # a regular file takes it all at once, short of a full disk
+                written += os.write(self.fd, payload[written:])
+        except OSError:
+            os.ftruncate(self.fd, self.size)  # no half record: it would hide the records after it
+            return False
         if not self.marks or self.size - self.marks[-1][1] >= MARK_EVERY_BYTES:
             self.marks.append((first_sequence, self.size))
-        written = 0
-        while written < len(payload):  # a regular file takes it all at once, short of a full disk
-            written += os.write(self.fd, payload[written:])
         self.size += written
+        return True
 
     def write_state(self, state: dict[str, Any]) -> None:
-        write_atomically(self.state_path, state)
+        write_best_effort(self.state_path, state)
 
     def write_exit(self, report: dict[str, Any]) -> None:
-        write_atomically(self.exit_path, report)
+        write_best_effort(self.exit_path, report)
 
     def remove(self) -> None:
         if self.fd is not None:
@@ -106,21 +133,17 @@ class JobSpool:
             spool = self.lines_path.open("rb")
         except FileNotFoundError:
             return
+        chunk = bytearray()
         with spool:
             spool.seek(start)
-            chunk = bytearray()
-            while len(header := spool.read(LINE_HEADER.size)) == LINE_HEADER.size:
-                sequence, _ns, _stderr, size = LINE_HEADER.unpack(header)
-                text = spool.read(size)
-                if len(text) < size:
-                    break  # the last record was cut short
-                if sequence > after_sequence:
-                    chunk += header + text
+            for source in (spool, io.BytesIO(b"".join(payload for payload, _first in self.unwritten))):
+                for record in records_after(source, after_sequence):
+                    chunk += record
                     if len(chunk) >= PAYLOAD_BYTES:
                         yield bytes(chunk)
                         chunk.clear()
-            if chunk:
-                yield bytes(chunk)
+        if chunk:
+            yield bytes(chunk)
 
     def lines_after(self, after_sequence: int) -> Iterator[list[LogLine]]:
         for payload in self.payloads_after(after_sequence):
@@ -131,6 +154,25 @@ class JobSpool:
 
     def read_exit(self) -> dict[str, Any]:
         return read_json(self.exit_path)
+
+
+def records_after(source: BinaryIO, after_sequence: int) -> Iterator[bytes]:
+    """The whole line records in ``source`` with sequence > ``after_sequence``."""
+    while len(header := source.read(LINE_HEADER.size)) == LINE_HEADER.size:
+        sequence, _ns, _stderr, size = LINE_HEADER.unpack(header)
+        text = source.read(size)
+        if len(text) < size:
+            return  # the last record was cut short
+        if sequence > after_sequence:
+            yield header + text
+
+
+def write_best_effort(path: Path, value: dict[str, Any]) -> None:
+    """``write_atomically``, or nothing (and no partial file) when the disk refuses it."""
+    try:
+        write_atomically(path, value)
+    except OSError:
+        path.with_suffix(path.suffix + ".partial").unlink(missing_ok=True)
 
 
 def write_atomically(path: Path, value: dict[str, Any]) -> None:

@@ -1,12 +1,21 @@
 """The job store: every job and every log line, in SQLite in the state folder.
 
-Jobs (small, few) live in memory and are written through to SQLite.  Log lines are the hot
+Jobs' records (status, times, a few short fields) live in memory and are written through to
+SQLite; a job's definition (its command, arguments, environment: any size) is kept only until
+it is committed and then read back from SQLite when asked for.  Log lines are the hot
 path: ``append_lines`` puts them in the job's in-memory buffer (so a reader sees them at
 once) and hands them to a writer thread that commits them in batches (WAL), off the event
 loop.  The buffer keeps every line not yet committed plus a window of recent ones, each
 with its encoded gRPC message once a subscriber asked for it (encoded once, sent to all); older
 history is read from SQLite in a worker thread, a page at a time, so the event loop is never
 held by the disk.  All methods except the writer's are called on the event loop's thread.
+
+A job is reported final (``get``, ``list_jobs``, the end of its SubscribeLogs streams) only
+once its final record, and so every line before it, is committed.  A write that fails (a full
+disk, an I/O error) is retried with back-off until it succeeds, without a restart; meanwhile
+``write_error`` names the cause, every job that needs a write fails with that message (its
+supervisor keeps the spooled lines until the retried batch is committed), and new jobs are
+refused with UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -14,15 +23,19 @@ from __future__ import annotations
 import asyncio
 import queue
 import sqlite3
+import sys
 import threading
 import time
+from collections.abc import Callable
 from bisect import bisect_right
 from concurrent.futures import Future
-from dataclasses import astuple, dataclass, fields, replace
+from dataclasses import astuple, dataclass, field, fields, replace
 from functools import cache
 from itertools import accumulate, chain
 from operator import attrgetter
 from pathlib import Path
+
+from grpclib import GRPCError, Status
 
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
@@ -44,6 +57,9 @@ ENTRY_OVERHEAD_BYTES = 96
 # Lines per INSERT statement: 5 values each stays under the 999 variables per statement
 # that SQLite allowed by default before 3.32.
 INSERT_ROWS = 199
+# A failed write is tried again after this long, then twice as long each time up to the maximum.
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 2.0
 # A LogLine as a row of the ``log_lines`` table.
 LINE_ROW = attrgetter("job_id", "sequence", "captured_ns", "is_stderr", "text")
 
@@ -73,11 +89,11 @@ CREATE TABLE IF NOT EXISTS log_lines (
 
 @dataclass(frozen=True)
 class JobRecord:
-    """A job as the store keeps it; field order is the ``jobs`` table's column order."""
+    """A job as the store keeps it in memory: a row of the ``jobs`` table without the
+    definition."""
 
     job_id: str
     name: str
-    definition: bytes  # the serialized JobDefinition, as queued
     status: int  # a hodei JobStatus value
     created_ns: int
     started_ns: int = 0
@@ -89,6 +105,34 @@ class JobRecord:
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+
+RECORD_COLUMNS = [field.name for field in fields(JobRecord)]
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """For the writer: a new job, with its serialized ``JobDefinition`` as queued."""
+
+    record: JobRecord
+    definition: bytes
+
+
+@dataclass
+class Commit:
+    """What one committed batch stored, for the event loop to act on."""
+
+    sequences: dict[str, int] = field(default_factory=dict)  # the last line committed, per job
+    records: list[JobRecord] = field(default_factory=list)
+    definitions: list[str] = field(default_factory=list)  # jobs whose definition is on disk now
+    barriers: list[Future[None]] = field(default_factory=list)
+
+
+class StoreUnavailable(GRPCError):
+    """The store cannot write (a full disk, an I/O error): no new job until it can."""
+
+    def __init__(self, write_error: str) -> None:
+        super().__init__(Status.UNAVAILABLE, f"{write_error}; no new job is accepted until it can write again")
 
 
 @dataclass(frozen=True)
@@ -111,6 +155,29 @@ def _insert_lines(database: sqlite3.Connection, lines: list[LogLine]) -> None:
 @cache
 def _insert_statement(rows: int) -> str:
     return "INSERT OR IGNORE INTO log_lines VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+
+
+INSERT_JOB = (f"INSERT OR REPLACE INTO jobs ({', '.join(RECORD_COLUMNS)}, definition)"
+              f" VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 1))})")
+UPDATE_JOB = f"UPDATE jobs SET {', '.join(f'{column} = ?' for column in RECORD_COLUMNS[1:])} WHERE job_id = ?"
+
+
+def _is_urgent(item: object) -> bool:
+    """Somebody waits for this item's commit (a sync, a job's end): commit without gathering more."""
+    return item is None or isinstance(item, Future) or (isinstance(item, JobRecord) and item.is_final)
+
+
+def _job_ids(batch: list[object]) -> set[str]:
+    """The jobs whose lines or records are in ``batch``."""
+    ids: set[str] = set()
+    for item in batch:
+        if isinstance(item, JobRecord):
+            ids.add(item.job_id)
+        elif isinstance(item, NewJob):
+            ids.add(item.record.job_id)
+        elif isinstance(item, list):
+            ids.add(item[0].job_id)
+    return ids
 
 
 class JobLog:
@@ -178,16 +245,26 @@ class JobStore:
         self.settings = settings
         self.fanout = fanout
         self.loop = asyncio.get_running_loop()
+        # Every job as clients see it: a job's final record appears here once committed.
         self.jobs: dict[str, JobRecord] = {}
+        # Final records waiting for their commit (in ``jobs`` the job is still unfinished).
+        self.ending: dict[str, JobRecord] = {}
+        # Definitions of new jobs until the writer committed them; read from SQLite after.
+        self.definitions: dict[str, bytes] = {}
         self.logs: dict[str, JobLog] = {}
-        self.write_error: str | None = None  # None while the store can write; else why not (one line)
+        # None while writes succeed; else why the last one failed (one line, for users).
+        self.write_error: str | None = None
+        # Told about every job the store failed (the worker stops it): (job id, message).
+        self.on_job_failed: Callable[[str, str], None] = lambda job_id, message: None
         # What the writer thread commits next: jobs, lines, sync barriers; None stops it.
-        self.pending: queue.SimpleQueue[JobRecord | list[LogLine] | Forget | Future[None] | None] = queue.SimpleQueue()
+        self.pending: queue.SimpleQueue[NewJob | JobRecord | list[LogLine] | Forget | Future[None] | None] = (
+            queue.SimpleQueue())
+        self.closing = threading.Event()  # a writer retrying a failed write gives up
         self.readers = threading.local()
         self.commit_seen = asyncio.Event()  # set, and replaced, on every commit
         with self._connect() as database:
             database.executescript(SCHEMA)
-            for row in database.execute("SELECT * FROM jobs"):
+            for row in database.execute(f"SELECT {', '.join(RECORD_COLUMNS)} FROM jobs"):
                 record = JobRecord(*row)
                 if not record.is_final:
                     # Still running under its supervisor, which resumes after the last line
@@ -208,7 +285,9 @@ class JobStore:
         return database
 
     async def close(self) -> None:
-        """Commit everything still pending and stop the writer."""
+        """Commit everything still pending and stop the writer (which gives up a write that
+        keeps failing: the supervisors still hold those jobs' spools)."""
+        self.closing.set()
         self.pending.put(None)
         await asyncio.to_thread(self.writer.join)
 
@@ -220,29 +299,70 @@ class JobStore:
 
     # ---- jobs ------------------------------------------------------------------------
 
-    def create_job(self, record: JobRecord) -> bool:
-        """Store a new job; False when a job with its id already exists."""
+    def create_job(self, record: JobRecord, definition: bytes) -> bool:
+        """Store a new job and its serialized ``JobDefinition``; False when a job with its id
+        exists already.  Raises ``StoreUnavailable`` while the store cannot write."""
+        if self.write_error is not None:
+            raise StoreUnavailable(self.write_error)
         if record.job_id in self.jobs:
             return False
         self.jobs[record.job_id] = record
+        self.definitions[record.job_id] = definition
         self.logs[record.job_id] = JobLog(first_sequence=1)
-        self.pending.put(record)
+        self.pending.put(NewJob(record, definition))
         return True
 
     def get(self, job_id: str) -> JobRecord | None:
         return self.jobs.get(job_id)
 
+    async def definition(self, job_id: str) -> bytes:
+        """The serialized ``JobDefinition`` of a stored job."""
+        if (definition := self.definitions.get(job_id)) is not None:
+            return definition
+        return await asyncio.to_thread(self._read_definition, job_id)
+
+    def _read_definition(self, job_id: str) -> bytes:
+        row = self._reader().execute("SELECT definition FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return row[0] if row else b""
+
     def unfinished(self) -> list[JobRecord]:
-        return [record for record in self.jobs.values() if not record.is_final]
+        return [record for record in self.jobs.values() if not record.is_final and record.job_id not in self.ending]
 
     def is_final(self, job_id: str) -> bool:
+        """The job's final state is committed: what clients are told."""
         return self.jobs[job_id].is_final
 
+    def has_ended(self, job_id: str) -> bool:
+        """The job's final state is known (committed or not): nothing more is taken for it."""
+        return job_id in self.ending or self.jobs[job_id].is_final
+
     def update(self, job_id: str, **changes: object) -> JobRecord:
-        record = self.jobs[job_id] = replace(self.jobs[job_id], **changes)  # type: ignore[arg-type]
-        self.pending.put(record)
-        self.fanout.wake(job_id)
+        """Change a job's record; a final one shows once it is committed (or failed at once
+        while the store cannot write)."""
+        record = replace(self.ending.get(job_id) or self.jobs[job_id], **changes)  # type: ignore[arg-type]
+        if self.write_error is not None:
+            self._fail(job_id, self.write_error)
+        elif record.is_final:
+            self.ending[job_id] = record
+            self.pending.put(record)
+        else:
+            self.jobs[job_id] = record
+            self.pending.put(record)
+            self.fanout.wake(job_id)
         return record
+
+    def _fail(self, job_id: str, message: str) -> None:
+        """The store could not write for this job: it is FAILED with ``message``, shown at once
+        (the honest answer while nothing can be committed), written once the store can."""
+        shown = self.jobs.get(job_id)
+        if shown is None or shown.is_final:
+            return  # its final state is committed, or it has failed already
+        current = self.ending.pop(job_id, None) or shown
+        failed = self.jobs[job_id] = replace(current, status=pb.JOB_STATUS_FAILED, error_message=message,
+                                             ended_ns=current.ended_ns or time.time_ns())
+        self.pending.put(failed)
+        self.fanout.wake(job_id)
+        self.on_job_failed(job_id, message)
 
     def list_jobs(self, limit: int, offset: int, status: int | None, search: str) -> tuple[list[JobRecord], int]:
         """A page of jobs, newest first, and how many match in all."""
@@ -289,6 +409,8 @@ class JobStore:
         self.jobs[job_id] = replace(self.jobs[job_id], line_count=lines[-1].sequence)
         self.pending.put(lines)
         self.fanout.wake(job_id)
+        if self.write_error is not None:
+            self._fail(job_id, self.write_error)
 
     async def read(self, job_id: str, after_sequence: int, limit: int = PAGE_LINES) -> list[LogLine]:
         """Up to ``limit`` lines of ``job_id`` with sequence > ``after_sequence``, oldest first
@@ -314,8 +436,8 @@ class JobStore:
 
     async def wait_for_backlog(self, job_id: str) -> None:
         """Return once ``job_id`` has at most ``store_max_backlog_lines`` lines waiting for
-        the writer (at once, usually)."""
-        while (log := self.logs.get(job_id)) is not None and (
+        the writer (at once, usually), or has failed (no line of it is taken any more)."""
+        while (log := self.logs.get(job_id)) is not None and not self.jobs[job_id].is_final and (
                 self.jobs[job_id].line_count - log.committed_sequence > self.settings.store_max_backlog_lines):
             await self.commit_seen.wait()
 
@@ -334,11 +456,25 @@ class JobStore:
         )
         return [LogLine(job_id, sequence, ns, bool(is_stderr), text) for sequence, ns, is_stderr, text in rows]
 
-    def _committed(self, committed: dict[str, int]) -> None:
-        """On the loop: the writer committed these jobs' lines up to these sequences."""
+    def _writer_reported(self) -> None:
+        """Wake whoever waits on the writer (``wait_for_backlog``) to look again."""
         self.commit_seen.set()
         self.commit_seen = asyncio.Event()
-        for job_id, sequence in committed.items():
+
+    def _committed(self, commit: Commit) -> None:
+        """On the loop: the writer committed this batch."""
+        if self.write_error is not None:
+            print("hodei-server: the store writes again", file=sys.stderr, flush=True)
+            self.write_error = None
+        self._writer_reported()
+        for job_id in commit.definitions:
+            self.definitions.pop(job_id, None)
+        for record in commit.records:
+            if self.ending.get(record.job_id) is record:
+                # The job's end and every line before it are on disk: now it may be reported.
+                self.jobs[record.job_id] = self.ending.pop(record.job_id)
+                self.fanout.wake(record.job_id)
+        for job_id, sequence in commit.sequences.items():
             log = self.logs.get(job_id)
             if log is None:
                 continue
@@ -349,49 +485,88 @@ class JobStore:
             else:
                 log.trim(self.settings.store_recent_lines)
 
+    def _write_failed(self, message: str, job_ids: set[str]) -> None:
+        """On the loop: a batch could not be committed (the writer tries it again)."""
+        if self.write_error is None:
+            print(f"hodei-server: {message}; jobs that need a write now fail and new jobs are refused"
+                  " until a retry succeeds", file=sys.stderr, flush=True)
+        self.write_error = message
+        for job_id in job_ids:
+            self._fail(job_id, message)
+        self._writer_reported()  # a failed job's supervisor is read on: its end is awaited
+
     # ---- the writer thread -----------------------------------------------------------
 
     def _write_loop(self) -> None:
-        database = self._connect()
-        columns = len(fields(JobRecord))
-        upsert_job = f"INSERT OR REPLACE INTO jobs VALUES ({', '.join('?' * columns)})"
+        database: sqlite3.Connection | None = None
         stopping = False
         while not stopping:
             batch = [self.pending.get()]
             gather_until = time.monotonic() + self.settings.store_commit_interval_s
-            while batch[-1] is not None and (left := gather_until - time.monotonic()) > 0:
+            while not _is_urgent(batch[-1]) and (left := gather_until - time.monotonic()) > 0:
                 try:
                     batch.append(self.pending.get(timeout=left))
                 except queue.Empty:
                     break
-            committed: dict[str, int] = {}
-            barriers: list[Future[None]] = []
-            lines_by_job: dict[str, list[LogLine]] = {}  # inserted together, after the loop
-            database.execute("BEGIN")
+            stopping = None in batch
+            retry_s = RETRY_FIRST_S
+            while True:
+                try:
+                    database = database or self._connect()
+                    commit = self._commit(database, batch)
+                    break
+                except sqlite3.Error as error:
+                    # A full disk, an I/O error: the same batch again later, on a new
+                    # connection (the old one may be left in any state).
+                    database.close() if database else None
+                    database = None
+                    cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+                    self.loop.call_soon_threadsafe(self._write_failed,
+                                                   f"the store could not write to {self.path}: {cause}",
+                                                   _job_ids(batch))
+                    if self.closing.wait(retry_s):
+                        return  # the server stops: what is not committed stays in the spools
+                    retry_s = min(2 * retry_s, RETRY_MAX_S)
+            if not stopping:
+                self.loop.call_soon_threadsafe(self._committed, commit)
+            for barrier in commit.barriers:  # (after: a sync returns to a loop that knows the commit)
+                barrier.set_result(None)
+        if database:
+            database.close()
+
+    @staticmethod
+    def _commit(database: sqlite3.Connection, batch: list[object]) -> Commit:
+        """Write ``batch`` in one transaction; what it stored."""
+        commit = Commit()
+        lines_by_job: dict[str, list[LogLine]] = {}  # inserted together, after the loop
+        database.execute("BEGIN")
+        try:
             for item in batch:
-                if item is None:
-                    stopping = True
-                elif isinstance(item, Future):
-                    barriers.append(item)
+                if isinstance(item, Future):
+                    commit.barriers.append(item)
                 elif isinstance(item, Forget):
                     for job_id in item.job_ids:
                         lines_by_job.pop(job_id, None)
                     database.executemany("DELETE FROM log_lines WHERE job_id = ?", [(i,) for i in item.job_ids])
                     database.executemany("DELETE FROM jobs WHERE job_id = ?", [(i,) for i in item.job_ids])
+                elif isinstance(item, NewJob):
+                    database.execute(INSERT_JOB, (*astuple(item.record), item.definition))
+                    commit.definitions.append(item.record.job_id)
                 elif isinstance(item, JobRecord):
-                    database.execute(upsert_job, astuple(item))
+                    database.execute(UPDATE_JOB, (*astuple(item)[1:], item.job_id))
+                    commit.records.append(item)
                     # Reported too, so that a final job's buffer is let go once all is on disk.
-                    committed.setdefault(item.job_id, item.line_count)
-                else:
-                    lines_by_job.setdefault(item[0].job_id, []).extend(item)
+                    commit.sequences.setdefault(item.job_id, item.line_count)
+                elif item is not None:
+                    lines_by_job.setdefault(item[0].job_id, []).extend(item)  # type: ignore[index]
             for job_id, lines in lines_by_job.items():
                 _insert_lines(database, lines)
-                committed[job_id] = lines[-1].sequence
-            for job_id, sequence in committed.items():
+                commit.sequences[job_id] = lines[-1].sequence
+            for job_id, sequence in commit.sequences.items():
                 database.execute("UPDATE jobs SET line_count = ? WHERE job_id = ?", (sequence, job_id))
             database.execute("COMMIT")
-            for barrier in barriers:
-                barrier.set_result(None)
-            if not stopping:
-                self.loop.call_soon_threadsafe(self._committed, committed)
-        database.close()
+        except BaseException:
+            if database.in_transaction:
+                database.execute("ROLLBACK")
+            raise
+        return commit

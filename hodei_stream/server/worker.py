@@ -9,10 +9,18 @@ server's memory stays bounded).  ``cancel`` sends a CANCEL message: the supervis
 job's whole process group.  The server never touches a healthy job's processes itself.
 
 Jobs outlive the server: supervisors run in sessions of their own and reconnect to the next
-server, which ``adopt``s every job its predecessor left unfinished and waits for its
-supervisor.  A supervisor that is gone (its pid no longer runs, or it never came back within
-``reattach_timeout_s``) is replaced by its spool: the server imports the lines the job wrote
-and the outcome, if the job ended, or marks the job FAILED and says why.
+server.  Before it answers anyone, that server imports the spool of every job its
+predecessor left unfinished whose outcome is known already (the job ended, or its supervisor
+is gone), so that its first answer is the job's true final state; it ``adopt``s the others and
+waits for their supervisors.  A supervisor that is gone (its pid no longer runs, or it never
+came back within ``reattach_timeout_s``) is replaced by its spool: the server imports the
+lines the job wrote and the outcome, if the job ended, or marks the job FAILED and says why.
+
+Every final state carries a message for users: the job's own error, else what ended it
+("cancelled: <reason>", "exceeded its timeout of N s", "exited with status N").  A job the
+store could not write for is stopped (its output could not be kept) and FAILED with the
+store's message; its supervisor is told DONE, and so forgets its spool, only once the store
+committed everything.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server import supervisor_protocol
@@ -49,6 +58,9 @@ OUTCOME_STATUS = {
 }
 # A supervisor that exited: how long its connection may still take to deliver the last messages.
 LAST_FRAMES_WAIT_S = 5.0
+# Starting up: how long the jobs imported from spools may take to be committed before the
+# server answers anyway (only a store that cannot write takes longer).
+STARTUP_IMPORT_WAIT_S = 10.0
 
 
 @dataclass
@@ -64,9 +76,24 @@ class JobRun:
     detached: asyncio.Event = field(default_factory=asyncio.Event)  # its connection ended
 
 
+def timeout_s(definition: pb.JobDefinition) -> float | None:
+    """The job's execution timeout in seconds; None when it has none."""
+    if not definition.timeout.HasField("execution_timeout"):
+        return None
+    return definition.timeout.execution_timeout.ToNanoseconds() / 1e9 or None
+
+
 def job_environment(definition: pb.JobDefinition) -> dict[str, str]:
     inherited = {name: os.environ[name] for name in INHERITED_ENVIRONMENT if name in os.environ}
     return {**inherited, **definition.environment}
+
+
+def write_and_close(pipe: BinaryIO, data: bytes) -> None:
+    try:
+        with pipe:
+            pipe.write(data)
+    except BrokenPipeError:
+        pass  # the supervisor is gone already: its exit is handled as any other
 
 
 async def process_exit(pid: int) -> None:
@@ -94,16 +121,36 @@ class Worker:
         self.store = store
         self.runs: dict[str, JobRun] = {}
         self.listener: asyncio.Server | None = None
+        store.on_job_failed = self.cancel
 
     async def start(self) -> None:
-        """Listen for supervisors, and adopt the jobs a previous server left running."""
+        """Finish the jobs a previous server left whose outcome is known, listen for
+        supervisors, and adopt the jobs still running."""
         self.spool_folder.mkdir(mode=0o700, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
+        running: list[str] = []
+        imports: list[JobSpool] = []
+        for record in self.store.unfinished():
+            spool = JobSpool(self.spool_folder, record.job_id)
+            state = spool.read_state()
+            pid = state.get("supervisor_pid", 0)
+            if pid and not is_running(pid, state.get("supervisor_start_time")):
+                await self._import(spool, f"(pid {pid}) died")
+                imports.append(spool)
+            elif spool.read_exit():
+                # Ended while no server ran; its supervisor still waits to hand it over, and
+                # is told DONE when it comes back (the job is no run of ours any more).
+                await self._import(spool, "")
+                imports.append(spool)
+            else:
+                running.append(record.job_id)
+        if imports:
+            await self._forget_once_committed(imports, STARTUP_IMPORT_WAIT_S)
         self.listener = await asyncio.start_unix_server(self._on_supervisor, path=str(self.socket_path))
         self.socket_path.chmod(0o600)
-        for record in self.store.unfinished():
-            run = self.runs[record.job_id] = JobRun(record.job_id)
-            run.task = asyncio.create_task(self._adopt(run), name=f"job {record.job_id}")
+        for job_id in running:
+            run = self.runs[job_id] = JobRun(job_id)
+            run.task = asyncio.create_task(self._adopt(run), name=f"job {job_id}")
 
     async def close(self, cancel_jobs: bool = True) -> None:
         """Stop listening.  With ``cancel_jobs``, cancel every running job first and wait
@@ -125,8 +172,11 @@ class Worker:
         self.socket_path.unlink(missing_ok=True)
 
     def launch(self, job_id: str, definition: pb.JobDefinition) -> None:
+        """Run a new job.  Its definition is not kept here (the store has it): only what the
+        supervisor is told, until it is told."""
         run = self.runs[job_id] = JobRun(job_id)
-        run.task = asyncio.create_task(self._run(run, definition), name=f"job {job_id}")
+        spec = json.dumps(asdict(self.job_command(definition))).encode()
+        run.task = asyncio.create_task(self._run(run, spec), name=f"job {job_id}")
 
     def cancel(self, job_id: str, reason: str) -> bool:
         """Ask the job's supervisor to stop it; False when the job is not running here."""
@@ -140,14 +190,12 @@ class Worker:
         return True
 
     def job_command(self, definition: pb.JobDefinition) -> JobCommand:
-        timeout = definition.timeout.execution_timeout.ToNanoseconds() / 1e9 if definition.timeout.HasField(
-            "execution_timeout") else 0.0
         return JobCommand(
             command=definition.command,
             arguments=list(definition.arguments),
             environment=job_environment(definition),
             working_directory=str(Path.home()),
-            timeout_s=timeout or None,
+            timeout_s=timeout_s(definition),
             batch_capacity=self.settings.batch_capacity,
             batch_flush_interval_s=self.settings.batch_flush_interval_s,
             kill_grace_s=self.settings.kill_grace_s,
@@ -156,8 +204,9 @@ class Worker:
             linger_s=self.settings.supervisor_linger_s,
         )
 
-    async def _run(self, run: JobRun, definition: pb.JobDefinition) -> None:
-        """Start the job's supervisor and see it through to its end."""
+    async def _run(self, run: JobRun, spec: bytes) -> None:
+        """Start the job's supervisor, tell it ``spec`` (a ``JobCommand`` as JSON) and see it
+        through to its end."""
         try:
             # Not asyncio's subprocesses: they kill their children when the loop closes, and
             # a supervisor must outlive this server (``stop --keep-jobs``, a crash).
@@ -169,13 +218,14 @@ class Worker:
                 start_new_session=True,  # a Ctrl+C or SIGKILL meant for the server is not the job's
             )
         except OSError as error:
-            self._finish(run.job_id, pb.JOB_STATUS_FAILED, "", f"cannot start the job's supervisor: {error}")
+            await self._finish(run.job_id, {"outcome": "failed", "exit_code": "", "ended_ns": 0,
+                                            "error": f"cannot start the job's supervisor: {error}"}, None)
             del self.runs[run.job_id]
             return
-        assert supervisor.stdin is not None
-        with supervisor.stdin:
-            supervisor.stdin.write(json.dumps(asdict(self.job_command(definition))).encode())
-        self.store.update(run.job_id, status=pb.JOB_STATUS_ASSIGNED)
+        self.store.update(run.job_id, status=pb.JOB_STATUS_ASSIGNED)  # (before its STARTED can come)
+        # In a thread: a big spec waits for the supervisor to read it, the event loop must not.
+        await asyncio.to_thread(write_and_close, supervisor.stdin, spec)  # type: ignore[arg-type]
+        del spec  # not held for the job's life
         try:
             await process_exit(supervisor.pid)
         finally:
@@ -186,11 +236,7 @@ class Worker:
 
     async def _adopt(self, run: JobRun) -> None:
         """A job the previous server left unfinished: wait for its supervisor to come back."""
-        state = JobSpool(self.spool_folder, run.job_id).read_state()
-        pid = state.get("supervisor_pid", 0)
-        if pid and not is_running(pid, state.get("supervisor_start_time")):
-            await self._after_supervisor(run, f"(pid {pid}) died")
-            return
+        pid = JobSpool(self.spool_folder, run.job_id).read_state().get("supervisor_pid", 0)
         if not pid:
             # Not known yet (killed, or the server was, before it wrote its state): one that
             # lives comes back within the bound.
@@ -212,20 +258,32 @@ class Worker:
             pass
         finally:
             del self.runs[run.job_id]
-        if not self.store.is_final(run.job_id):
-            self._recover(run.job_id, how)
+        if not self.store.has_ended(run.job_id):
+            spool = JobSpool(self.spool_folder, run.job_id)
+            await self._import(spool, how)
+            await self._forget_once_committed([spool])
 
-    def _recover(self, job_id: str, how: str) -> None:
-        """Finish a job whose supervisor is gone from its spool: the lines the server lacks,
-        the outcome if the job ended, else FAILED (and the job's processes stopped, since
-        nothing would capture their output any more)."""
-        spool = JobSpool(self.spool_folder, job_id)
+    async def _forget_once_committed(self, spools: list[JobSpool], wait_s: float | None = None) -> None:
+        """Remove these imported spools once the store committed what they held (never
+        before: a server that dies meanwhile, or a store that cannot write, leaves them to the
+        next server); give up waiting after ``wait_s``."""
+        try:
+            await asyncio.wait_for(self.store.sync(), wait_s)
+        except asyncio.TimeoutError:
+            return
+        for spool in spools:
+            spool.remove()
+
+    async def _import(self, spool: JobSpool, how: str) -> None:
+        """Finish a job whose supervisor is gone or done from its spool: the lines the server
+        lacks, the outcome if the job ended, else FAILED (and the job's processes stopped,
+        since nothing would capture their output any more)."""
+        job_id = spool.job_id
         for lines in spool.lines_after(self.store.get(job_id).line_count):  # type: ignore[union-attr]
             self.store.append_lines(job_id, lines)
         report = spool.read_exit()
         if report:
-            self._finish(job_id, OUTCOME_STATUS[report["outcome"]], report["exit_code"], report["error"],
-                         report["ended_ns"])
+            await self._finish(job_id, report, None)
         else:
             state = spool.read_state()
             if is_running(state.get("job_pid", 0), state.get("job_start_time")):
@@ -233,14 +291,29 @@ class Worker:
                     os.killpg(state["job_pid"], signal.SIGKILL)
                 except OSError:
                     pass  # ended meanwhile
-            self._finish(job_id, pb.JOB_STATUS_FAILED, "",
-                         f"the job's supervisor {how} without reporting the job's exit;"
-                         " the job was stopped and its output up to then is kept")
-        spool.remove()
+            await self._finish(job_id, {
+                "outcome": "failed", "exit_code": "", "ended_ns": time.time_ns(),
+                "error": f"the job's supervisor {how} without reporting the job's exit;"
+                         " the job was stopped and its output up to then is kept"}, None)
 
-    def _finish(self, job_id: str, status: int, exit_code: str, error: str, ended_ns: int = 0) -> None:
-        self.store.update(job_id, status=status, exit_code=exit_code, error_message=error,
-                          ended_ns=ended_ns or time.time_ns())
+    async def _finish(self, job_id: str, report: dict[str, Any], cancel_reason: str | None) -> None:
+        """Record the job's outcome (an EXITED report) with a message users can read."""
+        message = report["error"] or await self._outcome_message(job_id, report, cancel_reason)
+        self.store.update(job_id, status=OUTCOME_STATUS[report["outcome"]], exit_code=report["exit_code"],
+                          error_message=message, ended_ns=report["ended_ns"] or time.time_ns())
+
+    async def _outcome_message(self, job_id: str, report: dict[str, Any], cancel_reason: str | None) -> str:
+        """What ended a job whose report carries no error of its own."""
+        outcome = report["outcome"]
+        if outcome == "timeout":
+            definition = pb.JobDefinition.FromString(await self.store.definition(job_id))
+            return f"exceeded its timeout of {timeout_s(definition) or 0:g} s"
+        if outcome == "cancelled":
+            # Without a reason here, a previous server cancelled it (the reason is not kept).
+            return f"cancelled: {cancel_reason}" if cancel_reason else "cancelled by a previous server"
+        if outcome == "failed":
+            return f"exited with status {report['exit_code']}"
+        return ""
 
     async def _on_supervisor(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         run: JobRun | None = None
@@ -276,9 +349,11 @@ class Worker:
 
     async def _on_message(self, run: JobRun, writer: asyncio.StreamWriter, kind: MessageKind, payload: bytes) -> None:
         job_id = run.job_id
-        if self.store.is_final(job_id):
-            # Finished already (the outcome came before a reconnect, or from the spool).
+        if self.store.has_ended(job_id):
+            # Finished already (the outcome came before a reconnect, or from the spool, or the
+            # store failed it): DONE once all of it is on disk, so the spool is kept till then.
             if kind == MessageKind.EXITED:
+                await self.store.sync()
                 writer.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
             return
         if kind == MessageKind.LINES:
@@ -292,8 +367,6 @@ class Worker:
         elif kind == MessageKind.STARTED:
             self.store.update(job_id, status=pb.JOB_STATUS_RUNNING, started_ns=json.loads(payload)["started_ns"])
         elif kind == MessageKind.EXITED:
-            report = json.loads(payload)
-            self._finish(job_id, OUTCOME_STATUS[report["outcome"]], report["exit_code"],
-                         report["error"], report["ended_ns"])
+            await self._finish(job_id, json.loads(payload), run.cancel_reason)
             await self.store.sync()  # on disk before the supervisor forgets its spool
             writer.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))

@@ -197,3 +197,38 @@ def test_stop_keep_jobs_leaves_them_running_and_start_reattaches(
             assert [e.line for e in all_logs(client, job_id)] == [str(n) for n in range(1, 21)]
     finally:
         assert hodei_server("stop").returncode == 0
+
+
+def test_a_restarted_server_answers_a_job_that_ended_meanwhile_as_final_from_its_first_answer(
+        home: Path, tmp_path: Path, launch_server: Launch, wait_until: WaitUntil) -> None:
+    first = launch_server(home)
+    with HodeiClient(first.server) as client:
+        job_id = shell_job(client, gated_script(tmp_path, (1, 10), (11, 20)))
+        wait_until(lambda: stored_count(client, job_id) == 10, what="the first 10 lines stored")
+    state = started_state(home, job_id, wait_until)
+    sigkill(first)
+    (tmp_path / "1").touch()
+    # The job ends while no server runs; its supervisor lives on, waiting to hand it over.
+    wait_until(lambda: JobSpool(home / SPOOL_FOLDER_NAME, job_id).read_exit(), what="the job's end in its spool")
+    assert is_running(state["supervisor_pid"], state["supervisor_start_time"])
+    with HodeiClient(launch_server(home).server) as client:
+        job = client.get_job(job_id)  # the first answer: no stale RUNNING
+        assert job.status == pb.JOB_STATUS_COMPLETED
+        assert [e.line for e in all_logs(client, job_id)] == [str(n) for n in range(1, 21)]
+    # It came back, was told DONE, and went.
+    wait_until(lambda: not is_running(state["supervisor_pid"], state["supervisor_start_time"]),
+               what="the supervisor to exit")
+    assert not (home / SPOOL_FOLDER_NAME / f"{job_id}.lines").exists()
+
+
+def test_a_job_cancelled_by_stopping_the_server_says_so(home: Path, launch_server: Launch,
+                                                         wait_until: WaitUntil) -> None:
+    first = launch_server(home)
+    with HodeiClient(first.server) as client:
+        job_id = shell_job(client, "echo started; sleep 60")
+        wait_until(lambda: stored_count(client, job_id) == 1, what="the job to start")
+    assert first.stop() == 0
+    with HodeiClient(launch_server(home).server) as client:
+        job = client.get_job(job_id)
+        assert job.status == pb.JOB_STATUS_CANCELLED
+        assert job.executions[0].error_message == "cancelled: the server is stopping"

@@ -22,6 +22,13 @@ WaitUntil = Callable[..., Any]
 from server_helpers import Arrival, all_logs, shell_job, subscribe
 
 
+def test_a_cancel_without_a_reason_still_says_who_cancelled(client: HodeiClient, wait_until: WaitUntil) -> None:
+    job_id = shell_job(client, "echo started; sleep 60")
+    wait_until(lambda: client.get_logs(job_id).entries, what="the job to start")
+    assert client.cancel_job(job_id).success
+    assert client.wait_final(job_id).executions[0].error_message == "cancelled: requested by a client"
+
+
 def test_completed_job_has_status_times_and_exit_code(client: HodeiClient) -> None:
     job_id = shell_job(client, "echo hello")
     job = client.wait_final(job_id)
@@ -45,6 +52,7 @@ def test_failed_job_reports_its_exit_code(client: HodeiClient) -> None:
     job = client.wait_final(shell_job(client, "echo oops >&2; exit 7"))
     assert job.status == pb.JOB_STATUS_FAILED
     assert job.executions[0].exit_code == "7"
+    assert job.executions[0].error_message == "exited with status 7"
 
 
 def test_command_not_found_fails_with_a_reason(client: HodeiClient) -> None:
@@ -57,6 +65,7 @@ def test_timeout_stops_the_job(client: HodeiClient) -> None:
     started = time.monotonic()
     job = client.wait_final(shell_job(client, "sleep 30", timeout_s=0.5))
     assert job.status == pb.JOB_STATUS_TIMEOUT
+    assert job.executions[0].error_message == "exceeded its timeout of 0.5 s"
     assert time.monotonic() - started < 10
 
 
@@ -72,9 +81,10 @@ def test_cancel_stops_the_whole_process_group(client: HodeiClient, wait_until: W
     first = wait_until(lambda: client.get_logs(job_id).entries, what="the job's pid")
     pgid = int(first[0].line)
     assert process_group_exists(pgid)
-    assert client.cancel_job(job_id, "test").success
+    assert client.cancel_job(job_id, "no longer needed").success
     job = client.wait_final(job_id)
     assert job.status == pb.JOB_STATUS_CANCELLED
+    assert job.executions[0].error_message == "cancelled: no longer needed"
     wait_until(lambda: not process_group_exists(pgid), what="the job's process group to be gone")
     assert not client.cancel_job(job_id).success  # already over
 

@@ -106,8 +106,8 @@ def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
 
     async def write() -> None:
         store = JobStore(tmp_path, settings, Fanout())
-        assert store.create_job(JobRecord(job_id, "name", b"", pb.JOB_STATUS_RUNNING, created_ns=1))
-        assert not store.create_job(JobRecord(job_id, "again", b"", pb.JOB_STATUS_QUEUED, created_ns=2))
+        assert store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
+        assert not store.create_job(JobRecord(job_id, "again", pb.JOB_STATUS_QUEUED, created_ns=2), b"")
         store.append_lines(job_id, lines_of(job_id, 1, 1000))
         assert [line.sequence for line in await store.read(job_id, 995)] == list(range(996, 1001))
         await store.close()
@@ -138,7 +138,7 @@ def test_store_trims_committed_lines_and_bounds_pages(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         store = JobStore(tmp_path, settings, Fanout())
-        store.create_job(JobRecord(job_id, "name", b"", pb.JOB_STATUS_RUNNING, created_ns=1))
+        store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
         store.append_lines(job_id, lines_of(job_id, 1, 1000))
         first_page = await store.read_encoded(job_id, 0)  # encoded before the trim
         assert first_page is not None and [entry.sequence for entry in decoded(first_page.data)] == list(range(1, 1001))
@@ -171,7 +171,7 @@ def test_a_job_past_its_backlog_waits_for_the_writer(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         store = JobStore(tmp_path, settings, Fanout())
-        store.create_job(JobRecord(job_id, "name", b"", pb.JOB_STATUS_RUNNING, created_ns=1))
+        store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
         await store.wait_for_backlog(job_id)  # nothing waiting: at once
         store.append_lines(job_id, lines_of(job_id, 1, 100))
         waiting = asyncio.create_task(store.wait_for_backlog(job_id))
@@ -197,8 +197,8 @@ def test_retention_forgets_old_and_oversized_finished_jobs_never_a_running_one(t
         store = JobStore(tmp_path, ServerSettings(), Fanout())
         for name, status, days_ago, count in jobs:
             ended_ns = now_ns - days_ago * day_ns if days_ago else 0
-            store.create_job(JobRecord(ids[name], name, b"", status, created_ns=now_ns - 50 * day_ns,
-                                       ended_ns=ended_ns))
+            store.create_job(JobRecord(ids[name], name, status, created_ns=now_ns - 50 * day_ns,
+                                       ended_ns=ended_ns), b"")
             store.append_lines(ids[name], lines_of(ids[name], 1, count, text="z" * 990))
         await store.sync()
         # 30 days; at most 12 kB of log text: "old" is too old, then "older-big" makes room.
@@ -213,5 +213,42 @@ def test_retention_forgets_old_and_oversized_finished_jobs_never_a_running_one(t
         assert list(reopened.jobs) == [ids["running"]]
         assert await reopened.read(ids["old"], 0) == []
         await reopened.close()
+
+    asyncio.run(scenario())
+
+
+def test_definitions_stay_on_disk_and_are_read_when_asked(tmp_path: Path) -> None:
+    job_id = str(uuid.uuid4())
+    definition = b"d" * 10_000_000
+
+    async def scenario() -> None:
+        store = JobStore(tmp_path, ServerSettings(), Fanout())
+        store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_QUEUED, created_ns=1), definition)
+        assert await store.definition(job_id) == definition  # before its commit, from memory
+        await store.sync()
+        assert store.definitions == {}  # let go once committed
+        assert await store.definition(job_id) == definition
+        await store.close()
+        reopened = JobStore(tmp_path, ServerSettings(), Fanout())
+        assert reopened.definitions == {} and await reopened.definition(job_id) == definition
+        await reopened.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_final_state_is_reported_once_committed(tmp_path: Path) -> None:
+    job_id = str(uuid.uuid4())
+
+    async def scenario() -> None:
+        store = JobStore(tmp_path, ServerSettings(store_commit_interval_s=0.05), Fanout())
+        store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
+        store.append_lines(job_id, lines_of(job_id, 1, 3))
+        store.update(job_id, status=pb.JOB_STATUS_COMPLETED, exit_code="0")
+        # Known to the worker at once, to clients only once on disk.
+        assert store.has_ended(job_id) and not store.is_final(job_id)
+        assert store.get(job_id).status == pb.JOB_STATUS_RUNNING  # type: ignore[union-attr]
+        await store.sync()
+        assert store.is_final(job_id) and job_id not in store.logs  # the buffer let go too
+        await store.close()
 
     asyncio.run(scenario())
