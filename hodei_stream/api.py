@@ -1,6 +1,6 @@
 """Plain facts of the Hodei API, free of any gRPC library: which job statuses are final,
-their short names, a job's duration, and what a job id looks like.  Shared by the grpcio client
-(``client.py``) and the streamer, which does not import grpcio."""
+their short names, a job's duration, and what a job id looks like.  Shared by the server, the
+grpcio client (``client.py``) and the streamer, which does not import grpcio."""
 
 from __future__ import annotations
 

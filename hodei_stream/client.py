@@ -18,7 +18,12 @@ import grpc
 import grpc.experimental
 
 from hodei_stream.api import FINAL_STATUSES
-from hodei_stream.endpoint import MAX_MESSAGE_BYTES, UNARY_TIMEOUT_S, ClientSettings, Server
+from hodei_stream.endpoint import (
+    MAX_MESSAGE_BYTES,
+    UNARY_TIMEOUT_S,
+    ClientSettings,
+    Server,
+)
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc as pb_grpc

@@ -10,18 +10,23 @@ the streamer nothing here.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from hodei_stream.exit_codes import ClientError, ExitStatus, for_grpc_code
-from hodei_stream.state_folder import ENV_TLS_CA, ENV_TOKEN, embedded_target, is_answering
+from hodei_stream.state_folder import (
+    ENV_TLS_CA,
+    ENV_TOKEN,
+    embedded_target,
+    is_answering,
+)
 
 ENV_URL = "HODEI_GRPC_URL"
 ENV_KEEPALIVE = "HODEI_KEEPALIVE_S"  # both keepalive intervals of stream-logs' transport

@@ -19,7 +19,13 @@ from plumbum import cli
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.jobs.payload import payload_file
-from hodei_stream.jobs.wrapper import JobOutcome, JobRequest, JobScript, UsageError, job_log_lines
+from hodei_stream.jobs.wrapper import (
+    JobOutcome,
+    JobRequest,
+    JobScript,
+    UsageError,
+    job_log_lines,
+)
 from hodei_stream.state_folder import state_home
 
 SAMPLES_DIR = Path(__file__).with_name("samples") / "maven"

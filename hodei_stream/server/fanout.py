@@ -1,7 +1,7 @@
 """Waking log subscribers: notification, not copying.
 
 A subscriber remembers the last sequence it sent and, when it has caught up, waits for its
-job's wake-up; it then pulls the next page from the store itself.  Nothing is queued per
+job's wake-up; it then pulls the next page from the store itself (``JobStore.follow``).  Nothing is queued per
 subscriber, so a slow reader costs no memory and never blocks the job or other readers (it
 reads from the in-memory buffer, or from SQLite once it fell far behind).  No thread is
 involved: an idle subscription is one awaiting coroutine.
@@ -10,11 +10,6 @@ involved: an idle subscription is one awaiting coroutine.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from hodei_stream.server.store import EncodedPage, JobStore
 
 
 class Fanout:
@@ -35,21 +30,3 @@ class Fanout:
         """New lines or a new status for ``job_id``: wake everybody waiting on it."""
         if event := self.events.pop(job_id, None):
             event.set()
-
-
-async def follow(store: JobStore, job_id: str, after_sequence: int) -> AsyncIterator[EncodedPage]:
-    """Pages of ``job_id``'s lines with sequence > ``after_sequence``, encoded for the wire,
-    live, until the job is final and every line was yielded.  Each line exactly once, in order."""
-    while True:
-        changed = store.fanout.waiter(job_id)
-        # Read "final" before the lines: the last lines are stored before the final status,
-        # so a final job whose read comes back empty has nothing more to give.
-        final = store.is_final(job_id)
-        page = await store.read_encoded(job_id, after_sequence)
-        if page:
-            after_sequence = page.last_sequence
-            yield page
-        elif final:
-            return
-        else:
-            await changed.wait()

@@ -20,7 +20,6 @@ from hodei_stream.proto import hodei_grpc
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER
 from hodei_stream.server.entries import log_entry
-from hodei_stream.server.fanout import follow
 from hodei_stream.server.store import PAGE_LINES, EncodedPage, JobRecord, JobStore
 from hodei_stream.server.validation import (
     MAX_REASON_CHARS,
@@ -175,7 +174,7 @@ class LogStreamService(hodei_grpc.LogStreamServiceBase):
         # Headers at once (a client waits for them before it can tell a silent job from a
         # dead server), with the promise that lets clients dedupe by sequence alone.
         await stream.send_initial_metadata(metadata=[EXACT_SEQUENCES_HEADER])
-        async for page in follow(self.store, record.job_id, after):
+        async for page in self.store.follow(record.job_id, after):
             await send_messages(stream, page)
 
     async def GetLogs(self, stream: Stream[pb.GetLogsRequest, pb.GetLogsResponse]) -> None:

@@ -25,9 +25,8 @@ import io
 import json
 import os
 from collections.abc import Iterator
-from typing import BinaryIO
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from hodei_stream.records import LogLine
 from hodei_stream.server.supervisor_protocol import LINE_HEADER, decode_lines

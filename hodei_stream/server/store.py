@@ -26,8 +26,8 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
 from bisect import bisect_right
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import astuple, dataclass, field, fields, replace
 from functools import cache
@@ -37,6 +37,7 @@ from pathlib import Path
 
 from grpclib import GRPCError, Status
 
+from hodei_stream.api import FINAL_STATUSES
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.server.entries import encode_messages
@@ -44,9 +45,6 @@ from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.settings import ServerSettings
 
 DATABASE_NAME = "jobs.sqlite3"
-FINAL_STATUSES = frozenset(
-    {pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT}
-)
 # A page of lines: at most this many, and no more encoded bytes than fit comfortably under a
 # client's default 4 MiB message limit (always at least one line, up to 2 MiB long).
 PAGE_LINES = 5000
@@ -421,6 +419,23 @@ class JobStore:
             return _page(log.lines[start : start + limit])
         # Older than the buffer (or a job from before this server started): all committed.
         return _page(await asyncio.to_thread(self._read_committed, job_id, after_sequence, limit))
+
+    async def follow(self, job_id: str, after_sequence: int) -> AsyncIterator[EncodedPage]:
+        """Pages of ``job_id``'s lines with sequence > ``after_sequence``, encoded for the wire,
+        live, until the job is final and every line was yielded.  Each line exactly once, in order."""
+        while True:
+            changed = self.fanout.waiter(job_id)
+            # Read "final" before the lines: the last lines are stored before the final status,
+            # so a final job whose read comes back empty has nothing more to give.
+            final = self.is_final(job_id)
+            page = await self.read_encoded(job_id, after_sequence)
+            if page:
+                after_sequence = page.last_sequence
+                yield page
+            elif final:
+                return
+            else:
+                await changed.wait()
 
     async def read_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
         """What ``read`` gives, as the encoded gRPC messages SubscribeLogs sends; None when there is

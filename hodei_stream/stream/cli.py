@@ -19,7 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hodei_stream.api import FINAL_STATUSES, check_job_id, duration_s, status_name
-from hodei_stream.command_line import UsageParser, bounded, silence_stdout, watch_again_hint
+from hodei_stream.command_line import (
+    UsageParser,
+    bounded,
+    silence_stdout,
+    watch_again_hint,
+)
 from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
 from hodei_stream.exit_codes import ClientError, ExitStatus, worst
 from hodei_stream.proto import hodei_pb2 as pb

@@ -33,7 +33,13 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from hodei_stream.api import FINAL_STATUSES
-from hodei_stream.endpoint import RESTARTED_NOTICE, UNARY_TIMEOUT_S, Server, ServerAddressError, restart_if_gone
+from hodei_stream.endpoint import (
+    RESTARTED_NOTICE,
+    UNARY_TIMEOUT_S,
+    Server,
+    ServerAddressError,
+    restart_if_gone,
+)
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER, LogLine, from_entry

@@ -14,7 +14,7 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.entries import encode_messages, log_entry
-from hodei_stream.server.fanout import Fanout, follow
+from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.servicers import parse_job_id
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.store import PAGE_BYTES, JobRecord, JobStore
@@ -124,7 +124,7 @@ def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
         store.update(job_id, status=pb.JOB_STATUS_COMPLETED)
         await store.sync()
         assert [line.sequence for line in await store.read(job_id, 998)] == [999, 1000, 1001, 1002]
-        followed = [entry.sequence async for page in follow(store, job_id, 990) for entry in decoded(page.data)]
+        followed = [entry.sequence async for page in store.follow(job_id, 990) for entry in decoded(page.data)]
         assert followed == list(range(991, 1003))
         await store.close()
 
