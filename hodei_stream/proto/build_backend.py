@@ -54,12 +54,14 @@ class GenerateGrpcCode(build_py):
 
     def find_package_modules(self, package: str, package_dir: str) -> list[tuple[str, str, str]]:
         """The package's modules, less generated ones a checkout may hold (git-ignored)."""
-        modules = super().find_package_modules(package, package_dir)
+        modules: list[tuple[str, str, str]] = super().find_package_modules(package, package_dir)
         if package != "hodei_stream.proto":
             return modules
         return [entry for entry in modules if entry[1] not in GENERATED_MODULES]
 
     def get_source_files(self) -> list[str]:
         """What the sdist carries: the modules and the protos the code is generated from."""
-        protos = sorted(path.relative_to(generate.SOURCE_ROOT).as_posix() for path in generate.PROTO_DIR.glob("*.proto"))
+        protos = sorted(
+            path.relative_to(generate.SOURCE_ROOT).as_posix() for path in generate.PROTO_DIR.glob("*.proto")
+        )
         return [*super().get_source_files(), *protos]

@@ -9,6 +9,7 @@ import pty
 import select
 import shutil
 import subprocess
+import textwrap
 import time
 from pathlib import Path
 
@@ -62,15 +63,20 @@ def test_a_missing_python_is_one_line_with_the_fix(repo_copy: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "install.sh: /nonexistent/python3 not found; install Python 3.10 or newer"
-        " (Debian/Ubuntu: apt-get install python3 python3-venv)"
+        (
+            "install.sh: /nonexistent/python3 not found; install Python 3.10 or newer"
+            " (Debian/Ubuntu: apt-get install python3 python3-venv)"
+        ),
     ]
 
 
 def test_a_bad_installer_choice_is_a_usage_error(repo_copy: Path) -> None:
     (repo_copy / ".venv" / ".hodei-stream-stamp").unlink()
     result = subprocess.run(
-        ["bash", str(repo_copy / "install.sh")], capture_output=True, text=True, env={**os.environ, "HODEI_INSTALLER": "conda"}
+        ["bash", str(repo_copy / "install.sh")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HODEI_INSTALLER": "conda"},
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "install.sh: HODEI_INSTALLER must be uv or pip, not 'conda'"
@@ -82,11 +88,13 @@ def python_without_venv(tmp_path: Path) -> Path:
     its first step and stops, in milliseconds."""
     fake = tmp_path / "fake-python3"
     fake.write_text(
-        "#!/bin/sh\n"
-        'case "$1" in\n'
-        "  -V) echo 'Python 3.11.0' ;;\n"
-        "  -m) echo 'no venv here' >&2; exit 1 ;;\n"
-        "esac\n"
+        textwrap.dedent("""\
+            #!/bin/sh
+            case "$1" in
+              -V) echo 'Python 3.11.0' ;;
+              -m) echo 'no venv here' >&2; exit 1 ;;
+            esac
+        """)
     )
     fake.chmod(0o755)
     return fake
@@ -100,8 +108,13 @@ def first_step_output(repo: Path, python: Path, *, on_terminal: bool, no_color: 
         return subprocess.run(["bash", str(repo / "install.sh")], capture_output=True, env=env, timeout=60).stderr
     controller, terminal = pty.openpty()
     try:
-        process = subprocess.Popen(["bash", str(repo / "install.sh")], stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=terminal, env=env)
+        process = subprocess.Popen(
+            ["bash", str(repo / "install.sh")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=terminal,
+            env=env,
+        )
         os.close(terminal)
         output = b""
         give_up = time.monotonic() + 60

@@ -105,4 +105,3 @@ def test_plumbum_has_an_upper_bound() -> None:
 def test_installed_runtime_satisfies_the_declarations() -> None:
     for name, requirement in RUNTIME.items():
         assert Version(metadata.version(name)) in requirement.specifier, f"installed {name} outside {requirement}"
-

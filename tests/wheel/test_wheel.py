@@ -21,10 +21,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # What the job scripts send to their jobs, read from the installed package at run time.
 SHIPPED_TREES = ("hodei_stream/jobs/samples/", "hodei_stream/jobs/payloads/")
-GENERATED = tuple(f"hodei_stream/proto/{name}" for name in ("hodei_pb2.py", "hodei_pb2.pyi", "hodei_pb2_grpc.py", "hodei_grpc.py"))
+GENERATED = tuple(
+    f"hodei_stream/proto/{name}" for name in ("hodei_pb2.py", "hodei_pb2.pyi", "hodei_pb2_grpc.py", "hodei_grpc.py")
+)
 # pip's words when the registry cannot be reached: the machine's fault, not the package's.
-OFFLINE_SIGNS = ("No matching distribution found", "Could not find a version", "NewConnectionError",
-                 "Temporary failure in name resolution", "Network is unreachable", "Max retries exceeded")
+OFFLINE_SIGNS = (
+    "No matching distribution found",
+    "Could not find a version",
+    "NewConnectionError",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+    "Max retries exceeded",
+)
 BUILD_TIMEOUT_S = 600
 COMMAND_TIMEOUT_S = 180
 
@@ -33,8 +41,12 @@ def checkout_files() -> list[str]:
     """The files a fresh clone has, plus this work tree's new and changed ones (git's view)."""
     if shutil.which("git") is None:
         pytest.skip("git is not installed: the checkout's files cannot be listed")
-    listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                             cwd=ROOT, capture_output=True, check=False)
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
     if listing.returncode != 0:
         pytest.skip(f"not a git checkout ({listing.stderr.decode(errors='replace').strip()})")
     return [name for name in listing.stdout.decode().split("\0") if name and (ROOT / name).is_file()]
@@ -59,8 +71,20 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheelhouse")
     # The checkout's own venv has pip (install.sh installs it); the build runs isolated, with
     # [build-system].requires from the registry, as it does for any user.
-    run_or_skip_offline([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-                         "--wheel-dir", str(out), str(source)], "pip wheel")
+    run_or_skip_offline(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--wheel-dir",
+            str(out),
+            str(source),
+        ],
+        "pip wheel",
+    )
     (built,) = out.glob("hodei_stream-*.whl")
     return built
 
@@ -74,7 +98,9 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     bundled_uv = ROOT / ".venv" / "tools" / "bin" / "uv"
     uv = str(bundled_uv) if bundled_uv.exists() else shutil.which("uv")
     pip_option = ["--without-pip"] if uv else []
-    subprocess.run([sys.executable, "-m", "venv", "--clear", *pip_option, str(venv)], check=True, timeout=BUILD_TIMEOUT_S)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--clear", *pip_option, str(venv)], check=True, timeout=BUILD_TIMEOUT_S
+    )
     python = venv / "bin" / "python"
     installer = [uv, "pip", "install", "--python", str(python)] if uv else [str(python), "-m", "pip", "install"]
     run_or_skip_offline([*installer, str(wheel)], "installing the wheel")
@@ -95,8 +121,9 @@ def test_installed_wheel_runs_a_job_and_a_job_script(installed: Path, home: Path
 
     def run(*command: str) -> subprocess.CompletedProcess[str]:
         # tmp_path as the working folder: nothing there can shadow the installed package.
-        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=COMMAND_TIMEOUT_S, check=False)
+        return subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False
+        )
 
     try:
         where = run(str(installed / "python"), "-c", "import hodei_stream.proto.hodei_pb2 as m; print(m.__file__)")
