@@ -3,8 +3,9 @@
 ``pip wheel --no-deps`` of the checkout's files (as a fresh clone has them, plus this work
 tree's changes) must carry the generated gRPC code and every file the job scripts ship;
 installed into a fresh venv outside the tree, its commands must run a job on the embedded
-server and a job script's module end to end.  Slow by nature (a build in an isolated
-environment, a venv, an install from the registry): about a minute.
+server and a job script's module end to end.  The sdist carries protos/ (not generated
+code) and builds the same complete wheel.  Slow by nature (builds in isolated environments,
+a venv, an install from the registry): 20-90 s here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -62,15 +64,10 @@ def run_or_skip_offline(command: list[str], what: str) -> subprocess.CompletedPr
     return result
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    source = tmp_path_factory.mktemp("clone")
-    for name in checkout_files():
-        (source / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, source / name)
-    out = tmp_path_factory.mktemp("wheelhouse")
-    # The checkout's own venv has pip (install.sh installs it); the build runs isolated, with
-    # [build-system].requires from the registry, as it does for any user.
+def pip_wheel(source: Path, out: Path) -> Path:
+    """``pip wheel --no-deps`` of a source folder or sdist: the build runs isolated, with
+    [build-system].requires from the registry, as it does for any user (the checkout's venv
+    has pip: install.sh installs it)."""
     run_or_skip_offline(
         [
             sys.executable,
@@ -89,14 +86,32 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+def uv_or_none() -> str | None:
+    """uv where install.sh found or fetched it (sharing its warm cache), else on PATH."""
+    bundled = ROOT / ".venv" / "tools" / "bin" / "uv"
+    return str(bundled) if bundled.exists() else shutil.which("uv")
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = tmp_path_factory.mktemp("clone")
+    for name in checkout_files():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    return source
+
+
+@pytest.fixture(scope="module")
+def wheel(clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return pip_wheel(clone, tmp_path_factory.mktemp("wheelhouse"))
+
+
 @pytest.fixture(scope="module")
 def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv outside the tree with the wheel installed; its bin folder.  Installed
-    with uv where install.sh found it (its warm cache, and no pip needed in the venv), else
-    with pip."""
+    with uv where there is one (no pip needed in the venv), else with pip."""
     venv = tmp_path_factory.mktemp("venv")
-    bundled_uv = ROOT / ".venv" / "tools" / "bin" / "uv"
-    uv = str(bundled_uv) if bundled_uv.exists() else shutil.which("uv")
+    uv = uv_or_none()
     pip_option = ["--without-pip"] if uv else []
     subprocess.run(
         [sys.executable, "-m", "venv", "--clear", *pip_option, str(venv)], check=True, timeout=BUILD_TIMEOUT_S
@@ -114,6 +129,21 @@ def test_wheel_carries_the_generated_code_and_every_shipped_file(wheel: Path) ->
     assert sorted(shipped - names) == []
     assert sorted(set(GENERATED) - names) == []
     assert [name for name in names if "__pycache__" in name or name.endswith(".pyc")] == []
+
+
+def test_sdist_carries_the_protos_and_builds_a_complete_wheel(clone: Path, tmp_path: Path) -> None:
+    uv = uv_or_none()
+    if uv is None:
+        pytest.skip("uv is not installed (pip cannot build an sdist): ./install.sh fetches it")
+    run_or_skip_offline([uv, "build", "--sdist", "--out-dir", str(tmp_path / "dist"), str(clone)], "uv build --sdist")
+    (sdist,) = (tmp_path / "dist").glob("hodei_stream-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert "protos/hodei.proto" in names
+    assert sorted(names & set(GENERATED)) == [], "the sdist must carry the protos, not generated code"
+
+    rebuilt = zipfile.ZipFile(pip_wheel(sdist, tmp_path / "wheelhouse")).namelist()
+    assert sorted(set(GENERATED) - set(rebuilt)) == []
 
 
 def test_installed_wheel_runs_a_job_and_a_job_script(installed: Path, home: Path, tmp_path: Path) -> None:
