@@ -78,7 +78,7 @@ else
 fi
 
 # uv installs from PyPI in a fraction of pip's time (README, "Install"); it comes from PATH
-# or as the PyPI wheel, fetched once into .venv/tools with the user's own pip.
+# or as the PyPI wheel, fetched once into .venv/tools with pip (this Python's, else the venv's).
 uv=
 tools="$venv/tools"
 if [[ $installer == pip ]]; then
@@ -90,11 +90,15 @@ elif command -v uv >/dev/null 2>&1; then
   uv=$(command -v uv)
   step "[2/3] installer: uv $("$uv" --version | cut -d' ' -f2), from $uv"
 else
-  step "[2/3] installer: getting uv from PyPI with $python's pip, into $tools"
+  step "[2/3] installer: getting uv from PyPI with pip, into $tools"
   rm -rf "$tools"  # whatever a failed earlier attempt left
+  bootstrap=("$python" -m pip)
+  if ! "$python" -m pip --version >/dev/null 2>&1; then
+    # No pip beside this Python (Debian without python3-pip): the venv's own, from ensurepip.
+    "$venv/bin/python" -m ensurepip --default-pip >/dev/null && bootstrap=("$venv/bin/python" -m pip)
+  fi
   # PIP_ROOT_USER_ACTION: as root (containers, CI) pip warns about installing into the system; not here.
-  if "$python" -m pip --version >/dev/null 2>&1 \
-      && PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --disable-pip-version-check --target "$tools" uv; then
+  if PIP_ROOT_USER_ACTION=ignore "${bootstrap[@]}" install --quiet --disable-pip-version-check --target "$tools" uv; then
     uv="$tools/bin/uv"
   else
     step "[2/3] uv is not available; installing with pip instead (slower)"
