@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # One idempotent set-up for hodei-stream: a .venv at the repository root with the project
-# installed (editable) and its gRPC code generated from protos/.
+# installed (editable).  The build backend generates the gRPC code from protos/ during the
+# install, exactly as it does for a wheel (hodei_stream/proto/build_backend.py).
 #
 #   ./install.sh          install, or do nothing (in milliseconds) when the install is current
-#   ./install.sh --dev    the same plus the test dependencies
+#   ./install.sh --dev    the same plus the test and static-check dependencies
 #   ./install.sh --check  exit 0 when the install is current, 1 when it is not; install nothing
 #
-# "Current" means the stamp in .venv matches a hash of everything an install depends on
-# (pyproject.toml, protos/, this script), so a change to any of them reinstalls on next use.
+# Installs with uv (from PATH, or its PyPI wheel fetched into .venv/tools) from PyPI, else
+# with pip; HODEI_INSTALLER=pip forces pip and its configuration (for example a private index).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,12 +21,20 @@ for arg in "$@"; do
   case "$arg" in
     --dev) dev=1 ;;
     --check) mode=check ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
+installer=${HODEI_INSTALLER:-uv}
+if [[ $installer != uv && $installer != pip ]]; then
+  echo "install.sh: HODEI_INSTALLER must be uv or pip, not '$installer'" >&2
+  exit 2
+fi
 
-stamp=$(cd "$root" && cat pyproject.toml install.sh protos/*.proto | sha256sum | cut -d' ' -f1)
+# "Current": the stamp in .venv matches a hash of everything an install depends on, so a
+# change to any of them reinstalls on next use.
+stamp=$(cd "$root" && cat pyproject.toml install.sh protos/*.proto hodei_stream/proto/generate.py \
+  hodei_stream/proto/build_backend.py | sha256sum | cut -d' ' -f1)
 installed=$(cat "$stamp_file" 2>/dev/null || true)
 # A dev install also serves a plain one; a plain one does not serve --dev.
 if [[ "$installed" == "$stamp dev=1" || ( $dev == 0 && "$installed" == "$stamp dev=0" ) ]]; then
@@ -47,22 +56,71 @@ if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   exit 1
 fi
 
-step() { printf '\033[1minstall.sh:\033[0m %s\n' "$*" >&2; }
-extras=codegen
-[[ $dev == 1 ]] && extras=codegen,dev
+# Bold only for a person: a log file or a pipe gets plain text.
+if [[ -t 2 && -z ${NO_COLOR:-} ]]; then
+  step() { printf '\033[1minstall.sh:\033[0m %s\n' "$*" >&2; }
+else
+  step() { printf 'install.sh: %s\n' "$*" >&2; }
+fi
+target="$root"
+[[ $dev == 1 ]] && target="$root[dev]"
 
 # Rebuilding from an empty venv is what makes the install reproducible: a half-finished
 # earlier run leaves nothing behind that a later run trusts (the stamp is written last).
 rm -f "$stamp_file"
 if [[ ! -x "$venv/bin/python" ]]; then
   step "[1/3] creating $venv with $("$python" -V 2>&1)"
-  "$python" -m venv "$venv"
+  # Without pip: ensurepip takes 5-12 s here; uv installs pip with the rest, and the pip
+  # fallback bootstraps it below.
+  "$python" -m venv --without-pip "$venv"
 else
   step "[1/3] reusing $venv"
 fi
-step "[2/3] installing hodei-stream[$extras] and its dependencies (pip)"
-"$venv/bin/python" -m pip install --disable-pip-version-check --quiet --editable "$root[$extras]"
-step "[3/3] generating gRPC code from protos/hodei.proto"
-"$venv/bin/python" -m hodei_stream.proto.generate
+
+# uv installs from PyPI in a fraction of pip's time (README, "Install"); it comes from PATH
+# or as the PyPI wheel, fetched once into .venv/tools with pip (this Python's, else the venv's).
+uv=
+tools="$venv/tools"
+if [[ $installer == pip ]]; then
+  step "[2/3] installer: pip (HODEI_INSTALLER=pip)"
+elif [[ -x "$tools/bin/uv" ]]; then
+  uv="$tools/bin/uv"
+  step "[2/3] installer: uv $("$uv" --version | cut -d' ' -f2), in $tools"
+elif command -v uv >/dev/null 2>&1; then
+  uv=$(command -v uv)
+  step "[2/3] installer: uv $("$uv" --version | cut -d' ' -f2), from $uv"
+else
+  step "[2/3] installer: getting uv from PyPI with pip, into $tools"
+  rm -rf "$tools"  # whatever a failed earlier attempt left
+  bootstrap=("$python" -m pip)
+  if ! "$python" -m pip --version >/dev/null 2>&1; then
+    # No pip beside this Python (Debian without python3-pip): the venv's own, from ensurepip.
+    "$venv/bin/python" -m ensurepip --default-pip >/dev/null && bootstrap=("$venv/bin/python" -m pip)
+  fi
+  # PIP_ROOT_USER_ACTION: as root (containers, CI) pip warns about installing into the system; not here.
+  if PIP_ROOT_USER_ACTION=ignore "${bootstrap[@]}" install --quiet --disable-pip-version-check --target "$tools" uv; then
+    uv="$tools/bin/uv"
+  else
+    step "[2/3] uv is not available; installing with pip instead (slower)"
+  fi
+fi
+
+if [[ -n $uv ]]; then
+  step "[3/3] installing hodei-stream${target#"$root"} and its dependencies with uv, generating the gRPC code from protos/"
+  # --reinstall-package: rebuild our own package every time, so the generated code follows
+  # protos/ (uv would otherwise keep an editable build whose version did not change).
+  # pip too: the venv has none of its own, and `hodei bench --setup` uses it.
+  "$uv" pip install --python "$venv/bin/python" --reinstall-package hodei-stream --editable "$target" pip
+else
+  step "[3/3] installing hodei-stream${target#"$root"} and its dependencies with pip, generating the gRPC code from protos/"
+  "$venv/bin/python" -m pip --version >/dev/null 2>&1 || "$venv/bin/python" -m ensurepip --default-pip >/dev/null
+  "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar on --editable "$target"
+fi
+# The build step writes the generated modules into the source tree for an editable install;
+# their absence would only show later, as an import error in the middle of a job script.
+if ! "$venv/bin/python" -c 'import hodei_stream.proto.hodei_pb2, hodei_stream.proto.hodei_grpc' 2>/dev/null; then
+  echo "install.sh: the install did not generate hodei_stream/proto/hodei_pb2.py from protos/ (see the build output above)" >&2
+  exit 1
+fi
 echo "$stamp dev=$dev" > "$stamp_file"
 step "done: $venv/bin/stream-logs, hodei, hodei-server"

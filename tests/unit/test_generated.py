@@ -27,7 +27,10 @@ def test_wire_contract_field_numbers() -> None:
     assert numbers(pb.GetLogsRequest) == {"job_id": 1, "limit": 2, "since_sequence": 3}
     assert numbers(pb.JobDefinition)["timeout"] == 11 and numbers(pb.JobDefinition)["tags"] == 12
     assert numbers(pb.JobExecution)["exit_code"] == 9
-    assert pb.JobExecution.DESCRIPTOR.fields_by_name["exit_code"].type == pb.JobExecution.DESCRIPTOR.fields_by_name["error_message"].type
+    assert (
+        pb.JobExecution.DESCRIPTOR.fields_by_name["exit_code"].type
+        == pb.JobExecution.DESCRIPTOR.fields_by_name["error_message"].type
+    )
     assert pb.JobStatus.Value("JOB_STATUS_TIMEOUT") == 7
     assert pb.DESCRIPTOR.package == "hodei"
     assert [m.name for m in pb.DESCRIPTOR.services_by_name["LogStreamService"].methods] == ["SubscribeLogs", "GetLogs"]
