@@ -32,7 +32,9 @@ from hodei_stream.stream.format import format_duration, visible
 def build_parser() -> argparse.ArgumentParser:
     parser = UsageParser(prog="hodei", description="Submit and watch jobs on a Hodei Jobs Platform server.")
     parser.add_version()
-    parser.add_argument("--server", metavar="URL", help="host:port or unix:/path (default: $HODEI_GRPC_URL, else the embedded server)")
+    parser.add_argument(
+        "--server", metavar="URL", help="host:port or unix:/path (default: $HODEI_GRPC_URL, else the embedded server)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def job_options(sub: argparse.ArgumentParser) -> None:
@@ -43,12 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="SECONDS",
             help=f"execution timeout, more than 0 and at most {MAX_JOB_TIMEOUT_S} (24 days): the job ends as TIMEOUT after it",
         )
-        sub.add_argument("--env", action="append", default=[], metavar="K=V", help="an environment variable for the job (repeatable)")
+        sub.add_argument(
+            "--env", action="append", default=[], metavar="K=V", help="an environment variable for the job (repeatable)"
+        )
         sub.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]", help="what the job runs")
 
     run = commands.add_parser("run", help="submit a job and stream its log until it ends (exit status as stream-logs)")
     job_options(run)
-    run.add_argument("--stream-option", action="append", default=[], metavar="OPT", help="pass an option to stream-logs (e.g. --stream-option=--json)")
+    run.add_argument(
+        "--stream-option",
+        action="append",
+        default=[],
+        metavar="OPT",
+        help="pass an option to stream-logs (e.g. --stream-option=--json)",
+    )
     job_options(commands.add_parser("submit", help="submit a job and print its id"))
     status = commands.add_parser("status", help="a job's status, exit code and times")
     status.add_argument("job_id", metavar="JOB_ID")
@@ -64,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = commands.add_parser("cancel", help="cancel a job (its whole process group is stopped)")
     cancel.add_argument("job_id", metavar="JOB_ID")
     cancel.add_argument("--reason", default="cancelled with hodei cancel")
-    commands.add_parser("bench", help="benchmark stream-logs beside grpcurl/jq and a native client (hodei bench --help)")
+    commands.add_parser(
+        "bench", help="benchmark stream-logs beside grpcurl/jq and a native client (hodei bench --help)"
+    )
     return parser
 
 
@@ -162,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["bench"]:  # its own options; imported only when asked for
         from hodei_stream.bench.__main__ import main as bench_main
+
         return bench_main(arguments[1:])
     args = build_parser().parse_args(arguments)
     try:

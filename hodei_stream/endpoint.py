@@ -91,7 +91,11 @@ class Server:
         if code == "NOT_FOUND" and job_id:
             message = f"no job {job_id} on {self}"
         elif code == "UNAVAILABLE":
-            hint = "is the embedded server running? try: hodei-server start" if self.embedded else "check --server / HODEI_GRPC_URL"
+            hint = (
+                "is the embedded server running? try: hodei-server start"
+                if self.embedded
+                else "check --server / HODEI_GRPC_URL"
+            )
             message = f"cannot reach the Hodei server at {self} ({details}); {hint}"
         elif code == "UNIMPLEMENTED":
             message = f"the server at {self} does not speak the Hodei API ({details})"
@@ -111,9 +115,9 @@ def parse_url(url: str) -> str:
     url = url.strip()
     for scheme in ("http://", "grpc://"):
         if url.startswith(scheme):
-            url = url[len(scheme):].rstrip("/")
+            url = url[len(scheme) :].rstrip("/")
     if url.startswith("unix:"):
-        path = url[len("unix:"):].removeprefix("//")
+        path = url[len("unix:") :].removeprefix("//")
         if not path:
             raise ServerAddressError(f"server URL '{url}' names no socket path (expected unix:/path)")
         return f"unix:{Path(path).expanduser().absolute()}"

@@ -36,4 +36,6 @@ def from_entry(entry: Any) -> LogLine:
     its tests stay free of protobuf.
     """
     stamp = entry.timestamp
-    return LogLine(entry.job_id, entry.sequence, stamp.seconds * 1_000_000_000 + stamp.nanos, entry.is_stderr, entry.line)
+    return LogLine(
+        entry.job_id, entry.sequence, stamp.seconds * 1_000_000_000 + stamp.nanos, entry.is_stderr, entry.line
+    )

@@ -31,16 +31,27 @@ SCENARIOS: dict[str, Callable[[Plan], list[Row]]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hodei bench", description=__doc__.split("\n\n")[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="hodei bench", description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--setup", action="store_true", help="install the baselines first (grpcurl, jq, native client)")
     parser.add_argument("--setup-only", action="store_true", help="install the baselines and exit")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of a minute or so")
     parser.add_argument("--server", metavar="URL", help="run the client-side scenarios against this server")
-    parser.add_argument("--only", action="append", choices=list(SCENARIOS), metavar="SCENARIO",
-                        help=f"run only these scenarios (repeatable: {', '.join(SCENARIOS)})")
-    parser.add_argument("--json", type=Path, default=Path("hodei-bench.json"), metavar="FILE",
-                        help="where the results go as JSON (default %(default)s)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(SCENARIOS),
+        metavar="SCENARIO",
+        help=f"run only these scenarios (repeatable: {', '.join(SCENARIOS)})",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path("hodei-bench.json"),
+        metavar="FILE",
+        help="where the results go as JSON (default %(default)s)",
+    )
     return parser
 
 

@@ -18,7 +18,11 @@ DEFAULTS = ServerSettings()
 SETTINGS: list[tuple[str, int | None, float | None]] = [
     ("original: capacity 100, flush 100 ms", 100, 100.0),
     ("seed: capacity 1, flush 10 ms", 1, 10.0),
-    (f"ours (defaults: capacity {DEFAULTS.batch_capacity}, flush {DEFAULTS.batch_flush_interval_s * 1000:g} ms)", None, None),
+    (
+        f"ours (defaults: capacity {DEFAULTS.batch_capacity}, flush {DEFAULTS.batch_flush_interval_s * 1000:g} ms)",
+        None,
+        None,
+    ),
 ]
 
 
@@ -29,8 +33,14 @@ def run(plan: Plan) -> list[Row]:
     for label, capacity, flush_ms in SETTINGS:
         server = EmbeddedServerProcess(capacity, flush_ms)
         try:
-            row = latency.measure("batching", plan.clients["stream-logs"], server.target,
-                                  lines=plan.sizes.latency_lines, rate=plan.sizes.latency_rate, tty=False)
+            row = latency.measure(
+                "batching",
+                plan.clients["stream-logs"],
+                server.target,
+                lines=plan.sizes.latency_lines,
+                rate=plan.sizes.latency_rate,
+                tty=False,
+            )
         finally:
             server.close()
         row.client = f"stream-logs, {label}"

@@ -52,8 +52,12 @@ def capture(
     reader, writer = pty.openpty() if tty else os.pipe()
     started_ns = time.time_ns()
     process = subprocess.Popen(
-        list(argv), stdin=subprocess.DEVNULL, stdout=writer, stderr=subprocess.DEVNULL,
-        env=dict(env) if env is not None else None, start_new_session=True,
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=writer,
+        stderr=subprocess.DEVNULL,
+        env=dict(env) if env is not None else None,
+        start_new_session=True,
     )
     os.close(writer)
     chunks: list[tuple[int, bytes]] = []
@@ -79,7 +83,7 @@ def capture(
             if first_line_only:
                 seen += chunk
                 match = STAMP.search(seen)
-                if match is not None and b"\n" in seen[match.end():]:
+                if match is not None and b"\n" in seen[match.end() :]:
                     stopped = True
                     break
     finally:

@@ -28,7 +28,7 @@ from hodei_stream.bench.tools import PROTO_FILE, Tools
 ORIGINAL_LOOP = (
     "while IFS= read -r json_line; do "
     "LINE=$(echo \"$json_line\" | jq -r '.line // empty'); "
-    "if [ -n \"$LINE\" ]; then echo \"$LINE\"; fi; "
+    'if [ -n "$LINE" ]; then echo "$LINE"; fi; '
     "done"
 )
 
@@ -56,8 +56,20 @@ def python_grpcio(target: str, job_id: str) -> list[str]:
 def grpcurl_command(grpcurl: Path, target: str, job_id: str) -> list[str]:
     request = json.dumps({"job_id": job_id, "include_history": True})
     address = ["-unix", target.removeprefix("unix:")] if target.startswith("unix:") else [target]
-    return [str(grpcurl), "-plaintext", "-max-msg-sz", str(64 << 20), "-import-path", str(PROTO_FILE.parent),
-            "-proto", PROTO_FILE.name, "-d", request, *address, "hodei.LogStreamService/SubscribeLogs"]
+    return [
+        str(grpcurl),
+        "-plaintext",
+        "-max-msg-sz",
+        str(64 << 20),
+        "-import-path",
+        str(PROTO_FILE.parent),
+        "-proto",
+        PROTO_FILE.name,
+        "-d",
+        request,
+        *address,
+        "hodei.LogStreamService/SubscribeLogs",
+    ]
 
 
 def all_clients(tools: Tools) -> tuple[dict[str, Client], dict[str, str]]:
@@ -80,7 +92,11 @@ def all_clients(tools: Tools) -> tuple[dict[str, Client], dict[str, str]]:
         return clients, skipped
 
     def pipeline(middle: str) -> Callable[[str, str], list[str]]:
-        return lambda target, job_id: ["bash", "-c", f"{shlex.join(grpcurl_command(grpcurl, target, job_id))} | {middle}{ORIGINAL_LOOP}"]
+        return lambda target, job_id: [
+            "bash",
+            "-c",
+            f"{shlex.join(grpcurl_command(grpcurl, target, job_id))} | {middle}{ORIGINAL_LOOP}",
+        ]
 
     clients["original"] = Client("original", pipeline(""))
     clients["original+jq-c"] = Client("original+jq-c", pipeline("jq -c --unbuffered . | "))

@@ -44,8 +44,9 @@ def run(plan: Plan) -> list[Row]:
         followers = []
         for number in range(sizes.fanout_followers):
             with (work / f"{number}.out").open("wb") as out:
-                followers.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                                  stdout=out, stderr=subprocess.DEVNULL))
+                followers.append(
+                    subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL)
+                )
         give_up = time.monotonic() + start_delay_s + sizes.fanout_seconds + DRAIN_S
         for follower in followers:
             try:
@@ -55,8 +56,10 @@ def run(plan: Plan) -> list[Row]:
                 follower.wait()
         wait_job(target, job_id, deadline_s=DRAIN_S)
         peak_kib = server.memory_kib()[1] if server else None
-        reports = [latency_report(recorded_lines((work / f"{n}.out").read_bytes()), lines)
-                   for n in range(sizes.fanout_followers)]
+        reports = [
+            latency_report(recorded_lines((work / f"{n}.out").read_bytes()), lines)
+            for n in range(sizes.fanout_followers)
+        ]
     finally:
         if server is not None:
             server.close()

@@ -110,8 +110,9 @@ def fan_out_run(server: Server, jobs: int, lines: int, subscribers: int, slow_ms
     started = time.monotonic()
     with HodeiClient(server) as client:
         job_ids = [client.queue_job(f"load {n}", "seq", ["1", str(lines)]) for n in range(jobs)]
-        readers = [Subscriber(job_ids[n % jobs], lines, delay_s=slow_ms / 1000 if n == 0 else 0.0)
-                   for n in range(subscribers)]
+        readers = [
+            Subscriber(job_ids[n % jobs], lines, delay_s=slow_ms / 1000 if n == 0 else 0.0) for n in range(subscribers)
+        ]
         for reader in readers:
             reader.thread = threading.Thread(target=reader.run, args=(server,), daemon=True)
             reader.thread.start()
@@ -124,19 +125,27 @@ def fan_out_run(server: Server, jobs: int, lines: int, subscribers: int, slow_ms
         stored = sum(len(client.get_logs(job_id, since_sequence=lines - 1).entries) for job_id in job_ids) * lines
     total = jobs * lines
     print(f"  jobs all ended after {jobs_done - started:.2f}s: {total / (jobs_done - started):,.0f} lines/s stored")
-    print(f"  fast subscribers done after {others_done - started:.2f}s:"
-          f" {sum(r.received for r in readers[1:]) / (others_done - started):,.0f} lines/s delivered")
+    print(
+        f"  fast subscribers done after {others_done - started:.2f}s:"
+        f" {sum(r.received for r in readers[1:]) / (others_done - started):,.0f} lines/s delivered"
+    )
     print(f"  slow subscriber done after {readers[0].finished_at - started:.2f}s")
-    ok = check(all(status == pb.JOB_STATUS_COMPLETED for status in finals),
-               f"every job COMPLETED ({[pb.JobStatus.Name(status) for status in set(finals)]})")
+    ok = check(
+        all(status == pb.JOB_STATUS_COMPLETED for status in finals),
+        f"every job COMPLETED ({[pb.JobStatus.Name(status) for status in set(finals)]})",
+    )
     ok &= check(stored == total, f"every job's last line stored ({stored // lines} of {jobs} jobs)")
     complete = sum(reader.complete for reader in readers)
-    ok &= check(complete == subscribers, f"{complete} of {subscribers} subscribers got every line of their job in order")
+    ok &= check(
+        complete == subscribers, f"{complete} of {subscribers} subscribers got every line of their job in order"
+    )
     for reader in readers:
         if not reader.complete:
             print(f"    {reader.job_id}: {reader.received} lines, in order: {reader.in_order} {reader.error}")
-    ok &= check(others_done < readers[0].finished_at and jobs_done < readers[0].finished_at,
-                "the slow subscriber held up neither the jobs nor the other subscribers")
+    ok &= check(
+        others_done < readers[0].finished_at and jobs_done < readers[0].finished_at,
+        "the slow subscriber held up neither the jobs nor the other subscribers",
+    )
     return ok
 
 
@@ -155,8 +164,10 @@ def million_run(server: Server, lines: int = 1_000_000) -> bool:
         paged_at = time.monotonic()
     late = Subscriber(job_id, lines)
     late.run(server)
-    print(f"  stored in {ended - started:.2f}s ({lines / (ended - started):,.0f} lines/s);"
-          f" GetLogs paged in {paged_at - ended:.2f}s; late subscriber read in {late.finished_at - paged_at:.2f}s")
+    print(
+        f"  stored in {ended - started:.2f}s ({lines / (ended - started):,.0f} lines/s);"
+        f" GetLogs paged in {paged_at - ended:.2f}s; late subscriber read in {late.finished_at - paged_at:.2f}s"
+    )
     ok = check(final.status == pb.JOB_STATUS_COMPLETED, "the job COMPLETED")
     ok &= check(paged == lines and in_order, f"GetLogs paged through {paged:,} lines in order")
     return ok & check(late.complete, f"a late subscriber with include_history got {late.received:,} lines in order")
@@ -173,8 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="hs-load-"))
     server = Server(embedded_target(home), embedded=True)
     with (home / "server.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "hodei_stream.server.daemon", "run"],
-                                   env={**os.environ, "HODEI_STREAM_HOME": str(home)}, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hodei_stream.server.daemon", "run"],
+            env={**os.environ, "HODEI_STREAM_HOME": str(home)},
+            stdout=log,
+            stderr=log,
+        )
     try:
         give_up = time.monotonic() + START_TIMEOUT_S
         while not is_answering(server.target):

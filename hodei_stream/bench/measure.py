@@ -80,7 +80,11 @@ class Delivery:
         if self.once_in_order:
             return "all once, in order"
         problems = [f"{self.received}/{self.expected} received"]
-        for count, what in ((self.missing, "missing"), (self.duplicates, "repeated"), (self.out_of_order, "out of order")):
+        for count, what in (
+            (self.missing, "missing"),
+            (self.duplicates, "repeated"),
+            (self.out_of_order, "out of order"),
+        ):
             if count:
                 problems.append(f"{count} {what}")
         return ", ".join(problems)

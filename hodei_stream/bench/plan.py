@@ -21,8 +21,15 @@ class Sizes:
     fanout_seconds: float = 10.0
 
 
-QUICK = Sizes(latency_lines=100, burst_lines=20_000, burst_deadline_s=20.0, slow_pipeline_deadline_s=5.0,
-              startup_runs=3, fanout_followers=20, fanout_seconds=2.0)
+QUICK = Sizes(
+    latency_lines=100,
+    burst_lines=20_000,
+    burst_deadline_s=20.0,
+    slow_pipeline_deadline_s=5.0,
+    startup_runs=3,
+    fanout_followers=20,
+    fanout_seconds=2.0,
+)
 
 
 @dataclass

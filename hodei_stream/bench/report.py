@@ -22,15 +22,26 @@ class Row:
     note: str = ""
 
 
-LATENCY_COLUMNS = [("p50 ms", "p50_ms"), ("p90 ms", "p90_ms"), ("p99 ms", "p99_ms"), ("max ms", "max_ms"),
-                   ("shown live", "shown_live"), ("delivery", "delivery")]
+LATENCY_COLUMNS = [
+    ("p50 ms", "p50_ms"),
+    ("p90 ms", "p90_ms"),
+    ("p99 ms", "p99_ms"),
+    ("max ms", "max_ms"),
+    ("shown live", "shown_live"),
+    ("delivery", "delivery"),
+]
 COLUMNS: dict[str, list[tuple[str, str]]] = {
     "latency": LATENCY_COLUMNS,
     "batching": LATENCY_COLUMNS,
     "burst": [("lines/s", "lines_per_s"), ("delivery", "delivery"), ("job s", "job_s")],
     "startup": [("median ms", "median_ms"), ("min ms", "min_ms"), ("max ms", "max_ms"), ("runs", "runs")],
-    "fanout": [("followers complete", "complete"), ("p50 ms", "p50_ms"), ("p99 ms", "p99_ms"), ("max ms", "max_ms"),
-               ("server RSS MiB before/peak", "server_mib")],
+    "fanout": [
+        ("followers complete", "complete"),
+        ("p50 ms", "p50_ms"),
+        ("p99 ms", "p99_ms"),
+        ("max ms", "max_ms"),
+        ("server RSS MiB before/peak", "server_mib"),
+    ],
 }
 TITLES = {
     "latency": "Delivery latency (job's write → line on the client's output)",
@@ -69,8 +80,11 @@ def table(rows: list[Row]) -> str:
 def machine() -> dict[str, Value]:
     model = ""
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(), "python": sys.version.split()[0]}

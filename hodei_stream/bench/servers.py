@@ -65,7 +65,9 @@ class EmbeddedServerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hodei_stream.server.daemon", "run", "--listen", self.target, *options],
             env={**os.environ, "HODEI_STREAM_HOME": str(self.home)},
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         wait_answering(self.target, self.process, "the embedded server")
 
@@ -90,8 +92,12 @@ class NativeServerProcess:
     def __init__(self, binary: Path, lines: int) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="hn-"))
         self.target = f"unix:{self.home / 'native.sock'}"
-        self.process = subprocess.Popen([str(binary), self.target, str(lines)], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [str(binary), self.target, str(lines)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_answering(self.target, self.process, "the native stand-in server")
 
     def close(self) -> None:

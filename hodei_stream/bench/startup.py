@@ -21,7 +21,9 @@ def run(plan: Plan) -> list[Row]:
     for client in plan.clients.values():
         times_ms = []
         for _ in range(plan.sizes.startup_runs):
-            result = capture(client.argv(plan.target, job_id), tty=True, deadline_s=RUN_DEADLINE_S, first_line_only=True)
+            result = capture(
+                client.argv(plan.target, job_id), tty=True, deadline_s=RUN_DEADLINE_S, first_line_only=True
+            )
             first = stamped(split_lines(result.chunks)[0])
             if not first:
                 break  # it shows no line at all (the original pipeline): once is enough to know
@@ -29,5 +31,7 @@ def run(plan: Plan) -> list[Row]:
         values = {"runs": len(times_ms)}
         if times_ms:
             values |= {"median_ms": statistics.median(times_ms), "min_ms": min(times_ms), "max_ms": max(times_ms)}
-        rows.append(Row("startup", client.name, "pty", values, "" if times_ms else f"no line within {RUN_DEADLINE_S:.0f}s"))
+        rows.append(
+            Row("startup", client.name, "pty", values, "" if times_ms else f"no line within {RUN_DEADLINE_S:.0f}s")
+        )
     return rows

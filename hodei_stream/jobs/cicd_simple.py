@@ -47,7 +47,9 @@ class CicdSimple(JobScript):
     build = cli.Flag("--build", help="check out, byte-compile and package (artifact + sha256)")
     test = cli.Flag("--test", excludes=["--build"], help="check out and run the test suite")
     deploy = cli.Flag("--deploy", excludes=["--build", "--test"], help="deploy the last package to the artifact folder")
-    all = cli.Flag("--all", excludes=["--build", "--test", "--deploy"], help="checkout, lint, test, build, package, deploy")
+    all = cli.Flag(
+        "--all", excludes=["--build", "--test", "--deploy"], help="checkout, lint, test, build, package, deploy"
+    )
     break_tests = cli.Flag("--break-tests", help="plant a bug at checkout that makes a test fail")
 
     @property

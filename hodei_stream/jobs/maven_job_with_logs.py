@@ -80,10 +80,10 @@ class MavenJobWithLogs(JobScript):
         argname="URL|PATH",
         help="build this project instead: a git URL (cloned) or a folder the worker can read (copied)",
     )
-    goals = cli.SwitchAttr("--goals", str, argname="GOALS", help='Maven goals (default: "clean install"; --complex: "clean package")')
-    offline = cli.Flag(
-        "--offline", help="resolve from Debian's /usr/share/maven-repo only (default when it exists)"
+    goals = cli.SwitchAttr(
+        "--goals", str, argname="GOALS", help='Maven goals (default: "clean install"; --complex: "clean package")'
     )
+    offline = cli.Flag("--offline", help="resolve from Debian's /usr/share/maven-repo only (default when it exists)")
     online = cli.Flag("--online", excludes=["--offline"], help="resolve from Maven Central (needs the internet)")
 
     def check_usage(self) -> None:

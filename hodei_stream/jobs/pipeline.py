@@ -113,7 +113,7 @@ class PipelineScript(JobScript):
         status = super().interrupted(answered)
         results = list(getattr(self, "results", []))
         if results or self.watched_job_id:
-            names = self.stage_names[len(results):]
+            names = self.stage_names[len(results) :]
             if names and self.watched_job_id:
                 results.append(StageResult(names.pop(0), "INTERRUPTED", self.watched_job_id))
             results += [StageResult(name, "SKIPPED") for name in names]

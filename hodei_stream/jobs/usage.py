@@ -86,16 +86,22 @@ REWORDED: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"Switch (\S+) does not take an argument"), lambda m: f"{m[1]} takes no value"),
     (re.compile(r"Switch (\S+) already given"), lambda m: f"{m[1]} is given twice"),
     (re.compile(r"Switch (\S+) is mandatory"), lambda m: f"{m[1]} is required"),
-    (re.compile(r"Given (\S+), the following are missing \[(.*)\]"), lambda m: f"{m[1]} needs {switch_names(m[2], False)}"),
+    (
+        re.compile(r"Given (\S+), the following are missing \[(.*)\]"),
+        lambda m: f"{m[1]} needs {switch_names(m[2], False)}",
+    ),
     (
         re.compile(r"Given (\S+), the following are invalid \[(.*)\]"),
         lambda m: f"{m[1]} cannot be used with {switch_names(m[2], True)}",
     ),
     (
         re.compile(r"Expected at most (\d+) positional arguments?, got \[(.*)\]"),
-        lambda m: "unexpected argument " + ", ".join(map(repr, ast.literal_eval(f"[{m[2]}]")[int(m[1]):])),
+        lambda m: "unexpected argument " + ", ".join(map(repr, ast.literal_eval(f"[{m[2]}]")[int(m[1]) :])),
     ),
-    (re.compile(r"Argument of (\S+) expected to be .*, not (.*?):\n", re.DOTALL), lambda m: f"{m[1]}: bad value {m[2]}"),
+    (
+        re.compile(r"Argument of (\S+) expected to be .*, not (.*?):\n", re.DOTALL),
+        lambda m: f"{m[1]}: bad value {m[2]}",
+    ),
 ]
 
 

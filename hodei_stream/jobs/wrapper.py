@@ -266,7 +266,9 @@ class JobScript(cli.Application):
             else:
                 job = self.watch_status(client, job_id)
                 if streamer is not None and not wait_for(streamer, STREAM_DRAIN_TIMEOUT_S):
-                    self.say(f"⚠️ the log stream of {job_id} did not end {STREAM_DRAIN_TIMEOUT_S:.0f}s after the job did; stopped it")
+                    self.say(
+                        f"⚠️ the log stream of {job_id} did not end {STREAM_DRAIN_TIMEOUT_S:.0f}s after the job did; stopped it"
+                    )
         except KeyboardInterrupt:
             self.stop_watching(client, job_id, streamer)
             raise WatchInterrupted from None

@@ -76,7 +76,8 @@ def listening_socket(address: str, security: Security = Security()) -> tuple[soc
     if not loopback and not (security.token and security.tls):
         raise ListenAddressError(
             f"will not listen on '{address}' without both a token (HODEI_TOKEN) and TLS (--tls-cert/--tls-key):"
-            " use unix:/path or a loopback host:port (127.0.0.1, [::1])")
+            " use unix:/path or a loopback host:port (127.0.0.1, [::1])"
+        )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.create_server((host, int(port)), family=family)
     bound_port = listener.getsockname()[1]
@@ -93,12 +94,15 @@ def prepare_state_folder(home: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise StateFolderError(f"the state folder {home} is not usable ({error.strerror or error});"
-                               " set HODEI_STREAM_HOME to a folder you can write") from None
+        raise StateFolderError(
+            f"the state folder {home} is not usable ({error.strerror or error});"
+            " set HODEI_STREAM_HOME to a folder you can write"
+        ) from None
 
 
-async def create_server(address: str, home: Path, settings: ServerSettings = ServerSettings(),
-                        security: Security = Security()) -> tuple[EmbeddedServer, str]:
+async def create_server(
+    address: str, home: Path, settings: ServerSettings = ServerSettings(), security: Security = Security()
+) -> tuple[EmbeddedServer, str]:
     """Open the store in ``home`` (created mode 0700), start the worker and serve on
     ``address``; return the running server and the address it really listens on."""
     prepare_state_folder(home)

@@ -105,8 +105,9 @@ class StateLock:
     def __init__(self, folder: int, inherited: int | None = None) -> None:
         self.folder = folder
         # Created without truncating: the holder's pid stays readable until we hold the lock.
-        self.descriptor = inherited if inherited is not None else open_in_folder(
-            folder, LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT)
+        self.descriptor = (
+            inherited if inherited is not None else open_in_folder(folder, LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT)
+        )
 
     def try_acquire(self) -> bool:
         """Take the lock unless another process holds it (an inherited descriptor holds it already)."""
@@ -140,8 +141,12 @@ async def serve(address: str, home: Path, folder: int, settings: ServerSettings,
     socket_identity = os.stat(socket_path).st_ino if socket_path else None
     print(f"hodei-server: listening on {bound_address} (state in {home})", file=sys.stderr, flush=True)
     if not bound_address.startswith("unix:") and not security.token:
-        print(f"hodei-server: warning: any local user can reach {bound_address} and run commands as you;"
-              f" set {ENV_TOKEN} to require a token", file=sys.stderr, flush=True)
+        print(
+            f"hodei-server: warning: any local user can reach {bound_address} and run commands as you;"
+            f" set {ENV_TOKEN} to require a token",
+            file=sys.stderr,
+            flush=True,
+        )
     stop = asyncio.Event()
     keep_jobs = False
 
@@ -174,12 +179,15 @@ async def serve(address: str, home: Path, folder: int, settings: ServerSettings,
 
 
 def unusable_folder(home: Path, error: OSError) -> ServerRefused:
-    return ServerRefused(f"the state folder {home} is not usable ({error.strerror or error});"
-                         " set HODEI_STREAM_HOME to a folder you can write")
+    return ServerRefused(
+        f"the state folder {home} is not usable ({error.strerror or error});"
+        " set HODEI_STREAM_HOME to a folder you can write"
+    )
 
 
-def command_run(address: str, home: Path, settings: ServerSettings, security: Security,
-                inherited_lock: int | None) -> int:
+def command_run(
+    address: str, home: Path, settings: ServerSettings, security: Security, inherited_lock: int | None
+) -> int:
     try:
         security.ssl_context()  # unreadable TLS files are named before anything starts
         folder = open_state_folder(home, create=True)
@@ -227,8 +235,11 @@ def command_start(address: str, home: Path, run_options: list[str], security: Se
     while not lock.try_acquire():
         if running := running_server(folder):
             if running.address != address:
-                print(f"hodei-server: another server already serves the state folder {home}"
-                      f" (pid {running.pid}, at {running.address})", file=sys.stderr)
+                print(
+                    f"hodei-server: another server already serves the state folder {home}"
+                    f" (pid {running.pid}, at {running.address})",
+                    file=sys.stderr,
+                )
                 return 1
             print(f"hodei-server: already running (pid {running.pid}) at {running.address}")
             return 0
@@ -237,12 +248,25 @@ def command_start(address: str, home: Path, run_options: list[str], security: Se
             return 1
         time.sleep(0.02)
     process = subprocess.Popen(
-        [sys.executable, "-m", "hodei_stream.server.daemon", "run", "--listen", address, *run_options,
-         "--lock-fd", str(lock.descriptor)],
+        [
+            sys.executable,
+            "-m",
+            "hodei_stream.server.daemon",
+            "run",
+            "--listen",
+            address,
+            *run_options,
+            "--lock-fd",
+            str(lock.descriptor),
+        ],
         # The token goes by the environment: a command line is visible to every user.
         env={**os.environ, "HODEI_STREAM_HOME": str(home), **({ENV_TOKEN: security.token} if security.token else {})},
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(lock.descriptor,),
-        cwd="/", start_new_session=True,  # detached: no terminal, not in our process group
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        pass_fds=(lock.descriptor,),
+        cwd="/",
+        start_new_session=True,  # detached: no terminal, not in our process group
     )
     lock.close()  # the server's copy holds the lock now, for as long as it lives
     while (running := running_server(folder)) is None or running.pid != process.pid:
@@ -250,8 +274,10 @@ def command_start(address: str, home: Path, run_options: list[str], security: Se
             print(f"hodei-server: did not start: {log_tail(log)}", file=sys.stderr)
             return 1
         if time.monotonic() >= give_up:
-            print(f"hodei-server: did not answer within {START_TIMEOUT_S:.0f}s; see {home / LOG_FILE_NAME}",
-                  file=sys.stderr)
+            print(
+                f"hodei-server: did not answer within {START_TIMEOUT_S:.0f}s; see {home / LOG_FILE_NAME}",
+                file=sys.stderr,
+            )
             return 1
         time.sleep(0.02)
     print(f"hodei-server: running (pid {running.pid}) at {running.address}")
@@ -315,24 +341,46 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="hodei-server", description="The embedded Hodei-compatible server.")
     parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("command", choices=["run", "start", "stop", "status"])
-    parser.add_argument("--listen", metavar="ADDR", type=listen_address,
-                        help="unix:/path or a loopback host:port (default: a Unix socket in the state folder)")
+    parser.add_argument(
+        "--listen",
+        metavar="ADDR",
+        type=listen_address,
+        help="unix:/path or a loopback host:port (default: a Unix socket in the state folder)",
+    )
     defaults = ServerSettings()
-    parser.add_argument("--batch-capacity", type=int, default=defaults.batch_capacity,
-                        help="lines a job's supervisor gathers before sending (default %(default)s)")
-    parser.add_argument("--batch-flush-ms", type=float, default=defaults.batch_flush_interval_s * 1000,
-                        help="longest a gathered line waits, in ms (default %(default)s)")
-    parser.add_argument("--token", default=os.environ.get(ENV_TOKEN) or None,
-                        help=f"require this token from clients (default ${ENV_TOKEN}; prefer the variable:"
-                             " a command line is visible to other users)")
+    parser.add_argument(
+        "--batch-capacity",
+        type=int,
+        default=defaults.batch_capacity,
+        help="lines a job's supervisor gathers before sending (default %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-flush-ms",
+        type=float,
+        default=defaults.batch_flush_interval_s * 1000,
+        help="longest a gathered line waits, in ms (default %(default)s)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(ENV_TOKEN) or None,
+        help=f"require this token from clients (default ${ENV_TOKEN}; prefer the variable:"
+        " a command line is visible to other users)",
+    )
     parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve TLS with this certificate chain")
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the private key of --tls-cert")
-    parser.add_argument("--keep-jobs", action="store_true",
-                        help="stop: leave running jobs running (the next start re-attaches them)"
-                             " instead of cancelling them")
-    parser.add_argument("--supervisor-linger", type=float, default=defaults.supervisor_linger_s, metavar="S",
-                        help="how long a job's supervisor waits for an absent server after the job"
-                             " ended, before it leaves the job's lines to the next server (default %(default)ss)")
+    parser.add_argument(
+        "--keep-jobs",
+        action="store_true",
+        help="stop: leave running jobs running (the next start re-attaches them) instead of cancelling them",
+    )
+    parser.add_argument(
+        "--supervisor-linger",
+        type=float,
+        default=defaults.supervisor_linger_s,
+        metavar="S",
+        help="how long a job's supervisor waits for an absent server after the job"
+        " ended, before it leaves the job's lines to the next server (default %(default)ss)",
+    )
     # `start` hands the state folder's lock, already taken, to the `run` it spawns.
     parser.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -344,13 +392,21 @@ def main(argv: list[str] | None = None) -> int:
     security = Security(args.token, *tls)
     try:
         if args.command == "run":
-            settings = ServerSettings(batch_capacity=max(1, args.batch_capacity),
-                                      batch_flush_interval_s=max(0.0, args.batch_flush_ms / 1000),
-                                      supervisor_linger_s=max(0.0, args.supervisor_linger))
+            settings = ServerSettings(
+                batch_capacity=max(1, args.batch_capacity),
+                batch_flush_interval_s=max(0.0, args.batch_flush_ms / 1000),
+                supervisor_linger_s=max(0.0, args.supervisor_linger),
+            )
             return command_run(address, home, settings, security, args.lock_fd)
         if args.command == "start":
-            run_options = ["--batch-capacity", str(args.batch_capacity), "--batch-flush-ms", str(args.batch_flush_ms),
-                           "--supervisor-linger", str(args.supervisor_linger)]
+            run_options = [
+                "--batch-capacity",
+                str(args.batch_capacity),
+                "--batch-flush-ms",
+                str(args.batch_flush_ms),
+                "--supervisor-linger",
+                str(args.supervisor_linger),
+            ]
             if args.tls_cert:
                 run_options += ["--tls-cert", str(security.tls_cert), "--tls-key", str(security.tls_key)]
             return command_start(address, home, run_options, security)

@@ -15,8 +15,13 @@ from hodei_stream.records import LogLine
 
 def log_entry(line: LogLine) -> pb.JobLogEntry:
     seconds, nanos = divmod(line.captured_ns, 1_000_000_000)
-    return pb.JobLogEntry(job_id=line.job_id, line=line.text, is_stderr=line.is_stderr,
-                          timestamp={"seconds": seconds, "nanos": nanos}, sequence=line.sequence)
+    return pb.JobLogEntry(
+        job_id=line.job_id,
+        line=line.text,
+        is_stderr=line.is_stderr,
+        timestamp={"seconds": seconds, "nanos": nanos},
+        sequence=line.sequence,
+    )
 
 
 def encode_messages(lines: Sequence[LogLine]) -> list[bytes]:
@@ -35,4 +40,3 @@ def encode_messages(lines: Sequence[LogLine]) -> list[bytes]:
         payload = entry.SerializeToString()
         encoded.append(b"\x00" + len(payload).to_bytes(4, "big") + payload)
     return encoded
-

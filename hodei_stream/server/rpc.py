@@ -75,8 +75,9 @@ def guarded(func: MethodFunc) -> MethodFunc:
         except NotImplementedError:
             # grpclib's answer to a message flagged compressed (it decompresses nothing): what
             # the gRPC spec asks of a server without the client's grpc-encoding.
-            raise GRPCError(Status.UNIMPLEMENTED,
-                            "compressed requests are not supported (send them uncompressed)") from None
+            raise GRPCError(
+                Status.UNIMPLEMENTED, "compressed requests are not supported (send them uncompressed)"
+            ) from None
 
     return handle
 
@@ -91,8 +92,9 @@ def bound_request_size(stream: Stream[Any, Any]) -> None:
 
     async def recv_data(size: int) -> bytes:
         if size > MAX_REQUEST_BYTES:
-            raise GRPCError(Status.RESOURCE_EXHAUSTED,
-                            f"a request message of {size:,} bytes; at most {MAX_REQUEST_BYTES:,}")
+            raise GRPCError(
+                Status.RESOURCE_EXHAUSTED, f"a request message of {size:,} bytes; at most {MAX_REQUEST_BYTES:,}"
+            )
         return await buffer.read(size)
 
     h2_stream.recv_data = recv_data  # type: ignore[method-assign]
@@ -123,8 +125,9 @@ class RequestCodec(ProtoCodec):
         try:
             return super().decode(data, message_type)
         except DecodeError:
-            raise GRPCError(Status.INVALID_ARGUMENT,
-                            f"the request is not a valid {message_type.DESCRIPTOR.full_name} message") from None
+            raise GRPCError(
+                Status.INVALID_ARGUMENT, f"the request is not a valid {message_type.DESCRIPTOR.full_name} message"
+            ) from None
 
 
 class Health(HealthBase):

@@ -67,8 +67,9 @@ class Security:
             context.load_cert_chain(self.tls_cert, self.tls_key)
         except (ssl.SSLError, OSError) as error:
             reason = getattr(error, "reason", None) or error.strerror or str(error)
-            raise TLSFilesError(f"cannot use the TLS certificate {self.tls_cert} with the key {self.tls_key}:"
-                                f" {reason}") from None
+            raise TLSFilesError(
+                f"cannot use the TLS certificate {self.tls_cert} with the key {self.tls_key}: {reason}"
+            ) from None
         context.set_alpn_protocols(["h2"])
         return context
 
@@ -104,8 +105,9 @@ def open_state_folder(home: Path, create: bool) -> int | None:
         try:
             home.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
-            raise UnsafeStateFolder(f"cannot create the state folder {home}: {error.strerror or error};"
-                                    f" {advice}") from None
+            raise UnsafeStateFolder(
+                f"cannot create the state folder {home}: {error.strerror or error}; {advice}"
+            ) from None
     try:
         link = os.lstat(home)
         real = home.resolve(strict=True) if stat.S_ISLNK(link.st_mode) else home
@@ -115,8 +117,11 @@ def open_state_folder(home: Path, create: bool) -> int | None:
             raise UnsafeStateFolder(f"the state folder {home} is a symlink to nowhere; {advice}") from None
         return None
     except OSError as error:
-        what = "is not a folder" if error.errno in (errno.ENOTDIR, errno.ELOOP) else \
-            f"cannot be opened: {error.strerror or error}"
+        what = (
+            "is not a folder"
+            if error.errno in (errno.ENOTDIR, errno.ELOOP)
+            else f"cannot be opened: {error.strerror or error}"
+        )
         raise UnsafeStateFolder(f"the state folder {home} {what}; {advice}") from None
     status = os.fstat(folder)
     shown = f"{home} (a symlink to {real})" if real != home else str(home)
@@ -124,7 +129,9 @@ def open_state_folder(home: Path, create: bool) -> int | None:
     if status.st_uid != os.geteuid():
         problem = f"belongs to {owner_name(status.st_uid)}, not to you"
     elif status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problem = f"is writable by other users (mode {stat.S_IMODE(status.st_mode):04o}; chmod 700 makes it yours alone)"
+        problem = (
+            f"is writable by other users (mode {stat.S_IMODE(status.st_mode):04o}; chmod 700 makes it yours alone)"
+        )
     problem = problem or unsafe_ancestor(Path(os.path.realpath(real)))
     if problem:
         os.close(folder)

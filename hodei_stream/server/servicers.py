@@ -89,16 +89,24 @@ def execution(record: JobRecord) -> pb.JobExecution:
 
 
 def summary(record: JobRecord) -> pb.JobSummary:
-    result = pb.JobSummary(job_id=pb.JobId(value=record.job_id), name=record.name, status=record.status,
-                           created_at=timestamp(record.created_ns),
-                           progress_percentage=100 if record.is_final else 0)
+    result = pb.JobSummary(
+        job_id=pb.JobId(value=record.job_id),
+        name=record.name,
+        status=record.status,
+        created_at=timestamp(record.created_ns),
+        progress_percentage=100 if record.is_final else 0,
+    )
     if record.started_ns:
         result.started_at.CopyFrom(timestamp(record.started_ns))
     if record.ended_ns:
         result.completed_at.CopyFrom(timestamp(record.ended_ns))
         if record.started_ns:
-            result.duration.CopyFrom(Duration(seconds=(record.ended_ns - record.started_ns) // 1_000_000_000,
-                                              nanos=(record.ended_ns - record.started_ns) % 1_000_000_000))
+            result.duration.CopyFrom(
+                Duration(
+                    seconds=(record.ended_ns - record.started_ns) // 1_000_000_000,
+                    nanos=(record.ended_ns - record.started_ns) % 1_000_000_000,
+                )
+            )
     return result
 
 
@@ -119,16 +127,20 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
         if not self.store.create_job(record, definition.SerializeToString()):
             raise GRPCError(Status.ALREADY_EXISTS, f"a job {job_id} exists already")
         self.worker.launch(job_id, definition)
-        await stream.send_message(pb.QueueJobResponse(success=True, message="queued", queued_at=timestamp(queued_ns),
-                                                      job_id=pb.JobId(value=job_id)))
+        await stream.send_message(
+            pb.QueueJobResponse(
+                success=True, message="queued", queued_at=timestamp(queued_ns), job_id=pb.JobId(value=job_id)
+            )
+        )
 
     async def GetJob(self, stream: Stream[pb.GetJobRequest, pb.GetJobResponse]) -> None:
         request = await stream.recv_message()
         assert request is not None
         record = find_job(self.store, request.job_id.value)
         definition = pb.JobDefinition.FromString(await self.store.definition(record.job_id))
-        await stream.send_message(pb.GetJobResponse(job=definition,
-                                                    status=record.status, executions=[execution(record)]))
+        await stream.send_message(
+            pb.GetJobResponse(job=definition, status=record.status, executions=[execution(record)])
+        )
 
     async def ListJobs(self, stream: Stream[pb.ListJobsRequest, pb.ListJobsResponse]) -> None:
         request = await stream.recv_message()
@@ -153,8 +165,9 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
             message = f"the job has already ended ({pb.JobStatus.Name(record.status).removeprefix('JOB_STATUS_')})"
             await stream.send_message(pb.CancelJobResponse(success=False, message=message))
             return
-        await stream.send_message(pb.CancelJobResponse(success=True, message="cancelling",
-                                                       cancelled_at=timestamp(time.time_ns())))
+        await stream.send_message(
+            pb.CancelJobResponse(success=True, message="cancelling", cancelled_at=timestamp(time.time_ns()))
+        )
 
 
 class LogStreamService(hodei_grpc.LogStreamServiceBase):

@@ -155,8 +155,10 @@ def _insert_statement(rows: int) -> str:
     return "INSERT OR IGNORE INTO log_lines VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
 
 
-INSERT_JOB = (f"INSERT OR REPLACE INTO jobs ({', '.join(RECORD_COLUMNS)}, definition)"
-              f" VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 1))})")
+INSERT_JOB = (
+    f"INSERT OR REPLACE INTO jobs ({', '.join(RECORD_COLUMNS)}, definition)"
+    f" VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 1))})"
+)
 UPDATE_JOB = f"UPDATE jobs SET {', '.join(f'{column} = ?' for column in RECORD_COLUMNS[1:])} WHERE job_id = ?"
 
 
@@ -256,7 +258,8 @@ class JobStore:
         self.on_job_failed: Callable[[str, str], None] = lambda job_id, message: None
         # What the writer thread commits next: jobs, lines, sync barriers; None stops it.
         self.pending: queue.SimpleQueue[NewJob | JobRecord | list[LogLine] | Forget | Future[None] | None] = (
-            queue.SimpleQueue())
+            queue.SimpleQueue()
+        )
         self.closing = threading.Event()  # a writer retrying a failed write gives up
         self.readers = threading.local()
         self.commit_seen = asyncio.Event()  # set, and replaced, on every commit
@@ -356,8 +359,9 @@ class JobStore:
         if shown is None or shown.is_final:
             return  # its final state is committed, or it has failed already
         current = self.ending.pop(job_id, None) or shown
-        failed = self.jobs[job_id] = replace(current, status=pb.JOB_STATUS_FAILED, error_message=message,
-                                             ended_ns=current.ended_ns or time.time_ns())
+        failed = self.jobs[job_id] = replace(
+            current, status=pb.JOB_STATUS_FAILED, error_message=message, ended_ns=current.ended_ns or time.time_ns()
+        )
         self.pending.put(failed)
         self.fanout.wake(job_id)
         self.on_job_failed(job_id, message)
@@ -366,7 +370,8 @@ class JobStore:
         """A page of jobs, newest first, and how many match in all."""
         needle = search.casefold()
         matching = [
-            record for record in self.jobs.values()
+            record
+            for record in self.jobs.values()
             if (status is None or record.status == status)
             and (not needle or needle in record.name.casefold() or needle in record.job_id)
         ]
@@ -452,8 +457,11 @@ class JobStore:
     async def wait_for_backlog(self, job_id: str) -> None:
         """Return once ``job_id`` has at most ``store_max_backlog_lines`` lines waiting for
         the writer (at once, usually), or has failed (no line of it is taken any more)."""
-        while (log := self.logs.get(job_id)) is not None and not self.jobs[job_id].is_final and (
-                self.jobs[job_id].line_count - log.committed_sequence > self.settings.store_max_backlog_lines):
+        while (
+            (log := self.logs.get(job_id)) is not None
+            and not self.jobs[job_id].is_final
+            and (self.jobs[job_id].line_count - log.committed_sequence > self.settings.store_max_backlog_lines)
+        ):
             await self.commit_seen.wait()
 
     def _reader(self) -> sqlite3.Connection:
@@ -503,8 +511,12 @@ class JobStore:
     def _write_failed(self, message: str, job_ids: set[str]) -> None:
         """On the loop: a batch could not be committed (the writer tries it again)."""
         if self.write_error is None:
-            print(f"hodei-server: {message}; jobs that need a write now fail and new jobs are refused"
-                  " until a retry succeeds", file=sys.stderr, flush=True)
+            print(
+                f"hodei-server: {message}; jobs that need a write now fail and new jobs are refused"
+                " until a retry succeeds",
+                file=sys.stderr,
+                flush=True,
+            )
         self.write_error = message
         for job_id in job_ids:
             self._fail(job_id, message)
@@ -536,9 +548,9 @@ class JobStore:
                     database.close() if database else None
                     database = None
                     cause = str(error).splitlines()[0] if str(error) else type(error).__name__
-                    self.loop.call_soon_threadsafe(self._write_failed,
-                                                   f"the store could not write to {self.path}: {cause}",
-                                                   _job_ids(batch))
+                    self.loop.call_soon_threadsafe(
+                        self._write_failed, f"the store could not write to {self.path}: {cause}", _job_ids(batch)
+                    )
                     if self.closing.wait(retry_s):
                         return  # the server stops: what is not committed stays in the spools
                     retry_s = min(2 * retry_s, RETRY_MAX_S)

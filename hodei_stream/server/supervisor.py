@@ -200,8 +200,11 @@ class Supervisor:
         self.outgoing.clear()
         self.watching_writes = False
         self.selector.register(connection, selectors.EVENT_READ, "server")
-        self.queue(supervisor_protocol.encode_json(MessageKind.HELLO, {
-            "job_id": self.job_id, "last_sequence": self.next_sequence - 1, "pid": os.getpid()}))
+        self.queue(
+            supervisor_protocol.encode_json(
+                MessageKind.HELLO, {"job_id": self.job_id, "last_sequence": self.next_sequence - 1, "pid": os.getpid()}
+            )
+        )
 
     def on_resume(self, after_sequence: int) -> None:
         """The server stored every line up to ``after_sequence``: send what it lacks (from the
@@ -370,10 +373,14 @@ class Supervisor:
             )
         except OSError as error:
             reason = error.strerror or str(error)
-            self.report_exit({
-                "outcome": "failed", "exit_code": "", "ended_ns": time.time_ns(),
-                "error": f"cannot start '{self.spec.command}': {reason}",
-            })
+            self.report_exit(
+                {
+                    "outcome": "failed",
+                    "exit_code": "",
+                    "ended_ns": time.time_ns(),
+                    "error": f"cannot start '{self.spec.command}': {reason}",
+                }
+            )
             return False
         finally:
             for fd in slaves.values():
@@ -384,8 +391,9 @@ class Supervisor:
             self.selector.register(fd, selectors.EVENT_READ, is_stderr)
         self.pidfd = os.pidfd_open(process.pid)
         self.selector.register(self.pidfd, selectors.EVENT_READ, "exited")
-        self.spool.write_state({**self.spool.read_state(), "job_pid": process.pid,
-                                "job_start_time": process_start_time(process.pid)})
+        self.spool.write_state(
+            {**self.spool.read_state(), "job_pid": process.pid, "job_start_time": process_start_time(process.pid)}
+        )
         self.started_report = {"pid": process.pid, "started_ns": time.time_ns()}
         if self.connection is not None and self.resumed:
             self.queue(supervisor_protocol.encode_json(MessageKind.STARTED, self.started_report))

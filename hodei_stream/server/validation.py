@@ -83,8 +83,9 @@ def check_definition(definition: pb.JobDefinition) -> None:
         total += check_exec_string(f"arguments[{index}]", argument, MAX_EXEC_STRING_BYTES)
     total += check_environment(definition.environment.items())
     if total > MAX_EXEC_BYTES:
-        raise invalid(f"the command, arguments and environment are {total:,} bytes together,"
-                      f" at most {MAX_EXEC_BYTES:,}")
+        raise invalid(
+            f"the command, arguments and environment are {total:,} bytes together, at most {MAX_EXEC_BYTES:,}"
+        )
     for field in ("execution_timeout", "heartbeat_timeout", "cleanup_timeout"):
         if definition.timeout.HasField(field):
             check_timeout(f"timeout.{field}", getattr(definition.timeout, field))

@@ -211,15 +211,30 @@ class Worker:
             # Not asyncio's subprocesses: they kill their children when the loop closes, and
             # a supervisor must outlive this server (``stop --keep-jobs``, a crash).
             supervisor = subprocess.Popen(
-                [sys.executable, "-m", "hodei_stream.server.supervisor",
-                 "--socket", str(self.socket_path), "--job-id", run.job_id],
+                [
+                    sys.executable,
+                    "-m",
+                    "hodei_stream.server.supervisor",
+                    "--socket",
+                    str(self.socket_path),
+                    "--job-id",
+                    run.job_id,
+                ],
                 stdin=subprocess.PIPE,
                 env={name: value for name, value in os.environ.items() if name != ENV_TOKEN},
                 start_new_session=True,  # a Ctrl+C or SIGKILL meant for the server is not the job's
             )
         except OSError as error:
-            await self._finish(run.job_id, {"outcome": "failed", "exit_code": "", "ended_ns": 0,
-                                            "error": f"cannot start the job's supervisor: {error}"}, None)
+            await self._finish(
+                run.job_id,
+                {
+                    "outcome": "failed",
+                    "exit_code": "",
+                    "ended_ns": 0,
+                    "error": f"cannot start the job's supervisor: {error}",
+                },
+                None,
+            )
             del self.runs[run.job_id]
             return
         self.store.update(run.job_id, status=pb.JOB_STATUS_ASSIGNED)  # (before its STARTED can come)
@@ -291,16 +306,28 @@ class Worker:
                     os.killpg(state["job_pid"], signal.SIGKILL)
                 except OSError:
                     pass  # ended meanwhile
-            await self._finish(job_id, {
-                "outcome": "failed", "exit_code": "", "ended_ns": time.time_ns(),
-                "error": f"the job's supervisor {how} without reporting the job's exit;"
-                         " the job was stopped and its output up to then is kept"}, None)
+            await self._finish(
+                job_id,
+                {
+                    "outcome": "failed",
+                    "exit_code": "",
+                    "ended_ns": time.time_ns(),
+                    "error": f"the job's supervisor {how} without reporting the job's exit;"
+                    " the job was stopped and its output up to then is kept",
+                },
+                None,
+            )
 
     async def _finish(self, job_id: str, report: dict[str, Any], cancel_reason: str | None) -> None:
         """Record the job's outcome (an EXITED report) with a message users can read."""
         message = report["error"] or await self._outcome_message(job_id, report, cancel_reason)
-        self.store.update(job_id, status=OUTCOME_STATUS[report["outcome"]], exit_code=report["exit_code"],
-                          error_message=message, ended_ns=report["ended_ns"] or time.time_ns())
+        self.store.update(
+            job_id,
+            status=OUTCOME_STATUS[report["outcome"]],
+            exit_code=report["exit_code"],
+            error_message=message,
+            ended_ns=report["ended_ns"] or time.time_ns(),
+        )
 
     async def _outcome_message(self, job_id: str, report: dict[str, Any], cancel_reason: str | None) -> str:
         """What ended a job whose report carries no error of its own."""
@@ -333,7 +360,11 @@ class Worker:
             run.connection, run.supervisor_pid = writer, introduction.get("pid")
             run.detached.clear()
             run.attached.set()
-            writer.write(supervisor_protocol.encode_json(MessageKind.RESUME, {"after_sequence": self.store.get(job_id).line_count}))  # type: ignore[union-attr]
+            writer.write(
+                supervisor_protocol.encode_json(
+                    MessageKind.RESUME, {"after_sequence": self.store.get(job_id).line_count}
+                )
+            )  # type: ignore[union-attr]
             if run.cancel_reason is not None:
                 writer.write(supervisor_protocol.encode_json(MessageKind.CANCEL, {"reason": run.cancel_reason}))
             while message := await supervisor_protocol.read_message(reader):

@@ -56,26 +56,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_version()
     parser.add_argument("job_ids", nargs="+", metavar="JOB_ID", help="job id(s) to follow (UUIDs)")
-    parser.add_argument("--server", metavar="URL", help="host:port or unix:/path (default: $HODEI_GRPC_URL, else the embedded server)")
+    parser.add_argument(
+        "--server", metavar="URL", help="host:port or unix:/path (default: $HODEI_GRPC_URL, else the embedded server)"
+    )
     history = parser.add_argument_group("what to show")
-    history.add_argument("--tail", type=bounded(int, 0), metavar="N", help="only the last N lines of history (N >= 0), then follow")
+    history.add_argument(
+        "--tail", type=bounded(int, 0), metavar="N", help="only the last N lines of history (N >= 0), then follow"
+    )
     history.add_argument("--no-history", action="store_true", help="only lines written from now on")
-    history.add_argument("--no-follow", action="store_true", help="print the history and exit, without waiting for the job")
-    history.add_argument("--grep", action="append", default=[], metavar="REGEX", help="only lines matching REGEX (repeatable: any of them)")
+    history.add_argument(
+        "--no-follow", action="store_true", help="print the history and exit, without waiting for the job"
+    )
+    history.add_argument(
+        "--grep",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="only lines matching REGEX (repeatable: any of them)",
+    )
     history.add_argument("--invert", action="store_true", help="with --grep: only lines matching none of them")
     streams = history.add_mutually_exclusive_group()
     streams.add_argument("--stdout-only", action="store_true", help="only the job's stdout lines")
     streams.add_argument("--stderr-only", action="store_true", help="only the job's stderr lines")
     look = parser.add_argument_group("how to show it")
-    look.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto", help="colours (auto: only on a terminal; NO_COLOR/FORCE_COLOR honoured)")
+    look.add_argument(
+        "--color",
+        "--colour",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colours (auto: only on a terminal; NO_COLOR/FORCE_COLOR honoured)",
+    )
     look.add_argument("--no-timestamps", action="store_true", help="leave out the time of each line")
-    look.add_argument("--arrival-time", action="store_true", help="show when each line arrived here, not when the job wrote it")
+    look.add_argument(
+        "--arrival-time", action="store_true", help="show when each line arrived here, not when the job wrote it"
+    )
     look.add_argument("-q", "--quiet", action="store_true", help="log lines only: no header, no end line")
     look.add_argument("--stderr", action="store_true", help="write everything to stderr, as the original client did")
-    look.add_argument("--json", action="store_true", help="one JSON object per line on stdout (job_id, sequence, timestamp, stream, line)")
+    look.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per line on stdout (job_id, sequence, timestamp, stream, line)",
+    )
     look.add_argument("-o", "--output", metavar="FILE", help="also write plain lines to FILE, flushed per line")
-    look.add_argument("--raw", action="store_true", help="pass control characters (escape sequences) to the terminal as the job wrote them")
-    look.add_argument("--stats", action="store_true", help="at the end: line count and delivery latency p50/p99/max (stderr)")
+    look.add_argument(
+        "--raw",
+        action="store_true",
+        help="pass control characters (escape sequences) to the terminal as the job wrote them",
+    )
+    look.add_argument(
+        "--stats", action="store_true", help="at the end: line count and delivery latency p50/p99/max (stderr)"
+    )
     connection = parser.add_argument_group("connection")
     connection.add_argument("--no-reconnect", action="store_true", help="fail at once when the connection drops")
     connection.add_argument(
@@ -359,7 +389,9 @@ class Session:
 
     def _history_only(self, follower: Follower) -> int:
         if self.args.tail:
-            self.show(list(deque((line for batch in follower.history_batches() for line in batch), maxlen=self.args.tail)))
+            self.show(
+                list(deque((line for batch in follower.history_batches() for line in batch), maxlen=self.args.tail))
+            )
         else:
             for batch in follower.history_batches():
                 self.show(batch)

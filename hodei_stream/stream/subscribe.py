@@ -88,10 +88,16 @@ class LogClient:
     def _unary(self, method: str, request: Message, response_type: type[Message], what: str, job_id: str) -> Message:
         try:
             answer = Call(
-                self.server.target, method, request.SerializeToString(), timeout=UNARY_TIMEOUT_S, settings=self.server.settings
+                self.server.target,
+                method,
+                request.SerializeToString(),
+                timeout=UNARY_TIMEOUT_S,
+                settings=self.server.settings,
             ).unary()
         except CallError as error:
-            raise CallFailed(self.server.failure(error.code, error.details, f"{what} {job_id}", job_id), error.code) from None
+            raise CallFailed(
+                self.server.failure(error.code, error.details, f"{what} {job_id}", job_id), error.code
+            ) from None
         return response_type.FromString(answer)
 
     def get_job(self, job_id: str) -> pb.GetJobResponse:
@@ -105,7 +111,10 @@ class LogClient:
     def subscribe(self, request: pb.SubscribeLogsRequest) -> Call:
         """Start SubscribeLogs; ``CallError`` from here on as the stream is read."""
         return Call(
-            self.server.target, "/hodei.LogStreamService/SubscribeLogs", request.SerializeToString(), settings=self.server.settings
+            self.server.target,
+            "/hodei.LogStreamService/SubscribeLogs",
+            request.SerializeToString(),
+            settings=self.server.settings,
         )
 
 

@@ -145,7 +145,9 @@ def _connect(target: str, timeout: float, tls_ca: str | None) -> tuple[socket.so
         raise CallError("UNAVAILABLE", f"failed to connect to {target}: {reason}") from None
     if tls.selected_alpn_protocol() != "h2":
         tls.close()
-        raise CallError("UNAVAILABLE", f"the TLS server at {target} does not speak HTTP/2 (no ALPN h2): not a gRPC server")
+        raise CallError(
+            "UNAVAILABLE", f"the TLS server at {target} does not speak HTTP/2 (no ALPN h2): not a gRPC server"
+        )
     return tls, target, True
 
 
@@ -175,10 +177,14 @@ class Call:
         settings: ClientSettings = ClientSettings(),
     ) -> None:
         self._deadline = None if timeout is None else time.monotonic() + timeout
-        self._keepalive_time = (keepalive_time or settings.keepalive_s or KEEPALIVE_TIME_S) * keepalive_slowdown["factor"]
+        self._keepalive_time = (keepalive_time or settings.keepalive_s or KEEPALIVE_TIME_S) * keepalive_slowdown[
+            "factor"
+        ]
         self._keepalive_timeout = keepalive_timeout or settings.keepalive_s or KEEPALIVE_TIMEOUT_S
         self._closed = threading.Event()
-        self._sock, authority, private = _connect(target, CONNECT_TIMEOUT_S if timeout is None else min(timeout, CONNECT_TIMEOUT_S), settings.tls_ca)
+        self._sock, authority, private = _connect(
+            target, CONNECT_TIMEOUT_S if timeout is None else min(timeout, CONNECT_TIMEOUT_S), settings.tls_ca
+        )
         self._decoder = hpack.Decoder(max_header_list_size=MAX_HEADER_BLOCK)
         self._incoming = bytearray()  # received bytes not yet parsed into frames
         self._header_block: bytearray | None = None  # a header block awaiting its CONTINUATIONs
@@ -204,7 +210,9 @@ class Call:
         if token := settings.token:
             if not private:
                 self.close()
-                raise CallError("UNAUTHENTICATED", f"{ENV_TOKEN} is only sent over TLS ({ENV_TLS_CA}) or to this machine")
+                raise CallError(
+                    "UNAUTHENTICATED", f"{ENV_TOKEN} is only sent over TLS ({ENV_TLS_CA}) or to this machine"
+                )
             headers.append(("authorization", f"Bearer {token}"))
         # Never indexed: the server's header table is then never ours to keep in step.
         block = hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(name, value) for name, value in headers])
@@ -286,7 +294,9 @@ class Call:
         most ``MAX_MESSAGE_BYTES`` of it (a small bomb must not become a large memory)."""
         if self._encoding not in ("gzip", "deflate"):
             self.close()
-            raise CallError("INTERNAL", f"a compressed message with grpc-encoding {self._encoding[:40]!r}: cannot decode it")
+            raise CallError(
+                "INTERNAL", f"a compressed message with grpc-encoding {self._encoding[:40]!r}: cannot decode it"
+            )
         decoder = zlib.decompressobj(ZLIB_OR_GZIP)
         try:
             message = decoder.decompress(compressed, MAX_MESSAGE_BYTES + 1)
@@ -359,7 +369,10 @@ class Call:
                     return b""
                 continue
             except OSError as error:
-                self._fail("CANCELLED" if self._closed.is_set() else "UNAVAILABLE", f"connection lost ({error.strerror or error})")
+                self._fail(
+                    "CANCELLED" if self._closed.is_set() else "UNAVAILABLE",
+                    f"connection lost ({error.strerror or error})",
+                )
                 return b""
             if not data:
                 self._fail("CANCELLED" if self._closed.is_set() else "UNAVAILABLE", "the server closed the connection")

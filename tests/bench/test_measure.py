@@ -30,12 +30,14 @@ def test_a_line_cut_across_reads_arrives_with_the_read_that_completes_it() -> No
 
 
 def test_the_stamp_is_found_inside_whatever_a_client_wraps_it_in() -> None:
-    found = stamped(arrivals(
-        (5, "📡 Streaming logs for job: x"),
-        (6, "\x1b[90m14:23:45.123\x1b[0m \x1b[32m[OUT]\x1b[0m BENCH 0 1"),
-        (7, '  "line": "BENCH 1 2",'),
-        (8, "{"),
-    ))
+    found = stamped(
+        arrivals(
+            (5, "📡 Streaming logs for job: x"),
+            (6, "\x1b[90m14:23:45.123\x1b[0m \x1b[32m[OUT]\x1b[0m BENCH 0 1"),
+            (7, '  "line": "BENCH 1 2",'),
+            (8, "{"),
+        )
+    )
     assert [(s.index, s.written_ns, s.arrived_ns) for s in found] == [(0, 1, 6), (1, 2, 7)]
 
 

@@ -22,8 +22,9 @@ def test_latency_of_stream_logs_under_a_pty(server: Server) -> None:
     assert isinstance(row.values["p99_ms"], float) and 0 < row.values["p99_ms"] < 1000
 
 
-def test_startup_through_hodei_bench_writes_table_and_json(server: Server, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_startup_through_hodei_bench_writes_table_and_json(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     results = tmp_path / "bench.json"
     status = cli.main(["bench", "--quick", "--only", "startup", "--server", server.target, "--json", str(results)])
     assert status == 0

@@ -54,7 +54,9 @@ class Logs(pb_grpc.LogStreamServiceServicer):
         with self.calls.open("a") as log:
             log.write(f"{method} {time.monotonic():.3f}\n")
 
-    def SubscribeLogs(self, request: pb.SubscribeLogsRequest, context: grpc.ServicerContext) -> Iterator[pb.JobLogEntry]:
+    def SubscribeLogs(
+        self, request: pb.SubscribeLogsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.JobLogEntry]:
         self.count("SubscribeLogs")
         if self.mode == "unimplemented":
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")

@@ -65,7 +65,11 @@ class Jobs(hodei_grpc.JobExecutionServiceBase):
         execution = pb.JobExecution(job_id=pb.JobId(value=JOB_ID), job_status=self.job.status)
         if self.job.status == pb.JOB_STATUS_COMPLETED:
             execution.exit_code = "0"
-        await stream.send_message(pb.GetJobResponse(job=pb.JobDefinition(job_id=pb.JobId(value=JOB_ID)), status=self.job.status, executions=[execution]))
+        await stream.send_message(
+            pb.GetJobResponse(
+                job=pb.JobDefinition(job_id=pb.JobId(value=JOB_ID)), status=self.job.status, executions=[execution]
+            )
+        )
 
     async def QueueJob(self, stream) -> None:  # type: ignore[no-untyped-def]
         raise GRPCError(Status.UNIMPLEMENTED)

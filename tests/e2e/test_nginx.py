@@ -74,9 +74,27 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
         pytest.skip("openssl makes the test certificate and is not installed")
     cert, key = folder / "nginx-cert.pem", folder / "nginx-key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(key), "-out", str(cert), "-addext", "subjectAltName=IP:127.0.0.1"],
-        capture_output=True, check=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
     )
     return cert, key
 
@@ -96,13 +114,28 @@ def nginx(request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> Iterato
     # As root nginx's workers would run as nobody, who may not open our 0600 socket.
     user = "user root;\n" if os.geteuid() == 0 else ""
     config = prefix / "nginx.conf"
-    config.write_text(CONFIG.format(user=user, prefix=prefix, port=port, tls=tls, certificate=certificate,
-                                    backend=home / "server.sock"))
+    config.write_text(
+        CONFIG.format(
+            user=user, prefix=prefix, port=port, tls=tls, certificate=certificate, backend=home / "server.sock"
+        )
+    )
     error_log = prefix / "error.log"
     process = subprocess.Popen(
         # -e: the log nginx opens before it reads the configuration (not /var/log/nginx).
-        [NGINX, "-p", str(prefix), "-c", str(config), "-e", str(error_log), "-g", f"daemon off; error_log {error_log} info;"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            NGINX,
+            "-p",
+            str(prefix),
+            "-c",
+            str(config),
+            "-e",
+            str(error_log),
+            "-g",
+            f"daemon off; error_log {error_log} info;",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
     def listening() -> bool:
@@ -117,24 +150,33 @@ def nginx(request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> Iterato
     process.wait(timeout=30)
 
 
-def test_every_line_once_in_order_through_nginx(home: Path, launch_server, nginx: Nginx, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_line_once_in_order_through_nginx(
+    home: Path, launch_server, nginx: Nginx, monkeypatch: pytest.MonkeyPatch
+) -> None:
     backend = launch_server(home)
     job_id = submit_python(backend.server, numbered_job(3000, 100, 0.02))
     nginx.be_trusted(monkeypatch)
-    result = subprocess.run([*STREAM_LOGS, "--server", nginx.target, "-q", "--no-timestamps", job_id],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [*STREAM_LOGS, "--server", nginx.target, "-q", "--no-timestamps", job_id],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"[OUT] n={i}" for i in range(3000)]
 
 
 def test_backend_stopped_nginx_answers_502_and_the_timeout_holds(
-        home: Path, launch_server, nginx: Nginx, monkeypatch: pytest.MonkeyPatch) -> None:
+    home: Path, launch_server, nginx: Nginx, monkeypatch: pytest.MonkeyPatch
+) -> None:
     backend = launch_server(home)
     job_id = submit(backend.server, "echo first; sleep 60")
     nginx.be_trusted(monkeypatch)
     process = subprocess.Popen(
         [*STREAM_LOGS, "--server", nginx.target, "--reconnect-timeout", "3", job_id],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert "first" in process.stdout.readline()
     backend.process.kill()
@@ -143,7 +185,9 @@ def test_backend_stopped_nginx_answers_502_and_the_timeout_holds(
     _, err = process.communicate(timeout=60)
     took = time.monotonic() - lost
     attempts = nginx.upstream_failures()
-    print(f"nginx 502 ({nginx.target}): exit {process.returncode} after {took:.1f}s and {attempts} SubscribeLogs attempts nginx answered 502")
+    print(
+        f"nginx 502 ({nginx.target}): exit {process.returncode} after {took:.1f}s and {attempts} SubscribeLogs attempts nginx answered 502"
+    )
     assert process.returncode == ExitStatus.UNREACHABLE, err
     assert took < 10
     assert 3 <= attempts <= 8
@@ -151,7 +195,8 @@ def test_backend_stopped_nginx_answers_502_and_the_timeout_holds(
 
 
 def test_backend_back_within_the_timeout_is_resumed_exactly(
-        home: Path, launch_server, nginx: Nginx, monkeypatch: pytest.MonkeyPatch) -> None:
+    home: Path, launch_server, nginx: Nginx, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = launch_server(home)
 
     def outage() -> None:

@@ -27,7 +27,10 @@ def start_platform_like(home: Path) -> Iterator[Callable[..., str]]:
     def start(*options: str) -> str:
         socket = home / f"platform{len(processes)}.sock"
         processes.append(subprocess.Popen([sys.executable, str(HERE / "platform_like.py"), f"unix:{socket}", *options]))
-        wait_until(lambda: Path(f"{socket}.ready").exists() or processes[-1].poll() is not None, what="the platform-like server")
+        wait_until(
+            lambda: Path(f"{socket}.ready").exists() or processes[-1].poll() is not None,
+            what="the platform-like server",
+        )
         assert processes[-1].poll() is None
         return f"unix:{socket}"
 
@@ -44,7 +47,10 @@ def platform_like(start_platform_like: Callable[..., str]) -> str:
 
 def test_each_line_once_in_order_despite_platform_flaws(platform_like: str) -> None:
     result = subprocess.run(
-        [*STREAM_LOGS, "--server", platform_like, "-q", "--no-timestamps", JOB_ID], capture_output=True, text=True, timeout=60
+        [*STREAM_LOGS, "--server", platform_like, "-q", "--no-timestamps", JOB_ID],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     numbers = [int(re.fullmatch(r"\[OUT\] n=(\d+)", text).group(1)) for text in result.stdout.splitlines()]
@@ -58,7 +64,10 @@ def test_lines_that_only_look_alike_are_each_shown(start_platform_like: Callable
     # are five lines; the history the platform sends twice is still shown once.
     target = start_platform_like("--history", "10", "--look-alikes", "5", "--live", "0")
     result = subprocess.run(
-        [*STREAM_LOGS, "--server", target, "-q", "--no-timestamps", *options, JOB_ID], capture_output=True, text=True, timeout=60
+        [*STREAM_LOGS, "--server", target, "-q", "--no-timestamps", *options, JOB_ID],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"[OUT] n={n}" for n in range(1, 11)] + [f"[OUT] {LOOK_ALIKE}"] * 5

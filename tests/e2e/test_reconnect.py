@@ -29,7 +29,11 @@ def faulty_server(home: Path) -> Iterator[FaultyServer]:
     def start(mode: str) -> Path:
         socket = home / f"{mode}.sock"
         processes.append(subprocess.Popen([sys.executable, str(HERE / "faulty_grpcio.py"), mode, f"unix:{socket}"]))
-        wait_until(lambda: Path(f"{socket}.ready").exists() or processes[-1].poll() is not None, timeout=30, what="the grpcio server")
+        wait_until(
+            lambda: Path(f"{socket}.ready").exists() or processes[-1].poll() is not None,
+            timeout=30,
+            what="the grpcio server",
+        )
         assert processes[-1].poll() is None
         return socket
 
@@ -49,7 +53,9 @@ def test_a_server_that_answers_then_fails_meets_a_growing_back_off_and_the_timeo
     started = time.monotonic()
     result = subprocess.run(
         [*STREAM_LOGS, "--server", f"unix:{socket}", "--reconnect-timeout", "3", "--no-timestamps", JOB_ID],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     took = time.monotonic() - started
     attempts = calls(socket, "SubscribeLogs")

@@ -39,7 +39,9 @@ def embedded(home: Path) -> Iterator[Server]:
     assert server.embedded
     ensure_running(server)
     yield server
-    subprocess.run([sys.executable, "-m", "hodei_stream.server.daemon", "stop"], capture_output=True, timeout=60, check=False)
+    subprocess.run(
+        [sys.executable, "-m", "hodei_stream.server.daemon", "stop"], capture_output=True, timeout=60, check=False
+    )
 
 
 def kill_server(home: Path) -> None:
@@ -60,7 +62,9 @@ def stored_lines(server: Server, job_id: str) -> list[str]:
 def watch_and_kill(command: list[str], home: Path, *, kill_after: int = KILL_AFTER) -> tuple[int, list[str], str]:
     """Run ``command``; after ``kill_after`` log lines on its stdout, SIGKILL the embedded
     server.  Its exit status, the log lines' texts and its stderr."""
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     errors: list[str] = []
     reader = threading.Thread(target=lambda: errors.extend(process.stderr), daemon=True)
     reader.start()
@@ -103,8 +107,11 @@ def test_hodei_run_starts_the_server_again_and_resumes(embedded: Server, home: P
 def test_a_job_script_starts_the_server_again_and_resumes(embedded: Server, home: Path, mode: str) -> None:
     run = launch_script("data_processing_simple.sh", home, "--etl", "--records", "20000", mode)
     try:
-        wait_until(lambda: any(LOG_LINE.match(text) for _, text in run.stdout) or run.process.poll() is not None,
-                   timeout=120, what="the job's first line")
+        wait_until(
+            lambda: any(LOG_LINE.match(text) for _, text in run.stdout) or run.process.poll() is not None,
+            timeout=120,
+            what="the job's first line",
+        )
         kill_server(home)
         status = run.finish()
     finally:

@@ -122,7 +122,9 @@ def test_unknown_job_among_good_ones_is_reported_and_the_rest_followed(server: S
     alone = stream_logs(server, "--no-timestamps", good, unknown)
     assert alone.returncode == 3  # no such job is worse news than a completed one
     assert alone.stdout.splitlines() == [f"{good[:8]} [OUT] from good", f"{good[:8]} [OUT] again"]  # as asked: two
-    assert [line for line in alone.stderr.splitlines() if unknown in line] == [f"stream-logs: no job {unknown} on {server}"]
+    assert [line for line in alone.stderr.splitlines() if unknown in line] == [
+        f"stream-logs: no job {unknown} on {server}"
+    ]
     assert f"{good[:8]} ✅ stream ended: job COMPLETED" in alone.stderr
     several = stream_logs(server, "--no-timestamps", unknown, good, failed)
     assert several.returncode == 3
@@ -139,7 +141,9 @@ def test_unknown_job_among_good_ones_is_reported_and_the_rest_followed(server: S
     [("unix:/nonexistent/hodei.sock", 4, "cannot reach the Hodei server"), ("no-port-here", 2, "is not host:port")],
 )
 def test_unreachable_or_malformed_server(home: Path, url: str, status: int, message: str) -> None:
-    result = subprocess.run([*STREAM_LOGS, "--server", url, str(uuid.uuid4())], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [*STREAM_LOGS, "--server", url, str(uuid.uuid4())], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == status
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -323,7 +327,10 @@ def test_no_follow_on_a_running_job_returns_at_once(server: Server) -> None:
 
 def test_filters(server: Server) -> None:
     # Pauses keep the order across stdout and stderr deterministic.
-    job_id = submit(server, "echo 'INFO a'; sleep 0.05; echo 'ERROR b' >&2; sleep 0.05; echo 'WARN c'; sleep 0.05; echo 'DEBUG d' >&2")
+    job_id = submit(
+        server,
+        "echo 'INFO a'; sleep 0.05; echo 'ERROR b' >&2; sleep 0.05; echo 'WARN c'; sleep 0.05; echo 'DEBUG d' >&2",
+    )
     wait_final(server, job_id)
 
     def shown(*options: str) -> list[str]:
@@ -348,7 +355,10 @@ def test_export_json_stderr_and_colours(server: Server, tmp_path: Path) -> None:
     assert [LINE.match(t).group(2) for t in export.read_text().splitlines()] == ["ERROR first", "second"]
 
     as_json = [json.loads(t) for t in stream_logs(server, "--json", job_id).stdout.splitlines()]
-    assert [(e["sequence"], e["stream"], e["line"]) for e in as_json] == [(1, "stdout", "ERROR first"), (2, "stderr", "second")]
+    assert [(e["sequence"], e["stream"], e["line"]) for e in as_json] == [
+        (1, "stdout", "ERROR first"),
+        (2, "stderr", "second"),
+    ]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", as_json[0]["timestamp"])
 
     to_stderr = stream_logs(server, "--stderr", job_id)

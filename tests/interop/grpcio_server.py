@@ -54,8 +54,9 @@ class Logs(hodei_pb2_grpc.LogStreamServiceServicer):
         if request.job_id != JOB_ID:
             context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.job_id} not found")
         last = min(len(LINES), request.since_sequence + (request.limit or 1000))
-        return pb.GetLogsResponse(entries=[entry(s) for s in range(request.since_sequence + 1, last + 1)],
-                                  has_more=last < len(LINES))
+        return pb.GetLogsResponse(
+            entries=[entry(s) for s in range(request.since_sequence + 1, last + 1)], has_more=last < len(LINES)
+        )
 
 
 def serve(mode: str, certificate: tuple[Path, Path] | None = None) -> tuple[grpc.Server, str]:

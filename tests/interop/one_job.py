@@ -19,9 +19,7 @@ GAP = 7
 GROUP = 25  # lines sent together, then a short pause
 # Text that a careless transport would change: non-ASCII, tabs, edge spaces, an empty line,
 # a long line (spans HTTP/2 frames), stderr lines.
-LINES: list[tuple[str, bool]] = [
-    (f"n={number} · ünïcødé €\ttab  ", number % 10 == 3) for number in range(1, 301)
-]
+LINES: list[tuple[str, bool]] = [(f"n={number} · ünïcødé €\ttab  ", number % 10 == 3) for number in range(1, 301)]
 LINES[40] = ("", False)
 LINES[41] = ("x" * 40_000, False)
 LINES[42] = ("  leading and trailing  ", True)

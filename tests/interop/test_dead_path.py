@@ -38,16 +38,27 @@ def cut_the_path(proxy: FaultProxy, fault: str) -> None:
 @pytest.mark.parametrize("fault", ["black hole", "reset", "blip"])
 def test_a_cut_path_is_noticed_and_the_stream_resumes_exactly(server: Server, fault: str) -> None:
     with HodeiClient(server) as client:
-        job_id = client.queue_job("numbers", "/bin/bash", ["-c", f"for i in $(seq 1 {LINES}); do echo n=$i; sleep 0.01; done"])
+        job_id = client.queue_job(
+            "numbers", "/bin/bash", ["-c", f"for i in $(seq 1 {LINES}); do echo n=$i; sleep 0.01; done"]
+        )
     proxy = FaultProxy(server.target)
     env = {**os.environ, "HODEI_KEEPALIVE_S": str(KEEPALIVE_S)}
     env.pop("HODEI_GRPC_URL", None)
-    process = subprocess.Popen([str(STREAM_LOGS), "--server", proxy.address, "-q", "--no-timestamps", job_id],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        [str(STREAM_LOGS), "--server", proxy.address, "-q", "--no-timestamps", job_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines: list[tuple[float, str]] = []
     notices: list[tuple[float, str]] = []
-    readers = [threading.Thread(target=lambda stream, into: into.extend((time.monotonic(), line) for line in stream),
-                                args=args, daemon=True) for args in ((process.stdout, lines), (process.stderr, notices))]
+    readers = [
+        threading.Thread(
+            target=lambda stream, into: into.extend((time.monotonic(), line) for line in stream), args=args, daemon=True
+        )
+        for args in ((process.stdout, lines), (process.stderr, notices))
+    ]
     for reader in readers:
         reader.start()
     try:

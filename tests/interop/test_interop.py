@@ -43,9 +43,29 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         pytest.skip("the openssl command makes the TLS certificate")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=interop",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   capture_output=True, check=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=interop",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     return cert, key
 
 
@@ -59,15 +79,28 @@ def grpcio_target(request: pytest.FixtureRequest, certificate: tuple[Path, Path]
 # No gzip here: grpc-js's server does not compress its answers (its server-interceptors.js:
 # "response compression is currently not supported"); grpcio's gzip case covers compression.
 @pytest.fixture(params=["plain", "tls"])
-def node_target(request: pytest.FixtureRequest, certificate: tuple[Path, Path], tmp_path: Path) -> Iterator[tuple[str, str]]:
+def node_target(
+    request: pytest.FixtureRequest, certificate: tuple[Path, Path], tmp_path: Path
+) -> Iterator[tuple[str, str]]:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed (the @grpc/grpc-js server runs on it)")
     if not (NODE_FOLDER / "node_modules" / "@grpc" / "grpc-js").is_dir():
         pytest.skip(f"@grpc/grpc-js is not installed: run npm install --no-audit --no-fund in {NODE_FOLDER}")
     cert, key = certificate
-    process = subprocess.Popen([node, str(NODE_FOLDER / "server.js"), str(PROTO), str(write_lines(tmp_path / "lines.json")),
-                                request.param, str(cert), str(key)], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            node,
+            str(NODE_FOLDER / "server.js"),
+            str(PROTO),
+            str(write_lines(tmp_path / "lines.json")),
+            request.param,
+            str(cert),
+            str(key),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = process.stdout.readline().strip() if process.stdout else ""
         assert port.isdigit(), f"the node server did not start (exit {process.poll()})"
@@ -77,15 +110,29 @@ def node_target(request: pytest.FixtureRequest, certificate: tuple[Path, Path], 
         process.wait(10)
 
 
-def stream_logs(target: str, mode: str, certificate: tuple[Path, Path], job_id: str) -> subprocess.CompletedProcess[str]:
-    env = {name: value for name, value in os.environ.items() if name not in ("HODEI_GRPC_URL", "HODEI_TOKEN", "HODEI_TLS_CA")}
+def stream_logs(
+    target: str, mode: str, certificate: tuple[Path, Path], job_id: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("HODEI_GRPC_URL", "HODEI_TOKEN", "HODEI_TLS_CA")
+    }
     if mode == "tls":
         env["HODEI_TLS_CA"] = str(certificate[0])
-    return subprocess.run([str(STREAM_LOGS), "--server", target, "--json", "-q", job_id],
-                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    return subprocess.run(
+        [str(STREAM_LOGS), "--server", target, "--json", "-q", job_id],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
 
 
-def check_every_entry_once_in_order(target: str, mode: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def check_every_entry_once_in_order(
+    target: str, mode: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     shown = stream_logs(target, mode, certificate, JOB_ID)
     assert shown.returncode == 0, shown.stderr
     records = [json.loads(line) for line in shown.stdout.splitlines()]
@@ -98,18 +145,26 @@ def check_every_entry_once_in_order(target: str, mode: str, certificate: tuple[P
 
     if mode == "tls":
         monkeypatch.setenv("HODEI_TLS_CA", str(certificate[0]))
-    call = Call(target, "/hodei.LogStreamService/SubscribeLogs", pb.SubscribeLogsRequest(job_id=JOB_ID).SerializeToString(),
-                settings=ClientSettings.from_environment())
+    call = Call(
+        target,
+        "/hodei.LogStreamService/SubscribeLogs",
+        pb.SubscribeLogsRequest(job_id=JOB_ID).SerializeToString(),
+        settings=ClientSettings.from_environment(),
+    )
     encoding = dict(call.initial_metadata()).get("grpc-encoding", "identity")
     call.close()
     assert encoding == ("gzip" if mode == "gzip" else "identity")  # the answers really were compressed
 
 
-def test_grpcio_server(grpcio_target: tuple[str, str], certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grpcio_server(
+    grpcio_target: tuple[str, str], certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     check_every_entry_once_in_order(*grpcio_target, certificate, monkeypatch)
 
 
-def test_grpc_js_server(node_target: tuple[str, str], certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grpc_js_server(
+    node_target: tuple[str, str], certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     check_every_entry_once_in_order(*node_target, certificate, monkeypatch)
 
 
@@ -134,7 +189,9 @@ def test_a_grpcio_server_that_finds_our_pings_too_many_makes_us_ping_less(monkey
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        call = Call(f"127.0.0.1:{port}", "/hodei.LogStreamService/SubscribeLogs", b"", keepalive_time=0.3, keepalive_timeout=5)
+        call = Call(
+            f"127.0.0.1:{port}", "/hodei.LogStreamService/SubscribeLogs", b"", keepalive_time=0.3, keepalive_timeout=5
+        )
         with pytest.raises(CallError) as failure:
             list(call.batches())
     finally:
@@ -144,7 +201,9 @@ def test_a_grpcio_server_that_finds_our_pings_too_many_makes_us_ping_less(monkey
     assert wire.keepalive_slowdown["factor"] == 2
 
 
-def test_a_tls_server_that_does_not_agree_to_h2_is_refused(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tls_server_that_does_not_agree_to_h2_is_refused(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A TLS server speaking HTTP/1.1 (ALPN without h2): UNAVAILABLE in one line, at once."""
     cert, key = certificate
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

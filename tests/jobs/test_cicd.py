@@ -75,7 +75,14 @@ def test_pipeline_stops_at_the_failed_test_stage(server: Server, home: Path) -> 
     run = launch("cicd_pipeline.sh", home, "--break-tests")
     assert run.finish() == ExitStatus.JOB_FAILED
     rows = stage_rows(run)
-    assert [rows[stage][1] for stage in PIPELINE_STAGES] == ["COMPLETED", "COMPLETED", "FAILED", "SKIPPED", "SKIPPED", "SKIPPED"]
+    assert [rows[stage][1] for stage in PIPELINE_STAGES] == [
+        "COMPLETED",
+        "COMPLETED",
+        "FAILED",
+        "SKIPPED",
+        "SKIPPED",
+        "SKIPPED",
+    ]
     assert summary_value(run, "Status") == "❌ FAILED at stage test"
     assert "the test suite failed" in summary_value(run, "Reason")
     assert not deployed(home)[0].exists()

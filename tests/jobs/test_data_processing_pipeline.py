@@ -56,12 +56,16 @@ def test_a_validation_failure_fails_the_pipeline_with_the_reason_and_names_nothi
     statuses = [status for _, status in stage_rows(run).values()]
     assert statuses == ["COMPLETED", "COMPLETED", "FAILED", "SKIPPED", "SKIPPED"]
     reason = summary_value(run, "Reason")
-    assert re.match(r"validate failed: \d+\.\d% of the records were rejected, above the 5\.0% limit \(invalid_email", reason)
+    assert re.match(
+        r"validate failed: \d+\.\d% of the records were rejected, above the 5\.0% limit \(invalid_email", reason
+    )
     # The earlier run's database and report are gone, and the summary points at neither.
     assert not (work / "customers.db").exists() and not (work / "report.txt").exists()
     assert summary_value(run, "Work folder") == str(work)
     assert "Report:" not in run.err_text and "Database:" not in run.err_text
-    assert "it needs" not in run.err_text and "⏭ stage 4/5: load skipped: the pipeline stopped at validate" in run.err_text
+    assert (
+        "it needs" not in run.err_text and "⏭ stage 4/5: load skipped: the pipeline stopped at validate" in run.err_text
+    )
 
 
 @pytest.mark.parametrize("rate", ["nan", "-0.1", "1.5"])
@@ -69,7 +73,15 @@ def test_the_stage_payload_itself_refuses_a_share_outside_0_to_1(rate: str, tmp_
     # The payload runs on workers for any client: nan there would switch validation off.
     payloads = Path(__file__).parents[2] / "hodei_stream" / "jobs" / "payloads"
     result = subprocess.run(
-        [sys.executable, str(payloads / "data_pipeline.py"), "validate", "--work-dir", str(tmp_path), "--max-reject-rate", rate],
+        [
+            sys.executable,
+            str(payloads / "data_pipeline.py"),
+            "validate",
+            "--work-dir",
+            str(tmp_path),
+            "--max-reject-rate",
+            rate,
+        ],
         env={**os.environ, "HODEI_BUNDLE_DIR": str(payloads)},
         capture_output=True,
         text=True,

@@ -18,8 +18,13 @@ def run_etl(work_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     spec = job_spec(payload_file("etl.py"), ["--records", str(RECORDS), *args], {WORK_DIR_ENV: str(work_dir)})
     # env without PYTHONPATH: the payload must not need hodei_stream, as on a real worker.
     return subprocess.run(
-        [spec.command, *spec.arguments], capture_output=True, text=True, timeout=120, check=False,
-        env={"PATH": "/usr/bin:/bin"}, cwd=work_dir.parent,
+        [spec.command, *spec.arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=work_dir.parent,
     )
 
 
@@ -40,12 +45,21 @@ def test_etl_loads_what_it_reports_and_drops_the_invalid_rows(tmp_path: Path) ->
     assert out.rstrip().splitlines()[-1].startswith("✅ ETL pipeline completed")
 
     generated = reported_number(r"✔ ([\d,]+) records generated", out)
-    dropped = {reason: int(count.replace(",", "")) for count, reason in re.findall(r"dropped +([\d,]+) rows: (\w+)", out)}
+    dropped = {
+        reason: int(count.replace(",", "")) for count, reason in re.findall(r"dropped +([\d,]+) rows: (\w+)", out)
+    }
     loaded = reported_number(r"✔ loaded ([\d,]+) rows into", out)
     database = work_dir / DATABASE_NAME
     assert f"into {database} in" in out
     assert generated == RECORDS
-    assert set(dropped) == {"invalid_email", "unknown_country", "bad_signup_date", "negative_orders", "bad_revenue", "duplicate_id"}
+    assert set(dropped) == {
+        "invalid_email",
+        "unknown_country",
+        "bad_signup_date",
+        "negative_orders",
+        "bad_revenue",
+        "duplicate_id",
+    }
     assert loaded == generated - sum(dropped.values())
 
     with sqlite3.connect(database) as db:
@@ -98,7 +112,11 @@ def test_a_failure_is_one_line_on_stderr_and_a_non_zero_exit(tmp_path: Path) -> 
 def run_analytics(work_dir: Path) -> subprocess.CompletedProcess[str]:
     spec = job_spec(payload_file("analytics.py"), env={WORK_DIR_ENV: str(work_dir)})
     return subprocess.run(
-        [spec.command, *spec.arguments], capture_output=True, text=True, timeout=120, check=False,
+        [spec.command, *spec.arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={"PATH": "/usr/bin:/bin"},
     )
 
@@ -113,9 +131,16 @@ def test_analytics_tables_agree_with_the_loaded_data(tmp_path: Path) -> None:
     result = run_analytics(tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert [line[:5] for line in out.splitlines() if re.match(r"\[\d/4\]", line)] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert [line[:5] for line in out.splitlines() if re.match(r"\[\d/4\]", line)] == [
+        "[1/4]",
+        "[2/4]",
+        "[3/4]",
+        "[4/4]",
+    ]
     with sqlite3.connect(tmp_path / DATABASE_NAME) as db:
-        (top_id, top_revenue), = db.execute("SELECT customer_id, revenue FROM customers ORDER BY revenue DESC LIMIT 1")
+        ((top_id, top_revenue),) = db.execute(
+            "SELECT customer_id, revenue FROM customers ORDER BY revenue DESC LIMIT 1"
+        )
         by_country = dict(db.execute("SELECT country, COUNT(*) FROM customers GROUP BY country"))
     assert re.search(rf"#{top_id} .* {top_revenue:,.2f} ", out), out
     for country, customers in by_country.items():

@@ -105,7 +105,9 @@ def standalone_project(folder: Path, plugins: str = "") -> Path:
 
 
 @pytest.mark.timeout(300)
-def test_a_plugin_missing_from_debians_repository_gets_the_install_hint(server: Server, home: Path, tmp_path: Path) -> None:
+def test_a_plugin_missing_from_debians_repository_gets_the_install_hint(
+    server: Server, home: Path, tmp_path: Path
+) -> None:
     project = standalone_project(
         tmp_path / "project", "<plugin><artifactId>maven-clean-plugin</artifactId><version>9.9.9</version></plugin>"
     )
@@ -157,12 +159,16 @@ def test_goals_are_passed_literally_and_a_file_url_clones_quietly(server: Server
     if shutil.which("git") is None:
         pytest.skip("needs git, to clone a file:// URL")
     project = standalone_project(tmp_path / "project.git")
-    for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "samples"]):
+    for command in (
+        ["init", "-q"],
+        ["add", "."],
+        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "samples"],
+    ):
         subprocess.run(["git", "-C", str(project), *command], check=True)
     # The project folder holds pom.xml, which "*" would become if the payload's shell expanded it.
     run = launch("maven_job_with_logs.sh", home, "--repo", f"file://{project}", "--goals", "*", "--offline")
     assert run.finish(MAVEN_TIMEOUT_S) == ExitStatus.JOB_FAILED
     out = "\n".join(run.out_text)
-    assert "Unknown lifecycle phase \"*\"" in out, out[-3000:]
+    assert 'Unknown lifecycle phase "*"' in out, out[-3000:]
     assert "Receiving objects" not in run.all_text and "Cloning into" not in run.all_text
     assert max(len(line) for line in run.out_text) < 1000

@@ -33,7 +33,9 @@ def test_trace_shows_the_timeline_the_logs_and_the_result(server: Server, home: 
     assert run.finish() == ExitStatus.JOB_FAILED, run.err_text
     out = "\n".join(run.out_text)
     assert re.search(r"\[OUT\] step 1.*\[OUT\] step 3.*\[ERR\] disk full", out, re.DOTALL)
-    timeline = re.findall(r"^ +(QUEUED|ASSIGNED|RUNNING|FAILED) +(\d\d:\d\d:\d\d\.\d{3}) +(\S+)", run.err_text, re.MULTILINE)
+    timeline = re.findall(
+        r"^ +(QUEUED|ASSIGNED|RUNNING|FAILED) +(\d\d:\d\d:\d\d\.\d{3}) +(\S+)", run.err_text, re.MULTILINE
+    )
     states = [state for state, _, _ in timeline]
     assert states[0] == "QUEUED" and states[-2:] == ["RUNNING", "FAILED"], run.err_text
     running_s = float(dict((state, spent) for state, _, spent in timeline)["RUNNING"].rstrip("s"))
@@ -90,5 +92,7 @@ def test_background_streaming_reaches_a_pipe_line_by_line(server: Server, home: 
     assert len(live) >= LINES // 2, f"only {len(live)} lines arrived live: {gaps}"
     assert statistics.median(live) > 0.08, live
     assert sum(gap < 0.02 for gap in live) <= 1, live
-    print(f"\n{len(live)} live gaps: median {statistics.median(live) * 1000:.0f} ms, "
-          f"min {min(live) * 1000:.0f} ms, max {max(live) * 1000:.0f} ms")
+    print(
+        f"\n{len(live)} live gaps: median {statistics.median(live) * 1000:.0f} ms, "
+        f"min {min(live) * 1000:.0f} ms, max {max(live) * 1000:.0f} ms"
+    )

@@ -20,12 +20,28 @@ USAGE_ERRORS = [
     ("data_processing_pipeline.sh", ["--corrupt-rate", "1.5"], "--corrupt-rate takes a number from 0 to 1, not 1.5"),
     ("data_processing_pipeline.sh", ["--corrupt-rate", "-0.5"], "--corrupt-rate takes a number from 0 to 1, not -0.5"),
     ("data_processing_pipeline.sh", ["--corrupt-rate", "nan"], "--corrupt-rate takes a number from 0 to 1, not nan"),
-    ("data_processing_pipeline.sh", ["--max-reject-rate", "-1"], "--max-reject-rate takes a number from 0 to 1, not -1"),
-    ("data_processing_pipeline.sh", ["--max-reject-rate", "nan"], "--max-reject-rate takes a number from 0 to 1, not nan"),
-    ("data_processing_pipeline.sh", ["--max-reject-rate", "inf"], "--max-reject-rate takes a number from 0 to 1, not inf"),
+    (
+        "data_processing_pipeline.sh",
+        ["--max-reject-rate", "-1"],
+        "--max-reject-rate takes a number from 0 to 1, not -1",
+    ),
+    (
+        "data_processing_pipeline.sh",
+        ["--max-reject-rate", "nan"],
+        "--max-reject-rate takes a number from 0 to 1, not nan",
+    ),
+    (
+        "data_processing_pipeline.sh",
+        ["--max-reject-rate", "inf"],
+        "--max-reject-rate takes a number from 0 to 1, not inf",
+    ),
     ("data_processing_pipeline.sh", ["--records", "0"], "--records takes a whole number from 1 to 10,000,000, not 0"),
     ("data_processing_pipeline.sh", ["--records", "10000001"], "--records takes a whole number from 1 to 10,000,000"),
-    ("data_processing_pipeline.sh", ["--records", "many"], "--records takes a whole number from 1 to 10,000,000, not 'many'"),
+    (
+        "data_processing_pipeline.sh",
+        ["--records", "many"],
+        "--records takes a whole number from 1 to 10,000,000, not 'many'",
+    ),
     ("data_processing_pipeline.sh", ["--records"], "--records needs a value"),
     ("data_processing_simple.sh", ["--records", "5"], "--records needs --etl"),
     ("data_processing_simple.sh", ["--etl", "--records", "-3"], "--records takes a whole number from 1"),
@@ -50,7 +66,9 @@ USAGE_ERRORS = [
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize(("script", "args", "says"), USAGE_ERRORS, ids=[f"{s} {' '.join(a)}" for s, a, _ in USAGE_ERRORS])
+@pytest.mark.parametrize(
+    ("script", "args", "says"), USAGE_ERRORS, ids=[f"{s} {' '.join(a)}" for s, a, _ in USAGE_ERRORS]
+)
 def test_a_usage_error_is_one_line_and_exit_2(script: str, args: list[str], says: str, home: Path) -> None:
     run = launch(script, home, *args)
     assert run.finish() == ExitStatus.USAGE, run.all_text
@@ -66,7 +84,9 @@ def test_a_usage_error_is_one_line_and_exit_2(script: str, args: list[str], says
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("script", ["cicd_simple.sh", "data_processing_pipeline.sh", "trace-job.sh", "maven_job_with_logs.sh"])
+@pytest.mark.parametrize(
+    "script", ["cicd_simple.sh", "data_processing_pipeline.sh", "trace-job.sh", "maven_job_with_logs.sh"]
+)
 def test_version_is_the_packages(script: str, home: Path) -> None:
     run = launch(script, home, "-v")
     assert run.finish() == 0

@@ -15,8 +15,9 @@ class Arrival:
     at: float  # time.monotonic() when the subscriber received it
 
 
-def subscribe(client: HodeiClient, job_id: str, include_history: bool = True, tail_lines: int = 0,
-              timeout: float = 30.0) -> list[Arrival]:
+def subscribe(
+    client: HodeiClient, job_id: str, include_history: bool = True, tail_lines: int = 0, timeout: float = 30.0
+) -> list[Arrival]:
     """Read a SubscribeLogs stream to its end (the job's end), noting when each entry arrived."""
     request = pb.SubscribeLogsRequest(job_id=job_id, include_history=include_history, tail_lines=tail_lines)
     return [Arrival(entry, time.monotonic()) for entry in client.logs.SubscribeLogs(request, timeout=timeout)]

@@ -102,9 +102,14 @@ def test_a_client_speaking_another_service_gets_unimplemented(client: HodeiClien
 
 
 def run_server(home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hodei_stream.server.daemon", "run"],
-                          env={"HODEI_STREAM_HOME": str(home), "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=30, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hodei_stream.server.daemon", "run"],
+        env={"HODEI_STREAM_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def test_an_unusable_state_folder_stops_the_server_with_one_line(tmp_path: Path) -> None:
@@ -140,15 +145,20 @@ BAD_DEFINITIONS = {
     "NUL in an env value": (definition(environment={"A": "1\0"}), "environment['A'] contains a NUL byte"),
     "= in an env name": (definition(environment={"A=B": "1"}), "environment: the name 'A=B' contains ="),
     "empty env name": (definition(environment={"": "1"}), "environment: an empty variable name"),
-    "timeout of 3.2e11 s": (definition(timeout=duration(320_000_000_000)),
-                            "timeout.execution_timeout: 320,000,000,000s, at most 2,073,600s (24 days)"),
+    "timeout of 3.2e11 s": (
+        definition(timeout=duration(320_000_000_000)),
+        "timeout.execution_timeout: 320,000,000,000s, at most 2,073,600s (24 days)",
+    ),
     "negative timeout": (definition(timeout=duration(-3)), "timeout.execution_timeout: negative (-3s)"),
-    "nanos out of range": (definition(timeout=duration(1, 2_000_000_000)),
-                           "timeout.execution_timeout: not a valid Duration"),
-    "nanos of the other sign": (definition(timeout=duration(1, -5)),
-                                "timeout.execution_timeout: not a valid Duration"),
-    "invalid cleanup timeout": (definition(timeout=pb.TimeoutConfig(cleanup_timeout={"nanos": -10**9})),
-                                "timeout.cleanup_timeout: not a valid"),
+    "nanos out of range": (
+        definition(timeout=duration(1, 2_000_000_000)),
+        "timeout.execution_timeout: not a valid Duration",
+    ),
+    "nanos of the other sign": (definition(timeout=duration(1, -5)), "timeout.execution_timeout: not a valid Duration"),
+    "invalid cleanup timeout": (
+        definition(timeout=pb.TimeoutConfig(cleanup_timeout={"nanos": -(10**9)})),
+        "timeout.cleanup_timeout: not a valid",
+    ),
     "command too long": (definition(command="x" * 4097), "command: 4,097 bytes, at most 4,096"),
     "argument too long": (definition(arguments=["€" * 50_000]), "arguments[0]: 150,000 bytes, at most 131,071"),
     "arguments too long together": (definition(arguments=["x" * 100_000] * 11), "at most 1,048,576"),
@@ -168,16 +178,21 @@ def test_bad_job_definitions_are_refused_naming_the_field(client: HodeiClient, c
 
 
 def test_a_definition_at_every_limit_runs(client: HodeiClient) -> None:
-    at_limits = definition(command="/bin/bash", name="n" * 1024, tags=["t"] * 100,
-                           arguments=["-c", 'printf "%s %s %s\\n" "${#0}" "$EMPTY" "${#BIG}"', "a" * 131_071],
-                           environment={"EMPTY": "", "BIG": "b" * (131_071 - len("BIG="))},
-                           timeout=duration(MAX_TIMEOUT_S))
+    at_limits = definition(
+        command="/bin/bash",
+        name="n" * 1024,
+        tags=["t"] * 100,
+        arguments=["-c", 'printf "%s %s %s\\n" "${#0}" "$EMPTY" "${#BIG}"', "a" * 131_071],
+        environment={"EMPTY": "", "BIG": "b" * (131_071 - len("BIG="))},
+        timeout=duration(MAX_TIMEOUT_S),
+    )
     job_id = client.jobs.QueueJob(pb.QueueJobRequest(job_definition=at_limits), timeout=10).job_id.value
     assert client.wait_final(job_id).status == pb.JOB_STATUS_COMPLETED
     assert [e.line for e in all_logs(client, job_id)] == [f"131071  {131_071 - 4}"]
     # Zero is no timeout, as before.
-    job_id = client.jobs.QueueJob(pb.QueueJobRequest(job_definition=definition(timeout=duration(0))),
-                                  timeout=10).job_id.value
+    job_id = client.jobs.QueueJob(
+        pb.QueueJobRequest(job_definition=definition(timeout=duration(0))), timeout=10
+    ).job_id.value
     assert client.wait_final(job_id).status == pb.JOB_STATUS_COMPLETED
 
 

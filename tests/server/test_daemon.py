@@ -18,15 +18,24 @@ from hodei_stream.state_folder import embedded_target
 
 
 def hodei_server(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hodei_stream.server.daemon", *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hodei_stream.server.daemon", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_start_status_stop(home: Path) -> None:
     assert hodei_server("status").returncode == 1
     # Two starts at once start one server.
-    starts = [subprocess.Popen([sys.executable, "-m", "hodei_stream.server.daemon", "start"],
-                               stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hodei_stream.server.daemon", "start"], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [start.communicate(timeout=60)[0] for start in starts]
     assert [start.returncode for start in starts] == [0, 0]
     assert sum("already running" in output for output in outputs) == 1
@@ -59,8 +68,10 @@ def test_non_loopback_address_is_refused(home: Path) -> None:
 
 
 def test_grpcio_client_over_tcp_loopback(home: Path, wait_until: Callable[..., Any]) -> None:
-    server = subprocess.Popen([sys.executable, "-m", "hodei_stream.server.daemon", "run", "--listen", "127.0.0.1:0"],
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hodei_stream.server.daemon", "run", "--listen", "127.0.0.1:0"],
+        stderr=subprocess.DEVNULL,
+    )
     try:
         state = home / "server.json"
         address = json.loads(wait_until(lambda: state.exists() and state.read_text(), what="server.json"))["address"]

@@ -53,8 +53,10 @@ def job_state(home: Path, job_id: str) -> dict[str, Any]:
 
 def started_state(home: Path, job_id: str, wait_until: WaitUntil) -> dict[str, Any]:
     """The job's spool state once its supervisor has started it (pids and start times)."""
-    return wait_until(lambda: job_state(home, job_id).get("job_pid") and job_state(home, job_id),
-                      what="the job's pid in its spool state")
+    return wait_until(
+        lambda: job_state(home, job_id).get("job_pid") and job_state(home, job_id),
+        what="the job's pid in its spool state",
+    )
 
 
 def sigkill(server: Any) -> None:
@@ -63,7 +65,8 @@ def sigkill(server: Any) -> None:
 
 
 def test_jobs_run_on_while_the_server_is_killed_and_every_line_arrives(
-        home: Path, tmp_path: Path, launch_server: Launch, wait_until: WaitUntil) -> None:
+    home: Path, tmp_path: Path, launch_server: Launch, wait_until: WaitUntil
+) -> None:
     first = launch_server(home)
     with HodeiClient(first.server) as client:
         job_id = shell_job(client, gated_script(tmp_path, (1, 1000), (1001, 2000), (2001, 3000)))
@@ -90,18 +93,23 @@ def test_jobs_run_on_while_the_server_is_killed_and_every_line_arrives(
         assert [e.line for e in all_logs(client, job_id, page=5000)] == [str(n) for n in range(1, 3001)]
     # The server confirmed it has everything: the supervisor forgot its spool and exited.
     wait_until(lambda: not (home / SPOOL_FOLDER_NAME / f"{job_id}.lines").exists(), what="the spool removed")
-    wait_until(lambda: not is_running(state["supervisor_pid"], state["supervisor_start_time"]),
-               what="the supervisor to exit")
+    wait_until(
+        lambda: not is_running(state["supervisor_pid"], state["supervisor_start_time"]), what="the supervisor to exit"
+    )
 
 
 def test_kill_during_a_heavy_write_loses_nothing_and_corrupts_nothing(
-        home: Path, launch_server: Launch, wait_until: WaitUntil) -> None:
+    home: Path, launch_server: Launch, wait_until: WaitUntil
+) -> None:
     total = 200_000
     first = launch_server(home)
     with HodeiClient(first.server) as client:
         job_id = shell_job(client, f"seq 1 {total}")
-        wait_until(lambda: client.get_logs(job_id, since_sequence=20_000, limit=1).entries, poll=0.001,
-                   what="20,000 lines stored")
+        wait_until(
+            lambda: client.get_logs(job_id, since_sequence=20_000, limit=1).entries,
+            poll=0.001,
+            what="20,000 lines stored",
+        )
     sigkill(first)
     second = launch_server(home)
     with HodeiClient(second.server) as client:
@@ -113,12 +121,17 @@ def test_kill_during_a_heavy_write_loses_nothing_and_corrupts_nothing(
         assert database.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert database.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         # (GetLogs answers from memory what the writer thread is still committing.)
-        wait_until(lambda: database.execute("SELECT count(*) FROM log_lines WHERE job_id = ?",
-                                            (job_id,)).fetchone() == (total,), what="every line committed")
+        wait_until(
+            lambda: (
+                database.execute("SELECT count(*) FROM log_lines WHERE job_id = ?", (job_id,)).fetchone() == (total,)
+            ),
+            what="every line committed",
+        )
 
 
 def test_a_supervisor_that_died_with_the_server_away_leaves_a_failed_job_and_its_log(
-        home: Path, tmp_path: Path, launch_server: Launch, wait_until: WaitUntil) -> None:
+    home: Path, tmp_path: Path, launch_server: Launch, wait_until: WaitUntil
+) -> None:
     first = launch_server(home)
     with HodeiClient(first.server) as client:
         job_id = shell_job(client, gated_script(tmp_path, (1, 100), (101, 200), end="sleep 60"))
@@ -140,7 +153,8 @@ def test_a_supervisor_that_died_with_the_server_away_leaves_a_failed_job_and_its
 
 
 def test_a_supervisor_killed_under_a_running_server_fails_its_job(
-        home: Path, launch_server: Launch, wait_until: WaitUntil) -> None:
+    home: Path, launch_server: Launch, wait_until: WaitUntil
+) -> None:
     with HodeiClient(launch_server(home).server) as client:
         job_id = shell_job(client, "seq 1 10; sleep 60")
         wait_until(lambda: stored_count(client, job_id) == 10, what="the first lines")
@@ -153,7 +167,8 @@ def test_a_supervisor_killed_under_a_running_server_fails_its_job(
 
 
 def test_a_supervisor_whose_server_stays_away_leaves_the_job_to_the_next_one(
-        home: Path, tmp_path: Path, launch_server: Launch, wait_until: WaitUntil) -> None:
+    home: Path, tmp_path: Path, launch_server: Launch, wait_until: WaitUntil
+) -> None:
     first = launch_server(home, "--supervisor-linger", "0.3")
     with HodeiClient(first.server) as client:
         job_id = shell_job(client, gated_script(tmp_path, (1, 50), (51, 100), end="exit 4"))
@@ -162,8 +177,10 @@ def test_a_supervisor_whose_server_stays_away_leaves_the_job_to_the_next_one(
     sigkill(first)
     (tmp_path / "1").touch()
     # The job ends, its supervisor waits for a server a little, then exits leaving the spool.
-    wait_until(lambda: not is_running(state["supervisor_pid"], state["supervisor_start_time"]),
-               what="the supervisor to give up")
+    wait_until(
+        lambda: not is_running(state["supervisor_pid"], state["supervisor_start_time"]),
+        what="the supervisor to give up",
+    )
     assert spooled_count(home, job_id) == 100
     with HodeiClient(launch_server(home).server) as client:
         job = client.wait_final(job_id, deadline_s=20)
@@ -173,12 +190,18 @@ def test_a_supervisor_whose_server_stays_away_leaves_the_job_to_the_next_one(
 
 
 def hodei_server(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hodei_stream.server.daemon", *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hodei_stream.server.daemon", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_stop_keep_jobs_leaves_them_running_and_start_reattaches(
-        home: Path, tmp_path: Path, wait_until: WaitUntil) -> None:
+    home: Path, tmp_path: Path, wait_until: WaitUntil
+) -> None:
     assert hodei_server("start").returncode == 0
     try:
         server = Server(embedded_target(home), embedded=True)
@@ -200,7 +223,8 @@ def test_stop_keep_jobs_leaves_them_running_and_start_reattaches(
 
 
 def test_a_restarted_server_answers_a_job_that_ended_meanwhile_as_final_from_its_first_answer(
-        home: Path, tmp_path: Path, launch_server: Launch, wait_until: WaitUntil) -> None:
+    home: Path, tmp_path: Path, launch_server: Launch, wait_until: WaitUntil
+) -> None:
     first = launch_server(home)
     with HodeiClient(first.server) as client:
         job_id = shell_job(client, gated_script(tmp_path, (1, 10), (11, 20)))
@@ -216,13 +240,15 @@ def test_a_restarted_server_answers_a_job_that_ended_meanwhile_as_final_from_its
         assert job.status == pb.JOB_STATUS_COMPLETED
         assert [e.line for e in all_logs(client, job_id)] == [str(n) for n in range(1, 21)]
     # It came back, was told DONE, and went.
-    wait_until(lambda: not is_running(state["supervisor_pid"], state["supervisor_start_time"]),
-               what="the supervisor to exit")
+    wait_until(
+        lambda: not is_running(state["supervisor_pid"], state["supervisor_start_time"]), what="the supervisor to exit"
+    )
     assert not (home / SPOOL_FOLDER_NAME / f"{job_id}.lines").exists()
 
 
-def test_a_job_cancelled_by_stopping_the_server_says_so(home: Path, launch_server: Launch,
-                                                         wait_until: WaitUntil) -> None:
+def test_a_job_cancelled_by_stopping_the_server_says_so(
+    home: Path, launch_server: Launch, wait_until: WaitUntil
+) -> None:
     first = launch_server(home)
     with HodeiClient(first.server) as client:
         job_id = shell_job(client, "echo started; sleep 60")

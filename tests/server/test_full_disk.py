@@ -34,8 +34,10 @@ WaitUntil = Callable[..., Any]
 DISK_SIZE = "24m"
 # A job that writes for ~10 s (long enough to span the full period), one line a millisecond or so.
 LONG_JOB_LINES = 8000
-LONG_JOB = (f"python3 -u -c 'import time\nfor n in range(1, {LONG_JOB_LINES + 1}):\n"
-            "    print(n, \"x\" * 200)\n    time.sleep(0.001)'")
+LONG_JOB = (
+    f"python3 -u -c 'import time\nfor n in range(1, {LONG_JOB_LINES + 1}):\n"
+    '    print(n, "x" * 200)\n    time.sleep(0.001)\''
+)
 
 
 @pytest.fixture
@@ -44,8 +46,12 @@ def small_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
     mount_point = Path(tempfile.mkdtemp(prefix="hs-disk-"))
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0700", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         mount_point.rmdir()
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
@@ -75,8 +81,9 @@ def fill(disk: Path) -> Path:
 
 
 def queue_request(command: str) -> pb.QueueJobRequest:
-    definition = pb.JobDefinition(job_id=pb.JobId(value=str(uuid.uuid4())), name="after", command="/bin/bash",
-                                  arguments=["-c", command])
+    definition = pb.JobDefinition(
+        job_id=pb.JobId(value=str(uuid.uuid4())), name="after", command="/bin/bash", arguments=["-c", command]
+    )
     return pb.QueueJobRequest(job_definition=definition)
 
 
@@ -93,14 +100,17 @@ def queued_once_writable(client: HodeiClient, command: str) -> str:
 
 
 def test_a_full_disk_fails_the_job_naming_it_and_the_store_recovers_without_a_restart(
-        small_disk: Path, launch_server: Launch, wait_until: WaitUntil) -> None:
+    small_disk: Path, launch_server: Launch, wait_until: WaitUntil
+) -> None:
     home = small_disk
     database = home / DATABASE_NAME
     first = launch_server(home)
     with HodeiClient(first.server) as client:
         long_job = shell_job(client, LONG_JOB)
-        wait_until(lambda: len(client.get_logs(long_job, since_sequence=100, limit=1).entries),
-                   what="the long job's first lines")
+        wait_until(
+            lambda: len(client.get_logs(long_job, since_sequence=100, limit=1).entries),
+            what="the long job's first lines",
+        )
         filler = fill(home.parent)
         # It meets the full disk: FAILED (never RUNNING for ever), the database and the cause named.
         job = client.wait_final(long_job, deadline_s=60)
@@ -121,8 +131,11 @@ def test_a_full_disk_fails_the_job_naming_it_and_the_store_recovers_without_a_re
         kept = [e.sequence for e in all_logs(client, long_job)]
         assert kept == list(range(1, len(kept) + 1)) and len(kept) >= 100
         # Its supervisor forgets its spool only once all of it is committed.
-        wait_until(lambda: not (home / SPOOL_FOLDER_NAME / f"{long_job}.lines").exists(), timeout=30,
-                   what="the failed job's spool removed after the store recovered")
+        wait_until(
+            lambda: not (home / SPOOL_FOLDER_NAME / f"{long_job}.lines").exists(),
+            timeout=30,
+            what="the failed job's spool removed after the store recovered",
+        )
     assert first.stop() == 0
     with HodeiClient(launch_server(home).server) as client:
         assert client.get_job(after).status == pb.JOB_STATUS_COMPLETED
@@ -133,13 +146,16 @@ def test_a_full_disk_fails_the_job_naming_it_and_the_store_recovers_without_a_re
 
 
 def test_a_server_stopped_while_the_disk_is_full_stops_and_the_next_one_keeps_every_spooled_line(
-        small_disk: Path, launch_server: Launch, wait_until: WaitUntil) -> None:
+    small_disk: Path, launch_server: Launch, wait_until: WaitUntil
+) -> None:
     home = small_disk
     first = launch_server(home)
     with HodeiClient(first.server) as client:
         long_job = shell_job(client, LONG_JOB)
-        wait_until(lambda: len(client.get_logs(long_job, since_sequence=100, limit=1).entries),
-                   what="the long job's first lines")
+        wait_until(
+            lambda: len(client.get_logs(long_job, since_sequence=100, limit=1).entries),
+            what="the long job's first lines",
+        )
         filler = fill(home.parent)
         assert client.wait_final(long_job, deadline_s=60).status == pb.JOB_STATUS_FAILED
     stopping = time.monotonic()

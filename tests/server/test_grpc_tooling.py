@@ -45,8 +45,13 @@ def grpcurl_binary() -> Path:
 def grpcurl(target: str, *words: str, flags: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
     """``grpcurl -plaintext FLAGS ADDRESS WORDS`` at ``unix:/path`` or ``host:port``."""
     address = ["-unix", target.removeprefix("unix:")] if target.startswith("unix:") else [target]
-    return subprocess.run([str(grpcurl_binary()), "-plaintext", *flags, *address, *words],
-                          capture_output=True, text=True, timeout=GRPCURL_TIMEOUT_S, check=False)
+    return subprocess.run(
+        [str(grpcurl_binary()), "-plaintext", *flags, *address, *words],
+        capture_output=True,
+        text=True,
+        timeout=GRPCURL_TIMEOUT_S,
+        check=False,
+    )
 
 
 class ThreadServer:
@@ -109,17 +114,20 @@ def test_grpcurl_calls_and_errors_are_well_formed(target: str, tmp_path: Path) -
     # A method the server does not have: grpclib's own answer lacked content-type, which
     # grpc-go reported as "Code: Unknown, Message: malformed header".
     (tmp_path / "worker.proto").write_text(FOREIGN_PROTO)
-    unknown = grpcurl(target, "hodei.WorkerService/Register",
-                      flags=["-import-path", str(tmp_path), "-proto", "worker.proto"])
+    unknown = grpcurl(
+        target, "hodei.WorkerService/Register", flags=["-import-path", str(tmp_path), "-proto", "worker.proto"]
+    )
     assert "Code: Unimplemented" in unknown.stderr, unknown.stderr
     assert "no method '/hodei.WorkerService/Register' on this server" in unknown.stderr
 
 
 def health_watch(address: str) -> Iterator[HealthCheckResponse]:
     channel = grpc.insecure_channel(address)
-    watch = channel.unary_stream("/grpc.health.v1.Health/Watch",
-                                 request_serializer=HealthCheckRequest.SerializeToString,
-                                 response_deserializer=HealthCheckResponse.FromString)
+    watch = channel.unary_stream(
+        "/grpc.health.v1.Health/Watch",
+        request_serializer=HealthCheckRequest.SerializeToString,
+        response_deserializer=HealthCheckResponse.FromString,
+    )
     try:
         yield from watch(HealthCheckRequest(service="hodei.LogStreamService"), timeout=GRPCURL_TIMEOUT_S)
     finally:
@@ -145,9 +153,11 @@ def test_a_stock_grpcio_client_pages_through_wide_characters(client: HodeiClient
     job_id = shell_job(client, "python3 -c \"print('\\n'.join(f'{n:05} ' + '€' * 600 for n in range(1, 5001)))\"")
     assert client.wait_final(job_id).status == pb.JOB_STATUS_COMPLETED
     with grpc.insecure_channel(server.target) as stock:  # default options: 4 MiB per message
-        get_logs = stock.unary_unary("/hodei.LogStreamService/GetLogs",
-                                     request_serializer=pb.GetLogsRequest.SerializeToString,
-                                     response_deserializer=pb.GetLogsResponse.FromString)
+        get_logs = stock.unary_unary(
+            "/hodei.LogStreamService/GetLogs",
+            request_serializer=pb.GetLogsRequest.SerializeToString,
+            response_deserializer=pb.GetLogsResponse.FromString,
+        )
         lines: list[str] = []
         page_bytes: list[int] = []
         while True:

@@ -180,14 +180,16 @@ def test_python_print_without_flush_arrives_line_by_line(client: HodeiClient) ->
 
 def test_c_printf_without_fflush_arrives_line_by_line(client: HodeiClient, tmp_path: Path) -> None:
     source = tmp_path / "drip.c"
-    source.write_text(textwrap.dedent("""\
+    source.write_text(
+        textwrap.dedent("""\
         #include <stdio.h>
         #include <unistd.h>
         int main(void) {
             for (int i = 0; i < 20; i++) { printf("line %d\\n", i); usleep(100000); }
             return 0;
         }
-    """))
+    """)
+    )
     subprocess.run(["gcc", "-o", str(tmp_path / "drip"), str(source)], check=True)
     arrivals = subscribe(client, client.queue_job("unflushed C", str(tmp_path / "drip")))
     assert [a.entry.line for a in arrivals] == [f"line {i}" for i in range(20)]
@@ -224,8 +226,9 @@ def test_awkward_lines_arrive_intact(client: HodeiClient) -> None:
 
 
 def test_environment_reaches_the_job(client: HodeiClient) -> None:
-    job_id = client.queue_job("env", "/bin/bash", ["-c", 'echo "$GREETING"; [ -t 1 ] && echo tty'],
-                              environment={"GREETING": "hi there"})
+    job_id = client.queue_job(
+        "env", "/bin/bash", ["-c", 'echo "$GREETING"; [ -t 1 ] && echo tty'], environment={"GREETING": "hi there"}
+    )
     client.wait_final(job_id)
     assert [e.line for e in all_logs(client, job_id)] == ["hi there", "tty"]
 

@@ -75,5 +75,9 @@ def test_plain_text_always_ends_the_line_and_colour_only_adds_escapes(line: LogL
     assert plain.endswith(line.text)
     assert ("[ERR]" if line.is_stderr else "[OUT]") in plain
     if "\x1b" not in line.text:
-        assert ANSI.sub("", format_line(line, Style(colour=True, timestamps=style.timestamps,
-                                                    job_labels=style.job_labels))) == plain
+        assert (
+            ANSI.sub(
+                "", format_line(line, Style(colour=True, timestamps=style.timestamps, job_labels=style.job_labels))
+            )
+            == plain
+        )

@@ -30,8 +30,14 @@ OTHER_USER = "hodei-test-peer"
 
 
 def daemon(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hodei_stream.server.daemon", *args], env=env,
-                          capture_output=True, text=True, timeout=30, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hodei_stream.server.daemon", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def test_socket_and_folder_modes_and_another_user_is_refused(home: Path, launch_server: Launch) -> None:
@@ -46,14 +52,30 @@ def test_socket_and_folder_modes_and_another_user_is_refused(home: Path, launch_
         pytest.skip("a second user needs root, useradd, runuser and /usr/bin/python3 (the modes above are checked)")
     if subprocess.run(["id", OTHER_USER], capture_output=True, check=False).returncode != 0:
         subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/false", OTHER_USER], check=True)
-    connect = ("import socket, sys\n"
-               "for path in sys.argv[1:]:\n"
-               "    try:\n"
-               "        socket.socket(socket.AF_UNIX).connect(path); print('connected')\n"
-               "    except OSError as error: print(type(error).__name__)\n")
-    attempt = subprocess.run(["runuser", "-u", OTHER_USER, "--", str(system_python), "-c", connect,
-                              str(socket_path), str(home / "worker.sock")],
-                             capture_output=True, text=True, timeout=30, check=False)
+    connect = (
+        "import socket, sys\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n"
+        "        socket.socket(socket.AF_UNIX).connect(path); print('connected')\n"
+        "    except OSError as error: print(type(error).__name__)\n"
+    )
+    attempt = subprocess.run(
+        [
+            "runuser",
+            "-u",
+            OTHER_USER,
+            "--",
+            str(system_python),
+            "-c",
+            connect,
+            str(socket_path),
+            str(home / "worker.sock"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert attempt.stdout.split() == ["PermissionError", "PermissionError"], attempt.stderr
 
 
@@ -90,7 +112,8 @@ def test_a_missing_or_wrong_token_is_unauthenticated(token_server: Any, monkeypa
 
 
 def test_the_token_reaches_no_job_no_supervisor_and_no_log(
-        token_server: Any, home: Path, monkeypatch: pytest.MonkeyPatch, wait_until: WaitUntil) -> None:
+    token_server: Any, home: Path, monkeypatch: pytest.MonkeyPatch, wait_until: WaitUntil
+) -> None:
     monkeypatch.setenv("HODEI_TOKEN", TOKEN)
     with HodeiClient(as_configured(token_server.server)) as client:
         job_id = shell_job(client, "env; cat /proc/$PPID/environ | tr '\\0' '\\n'; sleep 0.5")
@@ -112,32 +135,60 @@ def tls_certificate(folder: Path) -> tuple[Path, Path]:
     if not shutil.which("openssl"):
         pytest.skip("the openssl command makes the test certificate")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   capture_output=True, check=True, timeout=30)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
     return cert, key
 
 
-def tcp_server(home: Path, *options: str, env: dict[str, str], wait_until: WaitUntil) -> tuple[subprocess.Popen[bytes], str]:
+def tcp_server(
+    home: Path, *options: str, env: dict[str, str], wait_until: WaitUntil
+) -> tuple[subprocess.Popen[bytes], str]:
     """``hodei-server run --listen 127.0.0.1:0 OPTIONS``; the process and its address."""
     log = (home / "tcp-server.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "hodei_stream.server.daemon", "run",
-                                "--listen", "127.0.0.1:0", *options],
-                               env={**os.environ, **env}, stdout=log, stderr=log)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hodei_stream.server.daemon", "run", "--listen", "127.0.0.1:0", *options],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=log,
+    )
     state = home / "server.json"
     address = json.loads(wait_until(lambda: state.exists() and state.read_text(), what="server.json"))["address"]
     return process, address
 
 
 @pytest.fixture
-def tls_token_server(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                     wait_until: WaitUntil) -> Iterator[str]:
+def tls_token_server(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wait_until: WaitUntil
+) -> Iterator[str]:
     """A server on 127.0.0.1 with TLS and ``TOKEN``; this process set to trust and use them.
     Yields its address; at the end it must stop cleanly."""
     cert, key = tls_certificate(tmp_path)
-    process, address = tcp_server(home, "--tls-cert", str(cert), "--tls-key", str(key),
-                                  env={"HODEI_TOKEN": TOKEN}, wait_until=wait_until)
+    process, address = tcp_server(
+        home, "--tls-cert", str(cert), "--tls-key", str(key), env={"HODEI_TOKEN": TOKEN}, wait_until=wait_until
+    )
     monkeypatch.setenv("HODEI_TOKEN", TOKEN)
     monkeypatch.setenv("HODEI_TLS_CA", str(cert))
     try:
@@ -152,7 +203,10 @@ def test_tls_with_a_token_on_tcp(tls_token_server: str, home: Path, monkeypatch:
         job_id = shell_job(client, "seq 1 3")
         assert [a.entry.line for a in subscribe(client, job_id)] == ["1", "2", "3"]
     monkeypatch.delenv("HODEI_TLS_CA")  # plaintext to a TLS server: no connection
-    with HodeiClient(as_configured(Server(tls_token_server, embedded=False))) as client, pytest.raises(ClientError) as error:
+    with (
+        HodeiClient(as_configured(Server(tls_token_server, embedded=False))) as client,
+        pytest.raises(ClientError) as error,
+    ):
         client.list_jobs()
     assert error.value.status == ExitStatus.UNREACHABLE
     assert "warning" not in (home / "tcp-server.log").read_text()
@@ -170,8 +224,10 @@ def test_other_addresses_need_a_token_and_tls(home: Path, tmp_path: Path) -> Non
     cert, key = tls_certificate(tmp_path)
     environment = {**os.environ, "HODEI_STREAM_HOME": str(home)}
     without_token = {name: value for name, value in environment.items() if name != "HODEI_TOKEN"}
-    for options, env in ((["--tls-cert", str(cert), "--tls-key", str(key)], without_token),
-                         ([], {**environment, "HODEI_TOKEN": TOKEN})):
+    for options, env in (
+        (["--tls-cert", str(cert), "--tls-key", str(key)], without_token),
+        ([], {**environment, "HODEI_TOKEN": TOKEN}),
+    ):
         result = daemon("run", "--listen", "0.0.0.0:0", *options, env=env)
         assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "token" in result.stderr and "TLS" in result.stderr
@@ -180,8 +236,13 @@ def test_other_addresses_need_a_token_and_tls(home: Path, tmp_path: Path) -> Non
 
 def stream_logs(target: str, job_id: str) -> subprocess.CompletedProcess[str]:
     """stream-logs (its own HTTP/2 transport, not grpcio) with this process's environment."""
-    return subprocess.run([sys.executable, "-m", "hodei_stream.stream.cli", "--server", target, "-q", job_id],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hodei_stream.stream.cli", "--server", target, "-q", job_id],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_stream_logs_sends_the_token_and_speaks_tls(tls_token_server: str, monkeypatch: pytest.MonkeyPatch) -> None:

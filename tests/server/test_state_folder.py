@@ -26,9 +26,15 @@ WaitUntil = Callable[..., Any]
 
 
 def hodei_server(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hodei_stream.server.daemon", *args],
-                          env={**os.environ, "HODEI_STREAM_HOME": str(home)}, cwd=cwd,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hodei_stream.server.daemon", *args],
+        env={**os.environ, "HODEI_STREAM_HOME": str(home)},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -38,15 +44,21 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_a_second_server_on_the_folder_is_refused_and_takes_nothing(home: Path, launch_server: Launch,
-                                                                    wait_until: WaitUntil) -> None:
+def test_a_second_server_on_the_folder_is_refused_and_takes_nothing(
+    home: Path, launch_server: Launch, wait_until: WaitUntil
+) -> None:
     first = launch_server(home)
     # (Written just after the socket answers.)
-    state = wait_until(lambda: (home / "server.json").exists() and (home / "server.json").read_text(),
-                       what="server.json")
+    state = wait_until(
+        lambda: (home / "server.json").exists() and (home / "server.json").read_text(), what="server.json"
+    )
     pid, address = json.loads(state)["pid"], json.loads(state)["address"]
-    for args in (["run"], ["run", "--listen", "127.0.0.1:0"], ["start", "--listen", "127.0.0.1:0"],
-                 ["start", "--listen", f"unix:{home}/other.sock"]):
+    for args in (
+        ["run"],
+        ["run", "--listen", "127.0.0.1:0"],
+        ["start", "--listen", "127.0.0.1:0"],
+        ["start", "--listen", f"unix:{home}/other.sock"],
+    ):
         result = hodei_server(*args, home=home)
         assert result.returncode == 1, (args, result.stderr)
         line = one_line(result)
@@ -129,8 +141,9 @@ def refused(home: Path, *words: str) -> None:
         assert str(home) in line and "HODEI_STREAM_HOME" in line and all(word in line for word in words), line
 
 
-def test_a_world_writable_folder_of_another_user_is_refused(tmp_path: Path, other_uid: int,
-                                                           victim: dict[Path, bytes]) -> None:
+def test_a_world_writable_folder_of_another_user_is_refused(
+    tmp_path: Path, other_uid: int, victim: dict[Path, bytes]
+) -> None:
     home = tmp_path / "shared"
     home.mkdir()
     plant_symlinks(home, victim)
@@ -140,8 +153,9 @@ def test_a_world_writable_folder_of_another_user_is_refused(tmp_path: Path, othe
     assert sorted(path.name for path in home.iterdir()) == ["server.json", "server.lock", "server.log"]
 
 
-def test_a_symlink_to_another_users_folder_is_refused(tmp_path: Path, other_uid: int,
-                                                     victim: dict[Path, bytes]) -> None:
+def test_a_symlink_to_another_users_folder_is_refused(
+    tmp_path: Path, other_uid: int, victim: dict[Path, bytes]
+) -> None:
     theirs = tmp_path / "theirs"
     theirs.mkdir(mode=0o700)
     plant_symlinks(theirs, victim)
@@ -154,8 +168,10 @@ def test_a_symlink_to_another_users_folder_is_refused(tmp_path: Path, other_uid:
 def test_a_folder_another_user_could_swap_is_refused(tmp_path: Path, other_uid: int) -> None:
     """Ours and 0700, but in a folder of someone else's (or one anybody may write, without
     /tmp's sticky bit): they could rename it away and put a symlink in its place."""
-    for owner, mode, words in ((other_uid, 0o755, ("belongs to", f"uid {other_uid}")),
-                               (0, 0o777, ("other users can write", "0777"))):
+    for owner, mode, words in (
+        (other_uid, 0o755, ("belongs to", f"uid {other_uid}")),
+        (0, 0o777, ("other users can write", "0777")),
+    ):
         parent = tmp_path / f"parent-{owner}-{mode:o}"
         home = parent / "home"
         home.mkdir(parents=True, mode=0o700)
@@ -209,8 +225,12 @@ def read_only_home(tmp_path: Path) -> Iterator[Path]:
         return
     if not shutil.which("mount"):
         pytest.skip("a read-only folder as root needs mount (a read-only tmpfs)")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m,mode=0700", "tmpfs", str(home)],
-                             capture_output=True, text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m,mode=0700", "tmpfs", str(home)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.strip()}")
     yield home

@@ -31,13 +31,15 @@ KILL_GRACE_S = 3.0  # ServerSettings.kill_grace_s
 STUBBORN_WRITER = "trap '' TERM; while :; do seq 1 20000; sleep 0.05; done"
 
 
-def test_timeout_and_kill_grace_hold_while_the_server_is_stopped(home: Path, launch_server: Launch,
-                                                                 wait_until: WaitUntil) -> None:
+def test_timeout_and_kill_grace_hold_while_the_server_is_stopped(
+    home: Path, launch_server: Launch, wait_until: WaitUntil
+) -> None:
     server = launch_server(home)
     with HodeiClient(server.server) as client:
         job_id = shell_job(client, STUBBORN_WRITER, timeout_s=2.0)
-        started = wait_until(lambda: (job := client.get_job(job_id)).status == pb.JOB_STATUS_RUNNING and job,
-                             what="the job running")
+        started = wait_until(
+            lambda: (job := client.get_job(job_id)).status == pb.JOB_STATUS_RUNNING and job, what="the job running"
+        )
         wait_until(lambda: client.get_logs(job_id, limit=1).entries, what="lines stored")
     started_ns = started.executions[0].start_time.ToNanoseconds()
     spool = JobSpool(home / SPOOL_FOLDER_NAME, job_id)
@@ -91,8 +93,9 @@ def test_both_readers_refuse_a_length_over_the_cap() -> None:
     reader = supervisor_protocol.MessageReader()
     with pytest.raises(MessageTooLong):
         reader.feed(HEADER.pack(MessageKind.RESUME, MAX_PAYLOAD_BYTES + 1))
-    assert supervisor_protocol.MessageReader().feed(supervisor_protocol.encode_json(
-        MessageKind.RESUME, {"after_sequence": 3})) == [(MessageKind.RESUME, json.dumps({"after_sequence": 3}).encode())]
+    assert supervisor_protocol.MessageReader().feed(
+        supervisor_protocol.encode_json(MessageKind.RESUME, {"after_sequence": 3})
+    ) == [(MessageKind.RESUME, json.dumps({"after_sequence": 3}).encode())]
     with pytest.raises(MessageTooLong):
         supervisor_protocol.encode(MessageKind.LINES, b"x" * (MAX_PAYLOAD_BYTES + 1))
 
@@ -110,5 +113,6 @@ def test_the_largest_lines_batch_fits_the_cap() -> None:
         supervisor_protocol.encode(MessageKind.LINES, payload)  # within the cap
         assert supervisor_protocol.last_sequence(payload) == last
         assert [line.sequence for line in supervisor_protocol.decode_lines("job", payload)] == list(
-            range(first, last + 1))
+            range(first, last + 1)
+        )
     assert b"".join(payload for payload, _, _ in batches) == supervisor_protocol.encode_line_records(lines)

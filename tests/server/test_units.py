@@ -40,7 +40,8 @@ def test_splitter_cuts_overlong_lines_between_characters() -> None:
     splitter = LineSplitter()
     long_line = "é" * MAX_LINE_BYTES  # two bytes each: cuts must fall between characters
     pieces = splitter.feed(long_line.encode()[: 3 * MAX_LINE_BYTES // 2]) + splitter.feed(
-        long_line.encode()[3 * MAX_LINE_BYTES // 2 :] + b"\n")
+        long_line.encode()[3 * MAX_LINE_BYTES // 2 :] + b"\n"
+    )
     assert "".join(pieces) == long_line
     assert all(len(piece.encode()) <= MAX_LINE_BYTES for piece in pieces)
     assert "\ufffd" not in "".join(pieces)
@@ -64,11 +65,17 @@ def test_batcher_honours_capacity_and_flush_interval() -> None:
 
 def test_frames_round_trip_in_any_chunking() -> None:
     lines = [LogLine("job", 1, 123, False, "héllo\r"), LogLine("job", 2, 456, True, "")]
-    stream = supervisor_protocol.encode_json(supervisor_protocol.MessageKind.HELLO, {"job_id": "job"}) + supervisor_protocol.encode(
-        supervisor_protocol.MessageKind.LINES, supervisor_protocol.encode_line_records(lines))
+    stream = supervisor_protocol.encode_json(
+        supervisor_protocol.MessageKind.HELLO, {"job_id": "job"}
+    ) + supervisor_protocol.encode(
+        supervisor_protocol.MessageKind.LINES, supervisor_protocol.encode_line_records(lines)
+    )
     reader = supervisor_protocol.MessageReader()
     received = [frame for byte in stream for frame in reader.feed(bytes([byte]))]
-    assert [kind for kind, _ in received] == [supervisor_protocol.MessageKind.HELLO, supervisor_protocol.MessageKind.LINES]
+    assert [kind for kind, _ in received] == [
+        supervisor_protocol.MessageKind.HELLO,
+        supervisor_protocol.MessageKind.LINES,
+    ]
     assert supervisor_protocol.decode_lines("job", received[1][1]) == lines
 
 
@@ -188,17 +195,22 @@ def test_retention_forgets_old_and_oversized_finished_jobs_never_a_running_one(t
     day_ns = 24 * 3600 * 10**9
     now_ns = time.time_ns()
     # (id, status, ended how many days ago, lines of 1000 bytes)
-    jobs = [("old", pb.JOB_STATUS_COMPLETED, 40, 1), ("running", pb.JOB_STATUS_RUNNING, None, 5),
-            ("older-big", pb.JOB_STATUS_FAILED, 3, 5), ("newer-big", pb.JOB_STATUS_COMPLETED, 2, 5),
-            ("recent", pb.JOB_STATUS_CANCELLED, 1, 1)]
+    jobs = [
+        ("old", pb.JOB_STATUS_COMPLETED, 40, 1),
+        ("running", pb.JOB_STATUS_RUNNING, None, 5),
+        ("older-big", pb.JOB_STATUS_FAILED, 3, 5),
+        ("newer-big", pb.JOB_STATUS_COMPLETED, 2, 5),
+        ("recent", pb.JOB_STATUS_CANCELLED, 1, 1),
+    ]
     ids = {name: str(uuid.uuid4()) for name, *_ in jobs}
 
     async def scenario() -> None:
         store = JobStore(tmp_path, ServerSettings(), Fanout())
         for name, status, days_ago, count in jobs:
             ended_ns = now_ns - days_ago * day_ns if days_ago else 0
-            store.create_job(JobRecord(ids[name], name, status, created_ns=now_ns - 50 * day_ns,
-                                       ended_ns=ended_ns), b"")
+            store.create_job(
+                JobRecord(ids[name], name, status, created_ns=now_ns - 50 * day_ns, ended_ns=ended_ns), b""
+            )
             store.append_lines(ids[name], lines_of(ids[name], 1, count, text="z" * 990))
         await store.sync()
         # 30 days; at most 12 kB of log text: "old" is too old, then "older-big" makes room.

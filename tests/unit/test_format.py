@@ -133,9 +133,18 @@ def test_header() -> None:
     [
         (fmt.Ending(JOB, "COMPLETED", "0", 4.2), "✅ stream ended: job COMPLETED, exit code 0, took 4.20s"),
         (fmt.Ending(JOB, "FAILED", "3", 75.0), "❌ stream ended: job FAILED, exit code 3, took 1m15s"),
-        (fmt.Ending(JOB, "TIMEOUT", "", None, "execution timeout 2s passed"), "❌ stream ended: job TIMEOUT, execution timeout 2s passed"),
-        (fmt.Ending(JOB, "CANCELLED", "", None, "cancelled: \033[2Jbye\nnow"), "❌ stream ended: job CANCELLED, cancelled: \\x1b[2Jbye\\x0anow"),
-        (fmt.Ending(JOB, "RUNNING", "", None, how="history shown (the job goes on)"), "⏳ history shown (the job goes on): job RUNNING"),
+        (
+            fmt.Ending(JOB, "TIMEOUT", "", None, "execution timeout 2s passed"),
+            "❌ stream ended: job TIMEOUT, execution timeout 2s passed",
+        ),
+        (
+            fmt.Ending(JOB, "CANCELLED", "", None, "cancelled: \033[2Jbye\nnow"),
+            "❌ stream ended: job CANCELLED, cancelled: \\x1b[2Jbye\\x0anow",
+        ),
+        (
+            fmt.Ending(JOB, "RUNNING", "", None, how="history shown (the job goes on)"),
+            "⏳ history shown (the job goes on): job RUNNING",
+        ),
     ],
 )
 def test_ending(ending: fmt.Ending, expected: str) -> None:

@@ -66,7 +66,9 @@ def call(path: Path) -> Call:
 
 def test_padding_continuation_ping_and_settings(socket_path: Path) -> None:
     block = hpack.Encoder().encode([*OK_HEADERS, ("x-hodei-sequences", "exact")])
-    padded_priority_headers = frame(wire.HEADERS, wire.PADDED | wire.PRIORITY, 1, b"\x02" + b"\x00" * 5 + block[:3] + b"\x00\x00")
+    padded_priority_headers = frame(
+        wire.HEADERS, wire.PADDED | wire.PRIORITY, 1, b"\x02" + b"\x00" * 5 + block[:3] + b"\x00\x00"
+    )
     continuation = frame(wire.CONTINUATION, wire.END_HEADERS, 1, block[3:])
     first, second = message(b"one"), message(b"two" * 10)
     data = first + second
@@ -92,11 +94,27 @@ def test_padding_continuation_ping_and_settings(socket_path: Path) -> None:
 @pytest.mark.parametrize(
     ("script", "code", "details"),
     [
-        (headers_frames([*OK_HEADERS, ("grpc-status", "5"), ("grpc-message", "no%20job%20x")], wire.END_STREAM), "NOT_FOUND", "no job x"),
-        (headers_frames(OK_HEADERS) + frame(wire.RST_STREAM, 0, 1, (2).to_bytes(4, "big")), "INTERNAL", "stream reset by the server (HTTP/2 error 2)"),
-        (frame(wire.GOAWAY, 0, 0, (0).to_bytes(4, "big") + (0).to_bytes(4, "big")), "UNAVAILABLE", "the server is going away (HTTP/2 error 0)"),
+        (
+            headers_frames([*OK_HEADERS, ("grpc-status", "5"), ("grpc-message", "no%20job%20x")], wire.END_STREAM),
+            "NOT_FOUND",
+            "no job x",
+        ),
+        (
+            headers_frames(OK_HEADERS) + frame(wire.RST_STREAM, 0, 1, (2).to_bytes(4, "big")),
+            "INTERNAL",
+            "stream reset by the server (HTTP/2 error 2)",
+        ),
+        (
+            frame(wire.GOAWAY, 0, 0, (0).to_bytes(4, "big") + (0).to_bytes(4, "big")),
+            "UNAVAILABLE",
+            "the server is going away (HTTP/2 error 0)",
+        ),
         (headers_frames([(":status", "404")], wire.END_STREAM), "UNIMPLEMENTED", "HTTP status 404: not a gRPC answer"),
-        (headers_frames(OK_HEADERS) + frame(wire.DATA, wire.END_STREAM, 1, message(b"x")), "INTERNAL", "the server ended the call without a status"),
+        (
+            headers_frames(OK_HEADERS) + frame(wire.DATA, wire.END_STREAM, 1, message(b"x")),
+            "INTERNAL",
+            "the server ended the call without a status",
+        ),
     ],
     ids=["trailers-only", "reset", "goaway", "not-grpc", "no-status"],
 )
@@ -109,7 +127,11 @@ def test_failures(socket_path: Path, script: bytes, code: str, details: str) -> 
 
 
 def test_a_dropped_connection_is_unavailable_after_what_came(socket_path: Path) -> None:
-    Peer(socket_path, headers_frames(OK_HEADERS) + frame(wire.DATA, 0, 1, message(b"kept") + b"\x00\x00"), close_after=True)
+    Peer(
+        socket_path,
+        headers_frames(OK_HEADERS) + frame(wire.DATA, 0, 1, message(b"kept") + b"\x00\x00"),
+        close_after=True,
+    )
     received: list[bytes] = []
     with pytest.raises(CallError) as failure:
         for batch in call(socket_path).batches():
@@ -173,7 +195,11 @@ def answer_pings(conn: socket.socket, until: float, received: bytearray) -> None
         if not chunk:
             return
         received += chunk
-        pings = [payload for kind, flags, _, payload in client_frames(bytes(received)) if kind == wire.PING and not flags & wire.ACK]
+        pings = [
+            payload
+            for kind, flags, _, payload in client_frames(bytes(received))
+            if kind == wire.PING and not flags & wire.ACK
+        ]
         for payload in pings[acknowledged:]:
             conn.sendall(frame(wire.PING, wire.ACK, 0, payload))
         acknowledged = len(pings)
@@ -193,28 +219,98 @@ def reset(code: int) -> bytes:
 @pytest.mark.parametrize(
     ("script", "code", "details"),
     [
-        *[(headers_frames([(":status", status), ("content-type", "text/html")], wire.END_STREAM), code, f"HTTP status {status}: not a gRPC answer")
-          for status, code in [("400", "INTERNAL"), ("401", "UNAUTHENTICATED"), ("403", "PERMISSION_DENIED"), ("404", "UNIMPLEMENTED"),
-                               ("429", "UNAVAILABLE"), ("502", "UNAVAILABLE"), ("503", "UNAVAILABLE"), ("504", "UNAVAILABLE"),
-                               ("500", "UNKNOWN"), ("302", "UNKNOWN")]],
-        (headers_frames([(":status", "503"), ("grpc-status", "5"), ("grpc-message", "gone")], wire.END_STREAM), "NOT_FOUND", "gone"),
-        (headers_frames([(":status", "502")]) + frame(wire.DATA, 0, 1, b"<html>bad gateway"), "UNAVAILABLE", "HTTP status 502: not a gRPC answer"),
+        *[
+            (
+                headers_frames([(":status", status), ("content-type", "text/html")], wire.END_STREAM),
+                code,
+                f"HTTP status {status}: not a gRPC answer",
+            )
+            for status, code in [
+                ("400", "INTERNAL"),
+                ("401", "UNAUTHENTICATED"),
+                ("403", "PERMISSION_DENIED"),
+                ("404", "UNIMPLEMENTED"),
+                ("429", "UNAVAILABLE"),
+                ("502", "UNAVAILABLE"),
+                ("503", "UNAVAILABLE"),
+                ("504", "UNAVAILABLE"),
+                ("500", "UNKNOWN"),
+                ("302", "UNKNOWN"),
+            ]
+        ],
+        (
+            headers_frames([(":status", "503"), ("grpc-status", "5"), ("grpc-message", "gone")], wire.END_STREAM),
+            "NOT_FOUND",
+            "gone",
+        ),
+        (
+            headers_frames([(":status", "502")]) + frame(wire.DATA, 0, 1, b"<html>bad gateway"),
+            "UNAVAILABLE",
+            "HTTP status 502: not a gRPC answer",
+        ),
         (reset(wire.REFUSED_STREAM), "UNAVAILABLE", "stream reset by the server (HTTP/2 error 7)"),
         (reset(wire.CANCEL), "CANCELLED", "the server cancelled the call (RST_STREAM CANCEL)"),
         (reset(wire.ENHANCE_YOUR_CALM), "RESOURCE_EXHAUSTED", "stream reset by the server (HTTP/2 error 11)"),
-        (frame(wire.GOAWAY, 0, 0, (0).to_bytes(4, "big") + (11).to_bytes(4, "big") + b"too_many_pings"),
-         "UNAVAILABLE", "the server is going away (HTTP/2 error 11: too_many_pings)"),
-        (frame(wire.HEADERS, wire.END_HEADERS, 1, b"\xff\xff\xff\xff\xff"), "INTERNAL", "the server's headers do not decode (HPACK: "),
-        (frame(wire.HEADERS, wire.END_HEADERS, 1, b"\x3f\xff\xff\xff\x0f"), "INTERNAL", "the server's headers do not decode (HPACK: "),
-        (frame(wire.DATA, 0, 1, message(b"x")), "INTERNAL", "HTTP/2 protocol error from the server: DATA before the response headers"),
-        (frame(wire.CONTINUATION, wire.END_HEADERS, 1, b""), "INTERNAL", "HTTP/2 protocol error from the server: a CONTINUATION frame without HEADERS"),
-        (frame(wire.HEADERS, 0, 1, b"") + frame(wire.PING, 0, 0, b"12345678"), "INTERNAL", "HTTP/2 protocol error from the server: a header block interrupted by another frame"),
-        (b"\x01\x00\x00" + bytes((wire.DATA, 0)) + (1).to_bytes(4, "big"), "INTERNAL", "HTTP/2 protocol error from the server: a frame of 65536 bytes, above 16384"),
-        (frame(wire.HEADERS, wire.PADDED | wire.END_HEADERS, 1, b"\x09abc"), "INTERNAL", "HTTP/2 protocol error from the server: padding longer than its frame"),
-        (frame(wire.SETTINGS, 0, 0, b"\x00\x05\x00\x00\x00\x01"), "INTERNAL", "HTTP/2 protocol error from the server: SETTINGS_MAX_FRAME_SIZE 1"),
-        (frame(wire.PUSH_PROMISE, wire.END_HEADERS, 1, b"\x00\x00\x00\x02"), "INTERNAL", "HTTP/2 protocol error from the server: PUSH_PROMISE, though we disabled push"),
-        (frame(wire.WINDOW_UPDATE, 0, 0, (0).to_bytes(4, "big")), "INTERNAL", "HTTP/2 protocol error from the server: a WINDOW_UPDATE of 0"),
-        (headers_frames([*OK_HEADERS, ("grpc-status", "13"), ("grpc-message", "two%0Alines")], wire.END_STREAM), "INTERNAL", "two lines"),
+        (
+            frame(wire.GOAWAY, 0, 0, (0).to_bytes(4, "big") + (11).to_bytes(4, "big") + b"too_many_pings"),
+            "UNAVAILABLE",
+            "the server is going away (HTTP/2 error 11: too_many_pings)",
+        ),
+        (
+            frame(wire.HEADERS, wire.END_HEADERS, 1, b"\xff\xff\xff\xff\xff"),
+            "INTERNAL",
+            "the server's headers do not decode (HPACK: ",
+        ),
+        (
+            frame(wire.HEADERS, wire.END_HEADERS, 1, b"\x3f\xff\xff\xff\x0f"),
+            "INTERNAL",
+            "the server's headers do not decode (HPACK: ",
+        ),
+        (
+            frame(wire.DATA, 0, 1, message(b"x")),
+            "INTERNAL",
+            "HTTP/2 protocol error from the server: DATA before the response headers",
+        ),
+        (
+            frame(wire.CONTINUATION, wire.END_HEADERS, 1, b""),
+            "INTERNAL",
+            "HTTP/2 protocol error from the server: a CONTINUATION frame without HEADERS",
+        ),
+        (
+            frame(wire.HEADERS, 0, 1, b"") + frame(wire.PING, 0, 0, b"12345678"),
+            "INTERNAL",
+            "HTTP/2 protocol error from the server: a header block interrupted by another frame",
+        ),
+        (
+            b"\x01\x00\x00" + bytes((wire.DATA, 0)) + (1).to_bytes(4, "big"),
+            "INTERNAL",
+            "HTTP/2 protocol error from the server: a frame of 65536 bytes, above 16384",
+        ),
+        (
+            frame(wire.HEADERS, wire.PADDED | wire.END_HEADERS, 1, b"\x09abc"),
+            "INTERNAL",
+            "HTTP/2 protocol error from the server: padding longer than its frame",
+        ),
+        (
+            frame(wire.SETTINGS, 0, 0, b"\x00\x05\x00\x00\x00\x01"),
+            "INTERNAL",
+            "HTTP/2 protocol error from the server: SETTINGS_MAX_FRAME_SIZE 1",
+        ),
+        (
+            frame(wire.PUSH_PROMISE, wire.END_HEADERS, 1, b"\x00\x00\x00\x02"),
+            "INTERNAL",
+            "HTTP/2 protocol error from the server: PUSH_PROMISE, though we disabled push",
+        ),
+        (
+            frame(wire.WINDOW_UPDATE, 0, 0, (0).to_bytes(4, "big")),
+            "INTERNAL",
+            "HTTP/2 protocol error from the server: a WINDOW_UPDATE of 0",
+        ),
+        (
+            headers_frames([*OK_HEADERS, ("grpc-status", "13"), ("grpc-message", "two%0Alines")], wire.END_STREAM),
+            "INTERNAL",
+            "two lines",
+        ),
     ],
 )
 def test_spec_failures(socket_path: Path, script: bytes, code: str, details: str) -> None:
@@ -232,8 +328,12 @@ def gzip_message(payload: bytes, encoder: Callable[[bytes], bytes]) -> bytes:
 @pytest.mark.parametrize(("encoding", "encoder"), [("gzip", gzip.compress), ("deflate", zlib.compress)])
 def test_compressed_messages_are_decoded(socket_path: Path, encoding: str, encoder: Callable[[bytes], bytes]) -> None:
     data = gzip_message(b"one" * 100, encoder) + message(b"two") + gzip_message(b"", encoder)
-    Peer(socket_path, headers_frames([*OK_HEADERS, ("grpc-encoding", encoding)]) + frame(wire.DATA, 0, 1, data)
-         + headers_frames([("grpc-status", "0")], wire.END_STREAM))
+    Peer(
+        socket_path,
+        headers_frames([*OK_HEADERS, ("grpc-encoding", encoding)])
+        + frame(wire.DATA, 0, 1, data)
+        + headers_frames([("grpc-status", "0")], wire.END_STREAM),
+    )
     answer = call(socket_path)
     assert [m for batch in answer.batches() for m in batch] == [b"one" * 100, b"two", b""]
 
@@ -241,18 +341,34 @@ def test_compressed_messages_are_decoded(socket_path: Path, encoding: str, encod
 @pytest.mark.parametrize(
     ("encoding", "body", "code", "details"),
     [
-        (None, gzip_message(b"x", gzip.compress), "INTERNAL", "a compressed message with grpc-encoding 'identity': cannot decode it"),
-        ("snappy", gzip_message(b"x", gzip.compress), "INTERNAL", "a compressed message with grpc-encoding 'snappy': cannot decode it"),
+        (
+            None,
+            gzip_message(b"x", gzip.compress),
+            "INTERNAL",
+            "a compressed message with grpc-encoding 'identity': cannot decode it",
+        ),
+        (
+            "snappy",
+            gzip_message(b"x", gzip.compress),
+            "INTERNAL",
+            "a compressed message with grpc-encoding 'snappy': cannot decode it",
+        ),
         ("gzip", b"\x01\x00\x00\x00\x04junk", "INTERNAL", "a gzip message that does not decode"),
         ("gzip", gzip_message(b"x" * 1000, gzip.compress)[:-6], "INTERNAL", "a truncated gzip message"),
     ],
     ids=["identity", "unknown", "corrupt", "truncated"],
 )
-def test_undecodable_compressed_messages(socket_path: Path, encoding: str | None, body: bytes, code: str, details: str) -> None:
+def test_undecodable_compressed_messages(
+    socket_path: Path, encoding: str | None, body: bytes, code: str, details: str
+) -> None:
     extra = [("grpc-encoding", encoding)] if encoding else []
     fixed = body[:1] + (len(body) - 5).to_bytes(4, "big") + body[5:]
-    Peer(socket_path, headers_frames([*OK_HEADERS, *extra]) + frame(wire.DATA, 0, 1, fixed)
-         + headers_frames([("grpc-status", "0")], wire.END_STREAM))
+    Peer(
+        socket_path,
+        headers_frames([*OK_HEADERS, *extra])
+        + frame(wire.DATA, 0, 1, fixed)
+        + headers_frames([("grpc-status", "0")], wire.END_STREAM),
+    )
     failure = failure_of(socket_path, timeout=10)
     assert (failure.code, failure.details.startswith(details)) == (code, True), failure
 
@@ -261,14 +377,22 @@ def test_a_gzip_bomb_is_an_error_not_memory(socket_path: Path) -> None:
     """65 MiB of zeros in ~65 KB of gzip: refused at the 64 MiB message limit."""
     bomb = gzip_message(bytes(65 * 1024 * 1024), gzip.compress)
     data_frames = b"".join(frame(wire.DATA, 0, 1, bomb[i : i + 16384]) for i in range(0, len(bomb), 16384))
-    Peer(socket_path, headers_frames([*OK_HEADERS, ("grpc-encoding", "gzip")]) + data_frames
-         + headers_frames([("grpc-status", "0")], wire.END_STREAM))
+    Peer(
+        socket_path,
+        headers_frames([*OK_HEADERS, ("grpc-encoding", "gzip")])
+        + data_frames
+        + headers_frames([("grpc-status", "0")], wire.END_STREAM),
+    )
     failure = failure_of(socket_path, timeout=20)
-    assert (failure.code, failure.details) == ("RESOURCE_EXHAUSTED", "a compressed message larger than 64 MiB once decoded")
+    assert (failure.code, failure.details) == (
+        "RESOURCE_EXHAUSTED",
+        "a compressed message larger than 64 MiB once decoded",
+    )
 
 
 def test_a_continuation_flood_is_cut_at_64_kib(socket_path: Path) -> None:
     """100 MB of CONTINUATION frames: the call fails after 64 KiB, its memory stays small."""
+
     def flood(conn: socket.socket) -> None:
         conn.recv(65536)
         conn.sendall(frame(wire.HEADERS, 0, 1, b"\x88"))
@@ -331,7 +455,9 @@ def test_a_unary_deadline_covers_the_whole_call_and_is_sent(socket_path: Path) -
     assert sent["grpc-accept-encoding"] == "identity,deflate,gzip"
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(15, "15000m"), (0.0001, "1m"), (200_000, "200000S"), (1e9, "16666667M"), (1e12, "99999999H")])
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(15, "15000m"), (0.0001, "1m"), (200_000, "200000S"), (1e9, "16666667M"), (1e12, "99999999H")]
+)
 def test_grpc_timeout_format(seconds: float, text: str) -> None:
     assert wire.grpc_timeout(seconds) == text
 
@@ -345,7 +471,11 @@ def test_the_request_waits_for_the_peers_window(socket_path: Path) -> None:
     def slow_reader(conn: socket.socket) -> None:
         answer_pings(conn, time.monotonic() + 0.5, received)
         before = sum(len(p) for kind, _, _, p in client_frames(bytes(received)) if kind == wire.DATA)
-        conn.sendall(frame(wire.SETTINGS, 0, 0, b"\x00\x05\x00\x00\x80\x00") + wire.window_update(0, 100_000) + wire.window_update(1, 100_000))
+        conn.sendall(
+            frame(wire.SETTINGS, 0, 0, b"\x00\x05\x00\x00\x80\x00")
+            + wire.window_update(0, 100_000)
+            + wire.window_update(1, 100_000)
+        )
         answer_pings(conn, time.monotonic() + 0.5, received)
         conn.sendall(headers_frames([*OK_HEADERS, ("grpc-status", "0"), ("x-before", str(before))], wire.END_STREAM))
 
@@ -355,4 +485,6 @@ def test_the_request_waits_for_the_peers_window(socket_path: Path) -> None:
     list(answer.batches())
     sizes = [len(p) for kind, _, _, p in client_frames(bytes(received)) if kind == wire.DATA]
     assert before == 65_535 and sum(sizes) == len(request) + 5
-    assert sum(sizes[:4]) == 65_535 and max(sizes[:4]) == 16_384 and max(sizes[4:]) == 32_768  # the peer's size, once said
+    assert (
+        sum(sizes[:4]) == 65_535 and max(sizes[:4]) == 16_384 and max(sizes[4:]) == 32_768
+    )  # the peer's size, once said

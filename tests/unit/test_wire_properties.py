@@ -109,15 +109,27 @@ def answers(draw: st.DrawFn) -> tuple[list[bytes], bytes]:
         else:
             frames.append(frame(wire.DATA, 0, 1, piece))
         if draw(st.booleans()):
-            frames.append(draw(st.sampled_from([frame(wire.PING, 0, 0, b"pingpong"), frame(wire.SETTINGS, 0, 0),
-                                                 wire.window_update(0, 1000), frame(0x42, 0x3, 1, b"unknown type")])))
+            frames.append(
+                draw(
+                    st.sampled_from(
+                        [
+                            frame(wire.PING, 0, 0, b"pingpong"),
+                            frame(wire.SETTINGS, 0, 0),
+                            wire.window_update(0, 1000),
+                            frame(0x42, 0x3, 1, b"unknown type"),
+                        ]
+                    )
+                )
+            )
     frames.append(draw(header_frames([("grpc-status", "0")], ends_stream=True)))
     return messages, b"".join(frames)
 
 
 @FEW
 @given(answer=answers(), points=st.lists(st.integers(0, 100_000), max_size=12))
-def test_any_valid_answer_cut_anywhere_decodes_to_its_messages(answer: tuple[list[bytes], bytes], points: list[int]) -> None:
+def test_any_valid_answer_cut_anywhere_decodes_to_its_messages(
+    answer: tuple[list[bytes], bytes], points: list[int]
+) -> None:
     messages, script = answer
     with peer(cut(script, points)) as target:
         call = Call(target, "/m", b"", timeout=10, keepalive_time=5)

@@ -101,7 +101,9 @@ def run(database: Path, top: int) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="analytics", description="Query the customers database.")
     parser.add_argument(
-        "--work-dir", type=Path, default=os.environ.get(WORK_DIR_ENV),
+        "--work-dir",
+        type=Path,
+        default=os.environ.get(WORK_DIR_ENV),
         help="folder holding customers.db (default: $ETL_WORK_DIR)",
     )
     parser.add_argument("--top", type=int, default=10, help="how many top customers to list")

@@ -196,9 +196,7 @@ def deploy(settings: Settings) -> None:
         with tarfile.open(deployed) as tar:
             tar.extractall(unpacked, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
         check = "from pricing import Cart; c = Cart(); c.add('X', '10.00'); print(c.total)"
-        total = subprocess.run(
-            [sys.executable, "-c", check], cwd=unpacked, capture_output=True, text=True, check=False
-        )
+        total = subprocess.run([sys.executable, "-c", check], cwd=unpacked, capture_output=True, text=True, check=False)
     if total.returncode != 0 or total.stdout.strip() != "12.10":
         raise StageFailed(f"the deployed package does not work: {total.stderr.strip() or total.stdout.strip()}")
     say(f"      ✔ smoke test from the deployed package: a 10.00 cart totals {total.stdout.strip()}")

@@ -146,7 +146,9 @@ def validate(work: Path, max_reject_rate: float) -> None:
     say(f"      reject rate {reject_rate:.1%} (limit {max_reject_rate:.1%}); {rows:,} staged rows checked")
     if reject_rate > max_reject_rate:
         worst = ", ".join(f"{reason} {count:,}" for reason, count in Counter(rejected).most_common(3))
-        problems.append(f"{reject_rate:.1%} of the records were rejected, above the {max_reject_rate:.1%} limit ({worst})")
+        problems.append(
+            f"{reject_rate:.1%} of the records were rejected, above the {max_reject_rate:.1%} limit ({worst})"
+        )
     report = {"rows": rows, "reject_rate": reject_rate, "passed": not problems, "problems": problems[:20]}
     (work / "validation.json").write_text(json.dumps(report), encoding="utf-8")
     if problems:
@@ -208,7 +210,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--records", type=int, default=50_000, help="ingest: how many records")
     parser.add_argument("--seed", type=int, default=42, help="ingest/load: the random seed")
     parser.add_argument("--corrupt-rate", type=share, default=0.0, help="ingest: share of records to corrupt (0-1)")
-    parser.add_argument("--max-reject-rate", type=share, default=0.05, help="validate: highest acceptable reject rate (0-1)")
+    parser.add_argument(
+        "--max-reject-rate", type=share, default=0.05, help="validate: highest acceptable reject rate (0-1)"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     say(f"[{args.stage}] work folder {args.work_dir}")

@@ -33,12 +33,44 @@ PROGRESS_LINES = 10  # progress lines per step, whatever the number of records
 INSERT_BATCH = 10_000
 
 FIRST_NAMES = (
-    "Ana", "Luis", "María", "Jon", "Aitor", "Lucía", "Pablo", "Elena", "Iker", "Sofía",
-    "Chen", "Priya", "Olivia", "Liam", "Noah", "Emma", "Yuki", "Omar", "Fatima", "Lars",
+    "Ana",
+    "Luis",
+    "María",
+    "Jon",
+    "Aitor",
+    "Lucía",
+    "Pablo",
+    "Elena",
+    "Iker",
+    "Sofía",
+    "Chen",
+    "Priya",
+    "Olivia",
+    "Liam",
+    "Noah",
+    "Emma",
+    "Yuki",
+    "Omar",
+    "Fatima",
+    "Lars",
 )
 LAST_NAMES = (
-    "García", "Etxeberria", "Martínez", "López", "Smith", "Johnson", "Müller", "Rossi",
-    "Dubois", "Tanaka", "Khan", "Silva", "Novak", "Jensen", "O'Brien", "Kowalski",
+    "García",
+    "Etxeberria",
+    "Martínez",
+    "López",
+    "Smith",
+    "Johnson",
+    "Müller",
+    "Rossi",
+    "Dubois",
+    "Tanaka",
+    "Khan",
+    "Silva",
+    "Novak",
+    "Jensen",
+    "O'Brien",
+    "Kowalski",
 )
 EMAIL_DOMAINS = ("example.com", "mail.test", "corp.example", "shop.test")
 # How customers write their country in the source data → ISO 3166 alpha-2, as loaded.
@@ -268,7 +300,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--records", type=int, default=100_000, help="how many records to generate")
     parser.add_argument("--seed", type=int, default=42, help="random seed: the same seed, the same data")
     parser.add_argument(
-        "--work-dir", type=Path, default=os.environ.get(WORK_DIR_ENV),
+        "--work-dir",
+        type=Path,
+        default=os.environ.get(WORK_DIR_ENV),
         help="folder for the database (default: $ETL_WORK_DIR)",
     )
     args = parser.parse_args(argv)
