@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--timeout",
             type=bounded(float, 0, MAX_JOB_TIMEOUT_S, low_open=True, unit="s"),
             metavar="SECONDS",
-            help=f"execution timeout, more than 0 and at most {MAX_JOB_TIMEOUT_S} (24 days): the job ends as TIMEOUT after it",
+            help=f"execution timeout, more than 0 and at most {MAX_JOB_TIMEOUT_S} (24 days): "
+            "the job ends as TIMEOUT after it",
         )
         sub.add_argument(
             "--env", action="append", default=[], metavar="K=V", help="an environment variable for the job (repeatable)"

@@ -26,7 +26,7 @@ JOB_DEADLINE_S = 120.0
 
 def measure(client: Client, target: str, job_id: str, lines: int, deadline_s: float, output: str) -> Row:
     run = capture(client.argv(target, job_id), tty=False, deadline_s=deadline_s)
-    arrivals = [arrival for arrival in split_lines(run.chunks)[0]]
+    arrivals = list(split_lines(run.chunks)[0])
     found = stamped(arrivals)
     delivery = check_delivery([line.index for line in found], lines)
     values = {"lines_per_s": rate_per_s([a for a in arrivals if b"BENCH " in a.line]), "delivery": delivery.verdict()}

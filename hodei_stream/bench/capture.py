@@ -8,6 +8,7 @@ which the client's whole process group (a pipeline's grpcurl, bash and jq too) i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
@@ -32,10 +33,8 @@ class Capture:
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:
     """Kill the client and everything it started (it leads its own process group)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -79,14 +80,12 @@ def table(rows: list[Row]) -> str:
 
 def machine() -> dict[str, Value]:
     model = ""
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         model = next(
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
     return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(), "python": sys.version.split()[0]}
 
 

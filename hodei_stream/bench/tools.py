@@ -144,11 +144,10 @@ def build_native(home: Path) -> None:
     if (
         any(shutil.which(tool) is None for tool in ("g++", "protoc", "grpc_cpp_plugin", "pkg-config"))
         or not have_headers
-    ):
-        if why := apt_install(list(NATIVE_DEBIAN_PACKAGES)):
-            why_file.write_text(why + "\n")
-            step(f"native client not built: {why}")
-            return
+    ) and (why := apt_install(list(NATIVE_DEBIAN_PACKAGES))):
+        why_file.write_text(why + "\n")
+        step(f"native client not built: {why}")
+        return
     step("building the native C++ client and stand-in server (a minute or two)")
     flags = subprocess.run(
         ["pkg-config", "--cflags", "--libs", "grpc++", "protobuf"], capture_output=True, text=True, check=True
@@ -194,7 +193,7 @@ def run_all(commands: list[list[str]], cwd: Path | None = None) -> None:
         for command in commands
     ]
     failures = []
-    for command, process in zip(commands, processes):
+    for command, process in zip(commands, processes, strict=False):
         _, errors = process.communicate(timeout=BUILD_TIMEOUT_S)
         if process.returncode != 0:
             failures.append(f"{Path(command[0]).name}: {(errors.strip().splitlines() or ['?'])[-1]}")

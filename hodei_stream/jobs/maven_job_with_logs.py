@@ -134,7 +134,8 @@ class MavenJobWithLogs(JobScript):
             if NETWORK_FAILED.search(log):
                 return (
                     "❌ Maven could not reach Maven Central from the worker (Maven's error is in the log above): "
-                    f"check its network or proxy, or build --offline with Debian's packages: apt-get install -y {DEBIAN_PACKAGES}"
+                    "check its network or proxy, or build --offline with Debian's packages: "
+                    f"apt-get install -y {DEBIAN_PACKAGES}"
                 )
             return None
         if PLUGIN_UNRESOLVED.search(log):
@@ -145,7 +146,8 @@ class MavenJobWithLogs(JobScript):
             )
         if DEPENDENCY_UNRESOLVED.search(log):
             return (
-                "❌ a dependency of the project is not in Debian's Maven repository (Maven's error is in the log above): "
+                "❌ a dependency of the project is not in Debian's Maven repository "
+                "(Maven's error is in the log above): "
                 "build with --online on a machine that reaches Maven Central"
             )
         return None  # the project's own error (a missing parent POM, a compile error): Maven said it

@@ -12,6 +12,7 @@ states it does not time (ASSIGNED) are timed when this script first saw them.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from plumbum import cli
 
@@ -66,7 +67,7 @@ class TraceJob(JobScript):
 
     def status_changed(self, job_id: str, job: pb.GetJobResponse) -> None:
         name = status_name(job.status)
-        began = server_times(job).get(name, dt.datetime.now().timestamp())
+        began = server_times(job).get(name, time.time())
         self.timeline.setdefault(name, began)
         self.say(f"[{clock(began)}] {name}" + (" (waiting for a worker)" if name in ("PENDING", "QUEUED") else ""))
 
@@ -91,7 +92,7 @@ def job_summary(client: HodeiClient, job_id: str) -> pb.JobSummary | None:
 
 
 def clock(epoch_s: float) -> str:
-    return dt.datetime.fromtimestamp(epoch_s).strftime("%H:%M:%S.%f")[:-3]
+    return dt.datetime.fromtimestamp(epoch_s).astimezone().strftime("%H:%M:%S.%f")[:-3]  # the user's local time
 
 
 def timeline_table(timeline: dict[str, float]) -> list[str]:

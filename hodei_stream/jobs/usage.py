@@ -62,7 +62,7 @@ def number_switch(
     high: float,
     default: float,
     argname: str,
-    help: str,
+    help: str,  # noqa: A002 (plumbum's own name for it, as in cli.SwitchAttr)
     requires: Sequence[str] = (),
 ) -> cli.SwitchAttr[float]:
     """A ``cli.SwitchAttr`` for a number in [low, high]; anything else is a usage error."""

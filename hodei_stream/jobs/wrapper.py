@@ -267,7 +267,8 @@ class JobScript(cli.Application):
                 job = self.watch_status(client, job_id)
                 if streamer is not None and not wait_for(streamer, STREAM_DRAIN_TIMEOUT_S):
                     self.say(
-                        f"⚠️ the log stream of {job_id} did not end {STREAM_DRAIN_TIMEOUT_S:.0f}s after the job did; stopped it"
+                        f"⚠️ the log stream of {job_id} did not end {STREAM_DRAIN_TIMEOUT_S:.0f}s "
+                        "after the job did; stopped it"
                     )
         except KeyboardInterrupt:
             self.stop_watching(client, job_id, streamer)
@@ -389,7 +390,7 @@ def job_log_lines(client: HodeiClient, job_id: str) -> Iterator[str]:
 def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
     """Table rows as text, each column as wide as its widest cell (for stage tables, timelines)."""
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip() for row in rows]
 
 
 def status_mark(status: str) -> str:

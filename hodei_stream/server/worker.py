@@ -210,7 +210,7 @@ class Worker:
         try:
             # Not asyncio's subprocesses: they kill their children when the loop closes, and
             # a supervisor must outlive this server (``stop --keep-jobs``, a crash).
-            supervisor = subprocess.Popen(
+            supervisor = subprocess.Popen(  # noqa: ASYNC220 (a fork-exec: brief, and the reason is above)
                 [
                     sys.executable,
                     "-m",

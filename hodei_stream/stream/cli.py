@@ -205,10 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (problem := conflict(args)) is not None:
         parser.error(problem)
     log_fd = 2 if args.stderr else 1
-    if args.json:
-        colour = False
-    else:
-        colour = use_colour(args.color, log_fd)
+    colour = False if args.json else use_colour(args.color, log_fd)
     export_fd = None
     if args.output:
         try:
@@ -366,7 +363,7 @@ class Session:
                 arrivals.put((follower, None))
             except ClientError as error:
                 arrivals.put((follower, error))
-            except Exception as error:  # a cancelled stream at Ctrl+C ends its thread quietly
+            except Exception as error:  # noqa: BLE001 (a cancelled stream at Ctrl+C ends its thread quietly)
                 arrivals.put((follower, error))
 
         for follower in self.followers:

@@ -93,8 +93,7 @@ def level_of(text: str) -> str | None:
     match = _LEVEL_PATTERN.search(text)
     if match is None:
         return None
-    level = (match.group("upper") or match.group("bracketed") or match.group("keyvalue")).upper()
-    return level
+    return (match.group("upper") or match.group("bracketed") or match.group("keyvalue")).upper()
 
 
 @lru_cache(maxsize=4)

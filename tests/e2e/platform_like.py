@@ -141,7 +141,7 @@ async def main() -> None:
     logs = Logs(job)
     server = grpclib.server.Server([Jobs(job), logs])
     await server.start(path=args.socket.removeprefix("unix:"))
-    Path(args.socket.removeprefix("unix:") + ".ready").touch()
+    Path(args.socket.removeprefix("unix:") + ".ready").touch()  # noqa: ASYNC240 (once, before serving)
     await run_job(job, logs, args.history, args.look_alikes, args.live)
     await asyncio.sleep(30)  # answer GetJob/GetLogs after the end; the test kills us
     server.close()

@@ -3,6 +3,7 @@ pseudo-terminal or into a pipe, and time each line as it arrives."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import re
@@ -112,10 +113,8 @@ class UnixProxy:
                 self.listener.close()
                 self.listener = None
             for conn in self.connections:
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 conn.close()
             self.connections.clear()
         self.listen_path.unlink(missing_ok=True)
@@ -144,10 +143,8 @@ class UnixProxy:
             except OSError:
                 break
         for sock in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class CancellingServer:

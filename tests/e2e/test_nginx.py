@@ -186,7 +186,8 @@ def test_backend_stopped_nginx_answers_502_and_the_timeout_holds(
     took = time.monotonic() - lost
     attempts = nginx.upstream_failures()
     print(
-        f"nginx 502 ({nginx.target}): exit {process.returncode} after {took:.1f}s and {attempts} SubscribeLogs attempts nginx answered 502"
+        f"nginx 502 ({nginx.target}): exit {process.returncode} after {took:.1f}s "
+        f"and {attempts} SubscribeLogs attempts nginx answered 502"
     )
     assert process.returncode == ExitStatus.UNREACHABLE, err
     assert took < 10

@@ -77,7 +77,7 @@ def watch_and_kill(command: list[str], home: Path, *, kill_after: int = KILL_AFT
             if len(texts) == kill_after:
                 kill_server(home)
     status = process.wait(timeout=120)
-    gap = max((b - a for a, b in zip(arrivals[kill_after - 1 :], arrivals[kill_after:])), default=0.0)
+    gap = max((b - a for a, b in zip(arrivals[kill_after - 1 :], arrivals[kill_after:], strict=False)), default=0.0)
     print(f"{command[2:4]}: longest wait for a line after the kill {gap:.2f}s")
     reader.join(30)
     return status, texts, "".join(errors)

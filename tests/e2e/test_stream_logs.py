@@ -4,6 +4,7 @@ and pseudo-terminals, real signals."""
 from __future__ import annotations
 
 import importlib.metadata
+import itertools
 import json
 import os
 import re
@@ -62,7 +63,7 @@ def test_hodei_run_shows_unflushed_lines_one_by_one(server: Server, tty: bool) -
     assert result.status == 0
     ticks = [(at, strip_colours(text)) for at, text in result.lines if "tick" in text]
     assert [LINE.match(text).group(2) for _, text in ticks] == [f"tick {i}" for i in range(20)]
-    gaps = sorted(b[0] - a[0] for a, b in zip(ticks, ticks[1:]))
+    gaps = sorted(b[0] - a[0] for a, b in itertools.pairwise(ticks))
     # Line by line, ~100 ms apart: not a burst at the end (which would make the gaps ~0).
     assert gaps[len(gaps) // 2] > 0.05, gaps
     assert ticks[-1][0] - ticks[0][0] > 1.5

@@ -3,6 +3,7 @@ unbuffered: lines written 100 ms apart reach a pipe 100 ms apart."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import statistics
@@ -38,7 +39,7 @@ def test_trace_shows_the_timeline_the_logs_and_the_result(server: Server, home: 
     )
     states = [state for state, _, _ in timeline]
     assert states[0] == "QUEUED" and states[-2:] == ["RUNNING", "FAILED"], run.err_text
-    running_s = float(dict((state, spent) for state, _, spent in timeline)["RUNNING"].rstrip("s"))
+    running_s = float({state: spent for state, _, spent in timeline}["RUNNING"].rstrip("s"))
     assert 0.5 < running_s < 10, "the job ran ~0.6 s"
     assert summary_value(run, "Status") == "❌ FAILED (exit code 3)"
     assert summary_value(run, "Name") == "failing job"
@@ -83,7 +84,7 @@ def test_background_streaming_reaches_a_pipe_line_by_line(server: Server, home: 
     assert result.status == 0
     arrivals = [at for at, text in result.lines if re.search(r"\[OUT\] tick \d+$", strip_colours(text))]
     assert len(arrivals) == LINES, result.texts
-    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     # The lines written before the script subscribed come at once, as history; from the
     # first real gap on, the lines are live.  Written 100 ms apart and delivered one by one,
     # they stay ~100 ms apart; held back in a buffer, they would arrive in bursts.

@@ -32,7 +32,7 @@ def rpc_error(call: object) -> grpc.RpcError:
 
 def test_malformed_ids_are_invalid_and_unknown_ones_not_found(client: HodeiClient) -> None:
     for value in ("", "nope", "550e8400-e29b-41d4-a716", "'; DROP TABLE jobs; --"):
-        error = rpc_error(lambda: client.jobs.CancelJob(pb.CancelJobRequest(job_id=pb.JobId(value=value))))
+        error = rpc_error(lambda value=value: client.jobs.CancelJob(pb.CancelJobRequest(job_id=pb.JobId(value=value))))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "not a job id" in error.details()
     unknown = str(uuid.uuid4())
     error = rpc_error(lambda: client.logs.GetLogs(pb.GetLogsRequest(job_id=unknown)))

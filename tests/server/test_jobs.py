@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import textwrap
 import time
@@ -12,14 +13,13 @@ from typing import Any
 
 import grpc
 import pytest
+from server_helpers import Arrival, all_logs, shell_job, subscribe
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 
 WaitUntil = Callable[..., Any]
-
-from server_helpers import Arrival, all_logs, shell_job, subscribe
 
 
 def test_a_cancel_without_a_reason_still_says_who_cancelled(client: HodeiClient, wait_until: WaitUntil) -> None:
@@ -165,7 +165,7 @@ def test_subscribing_to_a_finished_job_sends_its_history_and_ends(client: HodeiC
 def assert_line_by_line(arrivals: list[Arrival], count: int) -> None:
     """``count`` lines written 100 ms apart arrived spread out, not in one burst at the end."""
     assert len(arrivals) == count
-    gaps = [later.at - earlier.at for earlier, later in zip(arrivals, arrivals[1:])]
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(arrivals)]
     assert sum(gap > 0.05 for gap in gaps) >= count - 3, gaps
     assert arrivals[-1].at - arrivals[0].at > 0.1 * (count - 1) * 0.7
 

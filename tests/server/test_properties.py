@@ -3,6 +3,7 @@ formatter hold their promises for any input, not just the examples in the table 
 
 from __future__ import annotations
 
+import itertools
 import re
 from unittest import mock
 
@@ -23,7 +24,7 @@ def split(data: bytes, cuts: list[int]) -> list[str]:
     """Feed ``data`` to a splitter in chunks cut at ``cuts``; every line it yields."""
     splitter = LineSplitter()
     bounds = sorted({0, len(data), *(cut % (len(data) + 1) for cut in cuts)})
-    lines = [line for start, end in zip(bounds, bounds[1:]) for line in splitter.feed(data[start:end])]
+    lines = [line for start, end in itertools.pairwise(bounds) for line in splitter.feed(data[start:end])]
     return lines + splitter.finish()
 
 

@@ -91,7 +91,7 @@ def token_server(home: Path, launch_server: Launch, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("HODEI_TOKEN", TOKEN)
     server = launch_server(home)
     monkeypatch.delenv("HODEI_TOKEN")
-    yield server
+    return server
 
 
 def test_a_missing_or_wrong_token_is_unauthenticated(token_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -129,7 +129,7 @@ def victim(tmp_path: Path) -> Iterator[dict[Path, bytes]]:
 
 def plant_symlinks(folder: Path, victim: dict[Path, bytes]) -> None:
     targets = sorted(victim)
-    for name, target in zip(("server.json", "server.lock", "server.log"), targets):
+    for name, target in zip(("server.json", "server.lock", "server.log"), targets, strict=False):
         (folder / name).symlink_to(target)
 
 

@@ -107,7 +107,7 @@ def test_the_largest_lines_batch_fits_the_cap() -> None:
     lines = [LogLine("job", n, 0, False, "y" * 1000) for n in range(1, 1050)]
     lines.append(LogLine("job", 1050, 0, False, widest))
     batches = list(supervisor_protocol.encode_line_batches(lines))
-    assert [(first, last) for _payload, first, last in batches][0][0] == 1
+    assert next((first, last) for _payload, first, last in batches)[0] == 1
     assert batches[-1][2] == 1050
     for payload, first, last in batches:
         supervisor_protocol.encode(MessageKind.LINES, payload)  # within the cap

@@ -17,7 +17,7 @@ JOB = "550e8400-e29b-41d4-a716-446655440000"
 def utc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
-    fmt._clock.cache_clear()
+    fmt._clock.cache_clear()  # noqa: SLF001 (the formatter caches the time zone; a test changes it)
 
 
 def line(text: str, *, err: bool = False, ns: int = 1_764_253_425_123_456_789, seq: int = 7) -> LogLine:

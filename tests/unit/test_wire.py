@@ -57,7 +57,7 @@ class Peer:
 
 @pytest.fixture
 def socket_path(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path / "peer.sock"
+    return tmp_path / "peer.sock"
 
 
 def call(path: Path) -> Call:
@@ -133,9 +133,13 @@ def test_a_dropped_connection_is_unavailable_after_what_came(socket_path: Path) 
         close_after=True,
     )
     received: list[bytes] = []
-    with pytest.raises(CallError) as failure:
+
+    def read_all() -> None:
         for batch in call(socket_path).batches():
-            received += batch
+            received.extend(batch)
+
+    with pytest.raises(CallError) as failure:
+        read_all()
     assert received == [b"kept"]
     assert failure.value.code == "UNAVAILABLE"
 

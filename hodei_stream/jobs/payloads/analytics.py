@@ -74,7 +74,7 @@ def table(headers: Sequence[str], rows: list[tuple[object, ...]]) -> list[str]:
     def line(values: Sequence[str]) -> str:
         return "  ".join(
             value.rjust(width) if is_number else value.ljust(width)
-            for value, width, is_number in zip(values, widths, numeric)
+            for value, width, is_number in zip(values, widths, numeric, strict=False)
         ).rstrip()
 
     return [line(headers), line(["-" * width for width in widths]), *(line(row) for row in cells)]

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import TextIO
 
 sys.path.insert(0, os.environ.get("HODEI_BUNDLE_DIR", ""))  # the ETL and analytics payloads
-import analytics  # noqa: E402
-import etl  # noqa: E402
+import analytics
+import etl
 
 RAW_FIELDS = ("customer_id", "name", "email", "country", "signup_date", "orders", "revenue")
 
