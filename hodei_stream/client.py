@@ -120,7 +120,10 @@ class HodeiClient:
 
     def get_job(self, job_id: str) -> pb.GetJobResponse:
         try:
-            return self.jobs.GetJob(pb.GetJobRequest(job_id=pb.JobId(value=job_id)), timeout=UNARY_TIMEOUT_S)
+            response: pb.GetJobResponse = self.jobs.GetJob(
+                pb.GetJobRequest(job_id=pb.JobId(value=job_id)), timeout=UNARY_TIMEOUT_S
+            )  # (the generated stubs are untyped)
+            return response
         except grpc.RpcError as error:
             raise_for(error, self.server, f"GetJob {job_id}", job_id)
 
@@ -129,21 +132,24 @@ class HodeiClient:
         if search_term:
             request.search_term = search_term
         try:
-            return self.jobs.ListJobs(request, timeout=UNARY_TIMEOUT_S)
+            response: pb.ListJobsResponse = self.jobs.ListJobs(request, timeout=UNARY_TIMEOUT_S)
+            return response
         except grpc.RpcError as error:
             raise_for(error, self.server, "ListJobs")
 
     def cancel_job(self, job_id: str, reason: str = "") -> pb.CancelJobResponse:
         request = pb.CancelJobRequest(job_id=pb.JobId(value=job_id), reason=reason)
         try:
-            return self.jobs.CancelJob(request, timeout=UNARY_TIMEOUT_S)
+            response: pb.CancelJobResponse = self.jobs.CancelJob(request, timeout=UNARY_TIMEOUT_S)
+            return response
         except grpc.RpcError as error:
             raise_for(error, self.server, f"CancelJob {job_id}", job_id)
 
     def get_logs(self, job_id: str, since_sequence: int = 0, limit: int = 1000) -> pb.GetLogsResponse:
         request = pb.GetLogsRequest(job_id=job_id, since_sequence=since_sequence, limit=limit)
         try:
-            return self.logs.GetLogs(request, timeout=UNARY_TIMEOUT_S)
+            response: pb.GetLogsResponse = self.logs.GetLogs(request, timeout=UNARY_TIMEOUT_S)
+            return response
         except grpc.RpcError as error:
             raise_for(error, self.server, f"GetLogs {job_id}", job_id)
 

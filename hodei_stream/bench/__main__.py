@@ -76,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServerStartError as error:
         print(f"hodei bench: {error}", file=sys.stderr)
         return 4
-    plan = Plan(sizes, user_target or server.target, user_target is not None, found, clients, skipped)
+    target = user_target or (server.target if server is not None else "")  # one of the two is set
+    plan = Plan(sizes, target, user_target is not None, found, clients, skipped)
     rows: list[Row] = []
     try:
         for name in args.only or list(SCENARIOS):

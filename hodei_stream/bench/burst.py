@@ -17,7 +17,7 @@ from hodei_stream.bench.clients import Client
 from hodei_stream.bench.measure import check_delivery, rate_per_s, split_lines, stamped
 from hodei_stream.bench.payloads import burst_job, submit, wait_job
 from hodei_stream.bench.plan import Plan
-from hodei_stream.bench.report import Row
+from hodei_stream.bench.report import Row, Value
 from hodei_stream.bench.servers import NativeServerProcess
 
 SLOW_PIPELINES = ("original", "original+jq-c")
@@ -29,7 +29,10 @@ def measure(client: Client, target: str, job_id: str, lines: int, deadline_s: fl
     arrivals = list(split_lines(run.chunks)[0])
     found = stamped(arrivals)
     delivery = check_delivery([line.index for line in found], lines)
-    values = {"lines_per_s": rate_per_s([a for a in arrivals if b"BENCH " in a.line]), "delivery": delivery.verdict()}
+    values: dict[str, Value] = {
+        "lines_per_s": rate_per_s([a for a in arrivals if b"BENCH " in a.line]),
+        "delivery": delivery.verdict(),
+    }
     note = f"stopped at the {deadline_s:.0f}s deadline" if run.timed_out else ""
     return Row("burst", client.name, output, values, note)
 

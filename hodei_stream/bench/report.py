@@ -89,7 +89,7 @@ def machine() -> dict[str, Value]:
     return {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(), "python": sys.version.split()[0]}
 
 
-def write_json(path: Path, rows: list[Row], settings: dict[str, Value]) -> None:
+def write_json(path: Path, rows: list[Row], settings: dict[str, object]) -> None:
     document = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "command": " ".join(["python -m hodei_stream.bench", *sys.argv[1:]]),

@@ -9,7 +9,7 @@ from hodei_stream.bench.capture import capture
 from hodei_stream.bench.measure import split_lines, stamped
 from hodei_stream.bench.payloads import paced_job, submit, wait_job
 from hodei_stream.bench.plan import Plan
-from hodei_stream.bench.report import Row
+from hodei_stream.bench.report import Row, Value
 
 RUN_DEADLINE_S = 10.0
 
@@ -28,7 +28,7 @@ def run(plan: Plan) -> list[Row]:
             if not first:
                 break  # it shows no line at all (the original pipeline): once is enough to know
             times_ms.append((first[0].arrived_ns - result.started_ns) / 1e6)
-        values = {"runs": len(times_ms)}
+        values: dict[str, Value] = {"runs": len(times_ms)}
         if times_ms:
             values |= {"median_ms": statistics.median(times_ms), "min_ms": min(times_ms), "max_ms": max(times_ms)}
         rows.append(

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from plumbum import cli, local
 from plumbum.cli import application
@@ -415,7 +415,7 @@ def start_streamer(command: BaseCommand) -> Future:
 def wait_for(future: Future, timeout_s: float) -> bool:
     """Wait up to ``timeout_s`` for a background pipeline; True when it has ended."""
     try:
-        future.proc.wait(timeout=timeout_s)
+        cast("subprocess.Popen[bytes]", future.proc).wait(timeout=timeout_s)  # plumbum's stub lacks ``timeout``
     except subprocess.TimeoutExpired:
         return False
     return True

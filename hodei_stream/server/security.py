@@ -54,7 +54,7 @@ class Security:
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The server's TLS context (HTTP/2 by ALPN, as gRPC requires), None without TLS."""
-        if self.tls_cert is None:
+        if self.tls_cert is None or self.tls_key is None:  # (both or neither: checked at the edge)
             return None
         for role, path in (("certificate", self.tls_cert), ("key", self.tls_key)):
             try:

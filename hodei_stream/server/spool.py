@@ -58,7 +58,7 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def is_running(pid: int, start_time: int) -> bool:
+def is_running(pid: int, start_time: int | None) -> bool:
     return pid > 0 and process_start_time(pid) == start_time
 
 

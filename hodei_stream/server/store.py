@@ -92,7 +92,7 @@ class JobRecord:
 
     job_id: str
     name: str
-    status: int  # a hodei JobStatus value
+    status: pb.JobStatus  # a hodei JobStatus value (an int)
     created_ns: int
     started_ns: int = 0
     ended_ns: int = 0
@@ -140,6 +140,11 @@ class Forget:
     job_ids: list[str]
 
 
+# What the writer thread is handed: new jobs, status records, a job's lines, retention,
+# sync barriers; None stops it.
+Pending = NewJob | JobRecord | list[LogLine] | Forget | Future[None] | None
+
+
 def _insert_lines(database: sqlite3.Connection, lines: list[LogLine]) -> None:
     """Insert a job's lines with multi-row INSERTs: one statement per ``INSERT_ROWS`` lines,
     which SQLite runs in one step with the GIL released throughout.  (``executemany`` steps,
@@ -167,7 +172,7 @@ def _is_urgent(item: object) -> bool:
     return item is None or isinstance(item, Future) or (isinstance(item, JobRecord) and item.is_final)
 
 
-def _job_ids(batch: list[object]) -> set[str]:
+def _job_ids(batch: list[Pending]) -> set[str]:
     """The jobs whose lines or records are in ``batch``."""
     ids: set[str] = set()
     for item in batch:
@@ -255,11 +260,9 @@ class JobStore:
         # None while writes succeed; else why the last one failed (one line, for users).
         self.write_error: str | None = None
         # Told about every job the store failed (the worker stops it): (job id, message).
-        self.on_job_failed: Callable[[str, str], None] = lambda job_id, message: None
+        self.on_job_failed: Callable[[str, str], object] = lambda job_id, message: None
         # What the writer thread commits next: jobs, lines, sync barriers; None stops it.
-        self.pending: queue.SimpleQueue[NewJob | JobRecord | list[LogLine] | Forget | Future[None] | None] = (
-            queue.SimpleQueue()
-        )
+        self.pending: queue.SimpleQueue[Pending] = queue.SimpleQueue()
         self.closing = threading.Event()  # a writer retrying a failed write gives up
         self.readers = threading.local()
         self.commit_seen = asyncio.Event()  # set, and replaced, on every commit
@@ -562,7 +565,7 @@ class JobStore:
             database.close()
 
     @staticmethod
-    def _commit(database: sqlite3.Connection, batch: list[object]) -> Commit:
+    def _commit(database: sqlite3.Connection, batch: list[Pending]) -> Commit:
         """Write ``batch`` in one transaction; what it stored."""
         commit = Commit()
         lines_by_job: dict[str, list[LogLine]] = {}  # inserted together, after the loop
@@ -585,7 +588,7 @@ class JobStore:
                     # Reported too, so that a final job's buffer is let go once all is on disk.
                     commit.sequences.setdefault(item.job_id, item.line_count)
                 elif item is not None:
-                    lines_by_job.setdefault(item[0].job_id, []).extend(item)  # type: ignore[index]
+                    lines_by_job.setdefault(item[0].job_id, []).extend(item)
             for job_id, lines in lines_by_job.items():
                 _insert_lines(database, lines)
                 commit.sequences[job_id] = lines[-1].sequence

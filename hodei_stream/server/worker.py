@@ -105,7 +105,12 @@ async def process_exit(pid: int) -> None:
         return
     ended = asyncio.get_running_loop().create_future()
     loop = asyncio.get_running_loop()
-    loop.add_reader(pidfd, lambda: ended.done() or ended.set_result(None))
+
+    def exited() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(pidfd, exited)
     try:
         await ended
     finally:
@@ -360,11 +365,9 @@ class Worker:
             run.connection, run.supervisor_pid = writer, introduction.get("pid")
             run.detached.clear()
             run.attached.set()
-            writer.write(
-                supervisor_protocol.encode_json(
-                    MessageKind.RESUME, {"after_sequence": self.store.get(job_id).line_count}
-                )
-            )  # type: ignore[union-attr]
+            record = self.store.get(job_id)
+            assert record is not None, "a job with a supervisor is in the store"
+            writer.write(supervisor_protocol.encode_json(MessageKind.RESUME, {"after_sequence": record.line_count}))
             if run.cancel_reason is not None:
                 writer.write(supervisor_protocol.encode_json(MessageKind.CANCEL, {"reason": run.cancel_reason}))
             while message := await supervisor_protocol.read_message(reader):

@@ -157,7 +157,7 @@ def line_filter(args: argparse.Namespace) -> Callable[[LogLine], bool] | None:
         if (args.stdout_only and line.is_stderr) or (args.stderr_only and not line.is_stderr):
             return False
         if patterns:
-            return any(p.search(line.text) for p in patterns) != args.invert
+            return bool(any(p.search(line.text) for p in patterns) != args.invert)
         return True
 
     return keep
@@ -401,6 +401,7 @@ class Session:
 
     def _end(self, follower: Follower, how: str = "stream ended") -> int:
         job = follower.final
+        assert job is not None, "a follower that ended has the job's final answer"
         execution = job.executions[-1] if job.executions else None
         ending = fmt.Ending(
             job_id=follower.job_id,

@@ -29,6 +29,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
@@ -70,6 +71,9 @@ class ReconnectPolicy:
     max_delay_s: float = 5.0
 
 
+Response = TypeVar("Response", bound=Message)
+
+
 class CallFailed(ClientError):
     """A failed unary call, in the user's words, that keeps its gRPC status code name (to
     decide whether it is worth another try)."""
@@ -85,7 +89,7 @@ class LogClient:
     def __init__(self, server: Server) -> None:
         self.server = server
 
-    def _unary(self, method: str, request: Message, response_type: type[Message], what: str, job_id: str) -> Message:
+    def _unary(self, method: str, request: Message, response_type: type[Response], what: str, job_id: str) -> Response:
         try:
             answer = Call(
                 self.server.target,

@@ -194,7 +194,10 @@ def deploy(settings: Settings) -> None:
     # The deployed package must work from where it landed: unpack it and use it.
     with tempfile.TemporaryDirectory() as unpacked:
         with tarfile.open(deployed) as tar:
-            tar.extractall(unpacked, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+            if hasattr(tarfile, "data_filter"):  # Python 3.12+, and 3.10/3.11 security releases
+                tar.extractall(unpacked, filter="data")
+            else:
+                tar.extractall(unpacked)
         check = "from pricing import Cart; c = Cart(); c.add('X', '10.00'); print(c.total)"
         total = subprocess.run([sys.executable, "-c", check], cwd=unpacked, capture_output=True, text=True, check=False)
     if total.returncode != 0 or total.stdout.strip() != "12.10":

@@ -34,7 +34,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 sys.path.insert(0, os.environ.get("HODEI_BUNDLE_DIR", ""))  # the ETL and analytics payloads
 import analytics
@@ -51,10 +51,12 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def read_json(path: Path, stage: str) -> dict[str, object]:
+def read_json(path: Path, stage: str) -> dict[str, Any]:
+    """A stage's JSON output (written by an earlier stage of this payload: trusted shape)."""
     if not path.exists():
         raise StageFailed(f"{path} is missing: run the {stage} stage first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    value: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return value
 
 
 def sha256_of(path: Path) -> str:
@@ -91,9 +93,10 @@ def ingest(work: Path, records: int, seed: int, corrupt_rate: float) -> None:
             writer.writerow(record)
             if count % max(1, records // 5) == 0:
                 say(f"      ingested {count:>7,} / {records:,}")
-    manifest = {"records": records, "seed": seed, "corrupted": corrupted, "sha256": sha256_of(raw)}
+    digest = sha256_of(raw)
+    manifest = {"records": records, "seed": seed, "corrupted": corrupted, "sha256": digest}
     (work / "raw" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    say(f"      ✔ {records:,} raw records in {raw} ({raw.stat().st_size:,} bytes, sha256 {manifest['sha256'][:12]})")
+    say(f"      ✔ {records:,} raw records in {raw} ({raw.stat().st_size:,} bytes, sha256 {digest[:12]})")
     if corrupted:
         say(f"      ⚠ --corrupt-rate {corrupt_rate}: {corrupted:,} records have a broken e-mail")
 
@@ -125,7 +128,7 @@ def transform(work: Path) -> None:
 
 def validate(work: Path, max_reject_rate: float) -> None:
     summary = read_json(work / "staged" / "summary.json", "transform")
-    read, kept, rejected = int(summary["read"]), int(summary["kept"]), dict(summary["rejected"])  # type: ignore[arg-type]
+    read, kept, rejected = int(summary["read"]), int(summary["kept"]), dict(summary["rejected"])
     problems: list[str] = []
     if kept + sum(rejected.values()) != read:
         problems.append(f"{read:,} records read but {kept:,} kept + {sum(rejected.values()):,} rejected")
@@ -163,7 +166,7 @@ def load(work: Path, seed: int) -> None:
     summary = read_json(work / "staged" / "summary.json", "transform")
     with (work / "staged" / "customers.jsonl").open(encoding="utf-8") as staged:
         rows = [tuple(json.loads(line)) for line in staged]
-    loaded = etl.load(rows, Counter(summary["rejected"]), int(summary["read"]), seed, work / etl.DATABASE_NAME)  # type: ignore[arg-type]
+    loaded = etl.load(rows, Counter(summary["rejected"]), int(summary["read"]), seed, work / etl.DATABASE_NAME)
     if loaded != len(rows):
         raise StageFailed(f"the database holds {loaded:,} rows, expected {len(rows):,}")
     say(f"      ✔ loaded {loaded:,} rows into {work / etl.DATABASE_NAME}")
