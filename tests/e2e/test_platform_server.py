@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hodei_stream.exit_codes import ExitStatus
 from tests.conftest import wait_until
 
 from .platform_like import JOB_ID, KEPT, LOOK_ALIKE
@@ -69,5 +70,6 @@ def test_lines_that_only_look_alike_are_each_shown(start_platform_like: Callable
         text=True,
         timeout=60,
     )
-    assert result.returncode == 0, result.stderr
+    # Followed, the job ends (0); with --no-follow the platform's job is still running (5).
+    assert result.returncode == (ExitStatus.STILL_RUNNING if options else ExitStatus.OK), result.stderr
     assert result.stdout.splitlines() == [f"[OUT] n={n}" for n in range(1, 11)] + [f"[OUT] {LOOK_ALIKE}"] * 5
