@@ -44,6 +44,7 @@ from hodei_stream.endpoint import (
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER, LogLine, from_entry
+from hodei_stream.state_folder import is_answering
 from hodei_stream.stream.wire import Call, CallError
 
 GET_LOGS_PAGE = 1000
@@ -259,8 +260,10 @@ class Follower:
                 raise failure
             wait = min(delay * random.uniform(1 - JITTER, 1 + JITTER), left)
             # A killed embedded server may still hold its socket for a moment: the first
-            # retry tells whether it is gone (and started again) before the user is told.
-            if not (self.client.server.embedded and lost_since == now):
+            # retry tells whether it is gone (and started again) before the user is told; and
+            # one that answers again (another command of the user's started it) is no news.
+            server = self.client.server
+            if not (server.embedded and (lost_since == now or is_answering(server.target))):
                 self.notice(f"⚠️  {failure}; reconnecting in {wait:.1f}s")
             time.sleep(wait)
             delay = min(delay * 2, policy.max_delay_s)
