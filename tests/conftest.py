@@ -27,6 +27,12 @@ from hodei_stream.state_folder import embedded_target, is_answering
 
 T = TypeVar("T")
 
+# A test run started in the background of a non-interactive shell (``pytest … &``, as CI
+# scripts and nohup do) has SIGINT ignored, and every command it starts would inherit that:
+# the Ctrl+C tests would then test nothing.  Commands get the default a terminal gives them.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 SERVER_START_TIMEOUT_S = 15.0
 SERVER_STOP_TIMEOUT_S = 15.0
 
