@@ -110,7 +110,10 @@ if [[ -n $uv ]]; then
   # --reinstall-package: rebuild our own package every time, so the generated code follows
   # protos/ (uv would otherwise keep an editable build whose version did not change).
   # pip too: the venv has none of its own, and `hodei bench --setup` uses it.
-  "$uv" pip install --python "$venv/bin/python" --reinstall-package hodei-stream --editable "$target" pip
+  # --compile-bytecode, as pip does: without it every start of stream-logs compiles protobuf
+  # and hpack again where bytecode is not written (PYTHONDONTWRITEBYTECODE, a read-only
+  # install): measured here, stream-logs --help 0.30 s with bytecode, 0.56 s without.
+  "$uv" pip install --python "$venv/bin/python" --compile-bytecode --reinstall-package hodei-stream --editable "$target" pip
 else
   step "[3/3] installing hodei-stream${target#"$root"} and its dependencies with pip, generating the gRPC code from protos/"
   "$venv/bin/python" -m pip --version >/dev/null 2>&1 || "$venv/bin/python" -m ensurepip --default-pip >/dev/null
