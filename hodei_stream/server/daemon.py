@@ -40,8 +40,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import NoReturn
 
+from grpclib.client import Channel
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.health.v1.health_grpc import HealthStub
+from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+
 from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
 from hodei_stream.server.security import (
+    AUTHORIZATION_KEY,
     Security,
     TLSFilesError,
     UnsafeStateFolder,
@@ -302,13 +308,37 @@ def command_stop(home: Path, keep_jobs: bool) -> int:
     return 0
 
 
-def command_status(home: Path) -> int:
+def command_status(home: Path, token: str | None) -> int:
     folder = open_state_folder(home, create=False)  # (stop and status create nothing)
     if folder is not None and (running := running_server(folder)):
         print(f"hodei-server: running (pid {running.pid}) at {running.address}, state in {home}")
+        if store_not_serving(running.address, token):
+            print(f"hodei-server: its store cannot write (health: NOT_SERVING); the cause is in {home / LOG_FILE_NAME}")
         return 0
     print(f"hodei-server: not running (state in {home})")
     return 1
+
+
+def store_not_serving(address: str, token: str | None) -> bool:
+    """Whether the server says, through ``grpc.health.v1``, that it is not serving (its store
+    cannot write).  False when it serves, or cannot be asked (TLS, a wrong token, no answer)."""
+
+    async def check() -> bool:
+        if address.startswith("unix:"):
+            channel = Channel(path=address.removeprefix("unix:"))
+        else:
+            host, _, port = address.rpartition(":")
+            channel = Channel(host.strip("[]"), int(port))
+        try:
+            metadata = {AUTHORIZATION_KEY: f"Bearer {token}"} if token else None
+            reply = await HealthStub(channel).Check(HealthCheckRequest(), metadata=metadata, timeout=5)
+        except (OSError, GRPCError, asyncio.TimeoutError, StreamTerminatedError):
+            return False
+        finally:
+            channel.close()
+        return reply is not None and reply.status == HealthCheckResponse.NOT_SERVING
+
+    return asyncio.run(check())
 
 
 def listen_address(value: str) -> str:
@@ -412,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             return command_start(address, home, run_options, security)
         if args.command == "stop":
             return command_stop(home, args.keep_jobs)
-        return command_status(home)
+        return command_status(home, args.token)
     except UnsafeStateFolder as error:
         print(f"hodei-server: {error}", file=sys.stderr)
         return 1

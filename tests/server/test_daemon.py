@@ -41,6 +41,7 @@ def test_start_status_stop(home: Path) -> None:
     assert sum("already running" in output for output in outputs) == 1
     status = hodei_server("status")
     assert status.returncode == 0 and embedded_target(home) in status.stdout
+    assert "cannot write" not in status.stdout, status.stdout  # a healthy store: nothing to say
     assert (home.stat().st_mode & 0o777) == 0o700
     assert (Path(embedded_target(home).removeprefix("unix:")).stat().st_mode & 0o777) == 0o600
     with HodeiClient(Server(embedded_target(home), embedded=True)) as client:

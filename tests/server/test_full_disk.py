@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -122,6 +123,15 @@ def test_a_full_disk_fails_the_job_naming_it_and_the_store_recovers_without_a_re
             client.jobs.QueueJob(queue_request("echo never"), timeout=10)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
         assert "could not write" in refused.value.details() and "\n" not in refused.value.details()  # type: ignore[attr-defined]
+        # ...and hodei-server status says so (the health service answers NOT_SERVING).
+        status = subprocess.run(
+            [sys.executable, "-m", "hodei_stream.server.daemon", "status"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert "its store cannot write" in status.stdout, status.stdout
         # Room again: the store writes again by itself, the next job is stored.
         filler.unlink()
         after = queued_once_writable(client, "seq 1 3000")
