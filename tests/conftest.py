@@ -132,3 +132,18 @@ def server(home: Path) -> Iterator[Server]:
     status = process.stop()
     if status != 0:
         pytest.fail(f"the embedded server exited with status {status} on SIGTERM:\n{process.log_tail()}")
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost that is also its own CA (trust it with
+    ``HODEI_TLS_CA``), and its key, made in ``folder`` with the openssl CLI; skips without it."""
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl command makes the test certificate, and it is not installed")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    return cert, key

@@ -18,7 +18,7 @@ import pytest
 
 from hodei_stream.exit_codes import ExitStatus
 from hodei_stream.state_folder import ENV_TLS_CA
-from tests.conftest import wait_until
+from tests.conftest import self_signed_certificate, wait_until
 
 from .streaming import STREAM_LOGS, submit, submit_python
 from .test_stream_logs import follow_through_outage, numbered_job
@@ -68,37 +68,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1, its own CA (openssl CLI), for nginx to present."""
-    if not shutil.which("openssl"):
-        pytest.skip("openssl makes the test certificate and is not installed")
-    cert, key = folder / "nginx-cert.pem", folder / "nginx-key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    return cert, key
-
-
 @pytest.fixture(params=["h2c", "tls"])
 def nginx(request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> Iterator[Nginx]:
     """nginx in the foreground on a free loopback port, passing gRPC to ``home``'s server socket."""
@@ -108,7 +77,7 @@ def nginx(request: pytest.FixtureRequest, home: Path, tmp_path: Path) -> Iterato
     prefix.mkdir()
     tls, certificate, ca = "", "", None
     if request.param == "tls":
-        ca, key = self_signed(tmp_path)
+        ca, key = self_signed_certificate(tmp_path)
         tls, certificate = " ssl", f"ssl_certificate {ca}; ssl_certificate_key {key};"
     port = free_port()
     # As root nginx's workers would run as nobody, who may not open our 0600 socket.

@@ -26,6 +26,7 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc
 from hodei_stream.stream import wire
 from hodei_stream.stream.wire import Call, CallError
+from tests.conftest import self_signed_certificate
 
 from . import grpcio_server
 from .one_job import JOB_ID, LINES, write_lines
@@ -38,35 +39,7 @@ OTHER_JOB = "00000000-0000-4000-8000-000000000000"
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (its own CA), made with the openssl CLI."""
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl command makes the TLS certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=interop",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(params=["plain", "tls", "gzip"])

@@ -100,6 +100,16 @@ def queued_once_writable(client: HodeiClient, command: str) -> str:
             time.sleep(0.1)
 
 
+def long_job_meets_a_full_disk(client: HodeiClient, home: Path, wait_until: WaitUntil) -> tuple[str, Path]:
+    """Start the long job, let it write its first lines, then fill the disk: its id and the filler."""
+    long_job = shell_job(client, LONG_JOB)
+    wait_until(
+        lambda: len(client.get_logs(long_job, since_sequence=100, limit=1).entries),
+        what="the long job's first lines",
+    )
+    return long_job, fill(home.parent)
+
+
 def test_a_full_disk_fails_the_job_naming_it_and_the_store_recovers_without_a_restart(
     small_disk: Path, launch_server: Launch, wait_until: WaitUntil
 ) -> None:
@@ -107,12 +117,7 @@ def test_a_full_disk_fails_the_job_naming_it_and_the_store_recovers_without_a_re
     database = home / DATABASE_NAME
     first = launch_server(home)
     with HodeiClient(first.server) as client:
-        long_job = shell_job(client, LONG_JOB)
-        wait_until(
-            lambda: len(client.get_logs(long_job, since_sequence=100, limit=1).entries),
-            what="the long job's first lines",
-        )
-        filler = fill(home.parent)
+        long_job, filler = long_job_meets_a_full_disk(client, home, wait_until)
         # It meets the full disk: FAILED (never RUNNING for ever), the database and the cause named.
         job = client.wait_final(long_job, deadline_s=60)
         message = job.executions[0].error_message
@@ -161,12 +166,7 @@ def test_a_server_stopped_while_the_disk_is_full_stops_and_the_next_one_keeps_ev
     home = small_disk
     first = launch_server(home)
     with HodeiClient(first.server) as client:
-        long_job = shell_job(client, LONG_JOB)
-        wait_until(
-            lambda: len(client.get_logs(long_job, since_sequence=100, limit=1).entries),
-            what="the long job's first lines",
-        )
-        filler = fill(home.parent)
+        long_job, filler = long_job_meets_a_full_disk(client, home, wait_until)
         assert client.wait_final(long_job, deadline_s=60).status == pb.JOB_STATUS_FAILED
     stopping = time.monotonic()
     assert first.stop() == 0  # the writer gives up the write it cannot do; the spools keep the lines

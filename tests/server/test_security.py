@@ -22,6 +22,7 @@ from hodei_stream.endpoint import ClientSettings, Server
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool
+from tests.conftest import self_signed_certificate
 
 Launch = Callable[..., Any]
 WaitUntil = Callable[..., Any]
@@ -130,39 +131,6 @@ def test_the_token_reaches_no_job_no_supervisor_and_no_log(
             assert TOKEN.encode() not in path.read_bytes(), path
 
 
-def tls_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (also its own CA), made with the openssl CLI."""
-    if not shutil.which("openssl"):
-        pytest.skip("the openssl command makes the test certificate")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ],
-        capture_output=True,
-        check=True,
-        timeout=30,
-    )
-    return cert, key
-
-
 def tcp_server(
     home: Path, *options: str, env: dict[str, str], wait_until: WaitUntil
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -185,7 +153,7 @@ def tls_token_server(
 ) -> Iterator[str]:
     """A server on 127.0.0.1 with TLS and ``TOKEN``; this process set to trust and use them.
     Yields its address; at the end it must stop cleanly."""
-    cert, key = tls_certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     process, address = tcp_server(
         home, "--tls-cert", str(cert), "--tls-key", str(key), env={"HODEI_TOKEN": TOKEN}, wait_until=wait_until
     )
@@ -221,7 +189,7 @@ def test_loopback_tcp_without_a_token_warns(home: Path, wait_until: WaitUntil) -
 
 
 def test_other_addresses_need_a_token_and_tls(home: Path, tmp_path: Path) -> None:
-    cert, key = tls_certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     environment = {**os.environ, "HODEI_STREAM_HOME": str(home)}
     without_token = {name: value for name, value in environment.items() if name != "HODEI_TOKEN"}
     for options, env in (
