@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.proto import hodei_pb2 as pb
@@ -30,3 +34,21 @@ def all_logs(client: HodeiClient, job_id: str, page: int = 1000) -> list[pb.JobL
 
 def shell_job(client: HodeiClient, script: str, timeout_s: float | None = None) -> str:
     return client.queue_job("test", "/bin/bash", ["-c", script], timeout_s=timeout_s)
+
+
+def hodei_server(
+    *args: str, home: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``hodei-server ARGS`` as a user runs it, output captured: with ``env`` as its whole
+    environment, else this process's with ``HODEI_STREAM_HOME`` set to ``home`` if given."""
+    if env is None:
+        env = {**os.environ, "HODEI_STREAM_HOME": str(home)} if home is not None else None
+    return subprocess.run(
+        [sys.executable, "-m", "hodei_stream.server.daemon", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -9,22 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from server_helpers import all_logs, shell_job, subscribe
+from server_helpers import all_logs, hodei_server, shell_job, subscribe
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server, ensure_running
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.state_folder import embedded_target
-
-
-def hodei_server(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hodei_stream.server.daemon", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_start_status_stop(home: Path) -> None:

@@ -7,14 +7,12 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from server_helpers import Arrival, all_logs, shell_job, subscribe
+from server_helpers import Arrival, all_logs, hodei_server, shell_job, subscribe
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
@@ -187,16 +185,6 @@ def test_a_supervisor_whose_server_stays_away_leaves_the_job_to_the_next_one(
         assert job.status == pb.JOB_STATUS_FAILED and job.executions[0].exit_code == "4"
         assert [e.line for e in all_logs(client, job_id)] == [str(n) for n in range(1, 101)]
     assert not (home / SPOOL_FOLDER_NAME / f"{job_id}.lines").exists()
-
-
-def hodei_server(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hodei_stream.server.daemon", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_stop_keep_jobs_leaves_them_running_and_start_reattaches(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -22,7 +21,7 @@ from typing import Any
 
 import grpc
 import pytest
-from server_helpers import all_logs, shell_job
+from server_helpers import all_logs, hodei_server, shell_job
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.proto import hodei_pb2 as pb
@@ -129,13 +128,7 @@ def test_a_full_disk_fails_the_job_naming_it_and_the_store_recovers_without_a_re
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
         assert "could not write" in refused.value.details() and "\n" not in refused.value.details()  # type: ignore[attr-defined]
         # ...and hodei-server status says so (the health service answers NOT_SERVING).
-        status = subprocess.run(
-            [sys.executable, "-m", "hodei_stream.server.daemon", "status"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        status = hodei_server("status")
         assert "its store cannot write" in status.stdout, status.stdout
         # Room again: the store writes again by itself, the next job is stored.
         filler.unlink()

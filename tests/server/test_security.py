@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
-from server_helpers import all_logs, shell_job, subscribe
+from server_helpers import all_logs, hodei_server, shell_job, subscribe
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import ClientSettings, Server
@@ -28,17 +28,6 @@ Launch = Callable[..., Any]
 WaitUntil = Callable[..., Any]
 TOKEN = "s3cret-token-4f9a"
 OTHER_USER = "hodei-test-peer"
-
-
-def daemon(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hodei_stream.server.daemon", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def test_socket_and_folder_modes_and_another_user_is_refused(home: Path, launch_server: Launch) -> None:
@@ -196,10 +185,10 @@ def test_other_addresses_need_a_token_and_tls(home: Path, tmp_path: Path) -> Non
         (["--tls-cert", str(cert), "--tls-key", str(key)], without_token),
         ([], {**environment, "HODEI_TOKEN": TOKEN}),
     ):
-        result = daemon("run", "--listen", "0.0.0.0:0", *options, env=env)
+        result = hodei_server("run", "--listen", "0.0.0.0:0", *options, env=env)
         assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "token" in result.stderr and "TLS" in result.stderr
-    assert daemon("run", "--tls-cert", str(cert), env=environment).returncode == 2  # no key: usage error
+    assert hodei_server("run", "--tls-cert", str(cert), env=environment).returncode == 2  # no key: usage error
 
 
 def stream_logs(target: str, job_id: str) -> subprocess.CompletedProcess[str]:

@@ -7,14 +7,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import shell_job
+from server_helpers import hodei_server, shell_job
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
@@ -23,18 +22,6 @@ from hodei_stream.state_folder import embedded_target
 
 Launch = Callable[..., Any]
 WaitUntil = Callable[..., Any]
-
-
-def hodei_server(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hodei_stream.server.daemon", *args],
-        env={**os.environ, "HODEI_STREAM_HOME": str(home)},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
