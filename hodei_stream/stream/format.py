@@ -50,8 +50,8 @@ _LEVEL_COLOURS = {
 # Control characters a terminal acts on: C0 but tab, DEL, and C1 (U+0080-U+009F, where
 # U+009B is a one-character CSI).  A job's line with one of them could set the window title,
 # clear the screen or draw a fake end line; on a terminal they are shown as \xHH instead.
-_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _VISIBLE = {chr(code): f"\\x{code:02x}" for code in (*range(0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0))}
+_CONTROLS = re.compile(f"[{re.escape(''.join(_VISIBLE))}]")  # the same set, as one character class
 
 
 def _escaped(match: re.Match[str]) -> str:
