@@ -1,16 +1,26 @@
-"""A log line as the wire carries it: a ``JobLogEntry``, alone or as an encoded gRPC message.
+"""Log lines in the two layouts the server holds them in, and the wire's.
 
-SubscribeLogs sends each line of a job to every subscriber of the job, so a line is encoded
-into its encoded message once and the bytes are shared (``store.JobLog`` keeps them beside the lines):
-with 200 followers on a job, encoding per subscriber was most of the server's time.
+The server keeps a job's lines as the supervisor sent them: LINES payloads (``LINE_HEADER`` +
+UTF-8 text per line, see ``supervisor_protocol``), one ``bytes`` object per batch of lines,
+in memory and in SQLite alike; no object per line.  Here are what reads need of them: the
+span of a payload (its first and last sequence, checked for gaps by its headers alone), its
+lines as ``LogLine`` (GetLogs), and its lines as encoded gRPC messages (SubscribeLogs).
+
+SubscribeLogs sends each line of a job to every subscriber of the job, so a payload is encoded
+once into one ``bytes`` of consecutive messages and shared by all of them (``store.Page``
+keeps it): with 200 followers on a job, encoding per subscriber was most of the server's time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterator
 
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
+from hodei_stream.server.supervisor_protocol import LINE_HEADER
+
+HEADER_SIZE = LINE_HEADER.size
 
 
 def log_entry(line: LogLine) -> pb.JobLogEntry:
@@ -24,19 +34,65 @@ def log_entry(line: LogLine) -> pb.JobLogEntry:
     )
 
 
-def encode_messages(lines: Sequence[LogLine]) -> list[bytes]:
-    """Each line as one gRPC message: a 5-byte prefix (not compressed, length), then the
-    serialized ``JobLogEntry``.  One message object is refilled for every line: building a
-    new one (with its nested timestamp) per line costs twice as much."""
-    entry = pb.JobLogEntry()
+def span(payload: bytes, after_sequence: int) -> tuple[int, int, int]:
+    """Where the lines of a LINES payload with sequence > ``after_sequence`` start, and the
+    first and last of those sequences (0, 0 when there is none).  Reads the headers only;
+    raises ValueError when the records do not fill the payload exactly or a sequence is not
+    the one after the previous (a gap would break "every line once, in order")."""
+    unpack = LINE_HEADER.unpack_from
+    offset = start = first = last = 0
+    end = len(payload)
+    while offset < end:
+        sequence, _ns, _stderr, size = unpack(payload, offset)
+        if sequence > after_sequence:
+            if not first:
+                start, first = offset, sequence
+            elif sequence != last + 1:
+                raise ValueError(f"line {sequence} after line {last} in one batch")
+            last = sequence
+        offset += HEADER_SIZE + size
+    if offset != end:
+        raise ValueError("a batch of lines cut short")
+    return (start, first, last) if first else (end, 0, 0)
+
+
+def records(payload: bytes | memoryview) -> Iterator[tuple[int, int, int, str]]:
+    """Each line of a LINES payload: sequence, capture time, is_stderr (0 or 1), text.  Text
+    that is not UTF-8 (never from our supervisor) reads as U+FFFD rather than failing a read."""
+    view = memoryview(payload)
+    offset = 0
+    while offset < len(view):
+        sequence, captured_ns, is_stderr, size = LINE_HEADER.unpack_from(view, offset)
+        offset += HEADER_SIZE
+        yield sequence, captured_ns, is_stderr, str(view[offset : offset + size], "utf-8", "replace")
+        offset += size
+
+
+def payload_lines(job_id: str, payload: bytes | memoryview) -> list[LogLine]:
+    return [
+        LogLine(job_id, sequence, captured_ns, bool(is_stderr), text)
+        for sequence, captured_ns, is_stderr, text in records(payload)
+    ]
+
+
+def encode_payload(job_id: str, payload: bytes) -> tuple[bytes, array[int]]:
+    """The lines of a LINES payload as consecutive gRPC messages (a 5-byte prefix: not
+    compressed, length; then the serialized ``JobLogEntry``) in one ``bytes``, and where each
+    message starts in it (one more offset: the end).  One message object is refilled for
+    every line: building a new one (with its nested timestamp) per line costs twice as much."""
+    entry = pb.JobLogEntry(job_id=job_id)
     stamp = entry.timestamp
     encoded: list[bytes] = []
-    for line in lines:
-        entry.job_id = line.job_id
-        entry.line = line.text
-        entry.is_stderr = line.is_stderr
-        entry.sequence = line.sequence
-        stamp.seconds, stamp.nanos = divmod(line.captured_ns, 1_000_000_000)
-        payload = entry.SerializeToString()
-        encoded.append(b"\x00" + len(payload).to_bytes(4, "big") + payload)
-    return encoded
+    offsets = array("Q", [0])
+    position = 0
+    for sequence, captured_ns, is_stderr, text in records(payload):
+        entry.line = text
+        entry.is_stderr = bool(is_stderr)
+        entry.sequence = sequence
+        stamp.seconds, stamp.nanos = divmod(captured_ns, 1_000_000_000)
+        message = entry.SerializeToString()
+        encoded.append(b"\x00" + len(message).to_bytes(4, "big"))
+        encoded.append(message)
+        position += 5 + len(message)
+        offsets.append(position)
+    return b"".join(encoded), offsets

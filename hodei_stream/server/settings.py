@@ -20,13 +20,19 @@ class ServerSettings:
     # How long the SQLite writer lets lines gather before a commit (throughput vs. latency
     # to disk; subscribers never wait for it, they read the in-memory buffer).
     store_commit_interval_s: float = 0.05
-    # Committed lines of a running job kept in memory for subscribers that are close behind.
+    # Committed lines of a running job kept in memory for subscribers that are close behind:
+    # at most this many, and at most this many bytes (as received and as encoded for them).
     store_recent_lines: int = 10_000
+    store_recent_bytes: int = 1024 * 1024
     # Lines of a job received but not committed yet, at most: beyond this the worker stops
     # reading the job's supervisor until the writer caught up, so a job that writes faster
     # than the disk takes its lines does not fill the server's memory: its supervisor keeps
     # them in its spool (on disk) and sends them, in order, once the server reads again.
+    # The same in bytes, whatever the lines' length, per job and for all jobs together (a
+    # job's batch that arrives is taken, so a job may be one batch, < 7 MiB, beyond either).
     store_max_backlog_lines: int = 50_000
+    store_max_backlog_bytes: int = 4 * 1024 * 1024
+    store_max_pending_bytes: int = 16 * 1024 * 1024
     # ``hodei-server stop`` / SIGTERM: how long running jobs get to end after the cancel.
     shutdown_grace_s: float = 5.0
     # A restarted server waits this long for the supervisor of a job it found unfinished to

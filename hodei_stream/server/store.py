@@ -3,12 +3,19 @@
 Jobs' records (status, times, a few short fields) live in memory and are written through to
 SQLite; a job's definition (its command, arguments, environment: any size) is kept only until
 it is committed and then read back from SQLite when asked for.  Log lines are the hot
-path: ``append_lines`` puts them in the job's in-memory buffer (so a reader sees them at
-once) and hands them to a writer thread that commits them in batches (WAL), off the event
-loop.  The buffer keeps every line not yet committed plus a window of recent ones, each
-with its encoded gRPC message once a subscriber asked for it (encoded once, sent to all); older
-history is read from SQLite in a worker thread, a page at a time, so the event loop is never
-held by the disk.  All methods except the writer's are called on the event loop's thread.
+path, and they are never taken apart on it: a LINES payload from a job's supervisor (its
+lines in the supervisor protocol's layout) becomes one ``Page`` (``append_payload`` checks its
+sequences by the headers alone), which goes into the job's in-memory buffer (so a reader sees
+it at once) and to a writer thread that commits pages in batches (WAL), off the event loop,
+a job's consecutive pages joined into one row of ``log_pages``.  The buffer keeps every page
+not yet committed plus a window of recent ones, each with its lines encoded as gRPC messages
+once a subscriber asked for them (encoded once, sent to all); older history is read from
+SQLite in a worker thread, a page at a time, so the event loop is never held by the disk.
+``LogLine`` objects are made only for GetLogs (``read``).  All methods except the writer's are
+called on the event loop's thread.
+
+A state folder from before pages (a ``log_lines`` table, one row per line) is converted once,
+in one transaction, when the store opens it.
 
 A job is reported final (``get``, ``list_jobs``, the end of its SubscribeLogs streams) only
 once its final record, and so every line before it, is committed.  A write that fails (a full
@@ -21,17 +28,17 @@ refused with UNAVAILABLE.
 from __future__ import annotations
 
 import asyncio
-import queue
 import sqlite3
 import sys
 import threading
 import time
+from array import array
 from bisect import bisect_right
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import astuple, dataclass, field, fields, replace
-from functools import cache
-from itertools import accumulate, chain
+from itertools import accumulate, groupby, islice
 from operator import attrgetter
 from pathlib import Path
 
@@ -40,9 +47,10 @@ from grpclib import GRPCError, Status
 from hodei_stream.api import FINAL_STATUSES
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
-from hodei_stream.server.entries import encode_messages
+from hodei_stream.server.entries import HEADER_SIZE, encode_payload, payload_lines, span
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.settings import ServerSettings
+from hodei_stream.server.supervisor_protocol import BATCH_BYTES, encode_line_batches
 
 DATABASE_NAME = "jobs.sqlite3"
 # A page of lines: at most this many, and no more encoded bytes than fit comfortably under a
@@ -52,14 +60,12 @@ PAGE_BYTES = 3 * 1024 * 1024
 # What a line costs in a GetLogsResponse beyond its UTF-8 text, at most: the entry's tag and
 # length, the job id, sequence, timestamp, stream flag and the text's own tag and length (85).
 ENTRY_OVERHEAD_BYTES = 96
-# Lines per INSERT statement: 5 values each stays under the 999 variables per statement
-# that SQLite allowed by default before 3.32.
-INSERT_ROWS = 199
+# The writer joins a job's consecutive pages of one batch into rows of about this size
+# (a single bigger payload is a row of its own).
+ROW_BYTES = BATCH_BYTES
 # A failed write is tried again after this long, then twice as long each time up to the maximum.
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
-# A LogLine as a row of the ``log_lines`` table.
-LINE_ROW = attrgetter("job_id", "sequence", "captured_ns", "is_stderr", "text")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -74,15 +80,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_message TEXT NOT NULL,
     line_count INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS log_lines (
+-- A job's lines first_sequence..last_sequence (consecutive), in the supervisor protocol's
+-- LINES layout: LINE_HEADER + UTF-8 text per line.
+CREATE TABLE IF NOT EXISTS log_pages (
     job_id TEXT NOT NULL,
-    sequence INTEGER NOT NULL,
-    captured_ns INTEGER NOT NULL,
-    is_stderr INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    PRIMARY KEY (job_id, sequence)
-) WITHOUT ROWID;
+    first_sequence INTEGER NOT NULL,
+    last_sequence INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (job_id, last_sequence)
+);
 """
+INSERT_PAGE = "INSERT OR IGNORE INTO log_pages VALUES (?, ?, ?, ?)"
 
 
 @dataclass(frozen=True)
@@ -116,11 +124,31 @@ class NewJob:
     definition: bytes
 
 
+@dataclass(slots=True, eq=False)
+class Page:
+    """A job's lines ``first_sequence``..``last_sequence`` as one LINES payload, and, once a
+    subscriber asked, the same lines as consecutive encoded gRPC messages with the offset of
+    each in them (``offsets[i]``: line ``first_sequence + i``; one more: the end)."""
+
+    job_id: str
+    first_sequence: int
+    last_sequence: int
+    payload: bytes
+    encoded: bytes = b""
+    offsets: array[int] | None = None
+
+    def messages(self) -> tuple[bytes, array[int]]:
+        if self.offsets is None:
+            self.encoded, self.offsets = encode_payload(self.job_id, self.payload)
+        return self.encoded, self.offsets
+
+
 @dataclass
 class Commit:
     """What one committed batch stored, for the event loop to act on."""
 
     sequences: dict[str, int] = field(default_factory=dict)  # the last line committed, per job
+    payload_bytes: dict[str, int] = field(default_factory=dict)  # the lines' bytes committed, per job
     records: list[JobRecord] = field(default_factory=list)
     definitions: list[str] = field(default_factory=list)  # jobs whose definition is on disk now
     barriers: list[Future[None]] = field(default_factory=list)
@@ -142,22 +170,55 @@ class Forget:
 
 # What the writer thread is handed: new jobs, status records, a job's lines, retention,
 # sync barriers; None stops it.
-Pending = NewJob | JobRecord | list[LogLine] | Forget | Future[None] | None
+Pending = NewJob | JobRecord | Page | Forget | Future[None] | None
 
 
-def _insert_lines(database: sqlite3.Connection, lines: list[LogLine]) -> None:
-    """Insert a job's lines with multi-row INSERTs: one statement per ``INSERT_ROWS`` lines,
-    which SQLite runs in one step with the GIL released throughout.  (``executemany`` steps,
-    and takes the GIL back, once per row: while the event loop thread is busy, that made
-    the writer 2-3 times slower, 28-37 µs a line instead of 12-16.)"""
-    for start in range(0, len(lines), INSERT_ROWS):
-        chunk = lines[start : start + INSERT_ROWS]
-        database.execute(_insert_statement(len(chunk)), list(chain.from_iterable(map(LINE_ROW, chunk))))
+def _rows(pages: list[Page]) -> Iterator[tuple[str, int, int, bytes]]:
+    """A job's consecutive pages as ``log_pages`` rows of about ``ROW_BYTES`` each."""
+    group: list[Page] = []
+    size = 0
+    for page in pages:
+        if group and size + len(page.payload) > ROW_BYTES:
+            yield _row(group)
+            group, size = [], 0
+        group.append(page)
+        size += len(page.payload)
+    if group:
+        yield _row(group)
 
 
-@cache
-def _insert_statement(rows: int) -> str:
-    return "INSERT OR IGNORE INTO log_lines VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+def _row(pages: list[Page]) -> tuple[str, int, int, bytes]:
+    payload = pages[0].payload if len(pages) == 1 else b"".join(page.payload for page in pages)
+    return pages[0].job_id, pages[0].first_sequence, pages[-1].last_sequence, payload
+
+
+def _migrate_lines(database: sqlite3.Connection) -> None:
+    """Turn the ``log_lines`` table of a state folder from before pages (a row per line) into
+    ``log_pages`` rows, in one transaction: all of it, or (interrupted) none of it."""
+    if not database.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'log_lines'").fetchone():
+        return
+    database.execute("BEGIN IMMEDIATE")
+    try:
+        rows = database.execute(
+            "SELECT job_id, sequence, captured_ns, is_stderr, text FROM log_lines ORDER BY job_id, sequence"
+        )
+        # Runs of consecutive sequences of one job (a page never spans a gap), each as
+        # payloads of up to BATCH_BYTES.
+        runs = groupby(enumerate(rows), key=lambda numbered: (numbered[1][0], numbered[1][1] - numbered[0]))
+        pages = (
+            (job_id, first, last, payload)
+            for (job_id, _), run in runs
+            for payload, first, last in encode_line_batches(
+                LogLine(job_id, sequence, ns, bool(is_stderr), text) for _, (_, sequence, ns, is_stderr, text) in run
+            )
+        )
+        database.executemany(INSERT_PAGE, pages)
+        database.execute("DROP TABLE log_lines")
+        database.execute("COMMIT")
+    except BaseException:
+        if database.in_transaction:
+            database.execute("ROLLBACK")
+        raise
 
 
 INSERT_JOB = (
@@ -176,41 +237,58 @@ def _job_ids(batch: list[Pending]) -> set[str]:
     """The jobs whose lines or records are in ``batch``."""
     ids: set[str] = set()
     for item in batch:
-        if isinstance(item, JobRecord):
+        if isinstance(item, JobRecord | Page):
             ids.add(item.job_id)
         elif isinstance(item, NewJob):
             ids.add(item.record.job_id)
-        elif isinstance(item, list):
-            ids.add(item[0].job_id)
     return ids
 
 
 class JobLog:
-    """A job's lines in memory: ``lines[i]`` has sequence ``first_sequence + i``; the lines
-    before ``first_sequence`` are committed.  ``messages[i]`` is ``lines[i]`` encoded for
-    SubscribeLogs, for a prefix of ``lines``: encoded when a subscriber first asks, once for
-    all of them."""
+    """A job's lines in memory: consecutive pages from ``first_sequence``; the lines before
+    ``first_sequence`` are committed, and so are those up to ``committed_sequence``."""
 
     def __init__(self, first_sequence: int) -> None:
         self.first_sequence = first_sequence
-        self.lines: list[LogLine] = []
-        self.messages: list[bytes] = []
+        self.pages: list[Page] = []
         self.committed_sequence = first_sequence - 1
+        self.size = 0  # bytes of the pages' payloads and encoded messages
+        self.pending_bytes = 0  # bytes of payloads not committed yet
 
-    def encoded(self, start: int, end: int) -> list[bytes]:
-        """The encoded messages of ``lines[start:end]``, encoding those not encoded yet."""
-        if end > len(self.messages):
-            self.messages += encode_messages(self.lines[len(self.messages) : end])
-        return self.messages[start:end]
+    def append(self, page: Page) -> None:
+        self.pages.append(page)
+        self.size += len(page.payload)
+        self.pending_bytes += len(page.payload)
 
-    def trim(self, keep: int) -> None:
-        """Forget committed lines beyond the newest ``keep``; done in chunks, since a list
-        shifts on every deletion from its front."""
-        droppable = min(self.committed_sequence - self.first_sequence + 1, len(self.lines) - keep)
-        if droppable > keep // 4:
-            del self.lines[:droppable]
-            del self.messages[:droppable]  # (still a prefix of the lines: maybe an empty one)
-            self.first_sequence += droppable
+    def pages_from(self, sequence: int) -> Iterator[Page]:
+        """The pages from the one holding ``sequence`` (at least ``first_sequence``) on."""
+        return islice(self.pages, max(bisect_right(self.pages, sequence, key=FIRST_SEQUENCE) - 1, 0), None)
+
+    def messages(self, page: Page) -> tuple[bytes, array[int]]:
+        """A page's lines as encoded messages, encoded when first asked for (counted in ``size``)."""
+        if page.offsets is None:
+            page.messages()
+            self.size += len(page.encoded) + 8 * len(page.offsets)  # type: ignore[arg-type]
+        return page.messages()
+
+    def trim(self, keep_lines: int, keep_bytes: int) -> None:
+        """Forget committed pages beyond the newest ``keep_lines`` lines or ``keep_bytes``."""
+        pages = self.pages
+        last = pages[-1].last_sequence if pages else 0
+        drop = 0
+        for page in pages:
+            if page.last_sequence > self.committed_sequence or (
+                last - page.last_sequence < keep_lines and self.size <= keep_bytes
+            ):
+                break
+            self.size -= len(page.payload) + len(page.encoded) + (8 * len(page.offsets) if page.offsets else 0)
+            drop += 1
+        if drop:
+            self.first_sequence = pages[drop - 1].last_sequence + 1
+            del pages[:drop]
+
+
+FIRST_SEQUENCE = attrgetter("first_sequence")
 
 
 @dataclass(frozen=True)
@@ -236,12 +314,47 @@ def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())  # isascii: O(1) in CPython
 
 
-def _encoded_page(messages: list[bytes], last_sequence: int) -> EncodedPage | None:
-    """The first of ``messages``, whose last has ``last_sequence``, that fit in one page."""
-    count = _fitting([len(message) for message in messages])
-    if not count:
+def _lines(pages: Iterable[Page], after_sequence: int, limit: int) -> list[LogLine]:
+    """Up to ``limit`` lines of these consecutive pages with sequence > ``after_sequence``."""
+    lines: list[LogLine] = []
+    for page in pages:
+        if page.last_sequence <= after_sequence:
+            continue
+        lines += payload_lines(page.job_id, page.payload)[max(after_sequence + 1 - page.first_sequence, 0) :]
+        if len(lines) >= limit:
+            break
+    return lines[:limit]
+
+
+def _encoded_page(
+    pages: Iterable[Page], after_sequence: int, messages: Callable[[Page], tuple[bytes, array[int]]]
+) -> EncodedPage | None:
+    """The encoded messages of the lines after ``after_sequence`` in these consecutive pages,
+    as many as fit in one page; None when there is none."""
+    parts: list[bytes | memoryview] = []
+    size = count = 0
+    last = after_sequence
+    for page in pages:
+        if page.last_sequence <= last:
+            continue
+        data, offsets = messages(page)
+        skip = last + 1 - page.first_sequence
+        begin = offsets[skip]
+        end = len(offsets) - 1  # the index after the page's last line
+        fits = min(bisect_right(offsets, begin + PAGE_BYTES - size) - 1, skip + PAGE_LINES - count, end)
+        if fits <= skip:
+            if parts:
+                break
+            fits = skip + 1  # a line bigger than a page goes alone
+        parts.append(data if skip == 0 and fits == end else memoryview(data)[begin : offsets[fits]])
+        size += offsets[fits] - begin
+        count += fits - skip
+        last = page.first_sequence + fits - 1
+        if fits < end:
+            break  # the page is full
+    if not parts:
         return None
-    return EncodedPage(last_sequence - len(messages) + count, b"".join(messages[:count]))
+    return EncodedPage(last, parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts))
 
 
 class JobStore:
@@ -261,20 +374,26 @@ class JobStore:
         self.write_error: str | None = None
         # Told about every job the store failed (the worker stops it): (job id, message).
         self.on_job_failed: Callable[[str, str], object] = lambda job_id, message: None
-        # What the writer thread commits next: jobs, lines, sync barriers; None stops it.
-        self.pending: queue.SimpleQueue[Pending] = queue.SimpleQueue()
+        # What the writer thread commits next: jobs, lines, sync barriers; None stops it.  The
+        # writer is woken by the first item of a batch and by an urgent one, not by every item:
+        # a wake-up per LINES message cost the event loop the GIL on the hot path.
+        self.pending: deque[Pending] = deque()
+        self.has_pending = threading.Event()
+        self.urgent = threading.Event()
+        self.pending_bytes = 0  # lines' bytes not committed yet, of all jobs
         self.closing = threading.Event()  # a writer retrying a failed write gives up
         self.readers = threading.local()
         self.commit_seen = asyncio.Event()  # set, and replaced, on every commit
         with self._connect() as database:
             database.executescript(SCHEMA)
+            _migrate_lines(database)
             for row in database.execute(f"SELECT {', '.join(RECORD_COLUMNS)} FROM jobs"):
                 record = JobRecord(*row)
                 if not record.is_final:
                     # Still running under its supervisor, which resumes after the last line
                     # committed: count what is on disk, not what the record last said.
                     (stored,) = database.execute(
-                        "SELECT coalesce(max(sequence), 0) FROM log_lines WHERE job_id = ?", (record.job_id,)
+                        "SELECT coalesce(max(last_sequence), 0) FROM log_pages WHERE job_id = ?", (record.job_id,)
                     ).fetchone()
                     record = replace(record, line_count=stored)
                     self.logs[record.job_id] = JobLog(first_sequence=stored + 1)
@@ -292,14 +411,22 @@ class JobStore:
         """Commit everything still pending and stop the writer (which gives up a write that
         keeps failing: the supervisors still hold those jobs' spools)."""
         self.closing.set()
-        self.pending.put(None)
+        self._put(None)
         await asyncio.to_thread(self.writer.join)
 
     async def sync(self) -> None:
         """Return once everything stored so far is committed to disk."""
         barrier: Future[None] = Future()
-        self.pending.put(barrier)
+        self._put(barrier)
         await asyncio.wrap_future(barrier)
+
+    def _put(self, item: Pending) -> None:
+        """Hand ``item`` to the writer."""
+        self.pending.append(item)
+        if not self.has_pending.is_set():
+            self.has_pending.set()
+        if _is_urgent(item):
+            self.urgent.set()
 
     # ---- jobs ------------------------------------------------------------------------
 
@@ -313,7 +440,7 @@ class JobStore:
         self.jobs[record.job_id] = record
         self.definitions[record.job_id] = definition
         self.logs[record.job_id] = JobLog(first_sequence=1)
-        self.pending.put(NewJob(record, definition))
+        self._put(NewJob(record, definition))
         return True
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -348,10 +475,10 @@ class JobStore:
             self._fail(job_id, self.write_error)
         elif record.is_final:
             self.ending[job_id] = record
-            self.pending.put(record)
+            self._put(record)
         else:
             self.jobs[job_id] = record
-            self.pending.put(record)
+            self._put(record)
             self.fanout.wake(job_id)
         return record
 
@@ -365,7 +492,7 @@ class JobStore:
         failed = self.jobs[job_id] = replace(
             current, status=pb.JOB_STATUS_FAILED, error_message=message, ended_ns=current.ended_ns or time.time_ns()
         )
-        self.pending.put(failed)
+        self._put(failed)
         self.fanout.wake(job_id)
         self.on_job_failed(job_id, message)
 
@@ -398,22 +525,36 @@ class JobStore:
             del self.jobs[job_id]
             self.logs.pop(job_id, None)
         if forgotten:
-            self.pending.put(Forget(forgotten))
+            self._put(Forget(forgotten))
             await self.sync()
         return forgotten
 
     def _log_sizes(self) -> dict[str, int]:
-        rows = self._reader().execute("SELECT job_id, sum(length(CAST(text AS BLOB))) FROM log_lines GROUP BY job_id")
+        rows = self._reader().execute(
+            "SELECT job_id, sum(length(payload) - ? * (last_sequence - first_sequence + 1)) FROM log_pages"
+            " GROUP BY job_id",
+            (HEADER_SIZE,),
+        )
         return dict(rows.fetchall())
 
     # ---- log lines -------------------------------------------------------------------
 
-    def append_lines(self, job_id: str, lines: list[LogLine]) -> None:
-        """Lines from the job's supervisor, numbered by it, in order; visible to readers at once."""
-        log = self.logs[job_id]
-        log.lines.extend(lines)
-        self.jobs[job_id] = replace(self.jobs[job_id], line_count=lines[-1].sequence)
-        self.pending.put(lines)
+    def append_payload(self, job_id: str, payload: bytes) -> None:
+        """A LINES payload from the job's supervisor: its lines after those stored already
+        become visible to readers at once.  Raises ValueError when they do not follow the
+        last line stored (a gap would break "every line once, in order": the supervisor is
+        made to resume) or the payload is malformed."""
+        stored = self.jobs[job_id].line_count
+        start, first, last = span(payload, stored)
+        if not first:
+            return  # all of it stored already (sent again after a reconnect)
+        if first != stored + 1:
+            raise ValueError(f"job {job_id}: line {first} after line {stored}")
+        page = Page(job_id, first, last, payload[start:] if start else payload)
+        self.logs[job_id].append(page)
+        self.pending_bytes += len(page.payload)
+        self.jobs[job_id] = replace(self.jobs[job_id], line_count=last)
+        self._put(page)
         self.fanout.wake(job_id)
         if self.write_error is not None:
             self._fail(job_id, self.write_error)
@@ -423,10 +564,10 @@ class JobStore:
         (fewer when a page's byte bound is reached)."""
         log = self.logs.get(job_id)
         if log is not None and after_sequence + 1 >= log.first_sequence:
-            start = after_sequence + 1 - log.first_sequence
-            return _page(log.lines[start : start + limit])
+            return _page(_lines(log.pages_from(after_sequence + 1), after_sequence, limit))
         # Older than the buffer (or a job from before this server started): all committed.
-        return _page(await asyncio.to_thread(self._read_committed, job_id, after_sequence, limit))
+        pages = await asyncio.to_thread(self._read_committed, job_id, after_sequence, limit)
+        return _page(_lines(pages, after_sequence, limit))
 
     async def follow(self, job_id: str, after_sequence: int) -> AsyncIterator[EncodedPage]:
         """Pages of ``job_id``'s lines with sequence > ``after_sequence``, encoded for the wire,
@@ -450,20 +591,24 @@ class JobStore:
         nothing after ``after_sequence`` yet."""
         log = self.logs.get(job_id)
         if log is not None and after_sequence + 1 >= log.first_sequence:
-            start = after_sequence + 1 - log.first_sequence
-            end = min(start + PAGE_LINES, len(log.lines))
-            return _encoded_page(log.encoded(start, end), log.first_sequence + end - 1)
+            return _encoded_page(log.pages_from(after_sequence + 1), after_sequence, log.messages)
         # Older than the buffer: read and encoded in a worker thread, for this reader alone.
-        lines = await asyncio.to_thread(self._read_committed, job_id, after_sequence, PAGE_LINES)
-        return _encoded_page(await asyncio.to_thread(encode_messages, lines), lines[-1].sequence) if lines else None
+        return await asyncio.to_thread(self._read_committed_encoded, job_id, after_sequence)
 
     async def wait_for_backlog(self, job_id: str) -> None:
-        """Return once ``job_id`` has at most ``store_max_backlog_lines`` lines waiting for
-        the writer (at once, usually), or has failed (no line of it is taken any more)."""
+        """Return once ``job_id`` has at most ``store_max_backlog_lines`` lines and
+        ``store_max_backlog_bytes`` waiting for the writer, and all jobs together at most
+        ``store_max_pending_bytes`` (at once, usually), or has failed (no line of it is taken
+        any more)."""
+        settings = self.settings
         while (
             (log := self.logs.get(job_id)) is not None
             and not self.jobs[job_id].is_final
-            and (self.jobs[job_id].line_count - log.committed_sequence > self.settings.store_max_backlog_lines)
+            and (
+                self.jobs[job_id].line_count - log.committed_sequence > settings.store_max_backlog_lines
+                or log.pending_bytes > settings.store_max_backlog_bytes
+                or self.pending_bytes > settings.store_max_pending_bytes
+            )
         ):
             await self.commit_seen.wait()
 
@@ -474,13 +619,26 @@ class JobStore:
             database = self.readers.database = self._connect()
         return database
 
-    def _read_committed(self, job_id: str, after_sequence: int, limit: int) -> list[LogLine]:
+    def _read_committed(self, job_id: str, after_sequence: int, lines: int) -> list[Page]:
+        """The committed pages holding at least ``lines`` lines (or ``PAGE_BYTES``) after
+        ``after_sequence``, or all there are."""
         rows = self._reader().execute(
-            "SELECT sequence, captured_ns, is_stderr, text FROM log_lines"
-            " WHERE job_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
-            (job_id, after_sequence, limit),
+            "SELECT first_sequence, last_sequence, payload FROM log_pages"
+            " WHERE job_id = ? AND last_sequence > ? ORDER BY last_sequence",
+            (job_id, after_sequence),
         )
-        return [LogLine(job_id, sequence, ns, bool(is_stderr), text) for sequence, ns, is_stderr, text in rows]
+        pages: list[Page] = []
+        size = 0
+        for first, last, payload in rows:
+            pages.append(Page(job_id, first, last, payload))
+            size += len(payload)
+            if last - after_sequence >= lines or size >= PAGE_BYTES:
+                break
+        return pages
+
+    def _read_committed_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
+        pages = self._read_committed(job_id, after_sequence, PAGE_LINES)
+        return _encoded_page(pages, after_sequence, Page.messages)
 
     def _writer_reported(self) -> None:
         """Wake whoever waits on the writer (``wait_for_backlog``) to look again."""
@@ -500,6 +658,10 @@ class JobStore:
                 # The job's end and every line before it are on disk: now it may be reported.
                 self.jobs[record.job_id] = self.ending.pop(record.job_id)
                 self.fanout.wake(record.job_id)
+        for job_id, size in commit.payload_bytes.items():
+            self.pending_bytes -= size
+            if log := self.logs.get(job_id):
+                log.pending_bytes -= size
         for job_id, sequence in commit.sequences.items():
             log = self.logs.get(job_id)
             if log is None:
@@ -509,7 +671,7 @@ class JobStore:
             if record.is_final and sequence >= record.line_count:
                 del self.logs[job_id]  # all on disk and nothing more will come
             else:
-                log.trim(self.settings.store_recent_lines)
+                log.trim(self.settings.store_recent_lines, self.settings.store_recent_bytes)
 
     def _write_failed(self, message: str, job_ids: set[str]) -> None:
         """On the loop: a batch could not be committed (the writer tries it again)."""
@@ -531,13 +693,16 @@ class JobStore:
         database: sqlite3.Connection | None = None
         stopping = False
         while not stopping:
-            batch = [self.pending.get()]
-            gather_until = time.monotonic() + self.settings.store_commit_interval_s
-            while not _is_urgent(batch[-1]) and (left := gather_until - time.monotonic()) > 0:
-                try:
-                    batch.append(self.pending.get(timeout=left))
-                except queue.Empty:
-                    break
+            self.has_pending.wait()
+            self.urgent.wait(self.settings.store_commit_interval_s)  # gather, unless one waits
+            # Cleared before taking: an item put from now on sets them again.
+            self.has_pending.clear()
+            self.urgent.clear()
+            batch: list[Pending] = []
+            while self.pending:
+                batch.append(self.pending.popleft())
+            if not batch:
+                continue
             stopping = None in batch
             retry_s = RETRY_FIRST_S
             while True:
@@ -568,7 +733,7 @@ class JobStore:
     def _commit(database: sqlite3.Connection, batch: list[Pending]) -> Commit:
         """Write ``batch`` in one transaction; what it stored."""
         commit = Commit()
-        lines_by_job: dict[str, list[LogLine]] = {}  # inserted together, after the loop
+        pages_by_job: dict[str, list[Page]] = {}  # inserted together, after the loop
         database.execute("BEGIN")
         try:
             for item in batch:
@@ -576,8 +741,8 @@ class JobStore:
                     commit.barriers.append(item)
                 elif isinstance(item, Forget):
                     for job_id in item.job_ids:
-                        lines_by_job.pop(job_id, None)
-                    database.executemany("DELETE FROM log_lines WHERE job_id = ?", [(i,) for i in item.job_ids])
+                        pages_by_job.pop(job_id, None)
+                    database.executemany("DELETE FROM log_pages WHERE job_id = ?", [(i,) for i in item.job_ids])
                     database.executemany("DELETE FROM jobs WHERE job_id = ?", [(i,) for i in item.job_ids])
                 elif isinstance(item, NewJob):
                     database.execute(INSERT_JOB, (*astuple(item.record), item.definition))
@@ -588,10 +753,11 @@ class JobStore:
                     # Reported too, so that a final job's buffer is let go once all is on disk.
                     commit.sequences.setdefault(item.job_id, item.line_count)
                 elif item is not None:
-                    lines_by_job.setdefault(item[0].job_id, []).extend(item)
-            for job_id, lines in lines_by_job.items():
-                _insert_lines(database, lines)
-                commit.sequences[job_id] = lines[-1].sequence
+                    pages_by_job.setdefault(item.job_id, []).append(item)
+            for job_id, pages in pages_by_job.items():
+                database.executemany(INSERT_PAGE, _rows(pages))
+                commit.sequences[job_id] = pages[-1].last_sequence
+                commit.payload_bytes[job_id] = sum(len(page.payload) for page in pages)
             for job_id, sequence in commit.sequences.items():
                 database.execute("UPDATE jobs SET line_count = ? WHERE job_id = ?", (sequence, job_id))
             database.execute("COMMIT")

@@ -299,8 +299,11 @@ class Worker:
         lacks, the outcome if the job ended, else FAILED (and the job's processes stopped,
         since nothing would capture their output any more)."""
         job_id = spool.job_id
-        for lines in spool.lines_after(self.store.get(job_id).line_count):  # type: ignore[union-attr]
-            self.store.append_lines(job_id, lines)
+        try:
+            for payload in spool.payloads_after(self.store.get(job_id).line_count):  # type: ignore[union-attr]
+                self.store.append_payload(job_id, payload)
+        except ValueError:
+            pass  # a damaged spool: the lines before the damage are what is kept
         report = spool.read_exit()
         if report:
             await self._finish(job_id, report, None)
@@ -391,13 +394,9 @@ class Worker:
                 writer.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
             return
         if kind == MessageKind.LINES:
-            stored = self.store.get(job_id).line_count  # type: ignore[union-attr]
-            lines = [line for line in supervisor_protocol.decode_lines(job_id, payload) if line.sequence > stored]
-            if lines and lines[0].sequence != stored + 1:
-                # A gap would break "every line once, in order": make the supervisor resume.
-                raise ValueError(f"job {job_id}: line {lines[0].sequence} after line {stored}")
-            if lines:
-                self.store.append_lines(job_id, lines)
+            # Stored as received, checked by its headers alone; a gap raises ValueError, which
+            # ends the connection: the supervisor reconnects and resumes after the last line stored.
+            self.store.append_payload(job_id, payload)
         elif kind == MessageKind.STARTED:
             self.store.update(job_id, status=pb.JOB_STATUS_RUNNING, started_ns=json.loads(payload)["started_ns"])
         elif kind == MessageKind.EXITED:

@@ -121,7 +121,10 @@ def test_kill_during_a_heavy_write_loses_nothing_and_corrupts_nothing(
         # (GetLogs answers from memory what the writer thread is still committing.)
         wait_until(
             lambda: (
-                database.execute("SELECT count(*) FROM log_lines WHERE job_id = ?", (job_id,)).fetchone() == (total,)
+                database.execute(
+                    "SELECT sum(last_sequence - first_sequence + 1) FROM log_pages WHERE job_id = ?", (job_id,)
+                ).fetchone()
+                == (total,)
             ),
             what="every line committed",
         )

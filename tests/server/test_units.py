@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from grpclib import GRPCError, Status
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.server import supervisor_protocol
-from hodei_stream.server.entries import encode_messages, log_entry
+from hodei_stream.server.entries import encode_payload, log_entry
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.servicers import parse_job_id
 from hodei_stream.server.settings import ServerSettings
@@ -100,11 +101,18 @@ def decoded(data: bytes) -> list[pb.JobLogEntry]:
 
 def test_grpc_frames_carry_the_same_entries_as_log_entry() -> None:
     lines = [LogLine("job", 1, 1_700_000_000_123_456_789, False, "héllo\r"), LogLine("job", 2, 5, True, "")]
-    assert decoded(b"".join(encode_messages(lines))) == [log_entry(line) for line in lines]
+    data, offsets = encode_payload("job", supervisor_protocol.encode_line_records(lines))
+    assert decoded(data) == [log_entry(line) for line in lines]
+    assert [decoded(data[start:end]) for start, end in pairwise(offsets)] == [[log_entry(line)] for line in lines]
 
 
 def lines_of(job_id: str, first: int, count: int, text: str = "line") -> list[LogLine]:
     return [LogLine(job_id, n, n, False, f"{text} {n}") for n in range(first, first + count)]
+
+
+def append_lines(store: JobStore, job_id: str, lines: list[LogLine]) -> None:
+    """As the worker hands lines to the store: one LINES payload."""
+    store.append_payload(job_id, supervisor_protocol.encode_line_records(lines))
 
 
 def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
@@ -115,7 +123,7 @@ def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
         store = JobStore(tmp_path, settings, Fanout())
         assert store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
         assert not store.create_job(JobRecord(job_id, "again", pb.JOB_STATUS_QUEUED, created_ns=2), b"")
-        store.append_lines(job_id, lines_of(job_id, 1, 1000))
+        append_lines(store, job_id, lines_of(job_id, 1, 1000))
         assert [line.sequence for line in await store.read(job_id, 995)] == list(range(996, 1001))
         await store.close()
 
@@ -127,7 +135,7 @@ def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
         # the worker, which is not part of this test), and new lines follow the stored ones.
         assert record.status == pb.JOB_STATUS_RUNNING and store.unfinished() == [record]
         assert [line.text for line in await store.read(job_id, 0, limit=3)] == ["line 1", "line 2", "line 3"]
-        store.append_lines(job_id, lines_of(job_id, 1001, 2))
+        append_lines(store, job_id, lines_of(job_id, 1001, 2))
         store.update(job_id, status=pb.JOB_STATUS_COMPLETED)
         await store.sync()
         assert [line.sequence for line in await store.read(job_id, 998)] == [999, 1000, 1001, 1002]
@@ -146,14 +154,15 @@ def test_store_trims_committed_lines_and_bounds_pages(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = JobStore(tmp_path, settings, Fanout())
         store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
-        store.append_lines(job_id, lines_of(job_id, 1, 1000))
+        for first in range(1, 1000, 100):  # pages of 100 lines: the buffer lets go of whole pages
+            append_lines(store, job_id, lines_of(job_id, first, 100))
         first_page = await store.read_encoded(job_id, 0)  # encoded before the trim
         assert first_page is not None and [entry.sequence for entry in decoded(first_page.data)] == list(range(1, 1001))
         deadline = asyncio.get_running_loop().time() + 10
         while store.logs[job_id].first_sequence == 1:  # the writer commits, then the buffer shrinks
             assert asyncio.get_running_loop().time() < deadline, "the buffer was never trimmed"
             await asyncio.sleep(0.01)
-        assert len(store.logs[job_id].lines) < 1000
+        assert store.logs[job_id].pages[0].first_sequence > 1
         # Lines older than the buffer come from SQLite, seamlessly; encoded ones stay aligned.
         assert [line.sequence for line in await store.read(job_id, 0, limit=5000)] == list(range(1, 1001))
         for after in (0, 995):
@@ -162,7 +171,7 @@ def test_store_trims_committed_lines_and_bounds_pages(tmp_path: Path) -> None:
             assert [entry.sequence for entry in decoded(page.data)] == list(range(after + 1, 1001))
         assert await store.read_encoded(job_id, 1000) is None
         big = "y" * (1024 * 1024)
-        store.append_lines(job_id, lines_of(job_id, 1001, 5, text=big))
+        append_lines(store, job_id, lines_of(job_id, 1001, 5, text=big))
         page = await store.read(job_id, 1000)
         assert 1 <= len(page) < 5 and sum(len(line.text) for line in page) <= PAGE_BYTES
         encoded = await store.read_encoded(job_id, 1000)
@@ -180,7 +189,7 @@ def test_a_job_past_its_backlog_waits_for_the_writer(tmp_path: Path) -> None:
         store = JobStore(tmp_path, settings, Fanout())
         store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
         await store.wait_for_backlog(job_id)  # nothing waiting: at once
-        store.append_lines(job_id, lines_of(job_id, 1, 100))
+        append_lines(store, job_id, lines_of(job_id, 1, 100))
         waiting = asyncio.create_task(store.wait_for_backlog(job_id))
         await asyncio.sleep(0)
         assert not waiting.done()  # 100 lines, none committed yet (the writer gathers 50 ms)
@@ -211,7 +220,7 @@ def test_retention_forgets_old_and_oversized_finished_jobs_never_a_running_one(t
             store.create_job(
                 JobRecord(ids[name], name, status, created_ns=now_ns - 50 * day_ns, ended_ns=ended_ns), b""
             )
-            store.append_lines(ids[name], lines_of(ids[name], 1, count, text="z" * 990))
+            append_lines(store, ids[name], lines_of(ids[name], 1, count, text="z" * 990))
         await store.sync()
         # 30 days; at most 12 kB of log text: "old" is too old, then "older-big" makes room.
         assert await store.prune(max_age_s=30 * 24 * 3600, max_bytes=12_000) == [ids["old"], ids["older-big"]]
@@ -254,7 +263,7 @@ def test_a_final_state_is_reported_once_committed(tmp_path: Path) -> None:
     async def scenario() -> None:
         store = JobStore(tmp_path, ServerSettings(store_commit_interval_s=0.05), Fanout())
         store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
-        store.append_lines(job_id, lines_of(job_id, 1, 3))
+        append_lines(store, job_id, lines_of(job_id, 1, 3))
         store.update(job_id, status=pb.JOB_STATUS_COMPLETED, exit_code="0")
         # Known to the worker at once, to clients only once on disk.
         assert store.has_ended(job_id) and not store.is_final(job_id)
