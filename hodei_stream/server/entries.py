@@ -13,6 +13,7 @@ keeps it): with 200 followers on a job, encoding per subscriber was most of the 
 
 from __future__ import annotations
 
+import sys
 from array import array
 from collections.abc import Iterator
 
@@ -56,27 +57,33 @@ def span(payload: bytes, after_sequence: int) -> tuple[int, int, int]:
     return (start, first, last) if first else (end, 0, 0)
 
 
-def records(payload: bytes | memoryview) -> Iterator[tuple[int, int, int, str]]:
-    """Each line of a LINES payload: sequence, capture time, is_stderr (0 or 1), text.  Text
-    that is not UTF-8 (never from our supervisor) reads as U+FFFD rather than failing a read."""
+def records(payload: bytes, after_sequence: int, lines: int) -> Iterator[tuple[int, int, int, str]]:
+    """The first ``lines`` lines of a LINES payload with sequence > ``after_sequence``:
+    sequence, capture time, is_stderr (0 or 1), text.  Text that is not UTF-8 (never from our
+    supervisor) reads as U+FFFD rather than failing a read."""
     view = memoryview(payload)
     offset = 0
-    while offset < len(view):
+    while offset < len(view) and lines > 0:
         sequence, captured_ns, is_stderr, size = LINE_HEADER.unpack_from(view, offset)
         offset += HEADER_SIZE
-        yield sequence, captured_ns, is_stderr, str(view[offset : offset + size], "utf-8", "replace")
+        if sequence > after_sequence:
+            yield sequence, captured_ns, is_stderr, str(view[offset : offset + size], "utf-8", "replace")
+            lines -= 1
         offset += size
 
 
-def payload_lines(job_id: str, payload: bytes | memoryview) -> list[LogLine]:
+def payload_lines(job_id: str, payload: bytes, after_sequence: int, lines: int) -> list[LogLine]:
+    """``records`` as ``LogLine``s."""
     return [
         LogLine(job_id, sequence, captured_ns, bool(is_stderr), text)
-        for sequence, captured_ns, is_stderr, text in records(payload)
+        for sequence, captured_ns, is_stderr, text in records(payload, after_sequence, lines)
     ]
 
 
-def encode_payload(job_id: str, payload: bytes) -> tuple[bytes, array[int]]:
-    """The lines of a LINES payload as consecutive gRPC messages (a 5-byte prefix: not
+def encode_payload(
+    job_id: str, payload: bytes, after_sequence: int = 0, lines: int = sys.maxsize
+) -> tuple[bytes, array[int]]:
+    """The ``records`` of a LINES payload as consecutive gRPC messages (a 5-byte prefix: not
     compressed, length; then the serialized ``JobLogEntry``) in one ``bytes``, and where each
     message starts in it (one more offset: the end).  One message object is refilled for
     every line: building a new one (with its nested timestamp) per line costs twice as much."""
@@ -85,7 +92,7 @@ def encode_payload(job_id: str, payload: bytes) -> tuple[bytes, array[int]]:
     encoded: list[bytes] = []
     offsets = array("Q", [0])
     position = 0
-    for sequence, captured_ns, is_stderr, text in records(payload):
+    for sequence, captured_ns, is_stderr, text in records(payload, after_sequence, lines):
         entry.line = text
         entry.is_stderr = bool(is_stderr)
         entry.sequence = sequence

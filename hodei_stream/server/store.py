@@ -50,7 +50,7 @@ from hodei_stream.records import LogLine
 from hodei_stream.server.entries import HEADER_SIZE, encode_payload, payload_lines, span
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.settings import ServerSettings
-from hodei_stream.server.supervisor_protocol import BATCH_BYTES, encode_line_batches
+from hodei_stream.server.supervisor_protocol import encode_line_batches
 
 DATABASE_NAME = "jobs.sqlite3"
 # A page of lines: at most this many, and no more encoded bytes than fit comfortably under a
@@ -60,9 +60,10 @@ PAGE_BYTES = 3 * 1024 * 1024
 # What a line costs in a GetLogsResponse beyond its UTF-8 text, at most: the entry's tag and
 # length, the job id, sequence, timestamp, stream flag and the text's own tag and length (85).
 ENTRY_OVERHEAD_BYTES = 96
-# The writer joins a job's consecutive pages of one batch into rows of about this size
-# (a single bigger payload is a row of its own).
-ROW_BYTES = BATCH_BYTES
+# The writer joins a job's consecutive pages of one batch into rows of about this size (a
+# single bigger payload is a row of its own): few rows, and a read of a few lines from disk
+# does not fetch much more than it needs.
+ROW_BYTES = 64 * 1024
 # A failed write is tried again after this long, then twice as long each time up to the maximum.
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
@@ -203,7 +204,7 @@ def _migrate_lines(database: sqlite3.Connection) -> None:
             "SELECT job_id, sequence, captured_ns, is_stderr, text FROM log_lines ORDER BY job_id, sequence"
         )
         # Runs of consecutive sequences of one job (a page never spans a gap), each as
-        # payloads of up to BATCH_BYTES.
+        # payloads of up to the supervisor protocol's BATCH_BYTES (rows bigger than the writer's, once).
         runs = groupby(enumerate(rows), key=lambda numbered: (numbered[1][0], numbered[1][1] - numbered[0]))
         pages = (
             (job_id, first, last, payload)
@@ -320,10 +321,10 @@ def _lines(pages: Iterable[Page], after_sequence: int, limit: int) -> list[LogLi
     for page in pages:
         if page.last_sequence <= after_sequence:
             continue
-        lines += payload_lines(page.job_id, page.payload)[max(after_sequence + 1 - page.first_sequence, 0) :]
+        lines += payload_lines(page.job_id, page.payload, after_sequence, limit - len(lines))
         if len(lines) >= limit:
             break
-    return lines[:limit]
+    return lines
 
 
 def _encoded_page(
@@ -338,7 +339,7 @@ def _encoded_page(
         if page.last_sequence <= last:
             continue
         data, offsets = messages(page)
-        skip = last + 1 - page.first_sequence
+        skip = max(last + 1 - page.first_sequence, 0)  # (pages converted from before may have gaps)
         begin = offsets[skip]
         end = len(offsets) - 1  # the index after the page's last line
         fits = min(bisect_right(offsets, begin + PAGE_BYTES - size) - 1, skip + PAGE_LINES - count, end)
@@ -637,8 +638,15 @@ class JobStore:
         return pages
 
     def _read_committed_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
-        pages = self._read_committed(job_id, after_sequence, PAGE_LINES)
-        return _encoded_page(pages, after_sequence, Page.messages)
+        """A page of committed lines encoded, only those it sends (rows hold more)."""
+        encoded: list[Page] = []
+        wanted = PAGE_LINES
+        for row in self._read_committed(job_id, after_sequence, PAGE_LINES):
+            data, offsets = encode_payload(job_id, row.payload, after_sequence, wanted)
+            first = max(row.first_sequence, after_sequence + 1)
+            encoded.append(Page(job_id, first, first + len(offsets) - 2, b"", data, offsets))
+            wanted -= len(offsets) - 1
+        return _encoded_page(encoded, after_sequence, Page.messages)
 
     def _writer_reported(self) -> None:
         """Wake whoever waits on the writer (``wait_for_backlog``) to look again."""
