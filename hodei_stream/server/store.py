@@ -113,6 +113,13 @@ class JobRecord:
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
 
+    def with_line_count(self, line_count: int) -> JobRecord:
+        """``replace(self, line_count=line_count)`` for the hot path (a LINES message): a copy of
+        the instance's fields, ~2 µs, where ``replace`` runs ``__init__`` with each, ~14 µs."""
+        record = object.__new__(JobRecord)
+        record.__dict__.update(self.__dict__, line_count=line_count)
+        return record
+
 
 RECORD_COLUMNS = [field.name for field in fields(JobRecord)]
 
@@ -382,6 +389,7 @@ class JobStore:
         self.has_pending = threading.Event()
         self.urgent = threading.Event()
         self.pending_bytes = 0  # lines' bytes not committed yet, of all jobs
+        self.writer_told = False  # a call to ``_tell_writer`` is scheduled
         self.closing = threading.Event()  # a writer retrying a failed write gives up
         self.readers = threading.local()
         self.commit_seen = asyncio.Event()  # set, and replaced, on every commit
@@ -422,12 +430,21 @@ class JobStore:
         await asyncio.wrap_future(barrier)
 
     def _put(self, item: Pending) -> None:
-        """Hand ``item`` to the writer."""
+        """Hand ``item`` to the writer.  The writer is told of a batch's first item after the
+        callbacks already scheduled (a follower woken by these lines sends them first): woken
+        at once, the writer thread took the GIL at the loop's next ``epoll_wait``, before the
+        follower, on half the lines at a low rate (latency.md)."""
         self.pending.append(item)
-        if not self.has_pending.is_set():
-            self.has_pending.set()
         if _is_urgent(item):
+            self.has_pending.set()
             self.urgent.set()
+        elif not self.has_pending.is_set() and not self.writer_told:
+            self.writer_told = True
+            self.loop.call_soon(self._tell_writer)
+
+    def _tell_writer(self) -> None:
+        self.writer_told = False
+        self.has_pending.set()
 
     # ---- jobs ------------------------------------------------------------------------
 
@@ -554,9 +571,9 @@ class JobStore:
         page = Page(job_id, first, last, payload[start:] if start else payload)
         self.logs[job_id].append(page)
         self.pending_bytes += len(page.payload)
-        self.jobs[job_id] = replace(self.jobs[job_id], line_count=last)
+        self.jobs[job_id] = self.jobs[job_id].with_line_count(last)
+        self.fanout.wake(job_id)  # (before the writer is told: see ``_put``)
         self._put(page)
-        self.fanout.wake(job_id)
         if self.write_error is not None:
             self._fail(job_id, self.write_error)
 
