@@ -614,12 +614,16 @@ class JobStore:
         return await asyncio.to_thread(self._read_committed_encoded, job_id, after_sequence)
 
     async def wait_for_backlog(self, job_id: str) -> None:
-        """Return once ``job_id`` has at most ``store_max_backlog_lines`` lines and
-        ``store_max_backlog_bytes`` waiting for the writer, and all jobs together at most
-        ``store_max_pending_bytes`` (at once, usually), or has failed (no line of it is taken
-        any more)."""
+        """Return once ``job_id`` is not ``backlogged`` (at once, usually)."""
+        while self.backlogged(job_id):
+            await self.commit_seen.wait()
+
+    def backlogged(self, job_id: str) -> bool:
+        """``job_id`` has more than ``store_max_backlog_lines`` lines or
+        ``store_max_backlog_bytes`` waiting for the writer, or all jobs together more than
+        ``store_max_pending_bytes``, and has not failed (then no line of it is taken any more)."""
         settings = self.settings
-        while (
+        return (
             (log := self.logs.get(job_id)) is not None
             and not self.jobs[job_id].is_final
             and (
@@ -627,8 +631,7 @@ class JobStore:
                 or log.pending_bytes > settings.store_max_backlog_bytes
                 or self.pending_bytes > settings.store_max_pending_bytes
             )
-        ):
-            await self.commit_seen.wait()
+        )
 
     def _reader(self) -> sqlite3.Connection:
         """This (worker) thread's own connection for reads."""

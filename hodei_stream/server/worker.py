@@ -3,9 +3,9 @@
 ``launch`` starts ``python -m hodei_stream.server.supervisor`` with the job's spec on its
 stdin; the supervisor connects back to the worker socket (``worker.sock`` in the state
 folder), says HELLO, is told where to RESUME, and then streams STARTED, LINES and EXITED
-messages, which become status changes and stored lines (a supervisor is read no further while
-its job's lines wait for the disk beyond ``store_max_backlog_lines``: the job is slowed, the
-server's memory stays bounded).  ``cancel`` sends a CANCEL message: the supervisor stops the
+messages, which become status changes and stored lines (a supervisor is read no further
+while its job's lines wait for the disk beyond the store's bounds, ``JobStore.backlogged``:
+the job is slowed, the server's memory stays bounded).  ``cancel`` sends a CANCEL message: the supervisor stops the
 job's whole process group.  The server never touches a healthy job's processes itself.
 
 Jobs outlive the server: supervisors run in sessions of their own and reconnect to the next
@@ -69,7 +69,7 @@ class JobRun:
 
     job_id: str
     task: asyncio.Task[None] | None = None
-    connection: asyncio.StreamWriter | None = None
+    connection: asyncio.Transport | None = None
     supervisor_pid: int | None = None  # from HELLO: the process on the other end
     cancel_reason: str | None = None
     attached: asyncio.Event = field(default_factory=asyncio.Event)  # a supervisor said HELLO
@@ -151,7 +151,9 @@ class Worker:
                 running.append(record.job_id)
         if imports:
             await self._forget_once_committed(imports, STARTUP_IMPORT_WAIT_S)
-        self.listener = await asyncio.start_unix_server(self._on_supervisor, path=str(self.socket_path))
+        self.listener = await asyncio.get_running_loop().create_unix_server(
+            lambda: SupervisorConnection(self), path=str(self.socket_path)
+        )
         self.socket_path.chmod(0o600)
         for job_id in running:
             run = self.runs[job_id] = JobRun(job_id)
@@ -350,56 +352,117 @@ class Worker:
             return f"exited with status {report['exit_code']}"
         return ""
 
-    async def _on_supervisor(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, connection: SupervisorConnection) -> None:
+        """A supervisor's conversation, but for the LINES messages its connection stores as
+        they arrive: HELLO, RESUME, then its messages in order until the connection ends."""
         run: JobRun | None = None
+        transport = connection.transport
         try:
-            hello = await supervisor_protocol.read_message(reader)
+            hello = await connection.queue.get()
             if hello is None or hello[0] != MessageKind.HELLO:
                 return
             introduction = json.loads(hello[1])
             run = self.runs.get(introduction["job_id"])
             if run is None:
                 # Not a job this server runs (over already, or unknown here): stop it.
-                writer.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
+                transport.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
                 return
             if run.connection is not None:
                 run.connection.close()  # a stale connection of the same supervisor
             job_id = run.job_id
-            run.connection, run.supervisor_pid = writer, introduction.get("pid")
+            run.connection, run.supervisor_pid = transport, introduction.get("pid")
             run.detached.clear()
             run.attached.set()
             record = self.store.get(job_id)
             assert record is not None, "a job with a supervisor is in the store"
-            writer.write(supervisor_protocol.encode_json(MessageKind.RESUME, {"after_sequence": record.line_count}))
+            transport.write(supervisor_protocol.encode_json(MessageKind.RESUME, {"after_sequence": record.line_count}))
             if run.cancel_reason is not None:
-                writer.write(supervisor_protocol.encode_json(MessageKind.CANCEL, {"reason": run.cancel_reason}))
-            while message := await supervisor_protocol.read_message(reader):
-                await self._on_message(run, writer, *message)
+                transport.write(supervisor_protocol.encode_json(MessageKind.CANCEL, {"reason": run.cancel_reason}))
+            connection.run = run
+            while message := await connection.queue.get():
+                connection.handling = True
+                await self._on_message(run, transport, *message)
                 await self.store.wait_for_backlog(job_id)
-        except (OSError, ValueError, asyncio.IncompleteReadError):
+                connection.handling = False
+        except (OSError, ValueError):
             pass  # the supervisor died or spoke nonsense: it reconnects, or its spool is read
         finally:
-            writer.close()
-            if run is not None and run.connection is writer:
+            transport.close()
+            if run is not None and run.connection is transport:
                 run.connection = None
                 run.detached.set()
 
-    async def _on_message(self, run: JobRun, writer: asyncio.StreamWriter, kind: MessageKind, payload: bytes) -> None:
+    def on_lines(self, run: JobRun, payload: bytes) -> None:
+        """A LINES message: stored as received, checked by its headers alone.  A gap raises
+        ValueError, which ends the connection: the supervisor reconnects and resumes after
+        the last line stored."""
+        if not self.store.has_ended(run.job_id):
+            self.store.append_payload(run.job_id, payload)
+
+    async def _on_message(self, run: JobRun, transport: asyncio.Transport, kind: MessageKind, payload: bytes) -> None:
         job_id = run.job_id
-        if self.store.has_ended(job_id):
+        if kind == MessageKind.LINES:
+            self.on_lines(run, payload)
+        elif self.store.has_ended(job_id):
             # Finished already (the outcome came before a reconnect, or from the spool, or the
             # store failed it): DONE once all of it is on disk, so the spool is kept till then.
             if kind == MessageKind.EXITED:
                 await self.store.sync()
-                writer.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
-            return
-        if kind == MessageKind.LINES:
-            # Stored as received, checked by its headers alone; a gap raises ValueError, which
-            # ends the connection: the supervisor reconnects and resumes after the last line stored.
-            self.store.append_payload(job_id, payload)
+                transport.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
         elif kind == MessageKind.STARTED:
             self.store.update(job_id, status=pb.JOB_STATUS_RUNNING, started_ns=json.loads(payload)["started_ns"])
         elif kind == MessageKind.EXITED:
             await self._finish(job_id, json.loads(payload), run.cancel_reason)
             await self.store.sync()  # on disk before the supervisor forgets its spool
-            writer.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
+            transport.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
+
+
+class SupervisorConnection(asyncio.Protocol):
+    """A supervisor's connection to the worker socket.  Messages are parsed as its bytes
+    arrive, and a LINES message is stored right there, in the loop iteration that read it:
+    a task reading a stream would take it one iteration later, on every line's way to its
+    followers.  Any other message (and LINES behind one) goes, in order, to the connection's
+    task (``Worker.serve``), which may have to wait.  While the job's lines wait for the
+    disk beyond the store's bounds, the connection is not read: the supervisor keeps them."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.reader = supervisor_protocol.MessageReader()
+        self.queue: asyncio.Queue[tuple[MessageKind, bytes] | None] = asyncio.Queue()
+        self.run: JobRun | None = None  # once the task answered the HELLO
+        self.handling = False  # the task is handling a message
+        self.paused = False
+        self.resuming: asyncio.Task[None] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.task = asyncio.create_task(self.worker.serve(self), name="supervisor connection")
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            for kind, payload in self.reader.feed(data):
+                if kind == MessageKind.LINES and self.run and not (self.handling or self.paused or self.queue.qsize()):
+                    self.worker.on_lines(self.run, payload)
+                    self.hold_back(self.run.job_id)
+                else:
+                    self.queue.put_nowait((kind, payload))  # (paused: the task waits between them)
+        except ValueError:
+            self.transport.close()  # nonsense (a gap, a message too long): the supervisor resumes
+
+    def hold_back(self, job_id: str) -> None:
+        """Stop reading while the job's lines wait for the disk beyond the store's bounds."""
+        if not self.closed and self.worker.store.backlogged(job_id):
+            self.paused = True
+            self.transport.pause_reading()
+            self.resuming = asyncio.create_task(self._resume_once_written(job_id))
+
+    async def _resume_once_written(self, job_id: str) -> None:
+        await self.worker.store.wait_for_backlog(job_id)
+        self.paused = False
+        if not self.closed:
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.queue.put_nowait(None)
