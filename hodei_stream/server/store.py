@@ -38,7 +38,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import astuple, dataclass, field, fields, replace
-from itertools import accumulate, groupby, islice
+from functools import cache
+from itertools import accumulate, chain, groupby, islice
 from operator import attrgetter
 from pathlib import Path
 
@@ -92,6 +93,11 @@ CREATE TABLE IF NOT EXISTS log_pages (
 );
 """
 INSERT_PAGE = "INSERT OR IGNORE INTO log_pages VALUES (?, ?, ?, ?)"
+# Rows per INSERT statement: 4 values each stays under the 999 variables per statement that
+# SQLite allowed by default before 3.32; and about this many bytes of payloads (SQLite binds a
+# copy of each: a statement of 249 big rows would double the batch in memory).
+INSERT_ROWS = 249
+INSERT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,29 @@ def _rows(pages: list[Page]) -> Iterator[tuple[str, int, int, bytes]]:
 def _row(pages: list[Page]) -> tuple[str, int, int, bytes]:
     payload = pages[0].payload if len(pages) == 1 else b"".join(page.payload for page in pages)
     return pages[0].job_id, pages[0].first_sequence, pages[-1].last_sequence, payload
+
+
+def _insert_rows(database: sqlite3.Connection, rows: list[tuple[str, int, int, bytes]]) -> None:
+    """Insert ``log_pages`` rows with multi-row INSERTs (up to ``INSERT_ROWS`` rows and about
+    ``INSERT_BYTES``), each of which SQLite runs in one step with the GIL released throughout.
+    (``executemany`` steps, and takes the GIL back, once per row: while the event loop thread
+    is busy, each of those waits up to the interpreter's switch interval, and the writer fell
+    behind the jobs: the jobs were held back by the total bound half the time.)"""
+    chunk: list[tuple[str, int, int, bytes]] = []
+    size = 0
+    for row in rows:
+        chunk.append(row)
+        size += len(row[3])
+        if len(chunk) == INSERT_ROWS or size >= INSERT_BYTES:
+            database.execute(_insert_statement(len(chunk)), list(chain.from_iterable(chunk)))
+            chunk, size = [], 0
+    if chunk:
+        database.execute(_insert_statement(len(chunk)), list(chain.from_iterable(chunk)))
+
+
+@cache
+def _insert_statement(rows: int) -> str:
+    return "INSERT OR IGNORE INTO log_pages VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows)
 
 
 def _migrate_lines(database: sqlite3.Connection) -> None:
@@ -782,12 +811,14 @@ class JobStore:
                     commit.sequences.setdefault(item.job_id, item.line_count)
                 elif item is not None:
                     pages_by_job.setdefault(item.job_id, []).append(item)
+            rows: list[tuple[str, int, int, bytes]] = []
             for job_id, pages in pages_by_job.items():
-                database.executemany(INSERT_PAGE, _rows(pages))
+                rows += _rows(pages)
                 commit.sequences[job_id] = pages[-1].last_sequence
                 commit.payload_bytes[job_id] = sum(len(page.payload) for page in pages)
-            for job_id, sequence in commit.sequences.items():
-                database.execute("UPDATE jobs SET line_count = ? WHERE job_id = ?", (sequence, job_id))
+            _insert_rows(database, rows)
+            # (A job's line_count column is not kept up with its lines: what its record said
+            # last.  The lines of a job not final are counted when the store opens.)
             database.execute("COMMIT")
         except BaseException:
             if database.in_transaction:
