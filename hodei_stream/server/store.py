@@ -10,7 +10,7 @@ it at once) and to a writer thread that commits pages in batches (WAL), off the 
 a job's consecutive pages joined into one row of ``log_pages``.  The buffer keeps every page
 not yet committed plus a window of recent ones, each with its lines encoded as gRPC messages
 once a subscriber asked for them (encoded once, sent to all); older history is read from
-SQLite in a worker thread, a page at a time, so the event loop is never held by the disk.
+SQLite in a reading thread, a page at a time, so the event loop is never held by the disk.
 ``LogLine`` objects are made only for GetLogs (``read``).  All methods except the writer's are
 called on the event loop's thread.
 
@@ -36,7 +36,7 @@ from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import astuple, dataclass, field, fields, replace
 from functools import cache
 from itertools import accumulate, chain, groupby, islice
@@ -420,7 +420,12 @@ class JobStore:
         self.pending_bytes = 0  # lines' bytes not committed yet, of all jobs
         self.writer_told = False  # a call to ``_tell_writer`` is scheduled
         self.closing = threading.Event()  # a writer retrying a failed write gives up
-        self.readers = threading.local()
+        # Reads from SQLite (history for readers behind the in-memory window, definitions,
+        # retention's sizes) run in one thread of their own, with its own connection: reading
+        # and encoding a page holds the GIL, and a thread per lagging reader took it from the
+        # event loop, which then served the live followers and every other call slower.
+        self.reading = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hodei-store-reader")
+        self.reader: sqlite3.Connection | None = None
         self.commit_seen = asyncio.Event()  # set, and replaced, on every commit
         with self._connect() as database:
             database.executescript(SCHEMA)
@@ -451,6 +456,9 @@ class JobStore:
         self.closing.set()
         self._put(None)
         await asyncio.to_thread(self.writer.join)
+        await asyncio.to_thread(self.reading.shutdown)
+        if self.reader is not None:
+            self.reader.close()
 
     async def sync(self) -> None:
         """Return once everything stored so far is committed to disk."""
@@ -497,7 +505,7 @@ class JobStore:
         """The serialized ``JobDefinition`` of a stored job."""
         if (definition := self.definitions.get(job_id)) is not None:
             return definition
-        return await asyncio.to_thread(self._read_definition, job_id)
+        return await self.loop.run_in_executor(self.reading, self._read_definition, job_id)
 
     def _read_definition(self, job_id: str) -> bytes:
         row = self._reader().execute("SELECT definition FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
@@ -559,7 +567,7 @@ class JobStore:
         """Forget finished jobs (and their logs) that ended more than ``max_age_s`` ago, then
         the oldest finished ones until the stored log text fits in ``max_bytes``.  A job that
         has not finished is never touched.  Returns the ids forgotten."""
-        sizes = await asyncio.to_thread(self._log_sizes)
+        sizes = await self.loop.run_in_executor(self.reading, self._log_sizes)
         too_old_ns = time.time_ns() - int(max_age_s * 1e9)
         total = sum(sizes.values())
         forgotten: list[str] = []
@@ -613,7 +621,7 @@ class JobStore:
         if log is not None and after_sequence + 1 >= log.first_sequence:
             return _page(_lines(log.pages_from(after_sequence + 1), after_sequence, limit))
         # Older than the buffer (or a job from before this server started): all committed.
-        pages = await asyncio.to_thread(self._read_committed, job_id, after_sequence, limit)
+        pages = await self.loop.run_in_executor(self.reading, self._read_committed, job_id, after_sequence, limit)
         return _page(_lines(pages, after_sequence, limit))
 
     async def follow(self, job_id: str, after_sequence: int) -> AsyncIterator[EncodedPage]:
@@ -639,8 +647,8 @@ class JobStore:
         log = self.logs.get(job_id)
         if log is not None and after_sequence + 1 >= log.first_sequence:
             return _encoded_page(log.pages_from(after_sequence + 1), after_sequence, log.messages)
-        # Older than the buffer: read and encoded in a worker thread, for this reader alone.
-        return await asyncio.to_thread(self._read_committed_encoded, job_id, after_sequence)
+        # Older than the buffer: read and encoded in the reading thread, for this reader alone.
+        return await self.loop.run_in_executor(self.reading, self._read_committed_encoded, job_id, after_sequence)
 
     async def wait_for_backlog(self, job_id: str) -> None:
         """Return once ``job_id`` is not ``backlogged`` (at once, usually)."""
@@ -663,11 +671,10 @@ class JobStore:
         )
 
     def _reader(self) -> sqlite3.Connection:
-        """This (worker) thread's own connection for reads."""
-        database = getattr(self.readers, "database", None)
-        if database is None:
-            database = self.readers.database = self._connect()
-        return database
+        """The reading thread's connection."""
+        if self.reader is None:
+            self.reader = self._connect()
+        return self.reader
 
     def _read_committed(self, job_id: str, after_sequence: int, lines: int) -> list[Page]:
         """The committed pages holding at least ``lines`` lines (or ``PAGE_BYTES``) after
