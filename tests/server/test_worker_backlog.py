@@ -47,6 +47,9 @@ def test_a_job_past_its_backlog_is_read_no_further_until_committed(tmp_path: Pat
         while page := await store.read(job_id, len(lines)):
             lines += page
         assert [line.text for line in lines] == [str(n) for n in range(1, LINES + 1)]
+        while job_id in worker.runs:  # its supervisor told DONE and gone (no lingering one)
+            assert asyncio.get_running_loop().time() < deadline, "the supervisor never exited"
+            await asyncio.sleep(0.01)
         await worker.close()
         await store.close()
 
