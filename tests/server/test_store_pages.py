@@ -79,8 +79,11 @@ def test_span_reads_headers_and_refuses_gaps_and_cut_payloads() -> None:
     start, first, last = span(data, 6)
     assert (first, last) == (7, 8) and supervisor_protocol.decode_lines("j", data[start:])[0].sequence == 7
     assert span(data, 8) == (len(data), 0, 0)
-    with pytest.raises(ValueError, match="after line"):
+    with pytest.raises(ValueError, match="3 lines numbered 1 to 4"):
         span(payload(lines_of("j", 1, 2) + lines_of("j", 4, 1)), 0)
+    with pytest.raises(ValueError, match="line 4 after line 2"):
+        span(payload(lines_of("j", 1, 2) + lines_of("j", 4, 1)), 1)
+    assert span(b"", 0) == (0, 0, 0)
     with pytest.raises(ValueError, match="cut short"):
         span(data[:-1], 0)
 
