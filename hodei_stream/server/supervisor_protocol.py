@@ -20,15 +20,19 @@ under 1 MiB plus one line, and a line is at most 2 MiB of the job's output, whic
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import socket
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hodei_stream.records import LogLine
+
+if TYPE_CHECKING:
+    # Only the server reads with asyncio; the supervisor (one process per job) does not pay
+    # for importing it (about half of its start-up).
+    import asyncio
 
 HEADER = struct.Struct("!BI")
 # One line inside a LINES payload: sequence, capture time (ns since the epoch), is_stderr,
@@ -118,8 +122,8 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[MessageKind, bytes
     """The next message, or None at a clean end of the connection."""
     try:
         header = await reader.readexactly(HEADER.size)
-    except asyncio.IncompleteReadError as error:
-        if error.partial:
+    except EOFError as error:  # asyncio.IncompleteReadError (asyncio is not imported here)
+        if getattr(error, "partial", b""):
             raise
         return None
     kind, size = HEADER.unpack(header)
