@@ -45,11 +45,10 @@ import subprocess
 import sys
 import time
 import tty
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hodei_stream.records import LogLine
 from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.spool import JobSpool, process_start_time
 from hodei_stream.server.supervisor_protocol import MessageKind
@@ -101,6 +100,15 @@ def cut_long_line(data: bytes) -> list[bytes]:
     return pieces
 
 
+def cut_long_text(text: str) -> list[str]:
+    """``text`` in pieces of at most ``MAX_LINE_BYTES`` of UTF-8, cut between characters.  (On
+    the decoded text: an invalid byte became a U+FFFD of 3 bytes.)"""
+    if len(text) <= MAX_LINE_BYTES // 4:  # 4 bytes per character at most: it fits
+        return [text]
+    data = text.encode()
+    return [text] if len(data) <= MAX_LINE_BYTES else [piece.decode() for piece in cut_long_line(data)]
+
+
 class LineSplitter:
     """Turns one stream's chunks into lines (without their ``\\n``)."""
 
@@ -108,32 +116,39 @@ class LineSplitter:
         self.partial = b""
 
     def feed(self, chunk: bytes) -> list[str]:
-        parts = (self.partial + chunk).split(b"\n")
-        self.partial = parts.pop()
+        data = self.partial + chunk if self.partial else chunk
+        end = data.rfind(b"\n")
+        self.partial = data[end + 1 :]
+        # All complete lines decoded at once: a ``\\n`` is never inside a UTF-8 sequence, so
+        # this is what decoding line by line gives, without a call per line.
+        lines = data[:end].decode(errors="replace").split("\n") if end >= 0 else []
+        if end * 3 > MAX_LINE_BYTES:  # (else no line can reach the limit, even all U+FFFD)
+            lines = [piece for line in lines for piece in cut_long_text(line)]
         if len(self.partial) > MAX_LINE_BYTES:
             *full, self.partial = cut_long_line(self.partial)
-            parts.extend(full)
-        return [piece.decode(errors="replace") for part in parts for piece in cut_long_line(part)]
+            lines += [piece for part in full for piece in cut_long_text(part.decode(errors="replace"))]
+        return lines
 
     def finish(self) -> list[str]:
         """The last line, if the stream ended without a newline."""
         rest, self.partial = self.partial, b""
-        return [rest.decode(errors="replace")] if rest else []
+        return cut_long_text(rest.decode(errors="replace")) if rest else []
 
 
-@dataclass
 class LogBatcher:
-    """Holds lines until ``capacity`` are pending or the oldest waited ``flush_interval_s``."""
+    """Holds line records (``supervisor_protocol.line_records``) until ``capacity`` are pending
+    or the oldest waited ``flush_interval_s``."""
 
-    capacity: int
-    flush_interval_s: float
-    pending: list[LogLine] = field(default_factory=list)
-    oldest_at: float = 0.0
+    def __init__(self, capacity: int, flush_interval_s: float) -> None:
+        self.capacity = capacity
+        self.flush_interval_s = flush_interval_s
+        self.pending: list[bytes] = []
+        self.oldest_at = 0.0
 
-    def add(self, lines: list[LogLine], now: float) -> None:
-        if lines and not self.pending:
+    def add(self, records: list[bytes], now: float) -> None:
+        if records and not self.pending:
             self.oldest_at = now
-        self.pending.extend(lines)
+        self.pending += records
 
     def due_in(self, now: float) -> float | None:
         """Seconds until a flush is due (0: now), None when nothing is pending."""
@@ -143,9 +158,9 @@ class LogBatcher:
             return 0.0
         return max(0.0, self.oldest_at + self.flush_interval_s - now)
 
-    def take(self) -> list[LogLine]:
-        lines, self.pending = self.pending, []
-        return lines
+    def take(self) -> list[bytes]:
+        records, self.pending = self.pending, []
+        return records
 
 
 class Supervisor:
@@ -269,7 +284,9 @@ class Supervisor:
 
     def flush(self) -> None:
         """Spool the pending lines, and send them unless the server is away or behind."""
-        for records, first, last in supervisor_protocol.encode_line_batches(self.batcher.take()):
+        pending = self.batcher.take()
+        # The pending lines are the last ones numbered: they end just before the next sequence.
+        for records, first, last in supervisor_protocol.batch_records(pending, self.next_sequence - len(pending)):
             self.spool.append(records, first)
             if self.connection is None or not self.resumed or self.behind:
                 continue  # spooled: sent after RESUME, or by catch_up
@@ -417,11 +434,9 @@ class Supervisor:
     def add_lines(self, texts: list[str], is_stderr: bool) -> None:
         if not texts:
             return
-        captured_ns = time.time_ns()
-        first = self.next_sequence
-        self.next_sequence += len(texts)
-        lines = [LogLine(self.job_id, first + i, captured_ns, is_stderr, text) for i, text in enumerate(texts)]
-        self.batcher.add(lines, time.monotonic())
+        records = supervisor_protocol.line_records(self.next_sequence, time.time_ns(), is_stderr, texts)
+        self.next_sequence += len(records)
+        self.batcher.add(records, time.monotonic())
 
     def outputs_open(self) -> list[tuple[int, bool]]:
         return [(key.fd, key.data) for key in self.selector.get_map().values() if isinstance(key.data, bool)]
