@@ -11,8 +11,8 @@ What it does:
   flushes still hands over each line as it prints it;
 - splits the output into lines, keeping ``\\r``, tabs and trailing spaces, decoding UTF-8
   with replacement characters for invalid bytes; a last line without a newline is still a
-  line; a line longer than ``MAX_LINE_BYTES`` is split into several (at a UTF-8 character
-  boundary), each its own entry;
+  line; a line longer than ``MAX_LINE_BYTES`` once decoded (an invalid byte becomes a U+FFFD
+  of 3 bytes) is split into several (at a UTF-8 character boundary), each its own entry;
 - stamps each line with the capture time and the next sequence number (1, 2, 3… across both
   streams in the order they were read) and sends them in batches (the seed's LogBatcher);
 - enforces the execution timeout and obeys the server's cancel: SIGTERM to the whole group,
