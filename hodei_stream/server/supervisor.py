@@ -11,8 +11,8 @@ What it does:
   flushes still hands over each line as it prints it;
 - splits the output into lines, keeping ``\\r``, tabs and trailing spaces, decoding UTF-8
   with replacement characters for invalid bytes; a last line without a newline is still a
-  line; a line longer than ``MAX_LINE_BYTES`` is split into several (at a UTF-8 character
-  boundary), each its own entry;
+  line; a line longer than ``MAX_LINE_BYTES`` once decoded (an invalid byte becomes a U+FFFD
+  of 3 bytes) is split into several (at a UTF-8 character boundary), each its own entry;
 - stamps each line with the capture time and the next sequence number (1, 2, 3… across both
   streams in the order they were read) and sends them in batches (the seed's LogBatcher);
 - enforces the execution timeout and obeys the server's cancel: SIGTERM to the whole group,
@@ -35,7 +35,6 @@ supervisor whose server does not come back within ``linger_s`` exits and leaves 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import selectors
@@ -45,11 +44,10 @@ import subprocess
 import sys
 import time
 import tty
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hodei_stream.records import LogLine
 from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.spool import JobSpool, process_start_time
 from hodei_stream.server.supervisor_protocol import MessageKind
@@ -101,6 +99,15 @@ def cut_long_line(data: bytes) -> list[bytes]:
     return pieces
 
 
+def cut_long_text(text: str) -> list[str]:
+    """``text`` in pieces of at most ``MAX_LINE_BYTES`` of UTF-8, cut between characters.  (On
+    the decoded text: an invalid byte became a U+FFFD of 3 bytes.)"""
+    if len(text) <= MAX_LINE_BYTES // 4:  # 4 bytes per character at most: it fits
+        return [text]
+    data = text.encode()
+    return [text] if len(data) <= MAX_LINE_BYTES else [piece.decode() for piece in cut_long_line(data)]
+
+
 class LineSplitter:
     """Turns one stream's chunks into lines (without their ``\\n``)."""
 
@@ -108,32 +115,39 @@ class LineSplitter:
         self.partial = b""
 
     def feed(self, chunk: bytes) -> list[str]:
-        parts = (self.partial + chunk).split(b"\n")
-        self.partial = parts.pop()
+        data = self.partial + chunk if self.partial else chunk
+        end = data.rfind(b"\n")
+        self.partial = data[end + 1 :]
+        # All complete lines decoded at once: a ``\\n`` is never inside a UTF-8 sequence, so
+        # this is what decoding line by line gives, without a call per line.
+        lines = data[:end].decode(errors="replace").split("\n") if end >= 0 else []
+        if end * 3 > MAX_LINE_BYTES:  # (else no line can reach the limit, even all U+FFFD)
+            lines = [piece for line in lines for piece in cut_long_text(line)]
         if len(self.partial) > MAX_LINE_BYTES:
             *full, self.partial = cut_long_line(self.partial)
-            parts.extend(full)
-        return [piece.decode(errors="replace") for part in parts for piece in cut_long_line(part)]
+            lines += [piece for part in full for piece in cut_long_text(part.decode(errors="replace"))]
+        return lines
 
     def finish(self) -> list[str]:
         """The last line, if the stream ended without a newline."""
         rest, self.partial = self.partial, b""
-        return [rest.decode(errors="replace")] if rest else []
+        return cut_long_text(rest.decode(errors="replace")) if rest else []
 
 
-@dataclass
 class LogBatcher:
-    """Holds lines until ``capacity`` are pending or the oldest waited ``flush_interval_s``."""
+    """Holds line records (``supervisor_protocol.line_records``) until ``capacity`` are pending
+    or the oldest waited ``flush_interval_s``."""
 
-    capacity: int
-    flush_interval_s: float
-    pending: list[LogLine] = field(default_factory=list)
-    oldest_at: float = 0.0
+    def __init__(self, capacity: int, flush_interval_s: float) -> None:
+        self.capacity = capacity
+        self.flush_interval_s = flush_interval_s
+        self.pending: list[bytes] = []
+        self.oldest_at = 0.0
 
-    def add(self, lines: list[LogLine], now: float) -> None:
-        if lines and not self.pending:
+    def add(self, records: list[bytes], now: float) -> None:
+        if records and not self.pending:
             self.oldest_at = now
-        self.pending.extend(lines)
+        self.pending += records
 
     def due_in(self, now: float) -> float | None:
         """Seconds until a flush is due (0: now), None when nothing is pending."""
@@ -143,9 +157,9 @@ class LogBatcher:
             return 0.0
         return max(0.0, self.oldest_at + self.flush_interval_s - now)
 
-    def take(self) -> list[LogLine]:
-        lines, self.pending = self.pending, []
-        return lines
+    def take(self) -> list[bytes]:
+        records, self.pending = self.pending, []
+        return records
 
 
 class Supervisor:
@@ -269,7 +283,9 @@ class Supervisor:
 
     def flush(self) -> None:
         """Spool the pending lines, and send them unless the server is away or behind."""
-        for records, first, last in supervisor_protocol.encode_line_batches(self.batcher.take()):
+        pending = self.batcher.take()
+        # The pending lines are the last ones numbered: they end just before the next sequence.
+        for records, first, last in supervisor_protocol.batch_records(pending, self.next_sequence - len(pending)):
             self.spool.append(records, first)
             if self.connection is None or not self.resumed or self.behind:
                 continue  # spooled: sent after RESUME, or by catch_up
@@ -417,11 +433,9 @@ class Supervisor:
     def add_lines(self, texts: list[str], is_stderr: bool) -> None:
         if not texts:
             return
-        captured_ns = time.time_ns()
-        first = self.next_sequence
-        self.next_sequence += len(texts)
-        lines = [LogLine(self.job_id, first + i, captured_ns, is_stderr, text) for i, text in enumerate(texts)]
-        self.batcher.add(lines, time.monotonic())
+        records = supervisor_protocol.line_records(self.next_sequence, time.time_ns(), is_stderr, texts)
+        self.next_sequence += len(records)
+        self.batcher.add(records, time.monotonic())
 
     def outputs_open(self) -> list[tuple[int, bool]]:
         return [(key.fd, key.data) for key in self.selector.get_map().values() if isinstance(key.data, bool)]
@@ -535,13 +549,19 @@ class Supervisor:
         return report
 
 
+USAGE = "usage: python -m hodei_stream.server.supervisor --socket WORKER_SOCKET --job-id JOB_ID < JOB_COMMAND_JSON"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run one job for the hodei-stream embedded server.")
-    parser.add_argument("--socket", required=True, help="the server's worker socket")
-    parser.add_argument("--job-id", required=True)
-    args = parser.parse_args(argv)
+    """Run one job for the embedded server (which alone starts this; so no argparse, which
+    would cost every job's supervisor ~5 % more start-up)."""
+    arguments = sys.argv[1:] if argv is None else argv
+    options = dict(zip(arguments[::2], arguments[1::2], strict=True)) if len(arguments) % 2 == 0 else {}
+    if len(arguments) != 4 or options.keys() != {"--socket", "--job-id"}:
+        print(USAGE, file=sys.stderr)
+        return 2
     spec = JobCommand(**json.load(sys.stdin))
-    Supervisor(args.job_id, spec, args.socket).run()
+    Supervisor(options["--job-id"], spec, options["--socket"]).run()
     return 0
 
 

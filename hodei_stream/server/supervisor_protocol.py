@@ -14,21 +14,25 @@ A payload is at most ``MAX_PAYLOAD_BYTES`` (8 MiB), on both ends: ``encode`` ref
 longer one, and both readers refuse a header announcing one before reading (let alone
 allocating) its payload.  The largest message is a ``LINES`` batch: the supervisor closes a
 batch once it holds ``BATCH_BYTES`` (1 MiB, also the spool's hand-over size), so a batch is
-under 1 MiB plus one line, and a line is at most 2 MiB of the job's output, which is at most
-6 MiB of UTF-8 once invalid bytes became U+FFFD (3 bytes each): under 7 MiB in all.
+under 1 MiB plus one line, and a line is at most 2 MiB of UTF-8 (the supervisor cuts longer
+ones, after invalid bytes became U+FFFD): about 3 MiB in all.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import socket
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hodei_stream.records import LogLine
+
+if TYPE_CHECKING:
+    # Only the server reads with asyncio; the supervisor (one process per job) does not pay
+    # for importing it (about half of its start-up).
+    import asyncio
 
 HEADER = struct.Struct("!BI")
 # One line inside a LINES payload: sequence, capture time (ns since the epoch), is_stderr,
@@ -69,26 +73,43 @@ def encode_json(kind: MessageKind, value: dict[str, Any]) -> bytes:
 
 def encode_line_records(lines: Iterable[LogLine]) -> bytes:
     """The payload of a LINES message (also the layout of a supervisor's spool file)."""
-    return b"".join(payload for payload, _first, _last in encode_line_batches(lines))
-
-
-def encode_line_batches(lines: Iterable[LogLine]) -> Iterator[tuple[bytes, int, int]]:
-    """``lines`` as LINES payloads, each closed once it holds ``BATCH_BYTES`` (so one payload
-    unless the lines are long), each with its first and last sequence."""
     parts: list[bytes] = []
-    size = first = 0
     for line in lines:
-        if not parts:
-            first = line.sequence
         text = line.text.encode()
-        parts.append(LINE_HEADER.pack(line.sequence, line.captured_ns, line.is_stderr, len(text)))
-        parts.append(text)
-        size += LINE_HEADER.size + len(text)
+        parts += (LINE_HEADER.pack(line.sequence, line.captured_ns, line.is_stderr, len(text)), text)
+    return b"".join(parts)
+
+
+def line_records(first_sequence: int, captured_ns: int, is_stderr: bool, texts: list[str]) -> list[bytes]:
+    """One LINES record per text (numbered from ``first_sequence``; no text holds a ``\\n``):
+    the supervisor's hot path, so nothing per line but the record itself."""
+    if not texts:
+        return []
+    pack = LINE_HEADER.pack
+    # One encode and one split for all of them, rather than an ``encode`` call per line.
+    encoded = "\n".join(texts).encode().split(b"\n")
+    return [
+        pack(sequence, captured_ns, is_stderr, len(text)) + text
+        for sequence, text in enumerate(encoded, first_sequence)
+    ]
+
+
+def batch_records(records: list[bytes], first_sequence: int) -> Iterator[tuple[bytes, int, int]]:
+    """``records`` (consecutive lines from ``first_sequence`` on) as LINES payloads, each closed
+    once it holds ``BATCH_BYTES`` (so one payload unless the lines are long), each with its
+    first and last sequence."""
+    if sum(map(len, records)) < BATCH_BYTES:
+        if records:
+            yield b"".join(records), first_sequence, first_sequence + len(records) - 1
+        return
+    start = size = 0
+    for index, record in enumerate(records):
+        size += len(record)
         if size >= BATCH_BYTES:
-            yield b"".join(parts), first, line.sequence
-            parts, size = [], 0
-    if parts:
-        yield b"".join(parts), first, line.sequence
+            yield b"".join(records[start : index + 1]), first_sequence + start, first_sequence + index
+            start, size = index + 1, 0
+    if start < len(records):
+        yield b"".join(records[start:]), first_sequence + start, first_sequence + len(records) - 1
 
 
 def last_sequence(payload: bytes) -> int:
@@ -118,8 +139,8 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[MessageKind, bytes
     """The next message, or None at a clean end of the connection."""
     try:
         header = await reader.readexactly(HEADER.size)
-    except asyncio.IncompleteReadError as error:
-        if error.partial:
+    except EOFError as error:  # asyncio.IncompleteReadError (asyncio is not imported here)
+        if getattr(error, "partial", b""):
             raise
         return None
     kind, size = HEADER.unpack(header)

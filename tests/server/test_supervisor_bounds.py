@@ -21,6 +21,7 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool
+from hodei_stream.server.supervisor import MAX_LINE_BYTES, LineSplitter
 from hodei_stream.server.supervisor_protocol import HEADER, MAX_PAYLOAD_BYTES, MessageKind, MessageTooLong
 
 Launch = Callable[..., Any]
@@ -101,18 +102,20 @@ def test_both_readers_refuse_a_length_over_the_cap() -> None:
 
 
 def test_the_largest_lines_batch_fits_the_cap() -> None:
-    """A batch is closed at BATCH_BYTES; one more line of 2 MiB of invalid bytes (6 MiB once
-    each became U+FFFD) still fits in a message."""
-    widest = "\ufffd" * (2 * 1024 * 1024)
-    lines = [LogLine("job", n, 0, False, "y" * 1000) for n in range(1, 1050)]
-    lines.append(LogLine("job", 1050, 0, False, widest))
-    batches = list(supervisor_protocol.encode_line_batches(lines))
-    assert next((first, last) for _payload, first, last in batches)[0] == 1
-    assert batches[-1][2] == 1050
+    """A line of 2 MiB of invalid bytes (6 MiB once each became U+FFFD) is cut on its decoded
+    size; a batch is closed at BATCH_BYTES, so one with such a line after 1 MiB still fits."""
+    splitter = LineSplitter()
+    widest = splitter.feed(b"\xff" * MAX_LINE_BYTES + b"\n")
+    assert "".join(widest) == "\ufffd" * MAX_LINE_BYTES
+    # 6 MiB of UTF-8 in pieces of whole characters (3 bytes each), so just under 2 MiB: four.
+    assert len(widest) == 4 and all(len(piece.encode()) <= MAX_LINE_BYTES for piece in widest)
+    texts = ["y" * 1000] * 1049 + widest
+    records = supervisor_protocol.line_records(1, 0, False, texts)
+    batches = list(supervisor_protocol.batch_records(records, 1))
+    assert batches[0][1] == 1 and batches[-1][2] == len(texts)
     for payload, first, last in batches:
         supervisor_protocol.encode(MessageKind.LINES, payload)  # within the cap
         assert supervisor_protocol.last_sequence(payload) == last
-        assert [line.sequence for line in supervisor_protocol.decode_lines("job", payload)] == list(
-            range(first, last + 1)
-        )
+        assert [line.text for line in supervisor_protocol.decode_lines("job", payload)] == texts[first - 1 : last]
+    lines = [LogLine("job", n, 0, False, text) for n, text in enumerate(texts, 1)]
     assert b"".join(payload for payload, _, _ in batches) == supervisor_protocol.encode_line_records(lines)
