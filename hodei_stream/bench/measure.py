@@ -173,3 +173,15 @@ def recorded_lines(text: bytes) -> list[Arrival]:
         if arrived.isdigit():
             lines.append(Arrival(int(arrived), line))
     return lines
+
+
+def recorded_streams(text: bytes, streams: int) -> list[list[Arrival]]:
+    """What each of ``streams`` followers in one process kept, from their records
+    ``<follower> <arrival_ns> <line>`` (``--streams``); other lines (errors) are skipped."""
+    per_stream: list[list[Arrival]] = [[] for _ in range(streams)]
+    for record in text.splitlines():
+        follower, _, rest = record.partition(b" ")
+        arrived, _, line = rest.partition(b" ")
+        if follower.isdigit() and arrived.isdigit() and int(follower) < streams:
+            per_stream[int(follower)].append(Arrival(int(arrived), line))
+    return per_stream

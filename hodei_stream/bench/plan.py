@@ -19,6 +19,9 @@ class Sizes:
     fanout_followers: int = 200
     fanout_rate: float = 1000.0
     fanout_seconds: float = 10.0
+    load_jobs: int = 50  # each seq 1 load_lines, all queued at once
+    load_lines: int = 20_000
+    load_followers: int = 10
 
 
 QUICK = Sizes(
@@ -29,6 +32,9 @@ QUICK = Sizes(
     startup_runs=3,
     fanout_followers=20,
     fanout_seconds=2.0,
+    load_jobs=10,
+    load_lines=5_000,
+    load_followers=4,
 )
 
 

@@ -40,8 +40,19 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("followers complete", "complete"),
         ("p50 ms", "p50_ms"),
         ("p99 ms", "p99_ms"),
+        ("goal", "p99_goal"),
         ("max ms", "max_ms"),
         ("server RSS MiB before/peak", "server_mib"),
+    ],
+    "load": [
+        ("lines/s", "lines_per_s"),
+        ("goal", "lines_per_s_goal"),
+        ("server peak RSS MiB", "peak_mib"),
+        ("goal", "peak_mib_goal"),
+        ("followers complete", "complete"),
+        ("jobs completed", "jobs_completed"),
+        ("run s", "run_s"),
+        ("server CPU s", "server_cpu_s"),
     ],
 }
 TITLES = {
@@ -50,7 +61,17 @@ TITLES = {
     "startup": "Start-up to first line (pty)",
     "fanout": "Fan-out",
     "batching": "Worker batching (stream-logs into a pipe)",
+    "load": "Load (many jobs at once, their followers in one process)",
 }
+
+
+def goal(value: float | None, relation: str, target: float, unit: str) -> str:
+    """A goal as the table shows it beside the measured value: "≤ 50 ms: met"."""
+    wanted = f"{relation} {target:,g}{' ' + unit if unit else ''}"
+    if value is None:
+        return wanted
+    met = value <= target if relation == "≤" else value >= target
+    return f"{wanted}: {'met' if met else 'missed'}"
 
 
 def shown(value: Value) -> str:

@@ -80,6 +80,12 @@ class EmbeddedServerProcess:
                 values[key] = int(rest.split()[0])
         return values["VmRSS"], values["VmHWM"]
 
+    def cpu_s(self) -> float:
+        """User and system CPU time the server used so far (its own threads, not its
+        supervisors)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         stop(self.process)
         self.log.close()

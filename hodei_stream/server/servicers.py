@@ -20,6 +20,7 @@ from hodei_stream.proto import hodei_grpc
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER
 from hodei_stream.server.entries import log_entry
+from hodei_stream.server.rpc import send_data
 from hodei_stream.server.store import PAGE_LINES, EncodedPage, JobRecord, JobStore
 from hodei_stream.server.validation import (
     MAX_REASON_CHARS,
@@ -65,10 +66,9 @@ async def send_messages(stream: Stream[pb.SubscribeLogsRequest, pb.JobLogEntry],
     gRPC lets one DATA frame carry several length-prefixed messages, and a write per page
     instead of per line is what lets one stream carry tens of thousands of lines a second
     (grpclib's ``send_message`` costs a socket write and HTTP/2 framing per message, ~60 µs).
-    grpclib has no public call for it, so this uses the stream's ``send_data`` (grpclib is
-    pinned below 0.5 in pyproject.toml; the end-to-end tests cover this path).
+    grpclib has no public call for it: ``rpc.send_data`` writes the frames.
     """
-    await stream._stream.send_data(page.data)  # noqa: SLF001
+    await send_data(stream, page.data)
 
 
 def execution(record: JobRecord) -> pb.JobExecution:

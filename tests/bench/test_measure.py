@@ -11,10 +11,12 @@ from hodei_stream.bench.measure import (
     percentiles,
     rate_per_s,
     recorded_lines,
+    recorded_streams,
     split_lines,
     stamp_line,
     stamped,
 )
+from hodei_stream.bench.report import goal
 
 MS = 1_000_000
 
@@ -105,3 +107,19 @@ def test_rate_is_from_first_to_last_arrival() -> None:
 def test_recorded_lines_from_a_followers_record() -> None:
     parsed = recorded_lines(b"1000 BENCH 0 900\n1001 BENCH 1 901\nnative_client: oops\n")
     assert [(a.arrived_ns, a.line) for a in parsed] == [(1000, b"BENCH 0 900"), (1001, b"BENCH 1 901")]
+
+
+def test_recorded_streams_from_one_process_of_followers() -> None:
+    parsed = recorded_streams(
+        b"0 1000 BENCH 0 900\n1 1002 BENCH 0 900\n0 1001 BENCH 1 901\nfollower 1: oops\n7 5 x\n", 2
+    )
+    assert [[(a.arrived_ns, a.line) for a in kept] for kept in parsed] == [
+        [(1000, b"BENCH 0 900"), (1001, b"BENCH 1 901")],
+        [(1002, b"BENCH 0 900")],
+    ]
+
+
+def test_goals_say_met_or_missed_beside_the_value() -> None:
+    assert goal(42.0, "≤", 50, "ms") == "≤ 50 ms: met"
+    assert goal(120_000.0, "≥", 150_000, "") == "≥ 150,000: missed"
+    assert goal(None, "≤", 128, "MiB") == "≤ 128 MiB"

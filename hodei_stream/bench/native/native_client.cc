@@ -2,13 +2,23 @@
 //
 //   native_client TARGET JOB_ID           each entry's line on stdout, flushed at once
 //   native_client --record TARGET JOB_ID  keep "<arrival_ns> <line>" in memory, print all at
-//                                         the end (fan-out: 200 of these cost the bench no reading)
+//                                         the end
+//   native_client --streams N TARGET JOB_ID...
+//                                         N followers in this one process, follower i on
+//                                         JOB_ID[i % count], each on its own channel (its own
+//                                         connection, as N users would be); one thread drives
+//                                         them all with the async API, keeping
+//                                         "<follower> <arrival_ns> <line>" per line, all printed
+//                                         at the end (fan-out and load: the followers cost
+//                                         the server the least CPU a gRPC client can)
 //
 // TARGET is a gRPC target ("unix:/path" or "host:port").  Built by `python -m
 // hodei_stream.bench --setup` with Debian's libgrpc++-dev and protobuf-compiler-grpc.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,17 +33,98 @@ static long long now_ns() {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+static std::shared_ptr<grpc::Channel> open_channel(const char* target, bool own_connection) {
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(64 << 20);  // 1 MiB lines fit, as in stream-logs
+  if (own_connection) {
+    // Channels with the same arguments share one connection otherwise.
+    arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  }
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), arguments);
+}
+
+// One follower of --streams: its call, the entry being read, and what it kept.
+struct Follower {
+  enum class Step { kStarting, kReading, kFinishing };
+  std::unique_ptr<hodei::LogStreamService::Stub> stub;
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientAsyncReader<hodei::JobLogEntry>> reader;
+  hodei::JobLogEntry entry;
+  grpc::Status status;
+  Step step = Step::kStarting;
+  std::vector<std::pair<long long, std::string>> recorded;
+};
+
+static int follow_many(int count, const char* target, char** job_ids, int job_count) {
+  grpc::CompletionQueue queue;
+  std::vector<std::unique_ptr<Follower>> followers;
+  for (int i = 0; i < count; ++i) {
+    auto follower = std::make_unique<Follower>();
+    follower->stub = hodei::LogStreamService::NewStub(open_channel(target, true));
+    hodei::SubscribeLogsRequest request;
+    request.set_job_id(job_ids[i % job_count]);
+    request.set_include_history(true);
+    follower->reader = follower->stub->PrepareAsyncSubscribeLogs(&follower->context, request, &queue);
+    follower->reader->StartCall(follower.get());
+    followers.push_back(std::move(follower));
+  }
+  int running = count;
+  void* tag = nullptr;
+  bool ok = false;
+  while (running > 0 && queue.Next(&tag, &ok)) {
+    auto* follower = static_cast<Follower*>(tag);
+    switch (follower->step) {
+      case Follower::Step::kReading:
+        if (ok) {
+          follower->recorded.emplace_back(now_ns(), follower->entry.line());
+          follower->reader->Read(&follower->entry, follower);
+          break;
+        }
+        follower->step = Follower::Step::kFinishing;
+        follower->reader->Finish(&follower->status, follower);
+        break;
+      case Follower::Step::kStarting:
+        if (ok) {
+          follower->step = Follower::Step::kReading;
+          follower->reader->Read(&follower->entry, follower);
+        } else {
+          follower->step = Follower::Step::kFinishing;
+          follower->reader->Finish(&follower->status, follower);
+        }
+        break;
+      case Follower::Step::kFinishing:
+        --running;
+        break;
+    }
+  }
+  int failed = 0;
+  for (int i = 0; i < count; ++i) {
+    for (const auto& [arrived_ns, line] : followers[i]->recorded) {
+      std::printf("%d %lld %s\n", i, arrived_ns, line.c_str());
+    }
+    if (!followers[i]->status.ok()) {
+      std::fprintf(stderr, "native_client: follower %d: %s\n", i, followers[i]->status.error_message().c_str());
+      ++failed;
+    }
+  }
+  std::fflush(stdout);
+  return failed ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 5 && std::strcmp(argv[1], "--streams") == 0) {
+    const int count = std::atoi(argv[2]);
+    if (count > 0) {
+      return follow_many(count, argv[3], argv + 4, argc - 4);
+    }
+  }
   const bool record = argc > 1 && std::strcmp(argv[1], "--record") == 0;
   const int first = record ? 2 : 1;
   if (argc - first != 2) {
-    std::fprintf(stderr, "usage: native_client [--record] TARGET JOB_ID\n");
+    std::fprintf(stderr, "usage: native_client [--record] TARGET JOB_ID | --streams N TARGET JOB_ID...\n");
     return 2;
   }
-  grpc::ChannelArguments arguments;
-  arguments.SetMaxReceiveMessageSize(64 << 20);  // 1 MiB lines fit, as in stream-logs
-  auto channel = grpc::CreateCustomChannel(argv[first], grpc::InsecureChannelCredentials(), arguments);
-  auto stub = hodei::LogStreamService::NewStub(channel);
+  auto stub = hodei::LogStreamService::NewStub(open_channel(argv[first], false));
   grpc::ClientContext context;
   hodei::SubscribeLogsRequest request;
   request.set_job_id(argv[first + 1]);
