@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import re
 import signal
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from hodei_stream.api import FINAL_STATUSES, JOB_STATUS_COMPLETED, check_job_id, status_name
 from hodei_stream.command_line import (
@@ -162,13 +159,13 @@ def line_filter(args: argparse.Namespace) -> Callable[[LogLine], bool] | None:
     return keep
 
 
-@dataclass
 class LatencyStats:
     """Delivery latency (arrival minus capture) of the lines that were live when they came."""
 
-    since_ns: int = field(default_factory=time.time_ns)
-    lines: int = 0
-    latencies_ns: list[int] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.since_ns = time.time_ns()
+        self.lines = 0
+        self.latencies_ns: list[int] = []
 
     def add(self, line: LogLine, arrived_ns: int) -> None:
         self.lines += 1
@@ -353,6 +350,9 @@ class Session:
         return self._follow_several()
 
     def _follow_several(self) -> list[int]:
+        import queue  # here: one job (the common case) is followed without threads
+        import threading
+
         arrivals: queue.SimpleQueue[list[LogLine] | tuple[Follower, Exception | None]] = queue.SimpleQueue()
 
         def pump(follower: Follower) -> None:

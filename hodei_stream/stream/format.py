@@ -7,12 +7,10 @@ the caller (``cli.py``) for the stream actually written, and only passed in here
 
 from __future__ import annotations
 
-import json
 import re
 import time
-import zlib
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from hodei_stream.records import LogLine
 
@@ -70,8 +68,7 @@ def visible(text: str) -> str:
     return _CONTROLS.sub(_escaped, text)
 
 
-@dataclass(frozen=True, slots=True)
-class Style:
+class Style(NamedTuple):  # not a dataclass: ``dataclasses`` costs stream-logs ~10 ms of start-up
     colour: bool = False
     timestamps: bool = True
     job_labels: bool = False  # prefix each line with its job's short label (several jobs)
@@ -85,6 +82,8 @@ def job_label(job_id: str) -> str:
 
 def label_colour(job_id: str) -> str:
     """A colour for the job that stays the same from run to run (a hash of its id)."""
+    import zlib  # here: only coloured output of several jobs needs it (start-up time)
+
     return LABEL_COLOURS[zlib.crc32(job_id.encode()) % len(LABEL_COLOURS)]
 
 
@@ -145,6 +144,8 @@ def rfc3339_ns(epoch_ns: int) -> str:
 
 def format_json(line: LogLine) -> str:
     """One log line as a JSON object on one line (the ``--json`` output)."""
+    import json  # here: only --json needs it (start-up time); a cached import after the first line
+
     return json.dumps(
         {
             "job_id": line.job_id,
@@ -170,8 +171,7 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m{rest:02d}s"
 
 
-@dataclass(frozen=True, slots=True)
-class Ending:
+class Ending(NamedTuple):
     """How a job's stream ended, for the end line."""
 
     job_id: str

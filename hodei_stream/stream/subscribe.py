@@ -24,12 +24,10 @@ and then fails every call (HTTP 502, INTERNAL after the history) meets a growing
 
 from __future__ import annotations
 
-import random
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from hodei_stream.api import FINAL_STATUSES
 from hodei_stream.endpoint import (
@@ -63,14 +61,14 @@ JITTER = 0.2  # each delay is drawn within ±20% so that many followers do not r
 SEEN_WINDOW = 20_000
 
 
-@dataclass(frozen=True)
-class ReconnectPolicy:
+class ReconnectPolicy(NamedTuple):  # not a dataclass: ``dataclasses`` costs ~10 ms of start-up
     enabled: bool = True
     give_up_after_s: float = 60.0  # without a working connection
     first_delay_s: float = 0.1  # doubled after each failed attempt, up to max_delay_s
     max_delay_s: float = 5.0
 
 
+DEFAULT_RECONNECT = ReconnectPolicy()
 Decoded = TypeVar("Decoded")
 
 
@@ -196,7 +194,7 @@ class Follower:
         *,
         history: bool = True,
         tail: int = 0,
-        reconnect: ReconnectPolicy = ReconnectPolicy(),
+        reconnect: ReconnectPolicy = DEFAULT_RECONNECT,
         notice: Callable[[str], None] = lambda text: None,
     ) -> None:
         self.client = client
@@ -263,6 +261,8 @@ class Follower:
             left = lost_since + policy.give_up_after_s - now
             if left <= 0:
                 raise failure
+            import random  # here: only a reconnect needs it (start-up time)
+
             wait = min(delay * random.uniform(1 - JITTER, 1 + JITTER), left)
             # A killed embedded server may still hold its socket for a moment: the first
             # retry tells whether it is gone (and started again) before the user is told; and
