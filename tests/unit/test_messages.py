@@ -21,13 +21,11 @@ LINE = st.one_of(TEXT, st.text(min_size=40, max_size=5000))  # lengths of one, t
 
 
 def varint(value: int) -> bytes:
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    """``value``'s varint, as the generated code writes it (an int64 field, its tag cut off)."""
+    if value == 0:
+        return b"\x00"
+    signed = value - 2**64 if value >= 2**63 else value
+    return pb.GetLogsRequest(since_sequence=signed).SerializeToString()[1:]
 
 
 # A field protobuf does not know here, of any wire type (groups too): must be skipped.
