@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from hodei_stream import api
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.records import from_entry
+from hodei_stream.records import LogLine
 from hodei_stream.stream import messages
 from hodei_stream.stream.messages import DecodeError
 
@@ -26,6 +26,14 @@ def varint(value: int) -> bytes:
         return b"\x00"
     signed = value - 2**64 if value >= 2**63 else value
     return pb.GetLogsRequest(since_sequence=signed).SerializeToString()[1:]
+
+
+def from_entry(entry: pb.JobLogEntry) -> LogLine:
+    """The reference: the record the generated code's message reads as."""
+    stamp = entry.timestamp
+    return LogLine(
+        entry.job_id, entry.sequence, stamp.seconds * 1_000_000_000 + stamp.nanos, entry.is_stderr, entry.line
+    )
 
 
 # A field protobuf does not know here, of any wire type (groups too): must be skipped.
