@@ -111,6 +111,14 @@ def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
             raise DecodeError("a varint longer than 10 bytes")
 
 
+def _read_tag(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """A field's tag: a varint of at most five bytes and 32 bits, as protobuf reads it."""
+    tag, after = _read_varint(data, pos, end)
+    if after - pos > 5 or tag >> 32:
+        raise DecodeError("a field tag longer than 32 bits")
+    return tag, after
+
+
 def _signed(value: int, bits: int) -> int:
     value &= (1 << bits) - 1
     return value - (1 << bits) if value >> (bits - 1) else value
@@ -142,7 +150,7 @@ def _skip(data: bytes, pos: int, end: int, tag: int) -> int:
         while True:
             if pos >= end:
                 raise DecodeError("a group without its end")
-            inner, pos = _read_varint(data, pos, end)
+            inner, pos = _read_tag(data, pos, end)
             if inner & 7 == _EGROUP:
                 if inner >> 3 != tag >> 3:
                     raise DecodeError("a group ended by another field's end")
@@ -161,7 +169,7 @@ def _text(data: bytes, pos: int, end: int) -> str:
 def _timestamp(data: bytes, pos: int, end: int, seconds: int, nanos: int) -> tuple[int, int]:
     """A ``google.protobuf.Timestamp`` merged into (``seconds``, ``nanos``)."""
     while pos < end:
-        tag, pos = _read_varint(data, pos, end)
+        tag, pos = _read_tag(data, pos, end)
         if tag == 0x08:
             value, pos = _read_varint(data, pos, end)
             seconds = _signed(value, 64)
@@ -181,7 +189,7 @@ def _entry(data: bytes, pos: int, end: int) -> LogLine:
         tag = data[pos]
         pos += 1
         if tag >= 0x80:
-            tag, pos = _read_varint(data, pos - 1, end)
+            tag, pos = _read_tag(data, pos - 1, end)
         if tag == 0x12:  # line: the one field of any size; a short length is one byte
             size = data[pos] if pos < end else 0x80
             if size < 0x80 and pos + 1 + size <= end:
@@ -260,7 +268,7 @@ def decode_entry(data: bytes) -> LogLine:
     costs here); anything else takes the general reader (``_entry``).
     """
     global _last_second  # a cache of one
-    try:
+    try:  # an entry that ends before its sequence (IndexError) also takes the general reader
         end = len(data)
         pos = 0
         job_id = line = ""
@@ -272,7 +280,7 @@ def decode_entry(data: bytes) -> LogLine:
             if size >= 0x80 or pos > end:
                 raise _NotCanonical
             job_id = data[2:pos].decode()
-        if pos < end and data[pos] == 0x12:  # line: a length of one to three bytes
+        if data[pos] == 0x12:  # line: a length of one to three bytes
             size = data[pos + 1]
             pos += 2
             if size >= 0x80:
@@ -290,13 +298,13 @@ def decode_entry(data: bytes) -> LogLine:
                 raise _NotCanonical
             line = data[pos:stop].decode()
             pos = stop
-        if pos < end and data[pos] == 0x18:  # is_stderr
+        if data[pos] == 0x18:  # is_stderr
             if data[pos + 1] != 1:
                 raise _NotCanonical
             is_stderr = True
             pos += 2
         captured_ns = 0
-        if pos < end and data[pos] == 0x22:  # timestamp: seconds (five bytes: 2004-2514), nanos
+        if data[pos] == 0x22:  # timestamp: seconds (five bytes: 2004-2514), nanos
             stop = pos + 2 + data[pos + 1]
             pos += 2
             if stop > end or data[pos - 1] >= 0x80:
@@ -314,7 +322,7 @@ def decode_entry(data: bytes) -> LogLine:
                 captured_ns += nanos
             if pos != stop:
                 raise _NotCanonical
-        if pos < end and data[pos] == 0x28:  # sequence
+        if data[pos] == 0x28:  # sequence
             sequence, pos = _small_varint(data, pos + 1)
         if pos != end:
             raise _NotCanonical
@@ -334,7 +342,7 @@ def decode_get_logs(data: bytes) -> tuple[list[LogLine], bool]:
     pos, end = 0, len(data)
     try:
         while pos < end:
-            tag, pos = _read_varint(data, pos, end)
+            tag, pos = _read_tag(data, pos, end)
             if tag == 0x0A:
                 stop, pos = _length(data, pos, end)
                 entries.append(_entry(data, pos, stop))
@@ -354,7 +362,7 @@ def _execution(data: bytes, pos: int, end: int) -> Execution:
     start: tuple[int, int] | None = None
     stop_time: tuple[int, int] | None = None
     while pos < end:
-        tag, pos = _read_varint(data, pos, end)
+        tag, pos = _read_tag(data, pos, end)
         if tag in (0x32, 0x3A, 0x4A, 0x52):  # start_time, end_time, exit_code, error_message
             stop, pos = _length(data, pos, end)
             if tag == 0x32:
@@ -382,7 +390,7 @@ def decode_job(data: bytes) -> Job:
     pos, end = 0, len(data)
     try:
         while pos < end:
-            tag, pos = _read_varint(data, pos, end)
+            tag, pos = _read_tag(data, pos, end)
             if tag == 0x10:
                 value, pos = _read_varint(data, pos, end)
                 status = _signed(value, 32)
