@@ -4,18 +4,25 @@ grpcio client (``client.py``) and the streamer, which does not import grpcio."""
 
 from __future__ import annotations
 
-import uuid
+import re
+from typing import TYPE_CHECKING
 
 from hodei_stream.exit_codes import ClientError, ExitStatus
-from hodei_stream.proto import hodei_pb2 as pb
 
-FINAL_STATUSES = frozenset(
-    {pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT}
-)
+if TYPE_CHECKING:
+    from hodei_stream.proto import hodei_pb2 as pb
+
+# hodei.JobStatus by number, without the generated code (its import costs stream-logs ~45 ms
+# of start-up); tests/unit/test_messages.py checks them against it.
+STATUS_NAMES = ("PENDING", "QUEUED", "ASSIGNED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
+JOB_STATUS_COMPLETED = 4
+FINAL_STATUSES = frozenset({JOB_STATUS_COMPLETED, 5, 6, 7})  # COMPLETED, FAILED, CANCELLED, TIMEOUT
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def duration_s(job: pb.GetJobResponse) -> float | None:
-    """How long the job's last execution ran, in seconds; None until it has ended."""
+    """How long the job's last execution ran, in seconds; None until it has ended (a
+    generated ``GetJobResponse``; stream-logs reads ``messages.Execution.duration_s``)."""
     execution = job.executions[-1] if job.executions else None
     if execution is None or not (execution.HasField("start_time") and execution.HasField("end_time")):
         return None
@@ -27,16 +34,13 @@ def check_job_id(job_id: str) -> str:
     else ``ClientError`` (USAGE).  Only the 36-character hyphenated form is a job id (not
     ``{...}``, ``urn:uuid:`` or 32 bare hex digits, which ``uuid.UUID`` would also take)."""
     canonical = job_id.lower()
-    try:
-        valid = len(job_id) == 36 and str(uuid.UUID(canonical)) == canonical
-    except ValueError:
-        valid = False
-    if not valid:
+    # The regular expression, not uuid.UUID: the same test, without importing uuid (start-up).
+    if _JOB_ID.fullmatch(canonical) is None:
         shown = job_id if len(job_id) <= 40 else job_id[:40] + "…"
         raise ClientError(f"'{shown}' is not a job id (expected a UUID)", ExitStatus.USAGE)
     return canonical
 
 
 def status_name(status: int) -> str:
-    """``JOB_STATUS_COMPLETED`` → ``COMPLETED``."""
-    return pb.JobStatus.Name(status).removeprefix("JOB_STATUS_")
+    """``JOB_STATUS_COMPLETED`` (4) → ``COMPLETED``; a number the proto does not name → ``STATUS_9``."""
+    return STATUS_NAMES[status] if 0 <= status < len(STATUS_NAMES) else f"STATUS_{status}"

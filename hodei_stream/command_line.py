@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shlex
-import shutil
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -87,6 +85,9 @@ def command_to_rerun(program: str, module: str) -> str:
     """How the user can run ``program`` again, as a command that works where they are: its
     name when it is on PATH, else the launcher they ran (``job_scripts/stream-logs``), else
     the installed script beside this Python, else ``python -m module``."""
+    import shlex  # here, not at the top: only a Ctrl+C needs them (start-up time)
+    import shutil
+
     if shutil.which(program):
         return program
     launcher = os.environ.get(ENV_LAUNCHER)
@@ -101,6 +102,8 @@ def command_to_rerun(program: str, module: str) -> str:
 def watch_again_hint(job_ids: list[str], server_url: str | None = None) -> str:
     """The line after Ctrl+C: the job goes on, and the command that watches it again
     (with ``--server`` when the user named one)."""
+    import shlex
+
     command = [command_to_rerun("stream-logs", "hodei_stream.stream.cli")]
     if server_url:
         command += ["--server", shlex.quote(server_url)]

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from hodei_stream.exit_codes import ClientError, ExitStatus, for_grpc_code
 from hodei_stream.state_folder import (
@@ -51,8 +48,9 @@ class ServerAddressError(ValueError):
         self.status = status
 
 
-@dataclass(frozen=True)
-class ClientSettings:
+# NamedTuples and a slotted class rather than dataclasses: ``dataclasses`` imports ``inspect``,
+# ~10 ms of stream-logs' start-up.
+class ClientSettings(NamedTuple):
     """How a client reaches a server beyond its address, read from the environment once, at
     the command's edge (``resolve``), and handed down to the transports."""
 
@@ -75,11 +73,27 @@ class ClientSettings:
         return cls(os.environ.get(ENV_TOKEN) or None, os.environ.get(ENV_TLS_CA) or None, keepalive_s)
 
 
-@dataclass(frozen=True)
 class Server:
-    target: str  # a grpcio channel target: "host:port" or "unix:/abs/path"
-    embedded: bool  # True when it is this user's embedded server
-    settings: ClientSettings = field(default=ClientSettings(), compare=False)
+    """A server to call: its target, whether it is this user's embedded server, and how to
+    reach it (``settings``, not part of its identity: two equal servers may differ there)."""
+
+    __slots__ = ("embedded", "settings", "target")
+
+    def __init__(self, target: str, embedded: bool, settings: ClientSettings = ClientSettings()) -> None:
+        self.target = target  # a grpcio channel target: "host:port" or "unix:/abs/path"
+        self.embedded = embedded  # True when it is this user's embedded server
+        self.settings = settings
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Server):
+            return NotImplemented
+        return (self.target, self.embedded) == (other.target, other.embedded)
+
+    def __hash__(self) -> int:
+        return hash((self.target, self.embedded))
+
+    def __repr__(self) -> str:
+        return f"Server(target={self.target!r}, embedded={self.embedded!r}, settings={self.settings!r})"
 
     def __str__(self) -> str:
         return self.target
@@ -120,7 +134,7 @@ def parse_url(url: str) -> str:
         path = url[len("unix:") :].removeprefix("//")
         if not path:
             raise ServerAddressError(f"server URL '{url}' names no socket path (expected unix:/path)")
-        return f"unix:{Path(path).expanduser().absolute()}"
+        return f"unix:{os.path.abspath(os.path.expanduser(path))}"
     host, sep, port = url.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ServerAddressError(f"server URL '{url}' is not host:port or unix:/path")
@@ -148,6 +162,8 @@ def ensure_running(server: Server) -> bool:
     """
     if not server.embedded or is_answering(server.target):
         return False
+    import subprocess  # only to start the server: not on the way of a running one's first line
+
     result = subprocess.run(
         [sys.executable, "-m", "hodei_stream.server.daemon", "start", "--listen", server.target],
         stdin=subprocess.DEVNULL,

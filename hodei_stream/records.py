@@ -1,12 +1,12 @@
 """The one record a log line travels in, from the wire to the formatter.
 
-``LogLine`` is built from a ``JobLogEntry`` as soon as it leaves gRPC (``from_entry``); every
+``LogLine`` is decoded straight from a ``JobLogEntry``'s bytes (``stream/messages.py``); every
 later stage (dedupe, filters, the formatter, the writers, ``--stats``) sees only this.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 # Initial metadata of SubscribeLogs by which a server promises exact sequences (1, 2, 3…
 # per job, each line once), so that clients can dedupe by sequence alone.  Ours sends it;
@@ -27,15 +27,3 @@ class LogLine(NamedTuple):
     @property
     def stream(self) -> str:
         return "stderr" if self.is_stderr else "stdout"
-
-
-def from_entry(entry: Any) -> LogLine:
-    """Turn a ``hodei.JobLogEntry`` message into a ``LogLine``.
-
-    Typed ``Any`` so that this module does not import the generated code: the formatter and
-    its tests stay free of protobuf.
-    """
-    stamp = entry.timestamp
-    return LogLine(
-        entry.job_id, entry.sequence, stamp.seconds * 1_000_000_000 + stamp.nanos, entry.is_stderr, entry.line
-    )

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ENV_HOME = "HODEI_STREAM_HOME"
 # The token the server wants (sent as gRPC metadata), and the CA bundle that makes the connection TLS.
@@ -18,14 +21,21 @@ SOCKET_NAME = "server.sock"
 
 def state_home() -> Path:
     """The embedded server's state folder: ``HODEI_STREAM_HOME``, else the XDG state folder."""
+    from pathlib import Path
+
+    return Path(_state_home())
+
+
+def _state_home() -> str:
+    # In os.path, not pathlib: stream-logs finds its server without importing pathlib (start-up).
     if home := os.environ.get(ENV_HOME):
-        return Path(home).expanduser().absolute()
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg).expanduser().absolute() / "hodei-stream"
+        return os.path.abspath(os.path.expanduser(home))
+    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(os.path.abspath(os.path.expanduser(xdg)), "hodei-stream")
 
 
 def embedded_target(home: Path | None = None) -> str:
-    return f"unix:{(home or state_home()) / SOCKET_NAME}"
+    return f"unix:{os.path.join(home or _state_home(), SOCKET_NAME)}"
 
 
 def is_answering(target: str, timeout: float = 1.0) -> bool:

@@ -3,6 +3,8 @@
 The path a line takes, one module each:
 
     subscribe.py  SubscribeLogs (+ GetLogs to fill gaps, reconnects) → LogLine records
+    wire.py       the gRPC calls over HTTP/2, framed by hand on a socket
+    messages.py   the few Hodei messages in protobuf's wire format, without protobuf
     (records.py)  the one LogLine record, from the wire to the formatter
     format.py     LogLine → text: pure functions, table-tested
     write.py      the only place that writes, flushes, or meets a broken pipe

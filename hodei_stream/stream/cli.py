@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import re
 import signal
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
-from hodei_stream.api import FINAL_STATUSES, check_job_id, duration_s, status_name
+from hodei_stream.api import FINAL_STATUSES, JOB_STATUS_COMPLETED, check_job_id, status_name
 from hodei_stream.command_line import (
     UsageParser,
     bounded,
@@ -27,7 +24,6 @@ from hodei_stream.command_line import (
 )
 from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
 from hodei_stream.exit_codes import ClientError, ExitStatus, worst
-from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.stream import format as fmt
 from hodei_stream.stream.subscribe import Follower, LogClient, ReconnectPolicy
@@ -163,13 +159,13 @@ def line_filter(args: argparse.Namespace) -> Callable[[LogLine], bool] | None:
     return keep
 
 
-@dataclass
 class LatencyStats:
     """Delivery latency (arrival minus capture) of the lines that were live when they came."""
 
-    since_ns: int = field(default_factory=time.time_ns)
-    lines: int = 0
-    latencies_ns: list[int] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.since_ns = time.time_ns()
+        self.lines = 0
+        self.latencies_ns: list[int] = []
 
     def add(self, line: LogLine, arrived_ns: int) -> None:
         self.lines += 1
@@ -354,6 +350,9 @@ class Session:
         return self._follow_several()
 
     def _follow_several(self) -> list[int]:
+        import queue  # here: one job (the common case) is followed without threads
+        import threading
+
         arrivals: queue.SimpleQueue[list[LogLine] | tuple[Follower, Exception | None]] = queue.SimpleQueue()
 
         def pump(follower: Follower) -> None:
@@ -407,13 +406,13 @@ class Session:
             job_id=follower.job_id,
             status=status_name(job.status),
             exit_code=execution.exit_code if execution is not None else "",
-            duration_s=duration_s(job),
+            duration_s=execution.duration_s if execution is not None else None,
             error_message=execution.error_message if execution is not None else "",
             how=how,
         )
         if not self.args.quiet:
             self.writer.notice(fmt.format_ending(ending, self.colour_err, job_labels=self.several))
-        if job.status == pb.JOB_STATUS_COMPLETED:
+        if job.status == JOB_STATUS_COMPLETED:
             return ExitStatus.OK
         return ExitStatus.JOB_FAILED
 

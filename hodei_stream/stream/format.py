@@ -7,12 +7,10 @@ the caller (``cli.py``) for the stream actually written, and only passed in here
 
 from __future__ import annotations
 
-import json
 import re
 import time
-import zlib
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from hodei_stream.records import LogLine
 
@@ -70,12 +68,19 @@ def visible(text: str) -> str:
     return _CONTROLS.sub(_escaped, text)
 
 
-@dataclass(frozen=True, slots=True)
 class Style:
-    colour: bool = False
-    timestamps: bool = True
-    job_labels: bool = False  # prefix each line with its job's short label (several jobs)
-    escape: bool = False  # show control characters as \xHH (a terminal, without --raw)
+    """How lines are shown (a slotted class, not a dataclass: ``dataclasses`` costs stream-logs
+    ~10 ms of start-up); set once per run, never changed."""
+
+    __slots__ = ("colour", "escape", "job_labels", "timestamps")
+
+    def __init__(
+        self, colour: bool = False, timestamps: bool = True, job_labels: bool = False, escape: bool = False
+    ) -> None:
+        self.colour = colour
+        self.timestamps = timestamps
+        self.job_labels = job_labels  # prefix each line with its job's short label (several jobs)
+        self.escape = escape  # show control characters as \xHH (a terminal, without --raw)
 
 
 def job_label(job_id: str) -> str:
@@ -85,6 +90,8 @@ def job_label(job_id: str) -> str:
 
 def label_colour(job_id: str) -> str:
     """A colour for the job that stays the same from run to run (a hash of its id)."""
+    import zlib  # here: only coloured output of several jobs needs it (start-up time)
+
     return LABEL_COLOURS[zlib.crc32(job_id.encode()) % len(LABEL_COLOURS)]
 
 
@@ -117,24 +124,18 @@ def format_line(line: LogLine, style: Style, shown_ns: int | None = None) -> str
     text = line.text
     if style.escape:
         text = visible(text)
-    parts: list[str] = []
+    # Strings put together directly, not a list joined: this runs once per line shown.
     if style.colour:
-        if style.job_labels:
-            parts.append(f"{label_colour(line.job_id)}{job_label(line.job_id)}{RESET}")
-        if style.timestamps:
-            parts.append(f"{GREY}{clock_ms(shown_ns or line.captured_ns)}{RESET}")
-        parts.append(f"{RED if line.is_stderr else GREEN}{tag}{RESET}")
         level = level_of(text)
         colour = _LEVEL_COLOURS.get(level, "") if level else ""
-        parts.append(f"{colour}{text}{RESET}" if colour else text)
-    else:
-        if style.job_labels:
-            parts.append(job_label(line.job_id))
+        shown = f"{RED if line.is_stderr else GREEN}{tag}{RESET} {f'{colour}{text}{RESET}' if colour else text}"
         if style.timestamps:
-            parts.append(clock_ms(shown_ns or line.captured_ns))
-        parts.append(tag)
-        parts.append(text)
-    return " ".join(parts)
+            shown = f"{GREY}{clock_ms(shown_ns or line.captured_ns)}{RESET} {shown}"
+        if style.job_labels:
+            shown = f"{label_colour(line.job_id)}{job_label(line.job_id)}{RESET} {shown}"
+        return shown
+    shown = f"{clock_ms(shown_ns or line.captured_ns)} {tag} {text}" if style.timestamps else f"{tag} {text}"
+    return f"{job_label(line.job_id)} {shown}" if style.job_labels else shown
 
 
 def rfc3339_ns(epoch_ns: int) -> str:
@@ -145,6 +146,8 @@ def rfc3339_ns(epoch_ns: int) -> str:
 
 def format_json(line: LogLine) -> str:
     """One log line as a JSON object on one line (the ``--json`` output)."""
+    import json  # here: only --json needs it (start-up time); a cached import after the first line
+
     return json.dumps(
         {
             "job_id": line.job_id,
@@ -170,8 +173,7 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m{rest:02d}s"
 
 
-@dataclass(frozen=True, slots=True)
-class Ending:
+class Ending(NamedTuple):
     """How a job's stream ended, for the end line."""
 
     job_id: str

@@ -38,10 +38,8 @@ from __future__ import annotations
 
 import math
 import socket
-import ssl
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from typing import cast
 
@@ -90,8 +88,9 @@ REFUSED_STREAM, CANCEL, ENHANCE_YOUR_CALM, INADEQUATE_SECURITY = 0x7, 0x8, 0xB, 
 RESET_CODES = {REFUSED_STREAM: "UNAVAILABLE", CANCEL: "CANCELLED", ENHANCE_YOUR_CALM: "RESOURCE_EXHAUSTED",
                INADEQUATE_SECURITY: "PERMISSION_DENIED"}  # fmt: skip
 ACCEPTED_ENCODINGS = "identity,deflate,gzip"
-# zlib's window bits that accept a zlib (deflate) or gzip header, whichever comes.
-ZLIB_OR_GZIP = 32 + zlib.MAX_WBITS
+# zlib's window bits that accept a zlib (deflate) or gzip header, whichever comes (32 +
+# zlib.MAX_WBITS: zlib is imported only for a compressed message, ssl only for TLS).
+ZLIB_OR_GZIP = 32 + 15
 
 
 def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
@@ -120,22 +119,25 @@ class CallError(Exception):
         self.details = details
 
 
-def _connect(target: str, timeout: float, tls_ca: str | None) -> tuple[socket.socket, str, bool]:
-    """A connected socket for ``unix:/path`` or ``host:port``, its authority, and whether
-    the way there is private (a Unix socket, loopback, or TLS): where a token may go."""
+def _connect(target: str, timeout: float, tls_ca: str | None) -> tuple[socket.socket, str, bool, bool]:
+    """A connected socket for ``unix:/path`` or ``host:port``, its authority, whether the
+    way there is private (a Unix socket, loopback, or TLS): where a token may go, and whether
+    it is TLS."""
     give_up = time.monotonic() + timeout
     try:
         if target.startswith("unix:"):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
             sock.connect(target.removeprefix("unix:"))
-            return sock, "localhost", True
+            return sock, "localhost", True, False
         host, _, port = target.rpartition(":")
         host = host.strip("[]")
         sock = socket.create_connection((host, int(port)), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not tls_ca:
-            return sock, target, host in ("localhost", "127.0.0.1", "::1")
+            return sock, target, host in ("localhost", "127.0.0.1", "::1"), False
+        import ssl
+
         context = ssl.create_default_context(cafile=tls_ca)
         context.set_alpn_protocols(["h2"])
         sock.settimeout(max(give_up - time.monotonic(), 0.001))  # connect and handshake within ``timeout``
@@ -148,7 +150,7 @@ def _connect(target: str, timeout: float, tls_ca: str | None) -> tuple[socket.so
         raise CallError(
             "UNAVAILABLE", f"the TLS server at {target} does not speak HTTP/2 (no ALPN h2): not a gRPC server"
         )
-    return tls, target, True
+    return tls, target, True, True
 
 
 class Call:
@@ -182,7 +184,7 @@ class Call:
         ]
         self._keepalive_timeout = keepalive_timeout or settings.keepalive_s or KEEPALIVE_TIMEOUT_S
         self._closed = threading.Event()
-        self._sock, authority, private = _connect(
+        self._sock, authority, private, tls = _connect(
             target, CONNECT_TIMEOUT_S if timeout is None else min(timeout, CONNECT_TIMEOUT_S), settings.tls_ca
         )
         self._decoder = hpack.Decoder(max_header_list_size=MAX_HEADER_BLOCK)
@@ -198,7 +200,7 @@ class Call:
         self._ping_sent = False  # a keepalive PING is out, and nothing came since
         headers = [
             (":method", "POST"),
-            (":scheme", "https" if isinstance(self._sock, ssl.SSLSocket) else "http"),
+            (":scheme", "https" if tls else "http"),
             (":path", method),
             (":authority", authority),
             ("content-type", "application/grpc"),
@@ -297,6 +299,8 @@ class Call:
             raise CallError(
                 "INTERNAL", f"a compressed message with grpc-encoding {self._encoding[:40]!r}: cannot decode it"
             )
+        import zlib
+
         decoder = zlib.decompressobj(ZLIB_OR_GZIP)
         try:
             message = decoder.decompress(compressed, MAX_MESSAGE_BYTES + 1)

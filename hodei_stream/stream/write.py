@@ -18,17 +18,19 @@ class ReaderGone(Exception):
 
 def write_all(fd: int, data: bytes) -> None:
     """Write every byte of ``data`` to ``fd`` (a write may be cut short by a signal)."""
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BrokenPipeError:
+    try:
+        written = os.write(fd, data)
+        if written == len(data):  # the common case, once per batch of lines: no view, no loop
+            return
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
+    except BrokenPipeError:
+        raise ReaderGone from None
+    except OSError as error:
+        if error.errno == errno.EPIPE:
             raise ReaderGone from None
-        except OSError as error:
-            if error.errno == errno.EPIPE:
-                raise ReaderGone from None
-            raise
-        view = view[written:]
+        raise
 
 
 class Writer:
