@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +71,7 @@ def test_socket_and_folder_modes_and_another_user_is_refused(home: Path, launch_
 def as_configured(server: Server) -> Server:
     """``server`` with the token and CA this process's environment gives now, as a command's
     edge reads them (``resolve``)."""
-    return replace(server, settings=ClientSettings.from_environment())
+    return Server(server.target, server.embedded, ClientSettings.from_environment())
 
 
 @pytest.fixture
