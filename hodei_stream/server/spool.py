@@ -28,8 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from hodei_stream.records import LogLine
-from hodei_stream.server.supervisor_protocol import LINE_HEADER, decode_lines
+from hodei_stream.server.supervisor_protocol import LINE_HEADER
 
 SPOOL_FOLDER_NAME = "spool"
 # A resume reads the spool from the last mark at or before the wanted sequence: one mark per
@@ -143,10 +142,6 @@ class JobSpool:
                         chunk.clear()
         if chunk:
             yield bytes(chunk)
-
-    def lines_after(self, after_sequence: int) -> Iterator[list[LogLine]]:
-        for payload in self.payloads_after(after_sequence):
-            yield decode_lines(self.job_id, payload)
 
     def read_state(self) -> dict[str, Any]:
         return read_json(self.state_path)

@@ -51,13 +51,15 @@ from hodei_stream.records import LogLine
 from hodei_stream.server.entries import HEADER_SIZE, encode_payload, payload_lines, span
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.settings import ServerSettings
-from hodei_stream.server.supervisor_protocol import encode_line_batches
+from hodei_stream.server.supervisor_protocol import batch_records, encode_line_records
 
 DATABASE_NAME = "jobs.sqlite3"
 # A page of lines: at most this many, and no more encoded bytes than fit comfortably under a
 # client's default 4 MiB message limit (always at least one line, up to 2 MiB long).
 PAGE_LINES = 5000
 PAGE_BYTES = 3 * 1024 * 1024
+# Converting an old state folder's ``log_lines`` table: rows read (and held) at a time.
+MIGRATION_CHUNK_LINES = 10_000
 # What a line costs in a GetLogsResponse beyond its UTF-8 text, at most: the entry's tag and
 # length, the job id, sequence, timestamp, stream flag and the text's own tag and length (85).
 ENTRY_OVERHEAD_BYTES = 96
@@ -229,6 +231,22 @@ def _insert_statement(rows: int) -> str:
     return "INSERT OR IGNORE INTO log_pages VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows)
 
 
+def _pages_of_rows(rows: Iterable[tuple[str, int, int, int, str]]) -> Iterator[tuple[str, int, int, bytes]]:
+    """``log_lines`` rows (ordered by job and sequence) as ``log_pages`` rows: runs of
+    consecutive sequences of one job (a page never spans a gap), read
+    ``MIGRATION_CHUNK_LINES`` rows at a time (memory stays bounded whatever the table holds),
+    as payloads of up to the supervisor protocol's ``BATCH_BYTES``."""
+    runs = groupby(enumerate(rows), key=lambda numbered: (numbered[1][0], numbered[1][1] - numbered[0]))
+    for (job_id, _), run in runs:
+        while chunk := [row for _, row in islice(run, MIGRATION_CHUNK_LINES)]:
+            records = [
+                encode_line_records([LogLine(job_id, sequence, ns, bool(is_stderr), text)])
+                for _, sequence, ns, is_stderr, text in chunk
+            ]
+            for payload, first, last in batch_records(records, chunk[0][1]):
+                yield job_id, first, last, payload
+
+
 def _migrate_lines(database: sqlite3.Connection) -> None:
     """Turn the ``log_lines`` table of a state folder from before pages (a row per line) into
     ``log_pages`` rows, in one transaction: all of it, or (interrupted) none of it."""
@@ -239,17 +257,7 @@ def _migrate_lines(database: sqlite3.Connection) -> None:
         rows = database.execute(
             "SELECT job_id, sequence, captured_ns, is_stderr, text FROM log_lines ORDER BY job_id, sequence"
         )
-        # Runs of consecutive sequences of one job (a page never spans a gap), each as
-        # payloads of up to the supervisor protocol's BATCH_BYTES (rows bigger than the writer's, once).
-        runs = groupby(enumerate(rows), key=lambda numbered: (numbered[1][0], numbered[1][1] - numbered[0]))
-        pages = (
-            (job_id, first, last, payload)
-            for (job_id, _), run in runs
-            for payload, first, last in encode_line_batches(
-                LogLine(job_id, sequence, ns, bool(is_stderr), text) for _, (_, sequence, ns, is_stderr, text) in run
-            )
-        )
-        database.executemany(INSERT_PAGE, pages)
+        database.executemany(INSERT_PAGE, _pages_of_rows(rows))
         database.execute("DROP TABLE log_lines")
         database.execute("COMMIT")
     except BaseException:

@@ -25,14 +25,9 @@ import json
 import socket
 import struct
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hodei_stream.records import LogLine
-
-if TYPE_CHECKING:
-    # Only the server reads with asyncio; the supervisor (one process per job) does not pay
-    # for importing it (about half of its start-up).
-    import asyncio
 
 HEADER = struct.Struct("!BI")
 # One line inside a LINES payload: sequence, capture time (ns since the epoch), is_stderr,
@@ -133,18 +128,6 @@ def decode_lines(job_id: str, payload: bytes) -> list[LogLine]:
         offset += size
         lines.append(LogLine(job_id, sequence, captured_ns, bool(is_stderr), text))
     return lines
-
-
-async def read_message(reader: asyncio.StreamReader) -> tuple[MessageKind, bytes] | None:
-    """The next message, or None at a clean end of the connection."""
-    try:
-        header = await reader.readexactly(HEADER.size)
-    except EOFError as error:  # asyncio.IncompleteReadError (asyncio is not imported here)
-        if getattr(error, "partial", b""):
-            raise
-        return None
-    kind, size = HEADER.unpack(header)
-    return MessageKind(kind), await reader.readexactly(checked_size(size))
 
 
 class MessageReader:

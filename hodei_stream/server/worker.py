@@ -32,7 +32,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -182,7 +182,7 @@ class Worker:
         """Run a new job.  Its definition is not kept here (the store has it): only what the
         supervisor is told, until it is told."""
         run = self.runs[job_id] = JobRun(job_id)
-        spec = json.dumps(asdict(self.job_command(definition))).encode()
+        spec = json.dumps(self.job_command(definition)._asdict()).encode()
         run.task = asyncio.create_task(self._run(run, spec), name=f"job {job_id}")
 
     def cancel(self, job_id: str, reason: str) -> bool:
