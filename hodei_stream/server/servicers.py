@@ -127,6 +127,9 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
         if not self.store.create_job(record, definition.SerializeToString()):
             raise GRPCError(Status.ALREADY_EXISTS, f"a job {job_id} exists already")
         self.worker.launch(job_id, definition)
+        # Answered once the job is committed: a server killed after the answer still knows the
+        # job (its supervisor, already started, would otherwise be told to forget it).
+        await self.store.committed(job_id)
         await stream.send_message(
             pb.QueueJobResponse(
                 success=True, message="queued", queued_at=timestamp(queued_ns), job_id=pb.JobId(value=job_id)

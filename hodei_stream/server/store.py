@@ -274,8 +274,9 @@ UPDATE_JOB = f"UPDATE jobs SET {', '.join(f'{column} = ?' for column in RECORD_C
 
 
 def _is_urgent(item: object) -> bool:
-    """Somebody waits for this item's commit (a sync, a job's end): commit without gathering more."""
-    return item is None or isinstance(item, Future) or (isinstance(item, JobRecord) and item.is_final)
+    """Somebody waits for this item's commit (a sync, a new job, a job's end): commit without
+    gathering more."""
+    return item is None or isinstance(item, Future | NewJob) or (isinstance(item, JobRecord) and item.is_final)
 
 
 def _job_ids(batch: list[Pending]) -> set[str]:
@@ -473,6 +474,19 @@ class JobStore:
         barrier: Future[None] = Future()
         self._put(barrier)
         await asyncio.wrap_future(barrier)
+
+    async def committed(self, job_id: str) -> None:
+        """Return once the new job ``job_id`` is committed; ``StoreUnavailable`` if the store
+        fails its write (the job is then FAILED with the store's message)."""
+        commit = asyncio.ensure_future(self.sync())
+        while True:
+            changed = asyncio.ensure_future(self.fanout.waiter(job_id).wait())
+            await asyncio.wait((commit, changed), return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
+            if commit.done():
+                return
+            if self.write_error is not None and self.jobs[job_id].is_final:
+                raise StoreUnavailable(self.write_error)  # (the sync completes once a retry does)
 
     def _put(self, item: Pending) -> None:
         """Hand ``item`` to the writer.  The writer is told of a batch's first item after the
