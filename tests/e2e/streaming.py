@@ -170,7 +170,8 @@ class CancellingServer:
                 client, _ = self.listener.accept()
             except OSError:
                 return  # closed
-            with client:
+            # A client may hang up at any point (a probe of the socket does at once).
+            with client, contextlib.suppress(ConnectionError):
                 connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
                 connection.initiate_connection()
                 client.sendall(connection.data_to_send())
