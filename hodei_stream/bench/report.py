@@ -65,9 +65,12 @@ TITLES = {
 }
 
 
-def goal(value: float | None, relation: str, target: float, unit: str) -> str:
-    """A goal as the table shows it beside the measured value: "≤ 50 ms: met"."""
+def goal(value: float | None, relation: str, target: float, unit: str, judged: bool = True) -> str:
+    """A goal as the table shows it beside the measured value: "≤ 50 ms: met".  Not ``judged``:
+    the run was not of the goal's sizes (``--quick``), so it says so instead of met or missed."""
     wanted = f"{relation} {target:,g}{' ' + unit if unit else ''}"
+    if not judged:
+        return f"{wanted}: at full sizes only"
     if value is None:
         return wanted
     met = value <= target if relation == "≤" else value >= target

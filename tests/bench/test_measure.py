@@ -123,3 +123,4 @@ def test_goals_say_met_or_missed_beside_the_value() -> None:
     assert goal(42.0, "≤", 50, "ms") == "≤ 50 ms: met"
     assert goal(120_000.0, "≥", 150_000, "") == "≥ 150,000: missed"
     assert goal(None, "≤", 128, "MiB") == "≤ 128 MiB"
+    assert goal(42.0, "≤", 50, "ms", judged=False) == "≤ 50 ms: at full sizes only"
