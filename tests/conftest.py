@@ -9,6 +9,7 @@ condition with a deadline instead of sleeping and hoping.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ from typing import TypeVar
 import pytest
 
 from hodei_stream.endpoint import Server
+from hodei_stream.server.spool import SPOOL_FOLDER_NAME, is_running
 from hodei_stream.state_folder import embedded_target, is_answering
 
 T = TypeVar("T")
@@ -106,7 +108,22 @@ def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # The embedded server is the one under test, whatever the developer's shell points at.
     monkeypatch.delenv("HODEI_GRPC_URL", raising=False)
     yield path
+    stop_leftover_jobs(path)
     shutil.rmtree(path, ignore_errors=True)
+
+
+def stop_leftover_jobs(home: Path) -> None:
+    """Stop the jobs, and their supervisors, that a test left without a server (it killed the
+    server on purpose): a supervisor would wait for one for an hour (``--supervisor-linger``)."""
+    for state_path in (home / SPOOL_FOLDER_NAME).glob("*.json"):
+        try:
+            state = json.loads(state_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if is_running(state.get("job_pid", 0), state.get("job_start_time")):
+            os.killpg(state["job_pid"], signal.SIGKILL)  # the job leads a process group of its own
+        if is_running(state.get("supervisor_pid", 0), state.get("supervisor_start_time")):
+            os.kill(state["supervisor_pid"], signal.SIGKILL)
 
 
 @pytest.fixture
