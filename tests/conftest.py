@@ -25,6 +25,7 @@ import pytest
 
 from hodei_stream.endpoint import Server
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, is_running
+from hodei_stream.server.worker import WORKER_SOCKET_NAME
 from hodei_stream.state_folder import embedded_target, is_answering
 
 T = TypeVar("T")
@@ -124,6 +125,14 @@ def stop_leftover_jobs(home: Path) -> None:
             os.killpg(state["job_pid"], signal.SIGKILL)  # the job leads a process group of its own
         if is_running(state.get("supervisor_pid", 0), state.get("supervisor_start_time")):
             os.kill(state["supervisor_pid"], signal.SIGKILL)
+    # And supervisors that had not written their state yet: they name the home's socket.
+    socket_argument = str(home / WORKER_SOCKET_NAME).encode()
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            if socket_argument in (process / "cmdline").read_bytes().split(b"\0"):
+                os.kill(int(process.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to read
 
 
 @pytest.fixture
