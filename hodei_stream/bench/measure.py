@@ -165,16 +165,6 @@ def rate_per_s(arrivals: Sequence[Arrival]) -> float:
     return (len(arrivals) - 1) / (elapsed_ns / 1e9) if elapsed_ns > 0 else 0.0
 
 
-def recorded_lines(text: bytes) -> list[Arrival]:
-    """Lines a follower kept as ``<arrival_ns> <line>`` and printed at its end (``--record``)."""
-    lines: list[Arrival] = []
-    for record in text.splitlines():
-        arrived, _, line = record.partition(b" ")
-        if arrived.isdigit():
-            lines.append(Arrival(int(arrived), line))
-    return lines
-
-
 def recorded_streams(text: bytes, streams: int) -> list[list[Arrival]]:
     """What each of ``streams`` followers in one process kept, from their records
     ``<follower> <arrival_ns> <line>`` (``--streams``); other lines (errors) are skipped."""

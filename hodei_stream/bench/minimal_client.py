@@ -1,11 +1,10 @@
 """The benchmark's Python baseline: the least a grpcio client can do to follow a job's log.
 
-    python -m hodei_stream.bench.minimal_client TARGET JOB_ID [--record]
+    python -m hodei_stream.bench.minimal_client TARGET JOB_ID
     python -m hodei_stream.bench.minimal_client --streams N TARGET JOB_ID...
 
 One channel, SubscribeLogs, ``print(entry.line, flush=True)`` per entry: the floor that
-stream-logs' start-up and per-line cost are compared with.  ``--record`` keeps
-``<arrival_ns> <line>`` in memory and prints it all at the end.  ``--streams N`` is the
+stream-logs' start-up and per-line cost are compared with.  ``--streams N`` is the
 native client's mode of the same name in Python (fan-out and load followers when the native
 client is not built): N followers in this process, follower i on ``JOB_ID[i % count]``, each
 on its own channel and thread, printing ``<follower> <arrival_ns> <line>`` at the end.
@@ -58,16 +57,8 @@ def follow_many(count: int, target: str, job_ids: list[str]) -> int:
 def main() -> int:
     if sys.argv[1] == "--streams":
         return follow_many(int(sys.argv[2]), sys.argv[3], sys.argv[4:])
-    target, job_id = sys.argv[1], sys.argv[2]
-    record = "--record" in sys.argv[3:]
-    recorded: list[tuple[int, str]] = []
-    for entry in entries(target, job_id):
-        if record:
-            recorded.append((time.time_ns(), entry.line))
-        else:
-            print(entry.line, flush=True)
-    for arrived_ns, line in recorded:
-        print(arrived_ns, line)
+    for entry in entries(sys.argv[1], sys.argv[2]):
+        print(entry.line, flush=True)
     return 0
 
 

@@ -10,7 +10,6 @@ from hodei_stream.bench.measure import (
     latency_report,
     percentiles,
     rate_per_s,
-    recorded_lines,
     recorded_streams,
     split_lines,
     stamp_line,
@@ -102,11 +101,6 @@ def test_rate_is_from_first_to_last_arrival() -> None:
     lines = arrivals(*((n * MS, stamp_line(n, 0)) for n in range(1001)))  # 1,001 lines over 1 s
     assert rate_per_s(lines) == pytest.approx(1000.0)
     assert rate_per_s(lines[:1]) == 0.0
-
-
-def test_recorded_lines_from_a_followers_record() -> None:
-    parsed = recorded_lines(b"1000 BENCH 0 900\n1001 BENCH 1 901\nnative_client: oops\n")
-    assert [(a.arrived_ns, a.line) for a in parsed] == [(1000, b"BENCH 0 900"), (1001, b"BENCH 1 901")]
 
 
 def test_recorded_streams_from_one_process_of_followers() -> None:

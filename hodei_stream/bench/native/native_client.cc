@@ -1,8 +1,6 @@
 // The benchmark's native baseline: a C++ gRPC client that follows one job's log.
 //
 //   native_client TARGET JOB_ID           each entry's line on stdout, flushed at once
-//   native_client --record TARGET JOB_ID  keep "<arrival_ns> <line>" in memory, print all at
-//                                         the end
 //   native_client --streams N TARGET JOB_ID...
 //                                         N followers in this one process, follower i on
 //                                         JOB_ID[i % count], each on its own channel (its own
@@ -118,35 +116,24 @@ int main(int argc, char** argv) {
       return follow_many(count, argv[3], argv + 4, argc - 4);
     }
   }
-  const bool record = argc > 1 && std::strcmp(argv[1], "--record") == 0;
-  const int first = record ? 2 : 1;
-  if (argc - first != 2) {
-    std::fprintf(stderr, "usage: native_client [--record] TARGET JOB_ID | --streams N TARGET JOB_ID...\n");
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: native_client TARGET JOB_ID | --streams N TARGET JOB_ID...\n");
     return 2;
   }
-  auto stub = hodei::LogStreamService::NewStub(open_channel(argv[first], false));
+  auto stub = hodei::LogStreamService::NewStub(open_channel(argv[1], false));
   grpc::ClientContext context;
   hodei::SubscribeLogsRequest request;
-  request.set_job_id(argv[first + 1]);
+  request.set_job_id(argv[2]);
   request.set_include_history(true);
   auto reader = stub->SubscribeLogs(&context, request);
   hodei::JobLogEntry entry;
-  std::vector<std::pair<long long, std::string>> recorded;
   while (reader->Read(&entry)) {
-    if (record) {
-      recorded.emplace_back(now_ns(), entry.line());
-      continue;
-    }
     const std::string& line = entry.line();
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
   }
   const grpc::Status status = reader->Finish();
-  for (const auto& [arrived_ns, line] : recorded) {
-    std::printf("%lld %s\n", arrived_ns, line.c_str());
-  }
-  std::fflush(stdout);
   if (!status.ok()) {
     std::fprintf(stderr, "native_client: %s\n", status.error_message().c_str());
     return 1;
