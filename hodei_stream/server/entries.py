@@ -100,7 +100,7 @@ def records(payload: bytes, after_sequence: int, lines: int) -> Iterator[tuple[i
         offset += size
 
 
-def payload_lines(job_id: str, payload: bytes, after_sequence: int, lines: int) -> list[LogLine]:
+def payload_lines(job_id: str, payload: bytes, after_sequence: int = 0, lines: int = sys.maxsize) -> list[LogLine]:
     """``records`` as ``LogLine``s."""
     return [
         LogLine(job_id, sequence, captured_ns, bool(is_stderr), text)

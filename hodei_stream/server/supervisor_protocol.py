@@ -117,19 +117,6 @@ def last_sequence(payload: bytes) -> int:
     return sequence
 
 
-def decode_lines(job_id: str, payload: bytes) -> list[LogLine]:
-    """The lines of a LINES payload; the job is the connection's, so it is not on the wire."""
-    lines: list[LogLine] = []
-    offset = 0
-    while offset < len(payload):
-        sequence, captured_ns, is_stderr, size = LINE_HEADER.unpack_from(payload, offset)
-        offset += LINE_HEADER.size
-        text = payload[offset : offset + size].decode()
-        offset += size
-        lines.append(LogLine(job_id, sequence, captured_ns, bool(is_stderr), text))
-    return lines
-
-
 class MessageReader:
     """Reassembles messages from a socket's chunks (the supervisor's side)."""
 

@@ -17,7 +17,7 @@ from server_helpers import Arrival, all_logs, hodei_server, shell_job, subscribe
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.server import supervisor_protocol
+from hodei_stream.server.entries import payload_lines
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool, is_running
 from hodei_stream.server.store import DATABASE_NAME
 from hodei_stream.state_folder import embedded_target
@@ -38,7 +38,7 @@ def gated_script(gates: Path, *blocks: tuple[int, int], end: str = "") -> str:
 
 def spooled_count(home: Path, job_id: str) -> int:
     spool = JobSpool(home / SPOOL_FOLDER_NAME, job_id)
-    return sum(len(supervisor_protocol.decode_lines(job_id, payload)) for payload in spool.payloads_after(0))
+    return sum(len(payload_lines(job_id, payload)) for payload in spool.payloads_after(0))
 
 
 def stored_count(client: HodeiClient, job_id: str) -> int:

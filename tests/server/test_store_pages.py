@@ -14,7 +14,7 @@ import pytest
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.server import supervisor_protocol
-from hodei_stream.server.entries import span
+from hodei_stream.server.entries import payload_lines, span
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.store import DATABASE_NAME, PAGE_BYTES, SCHEMA, JobRecord, JobStore
@@ -77,7 +77,7 @@ def test_span_reads_headers_and_refuses_gaps_and_cut_payloads() -> None:
     data = payload(lines_of("j", 5, 4))
     assert span(data, 0) == (0, 5, 8)
     start, first, last = span(data, 6)
-    assert (first, last) == (7, 8) and supervisor_protocol.decode_lines("j", data[start:])[0].sequence == 7
+    assert (first, last) == (7, 8) and payload_lines("j", data[start:])[0].sequence == 7
     assert span(data, 8) == (len(data), 0, 0)
     with pytest.raises(ValueError, match="3 lines numbered 1 to 4"):
         span(payload(lines_of("j", 1, 2) + lines_of("j", 4, 1)), 0)

@@ -20,6 +20,7 @@ from hodei_stream.client import HodeiClient
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.server import supervisor_protocol
+from hodei_stream.server.entries import payload_lines
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool
 from hodei_stream.server.supervisor import MAX_LINE_BYTES, LineSplitter
 from hodei_stream.server.supervisor_protocol import HEADER, MAX_PAYLOAD_BYTES, MessageKind, MessageTooLong
@@ -116,6 +117,6 @@ def test_the_largest_lines_batch_fits_the_cap() -> None:
     for payload, first, last in batches:
         supervisor_protocol.encode(MessageKind.LINES, payload)  # within the cap
         assert supervisor_protocol.last_sequence(payload) == last
-        assert [line.text for line in supervisor_protocol.decode_lines("job", payload)] == texts[first - 1 : last]
+        assert [line.text for line in payload_lines("job", payload)] == texts[first - 1 : last]
     lines = [LogLine("job", n, 0, False, text) for n, text in enumerate(texts, 1)]
     assert b"".join(payload for payload, _, _ in batches) == supervisor_protocol.encode_line_records(lines)

@@ -14,7 +14,7 @@ from grpclib import GRPCError, Status
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.server import supervisor_protocol
-from hodei_stream.server.entries import encode_payload, log_entry
+from hodei_stream.server.entries import encode_payload, log_entry, payload_lines
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.servicers import parse_job_id
 from hodei_stream.server.settings import ServerSettings
@@ -77,7 +77,7 @@ def test_frames_round_trip_in_any_chunking() -> None:
         supervisor_protocol.MessageKind.HELLO,
         supervisor_protocol.MessageKind.LINES,
     ]
-    assert supervisor_protocol.decode_lines("job", received[1][1]) == lines
+    assert payload_lines("job", received[1][1]) == lines
 
 
 def test_job_ids_are_validated_and_canonicalised() -> None:
