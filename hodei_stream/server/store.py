@@ -274,9 +274,9 @@ UPDATE_JOB = f"UPDATE jobs SET {', '.join(f'{column} = ?' for column in RECORD_C
 
 
 def _is_urgent(item: object) -> bool:
-    """Somebody waits for this item's commit (a sync, a new job, a job's end): commit without
-    gathering more."""
-    return item is None or isinstance(item, Future | NewJob) or (isinstance(item, JobRecord) and item.is_final)
+    """Somebody waits for this item's commit (a sync, a job's end): commit without gathering
+    more.  (A new job's QueueJob waits with a sync, which commits the job with it.)"""
+    return item is None or isinstance(item, Future) or (isinstance(item, JobRecord) and item.is_final)
 
 
 def _job_ids(batch: list[Pending]) -> set[str]:
