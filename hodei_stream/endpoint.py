@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 
 from hodei_stream.exit_codes import ClientError, ExitStatus, for_grpc_code
+from hodei_stream.own_python import module_command
 from hodei_stream.state_folder import (
     ENV_TLS_CA,
     ENV_TOKEN,
@@ -165,7 +165,7 @@ def ensure_running(server: Server) -> bool:
     import subprocess  # only to start the server: not on the way of a running one's first line
 
     result = subprocess.run(
-        [sys.executable, "-m", "hodei_stream.server.daemon", "start", "--listen", server.target],
+        [*module_command("hodei_stream.server.daemon"), "start", "--listen", server.target],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -55,6 +55,7 @@ from hodei_stream.endpoint import (
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.jobs.payload import PayloadError, job_spec
 from hodei_stream.jobs.usage import usage_message
+from hodei_stream.own_python import module_command
 from hodei_stream.proto import hodei_pb2 as pb
 
 STREAMER_MODULE = "hodei_stream.stream.cli"
@@ -290,9 +291,10 @@ class JobScript(cli.Application):
         In the background, ``| cat`` reads the streamer's only pipe and writes to this
         process's stdout: no output is captured, so nothing can fill up and block the streamer.
         """
+        streamer = streamer_command_line(server, job_id)
         if foreground:
-            return local[sys.executable][streamer_args(server, job_id)]
-        unbuffered = local["stdbuf"]["-o0", "-e0", sys.executable][streamer_args(server, job_id)]
+            return local[streamer[0]][streamer[1:]]
+        unbuffered = local["stdbuf"]["-o0", "-e0"][streamer]
         return (unbuffered >= ERROUT) | local["cat"]
 
     def stop_watching(self, client: HodeiClient, job_id: str, streamer: Future | None) -> None:
@@ -360,11 +362,11 @@ class JobScript(cli.Application):
         print(text, file=sys.stderr, flush=True)
 
 
-def streamer_args(server: Server, job_id: str) -> tuple[str, ...]:
-    """This interpreter's arguments to stream one job: the streamer needs nothing on PATH.
+def streamer_command_line(server: Server, job_id: str) -> list[str]:
+    """This interpreter streaming one job: the streamer needs nothing on PATH.
     The embedded server goes unnamed, so that the streamer may start it again if it dies."""
-    where = () if server.embedded else ("--server", server.target)
-    return ("-m", STREAMER_MODULE, *where, job_id)
+    where = [] if server.embedded else ["--server", server.target]
+    return [*module_command(STREAMER_MODULE), *where, job_id]
 
 
 def outcome_of(job: pb.GetJobResponse, job_id: str, name: str, fallback_duration_s: float) -> JobOutcome:

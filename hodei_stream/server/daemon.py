@@ -45,6 +45,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
+from hodei_stream.own_python import module_command
 from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
 from hodei_stream.server.security import (
     AUTHORIZATION_KEY,
@@ -255,9 +256,7 @@ def command_start(address: str, home: Path, run_options: list[str], security: Se
         time.sleep(0.02)
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "hodei_stream.server.daemon",
+            *module_command("hodei_stream.server.daemon"),
             "run",
             "--listen",
             address,

@@ -30,12 +30,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from hodei_stream.own_python import module_command
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.settings import ServerSettings
@@ -219,9 +219,7 @@ class Worker:
             # a supervisor must outlive this server (``stop --keep-jobs``, a crash).
             supervisor = subprocess.Popen(  # noqa: ASYNC220 (a fork-exec: brief, and the reason is above)
                 [
-                    sys.executable,
-                    "-m",
-                    "hodei_stream.server.supervisor",
+                    *module_command("hodei_stream.server.supervisor"),
                     "--socket",
                     str(self.socket_path),
                     "--job-id",

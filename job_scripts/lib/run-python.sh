@@ -10,5 +10,9 @@ run_python() {
   # readlink -f: a launcher symlinked into ~/bin still finds its repository.
   root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
   "$root/install.sh"
-  exec "$root/.venv/bin/python" "$@"
+  # -P (Python 3.11 and later): the current folder stays off sys.path, so a hodei_stream
+  # folder there (another checkout) cannot shadow the installed code.
+  local safe_path=()
+  grep -qE '^version(_info)? = 3\.(1[1-9]|[2-9][0-9])' "$root/.venv/pyvenv.cfg" && safe_path=(-P)
+  exec "$root/.venv/bin/python" "${safe_path[@]}" "$@"
 }
