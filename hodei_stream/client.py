@@ -135,6 +135,13 @@ class HodeiClient:
             response: pb.ListJobsResponse = self.jobs.ListJobs(request, timeout=UNARY_TIMEOUT_S)
             return response
         except grpc.RpcError as error:
+            if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.CANCELLED:
+                # A Hodei platform resets ListJobs whenever the page has jobs: say what still works.
+                raise ClientError(
+                    f"the server at {self.server} could not list jobs (ListJobs: {error.details()}); "
+                    "hodei status JOB_ID still works",
+                    ExitStatus.UNREACHABLE,
+                ) from None
             raise_for(error, self.server, "ListJobs")
 
     def cancel_job(self, job_id: str, reason: str = "") -> pb.CancelJobResponse:
