@@ -353,6 +353,11 @@ class Follower:
         self.seen.exact = EXACT_SEQUENCES_HEADER in call.initial_metadata()
         if resuming and self._resume_point_known:
             yield from self._fill(upto=None)
+        elif not self.seen.exact and not self._resume_point_known:
+            # --tail N or --no-history: the platform sends its whole buffer after the history
+            # whatever was asked.  A round of GetLogs shows the last N lines (or none) and
+            # knows the rest, so that the subscription's copy of them is not shown.
+            yield from self._fill(upto=None)
         if not self.seen.exact:
             yield from self._watch_inexact(call)
             return

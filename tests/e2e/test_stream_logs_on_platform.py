@@ -192,3 +192,39 @@ def test_hodei_list_where_list_jobs_fails(platform: Platform) -> None:
     assert line.startswith(f"hodei: the server at {platform.url} could not list jobs (ListJobs: ")
     assert "RST_STREAM with error code 8" in line  # grpcio's words, which vary by version
     assert line.endswith("); hodei status JOB_ID still works")
+
+
+def test_tail_though_the_platform_sends_its_whole_buffer(
+    start_platform: Callable[..., Platform], tmp_path: Path
+) -> None:
+    # Ten lines buffered (a subscription then gets headers), sent again after the history
+    # whatever was asked: only the last 3 of them, then every later line.
+    platform = start_platform(**FAST)
+    more, done = gates(tmp_path, "more", "done")
+    job_id = submit(platform.server, f"{numbered(1, 10)}; {more.wait}; {numbered(11, 15)}; {done.wait}")
+    wait_until(lambda: held_lines(platform, job_id)[-1:] == ["n=10"], 30, "the job's first 10 lines")
+    following = Following(platform.url, job_id, "--tail", "3")
+    following.wait_for("[OUT] n=10")
+    more.open()
+    following.wait_for("[OUT] n=15")
+    done.open()
+    status, stderr = following.finish()
+    assert status == ExitStatus.OK, stderr
+    assert numbers(following.lines) == [8, 9, 10, 11, 12, 13, 14, 15]
+
+
+def test_no_history_though_the_platform_sends_its_whole_buffer(
+    start_platform: Callable[..., Platform], tmp_path: Path
+) -> None:
+    # Ten lines buffered, then a tick every 0.1 s until the test says stop: none of the ten.
+    platform = start_platform(**FAST)
+    stop = tmp_path / "stop"
+    ticks = f"for i in $(seq 600); do echo tick; sleep 0.1; [ -e {stop} ] && break; done"
+    job_id = submit(platform.server, f"{numbered(1, 10)}; {ticks}")
+    wait_until(lambda: "n=10" in held_lines(platform, job_id), 30, "the job's first 10 lines")
+    following = Following(platform.url, job_id, "--no-history")
+    following.wait_for("[OUT] tick")
+    stop.touch()
+    status, stderr = following.finish()
+    assert status == ExitStatus.OK, stderr
+    assert set(following.lines) == {"[OUT] tick"}
