@@ -154,6 +154,9 @@ class SeenLines:
         # Exact: the highest sequence handed on.  Otherwise the highest true sequence seen in
         # GetLogs (the platform numbers stored lines truly): where the next round resumes.
         self.last_sequence = 0
+        # Without exact sequences: the last line handed on came from GetLogs, at
+        # ``last_sequence``, so the lines GetLogs has after it are all new.
+        self.at_last_sequence = False
         self.shown = 0  # lines handed on by content (without exact sequences)
         self.last_key: ContentKey | None = None
         # How often each of the last SEEN_WINDOW keys handed on was handed on.
@@ -425,6 +428,7 @@ class Follower:
                     batch.append(line)
             if batch:
                 self._progress = True
+                self.seen.at_last_sequence = False
                 yield batch
         self._ended_cleanly = True
 
@@ -473,7 +477,10 @@ class Follower:
         with --tail N or --no-history, hands on only its last N lines, or none.
         """
         seen = self.seen
-        source = None if seen.exact else seen.new_pass()
+        # Without exact sequences, GetLogs' own numbers are true: after a round, its lines
+        # need no check by content until a subscription shows more.  (A check would take
+        # the rest of a run of look-alikes that a round cut in two for repeats.)
+        source = None if seen.exact or seen.at_last_sequence else seen.new_pass()
         keep_last = None if self._resume_point_known else self.tail if self.history else 0
         held: list[LogLine] = []
         since = seen.last_sequence
@@ -485,12 +492,15 @@ class Follower:
                 if line.sequence <= since or (upto is not None and line.sequence > upto):
                     continue
                 since = line.sequence
-                if source is None:
+                if seen.exact:
                     seen.add(line)
+                    batch.append(line)
+                elif source is None:
+                    seen.remember(content_key(line))
                     batch.append(line)
                 elif source.is_new(line):
                     batch.append(line)
-            if source is not None:
+            if not seen.exact:
                 seen.last_sequence = since
             if keep_last is not None:
                 held = (held + batch)[-keep_last:] if keep_last else []
@@ -504,6 +514,7 @@ class Follower:
             if not (has_more or len(entries) >= GET_LOGS_PAGE) or since == before:
                 break
         self._caught_up = True
+        seen.at_last_sequence = not seen.exact
         if held:
             self._progress = True
             yield held

@@ -97,6 +97,7 @@ class UnixProxy:
         # How often ``watch_for`` passed through (within one read), e.g. a GOAWAY's debug data.
         self.watch_for = watch_for
         self.sightings = 0
+        self.frozen: set[socket.socket] = set()  # connections whose bytes go nowhere
         self.connections: list[socket.socket] = []
         self.listener: socket.socket | None = None
         self.lock = threading.Lock()
@@ -122,6 +123,12 @@ class UnixProxy:
             self.connections.clear()
         self.listen_path.unlink(missing_ok=True)
 
+    def freeze(self) -> None:
+        """From now on, the connections open now carry nothing either way (a path gone
+        silent without a FIN or RST); new ones work."""
+        with self.lock:
+            self.frozen.update(self.connections)
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
@@ -143,6 +150,8 @@ class UnixProxy:
                     break
                 if self.watch_for:
                     self.sightings += data.count(self.watch_for)
+                if source in self.frozen:
+                    continue
                 sink.sendall(data)
             except OSError:
                 break

@@ -228,3 +228,27 @@ def test_no_history_though_the_platform_sends_its_whole_buffer(
     status, stderr = following.finish()
     assert status == ExitStatus.OK, stderr
     assert set(following.lines) == {"[OUT] tick"}
+
+
+def test_a_subscription_gone_silent_gives_way_to_get_logs(
+    start_platform: Callable[..., Platform], tmp_path: Path
+) -> None:
+    # The subscription's path carries nothing any more while the job writes: the watchdog
+    # sees lines on the server that the stream did not bring, and the follow goes on by
+    # GetLogs: every line once, in order, without alarm.
+    platform = start_platform(listen=f"unix:{tmp_path / 'platform.sock'}", **FAST)
+    proxy = UnixProxy(tmp_path / "proxy.sock", str(tmp_path / "platform.sock"))
+    proxy.start()
+    more, done = gates(tmp_path, "more", "done")
+    job_id = submit(platform.server, f"echo first; {more.wait}; {numbered(1, 50)}; {done.wait}")
+    following = Following(f"unix:{proxy.listen_path}", job_id)
+    following.wait_for("[OUT] first")
+    proxy.freeze()
+    more.open()
+    following.wait_for("[OUT] n=50")
+    done.open()
+    status, stderr = following.finish()
+    proxy.stop()
+    assert status == ExitStatus.OK, stderr
+    assert following.lines == ["[OUT] first"] + [f"[OUT] n={n}" for n in range(1, 51)]
+    assert not any(alarm in stderr for alarm in ALARMS), stderr
