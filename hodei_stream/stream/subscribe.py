@@ -400,11 +400,13 @@ class Follower:
 
         A watchdog looks behind a silence (``WATCHDOG_S`` without a byte): a job that has
         ended ends the follow (the platform never ends a subscription made after a job's
-        end), and lines on the server that the stream did not bring mean the stream is stuck
-        (the platform's slow or stalled forwarding): the follow goes on by GetLogs alone.
+        end), and a line on the server that the stream has not brought by the next tick
+        means the stream is stuck (a path gone silent, the platform's stalled forwarding):
+        the follow goes on by GetLogs alone.
         """
         decode = messages.decode_entry
         source = self.seen.new_pass()
+        suspect: ContentKey | None = None  # a line the server held at the last tick that we had not shown
         for received in call.batches(idle_s=WATCHDOG_S):
             if not received:
                 job = self.client.get_job(self.job_id)
@@ -412,10 +414,15 @@ class Follower:
                     call.close()
                     yield from self._last_round(job)
                     return
-                if self._server_has_unshown_lines():
+                newest = self._newest_held()
+                if newest is None or newest == self.seen.last_key:
+                    suspect = None
+                elif suspect is not None and not self.seen.times_shown(suspect):
                     call.close()
                     self._polling = True
                     return
+                else:  # it may be on its way to us: stuck only if it is still not here at the next tick
+                    suspect = newest
                 continue
             batch: list[LogLine] = []
             for message in received:
@@ -432,11 +439,10 @@ class Follower:
                 yield batch
         self._ended_cleanly = True
 
-    def _server_has_unshown_lines(self) -> bool:
-        """Whether the newest line GetLogs holds (the platform answers the last ``limit``) is
-        one that was not shown."""
+    def _newest_held(self) -> ContentKey | None:
+        """The newest line GetLogs holds (the platform answers the last ``limit``), if any."""
         entries, _ = self.client.get_logs(self.job_id, since_sequence=self.seen.last_sequence, limit=1)
-        return bool(entries) and content_key(entries[-1]) != self.seen.last_key
+        return content_key(entries[-1]) if entries else None
 
     def _poll(self) -> Iterator[list[LogLine]]:
         """The log by GetLogs alone, every ``POLL_INTERVAL_S``, until the job ends.
