@@ -2,8 +2,9 @@
 state folder (``home``) and the checkout hidden from its jobs.
 
 ``platform`` is a running stand-in with the defaults; ``start_platform(**options)`` starts one
-with options (``provisioning_delay``, ``batch_size``, ``flush_interval_ms``, ``ping_interval``,
-``channel_capacity``: the command line's, in seconds and milliseconds as there).  At the end
+with options: the command line's, named in snake case, in its units (``provisioning_delay=0.05``,
+``batch_size=1``, ``flush_interval_ms=10``, ``ping_interval=5``, ``channel_capacity=5000``,
+``clock_resolution_ms=1000``; flags as booleans: ``resend_true_sequences=True``).  At the end
 of the test every stand-in is stopped, and every job process it started is killed.  Where jobs
 cannot run in a mount namespace of their own (not root), the test is skipped with the reason.
 """
@@ -33,14 +34,15 @@ CANNOT_RUN_ELSEWHERE = 3  # the stand-in's exit status when unshare cannot run h
 class Platform:
     """One running stand-in: ``url`` for HODEI_GRPC_URL, ``server`` for the project's clients."""
 
-    def __init__(self, home: Path, **options: float) -> None:
+    def __init__(self, home: Path, **options: float | bool) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="hodei-standin-"))
         self.log_path = self.folder / "standin.log"
         ready_file = self.folder / "address"
         command = [sys.executable, "-m", "tests.platform_standin", "--ready-file", str(ready_file)]
         command += ["--hide", str(home), "--hide", str(CHECKOUT)]
         for name, value in options.items():
-            command += [f"--{name.replace('_', '-')}", str(value)]
+            flag = f"--{name.replace('_', '-')}"
+            command += ([flag] if value else []) if isinstance(value, bool) else [flag, str(value)]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(command, cwd=CHECKOUT, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         give_up = time.monotonic() + START_TIMEOUT_S
@@ -87,7 +89,7 @@ def start_platform(home: Path) -> Iterator[Callable[..., Platform]]:
     """``start_platform(**options)``: a new stand-in; all of them stopped at the end of the test."""
     started: list[Platform] = []
 
-    def start(**options: float) -> Platform:
+    def start(**options: float | bool) -> Platform:
         started.append(Platform(home, **options))
         return started[-1]
 

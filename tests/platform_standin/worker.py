@@ -68,6 +68,7 @@ class WorkerSettings:
     workers_folder: Path  # covered by a fresh tmpfs in each job's namespace
     batch_size: int = 100
     flush_interval_s: float = 0.25
+    clock_resolution_ns: int = 1  # a coarse worker clock stamps lines of one write alike
 
 
 @dataclass(frozen=True)
@@ -216,8 +217,8 @@ class Workers:
         """Read both pipes to their end, then wait for the process: its exit code (-1: a signal)."""
         assert process.stdout is not None and process.stderr is not None
         await asyncio.gather(
-            read_lines(job_id, process.stdout, False, batcher),
-            read_lines(job_id, process.stderr, True, batcher),
+            read_lines(job_id, process.stdout, False, batcher, self.settings.clock_resolution_ns),
+            read_lines(job_id, process.stderr, True, batcher, self.settings.clock_resolution_ns),
         )
         returncode = await process.wait()
         return returncode if returncode >= 0 else -1
@@ -241,7 +242,9 @@ def read_to_end(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read_lines(job_id: str, pipe: asyncio.StreamReader, is_stderr: bool, batcher: Batcher) -> None:
+async def read_lines(
+    job_id: str, pipe: asyncio.StreamReader, is_stderr: bool, batcher: Batcher, clock_resolution_ns: int
+) -> None:
     """Each line of ``pipe`` to the batcher, stamped when read, until the end or a line that is
     not UTF-8 (or longer than ``LINE_LIMIT``): then this pipe is no longer read."""
     while True:
@@ -251,7 +254,7 @@ async def read_lines(job_id: str, pipe: asyncio.StreamReader, is_stderr: bool, b
             return
         if not raw:
             return
-        captured_ns = time.time_ns()
+        captured_ns = time.time_ns() // clock_resolution_ns * clock_resolution_ns
         raw = raw.removesuffix(b"\n").removesuffix(b"\r")
         try:
             line = raw.decode("utf-8")
