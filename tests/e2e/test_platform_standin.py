@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +16,7 @@ import pytest
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc as rpc
 from tests.conftest import wait_until
-from tests.platform_standin.fixture import CHECKOUT, Platform
+from tests.platform_standin.fixture import CANNOT_RUN_ELSEWHERE, CHECKOUT, Platform
 
 FINAL = (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT)
 FAST = {"provisioning_delay": 0.05}
@@ -234,3 +236,47 @@ def test_too_many_pings_end_the_connection(start_platform: Callable[..., Platfor
         next(silent)
     assert goaway.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "too_many_pings" in goaway.value.details()
+
+
+def test_queue_job_refuses_what_the_platform_refuses_and_runs_a_known_id_again(stubs: Stubs, gate: Gate) -> None:
+    for fields, details in [
+        (
+            {"timeout": {"execution_timeout": {"seconds": 0}}},
+            "Invalid job spec field timeout_ms: Job timeout must be greater than 0",
+        ),
+        ({"requirements": {"memory_bytes": 1024}}, "Invalid job spec field memory_mb: Memory must be greater than 0"),
+    ]:
+        definition = pb.JobDefinition(command="/bin/true", **fields)  # type: ignore[arg-type]
+        with pytest.raises(grpc.RpcError) as refusal:
+            stubs.jobs.QueueJob(pb.QueueJobRequest(job_definition=definition), timeout=10)
+        assert (refusal.value.code(), refusal.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, details)
+    job_id = stubs.queue("exit 0")
+    assert stubs.final(job_id).status == pb.JOB_STATUS_COMPLETED
+    assert stubs.queue(f"echo again; {gate.wait}", job_id=pb.JobId(value=job_id)) == job_id
+    wait_until(lambda: stubs.lines(job_id) == ["again"], what="the job run again")
+    assert stubs.job(job_id).status == pb.JOB_STATUS_RUNNING
+
+
+def test_a_line_that_is_not_utf8_ends_the_reading_of_its_pipe(stubs: Stubs, gate: Gate) -> None:
+    job_id = stubs.queue(f"{gate.wait}; echo a; printf '\\xff\\n'; echo b; echo c >&2")
+    assert [entry.line for entry in followed(stubs, job_id, gate)] == ["a", "c"]
+
+
+def test_lines_flushed_after_a_timeout_count_again_from_1(start_platform: Callable[..., Platform]) -> None:
+    # The worker's auto-flush outlives the job it timed out: what it held arrives after the end.
+    stubs = Stubs(start_platform(flush_interval_ms=1500, **FAST).url)
+    job_id = stubs.queue("seq 1 3; sleep 30", timeout_s=1)
+    assert stubs.final(job_id).status == pb.JOB_STATUS_TIMEOUT
+    arrived = wait_until(
+        lambda: stubs.logs.GetLogs(pb.GetLogsRequest(job_id=job_id), timeout=10).entries, what="the late lines"
+    )
+    assert [(entry.line, entry.sequence) for entry in arrived] == [("1", 1), ("2", 2), ("3", 3)]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to run the stand-in as another user")
+def test_without_root_the_standin_refuses_with_the_reason(tmp_path: Path) -> None:
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    command = [*nobody, sys.executable, "-m", "tests.platform_standin", "--ready-file", str(tmp_path / "address")]
+    result = subprocess.run(command, cwd=CHECKOUT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == CANNOT_RUN_ELSEWHERE
+    assert result.stderr.startswith("platform stand-in: cannot run jobs elsewhere: unshare --mount (needs root): ")

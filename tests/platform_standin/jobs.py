@@ -4,8 +4,9 @@ answered as the platform answers (its names, exit codes, missing times, failing 
 A job goes PENDING (for the provisioning delay) → ASSIGNED (its one execution appears; a
 quarter of that delay more) → RUNNING (its process started) → a final state when the worker's
 result arrives.  The server's side of the worker's stream (``intake``) takes the worker's
-messages in order: each batch's lines go to the log service one by one, then the result sets
-the job's state and drops its lines.  A state set once final stays (CancelJob wins).
+messages in order until the worker goes: each batch's lines go to the log service one by one;
+the result sets the job's state and drops its lines (a batch sent after it starts them anew).
+A state set once final stays (CancelJob wins).
 """
 
 from __future__ import annotations
@@ -184,15 +185,14 @@ class JobExecutionServicer(hodei_grpc.JobExecutionServiceBase):
         await worker
 
     async def intake(self, job: Job, from_worker: Channel[pb.LogBatch | Outcome]) -> None:
-        """The server's side of the worker's stream, one message at a time, up to the result."""
+        """The server's side of the worker's stream, one message at a time, until the worker goes."""
         while (message := await from_worker.receive()) is not None:
             if isinstance(message, pb.LogBatch):
                 for entry in message.entries:
                     await self.logs.append(entry)
-                continue
-            self.record(job, message)
-            await self.logs.drop(job.job_id)
-            return
+            else:
+                self.record(job, message)
+                await self.logs.drop(job.job_id)
 
     def record(self, job: Job, outcome: Outcome) -> None:
         if job.status in FINAL:

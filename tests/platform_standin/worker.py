@@ -151,13 +151,15 @@ class Workers:
         outgoing: Channel[pb.LogBatch | Outcome],
         started: asyncio.Event,
     ) -> None:
-        """Run the job, send its lines, then its ``Outcome``; ``started`` is set once it runs."""
+        """Run the job, send its lines, then its ``Outcome``, then close ``outgoing`` (the worker
+        goes away); ``started`` is set once the job runs."""
         self.started += 1
         worker_id = self.worker_id(self.started)
         folder = self.settings.workers_folder / f"job-{job_id}"
         process, spawn_error = await self.spawn(command, self.environment(worker_id, folder, job_environment), folder)
         if process is None:
             await outgoing.send(Outcome(exit_code=None, error=spawn_error))
+            await outgoing.close()
             return
         self.process_groups.add(process.pid)
         started.set()
@@ -167,15 +169,16 @@ class Workers:
             exit_code = await asyncio.wait_for(self.stream_output(job_id, process, batcher), timeout_s)
         except asyncio.TimeoutError:
             process.kill()  # the direct child only; what it started runs on
+            error = f"TIMEOUT: Job timed out after {timeout_s} seconds"
+            await outgoing.send(Outcome(exit_code=None, error=error, timed_out=True))
             # The platform's auto-flush outlives a timed-out job: what it held goes out after the result.
-            asyncio.get_running_loop().call_later(self.settings.flush_interval_s * 1.5, flusher.cancel)
-            await outgoing.send(
-                Outcome(exit_code=None, error=f"TIMEOUT: Job timed out after {timeout_s} seconds", timed_out=True)
-            )
-            return
+            await asyncio.sleep(self.settings.flush_interval_s * 1.5)
+        else:
+            flusher.cancel()
+            await batcher.flush()
+            await outgoing.send(Outcome(exit_code=exit_code))
         flusher.cancel()
-        await batcher.flush()
-        await outgoing.send(Outcome(exit_code=exit_code))
+        await outgoing.close()  # the worker goes away
 
     async def spawn(
         self, command: list[str], environment: dict[str, str], folder: Path
