@@ -213,15 +213,13 @@ def test_subscribing_with_over_100_lines_kept_hangs_without_headers_and_stalls_i
     wait_until(lambda: stubs.lines(job_id)[-1:] == ["more"], what="the stalled line once the subscriber left")
 
 
-def test_live_entries_carry_the_counter_not_their_own_sequence(
-    start_platform: Callable[..., Platform], gate: Gate
-) -> None:
-    stubs = Stubs(start_platform(batch_size=10, flush_interval_ms=1000, **FAST).url)
-    job_id = stubs.queue(f"{gate.wait}; seq 1 30")
+def test_live_entries_carry_the_counter_not_their_sequence(start_platform: Callable[..., Platform], gate: Gate) -> None:
+    stubs = Stubs(start_platform(batch_size=10, flush_interval_ms=5000, **FAST).url)
+    job_id = stubs.queue(f"{gate.wait}; seq 1 10; sleep 0.3; seq 11 20; sleep 0.3; seq 21 30")
     entries = followed(stubs, job_id, gate)
     assert [entry.line for entry in entries] == [str(n) for n in range(1, 31)]
-    # Each batch of 10 is forwarded once it has all arrived: all ten carry its last number.
-    assert [entry.sequence for entry in entries] == [10] * 10 + [20] * 10 + [30] * 10
+    # A batch's first line carries the count from before it arrived, the others their batch's last.
+    assert [entry.sequence for entry in entries] == [0] + [10] * 10 + [20] * 10 + [30] * 9
 
 
 def test_too_many_pings_end_the_connection(start_platform: Callable[..., Platform]) -> None:

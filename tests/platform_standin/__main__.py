@@ -62,9 +62,9 @@ def options(argv: list[str]) -> argparse.Namespace:
         help=f"entries each subscription's channels hold (default {CHANNEL_CAPACITY}, the platform's)",
     )
     parser.add_argument(
-        "--resend-true-sequences",
+        "--true-sequences",
         action="store_true",
-        help="the buffer SubscribeLogs sends again keeps its true sequences (gentler than the platform)",
+        help="SubscribeLogs sends every line with its true sequence (gentler than the platform)",
     )
     arguments = parser.parse_args(argv)
     for path in arguments.hide:
@@ -114,7 +114,7 @@ async def serve(arguments: argparse.Namespace, workers_folder: Path) -> None:
     server = PlatformServer(
         [
             JobExecutionServicer(logs, workers, arguments.provisioning_delay),
-            LogStreamServicer(logs, arguments.resend_true_sequences),
+            LogStreamServicer(logs, arguments.true_sequences),
         ],
         PingPolicy(interval_s=arguments.ping_interval),
     )

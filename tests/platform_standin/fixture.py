@@ -4,7 +4,7 @@ state folder (``home``) and the checkout hidden from its jobs.
 ``platform`` is a running stand-in with the defaults; ``start_platform(**options)`` starts one
 with options: the command line's, named in snake case, in its units (``provisioning_delay=0.05``,
 ``batch_size=1``, ``flush_interval_ms=10``, ``ping_interval=5``, ``channel_capacity=5000``,
-``clock_resolution_ms=1000``; flags as booleans: ``resend_true_sequences=True``).  At the end
+``clock_resolution_ms=1000``; flags as booleans: ``true_sequences=True``).  At the end
 of the test every stand-in is stopped, and every job process it started is killed.  Where jobs
 cannot run in a mount namespace of their own (not root), the test is skipped with the reason.
 """

@@ -3,7 +3,9 @@ the client is visible and sends the job's lines and result to the server.
 
 "Elsewhere" is a mount namespace of the job's own (``unshare --mount``, as root) in which each
 hidden path (the client's state folder, the checkout) is covered by an empty tmpfs, and the
-workers' folder by a fresh tmpfs holding only this job's working folder.  The job gets a small
+workers' folder by a fresh tmpfs holding only this job's working folder.  A job may write
+under a hidden path, as on a worker's own disk: it sees what it wrote, nobody else does, and
+it is gone with the job.  The job gets a small
 worker environment plus its own, stdin as a pipe never written, and a process group of its own
 (only so that the stand-in can stop every job it started; a timeout kills the direct child only).
 
@@ -35,7 +37,8 @@ LINE_LIMIT = 16 * 1024 * 1024  # bytes of one line the reader holds
 WORKER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Run by the stand-in's interpreter inside the job's namespace (``-I -S``: the standard library
-# only, since the checkout is about to disappear), then replaced by the job's command.  A setup
+# only, since the checkout is about to disappear), then replaced by the job's command, which
+# follows the plan in its argv (each argument its own, as the job's exec will have them).  A setup
 # or exec failure is written to the status pipe, which the command's exec closes otherwise.
 ENTER_ELSEWHERE = """
 import json, os, subprocess, sys
@@ -43,7 +46,7 @@ plan = json.loads(sys.argv[1])
 status = plan["status_fd"]
 try:
     for path in plan["hide"]:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "elsewhere", path], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "elsewhere", path], check=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "worker", plan["workers"]], check=True)
     os.mkdir(plan["folder"])
     os.chdir(plan["folder"])
@@ -52,10 +55,10 @@ except (OSError, subprocess.CalledProcessError) as error:
     os._exit(126)
 os.set_inheritable(status, False)
 try:
-    os.execvp(plan["command"], [plan["command"], *plan["arguments"]])
+    os.execvp(sys.argv[2], sys.argv[2:])
 except OSError as error:
     reason = f"{os.strerror(error.errno)} (os error {error.errno})" if error.errno else str(error)
-    os.write(status, f"Failed to spawn command '{plan['command']}': {reason}".encode())
+    os.write(status, f"Failed to spawn command '{sys.argv[2]}': {reason}".encode())
     os._exit(127)
 """
 
@@ -189,14 +192,12 @@ class Workers:
             "hide": [str(path) for path in self.settings.hidden_paths],
             "workers": str(self.settings.workers_folder),
             "folder": str(folder),
-            "command": command[0],
-            "arguments": command[1:],
             "status_fd": status_write,
         }
         try:
             process = await asyncio.create_subprocess_exec(
                 "unshare", "--mount", "--propagation", "private", "--",
-                sys.executable, "-I", "-S", "-c", ENTER_ELSEWHERE, json.dumps(plan),
+                sys.executable, "-I", "-S", "-c", ENTER_ELSEWHERE, json.dumps(plan), *command,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
