@@ -16,7 +16,7 @@ import pytest
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc as rpc
 from tests.conftest import wait_until
-from tests.platform_standin.fixture import CANNOT_RUN_ELSEWHERE, CHECKOUT, Platform
+from tests.platform_standin.fixture import CANNOT_RUN_ELSEWHERE, CHECKOUT, Platform, job_processes
 
 FINAL = (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT)
 FAST = {"provisioning_delay": 0.05}
@@ -278,3 +278,16 @@ def test_without_root_the_standin_refuses_with_the_reason(tmp_path: Path) -> Non
     result = subprocess.run(command, cwd=CHECKOUT, capture_output=True, text=True, timeout=60)
     assert result.returncode == CANNOT_RUN_ELSEWHERE
     assert result.stderr.startswith("platform stand-in: cannot run jobs elsewhere: unshare --mount (needs root): ")
+
+
+def test_a_timeout_kills_the_direct_child_only_and_stopping_kills_the_rest(
+    start_platform: Callable[..., Platform],
+) -> None:
+    platform = start_platform(**FAST)
+    stubs = Stubs(platform.url)
+    job_id = stubs.queue("setsid sleep 300 & echo $!; sleep 300", timeout_s=1)
+    left = int(wait_until(lambda: stubs.lines(job_id), what="the child's pid")[0])
+    assert stubs.final(job_id).status == pb.JOB_STATUS_TIMEOUT
+    assert Path(f"/proc/{left}").exists() and left in job_processes(platform.process.pid)
+    platform.stop()
+    assert job_processes(platform.process.pid) == []

@@ -125,9 +125,7 @@ async def serve(arguments: argparse.Namespace, workers_folder: Path) -> None:
     else:
         host, _, port = arguments.listen.rpartition(":")
         await server.start(host, int(port))
-        assert server._server is not None  # noqa: SLF001 (grpclib does not say which port it bound)
-        bound_host, bound_port = server._server.sockets[0].getsockname()[:2]  # noqa: SLF001
-        address = f"{bound_host}:{bound_port}"
+        address = server.bound_address()
     ready = arguments.ready_file.with_name(arguments.ready_file.name + ".tmp")
     ready.write_text(address + "\n")
     ready.rename(arguments.ready_file)

@@ -74,14 +74,25 @@ class Platform:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def kill_jobs_of(standin_pid: int) -> None:
+def job_processes(standin_pid: int) -> list[int]:
+    """The processes of the jobs that stand-in started (their environment names its workers)."""
     marker = f"HODEI_WORKER_ID=standin-{standin_pid}-".encode()
+    found = []
     for process in Path("/proc").glob("[0-9]*"):
         try:
             if any(variable.startswith(marker) for variable in (process / "environ").read_bytes().split(b"\0")):
-                os.kill(int(process.name), signal.SIGKILL)
+                found.append(int(process.name))
         except (OSError, ValueError):
             continue  # gone meanwhile, or not ours to read
+    return found
+
+
+def kill_jobs_of(standin_pid: int) -> None:
+    for pid in job_processes(standin_pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
 
 
 @pytest.fixture
