@@ -17,6 +17,7 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc as rpc
 from tests.conftest import wait_until
 from tests.platform_standin.fixture import CANNOT_RUN_ELSEWHERE, CHECKOUT, Platform, job_processes
+from tests.platform_standin.worker import SEND_TIMEOUT_S
 
 FINAL = (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT)
 FAST = {"provisioning_delay": 0.05}
@@ -291,3 +292,17 @@ def test_a_timeout_kills_the_direct_child_only_and_stopping_kills_the_rest(
     assert Path(f"/proc/{left}").exists() and left in job_processes(platform.process.pid)
     platform.stop()
     assert job_processes(platform.process.pid) == []
+
+
+def test_a_batch_that_finds_no_room_for_5_s_is_dropped(start_platform: Callable[..., Platform], gate: Gate) -> None:
+    stubs = Stubs(start_platform(batch_size=1, **FAST).url)
+    job_id = stubs.queue(f"seq 1 150; {gate.wait}; seq 151 400; sleep 300")
+    wait_until(lambda: len(stubs.lines(job_id)) == 150, what="150 lines kept")
+    hanging = stubs.logs.SubscribeLogs(pb.SubscribeLogsRequest(job_id=job_id))  # stalls the job's intake
+    assert not headers_within(hanging, 1.0)
+    gate.open()
+    # Line 151 waits for the intake, 152-251 fill the worker's channel, 252 waits 5 s for room.
+    time.sleep(SEND_TIMEOUT_S + 1)
+    hanging.cancel()
+    wait_until(lambda: stubs.lines(job_id, limit=1) == ["400"], what="the rest once the subscriber left")
+    assert stubs.lines(job_id) == [str(n) for n in range(1, 401) if n != 252]

@@ -92,7 +92,6 @@ class Batcher:
         self.batch_size = batch_size
         self.entries: list[pb.LogEntry] = []
         self.lock = asyncio.Lock()  # held while a batch waits for room: the readers wait too
-        self.dropped = 0
 
     async def push(self, entry: pb.LogEntry) -> None:
         async with self.lock:
@@ -118,7 +117,10 @@ class Batcher:
         try:
             await asyncio.wait_for(self.outgoing.send(batch), SEND_TIMEOUT_S)
         except asyncio.TimeoutError:
-            self.dropped += len(batch.entries)
+            print(
+                f"job {self.job_id}: a batch of {len(batch.entries)} lines dropped (no room for {SEND_TIMEOUT_S:g} s)",
+                file=sys.stderr,
+            )
 
 
 class Workers:
