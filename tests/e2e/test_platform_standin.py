@@ -170,16 +170,17 @@ def test_a_cancelled_job_runs_on_and_its_lines_keep_coming(stubs: Stubs, gate: G
     wait_until(lambda: stubs.lines(job_id) == ["before", "after"], what="the line written after the cancel")
 
 
-def test_a_jobs_lines_are_dropped_at_its_end(stubs: Stubs, gate: Gate) -> None:
+def test_a_jobs_lines_are_dropped_at_its_end_and_any_id_gets_a_silent_stream(stubs: Stubs, gate: Gate) -> None:
     job_id = stubs.queue(f"{gate.wait}; seq 1 5")
     assert [entry.line for entry in followed(stubs, job_id, gate)] == ["1", "2", "3", "4", "5"]
     assert stubs.final(job_id).status == pb.JOB_STATUS_COMPLETED
     assert stubs.lines(job_id) == []
-    late = stubs.logs.SubscribeLogs(pb.SubscribeLogsRequest(job_id=job_id, include_history=True), timeout=1.5)
-    late.initial_metadata()  # an OK stream that never sends anything, and never ends
-    with pytest.raises(grpc.RpcError) as silence:
-        next(late)
-    assert silence.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    for subscribed in (job_id, job_id.upper(), "no such job"):
+        late = stubs.logs.SubscribeLogs(pb.SubscribeLogsRequest(job_id=subscribed, include_history=True), timeout=1)
+        late.initial_metadata()  # an OK stream that never sends anything, and never ends
+        with pytest.raises(grpc.RpcError) as silence:
+            next(late)
+        assert silence.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 def test_get_logs_gives_the_last_limit_of_the_lines_kept(stubs: Stubs, gate: Gate) -> None:

@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,7 @@ status = plan["status_fd"]
 try:
     for path in plan["hide"]:
         subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "elsewhere", path], check=True)
+    os.makedirs(plan["workers"], exist_ok=True)  # a hidden path may have covered it
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "worker", plan["workers"]], check=True)
     os.mkdir(plan["folder"])
     os.chdir(plan["folder"])
@@ -154,10 +156,10 @@ class Workers:
         job_environment: dict[str, str],
         timeout_s: int,
         outgoing: Channel[pb.LogBatch | Outcome],
-        started: asyncio.Event,
+        on_start: Callable[[], None],
     ) -> None:
-        """Run the job, send its lines, then its ``Outcome``, then close ``outgoing`` (the worker
-        goes away); ``started`` is set once the job runs."""
+        """Run the job (``on_start`` once its process runs), send its lines, then its
+        ``Outcome``, then close ``outgoing``: the worker goes away."""
         self.started += 1
         worker_id = self.worker_id(self.started)
         folder = self.settings.workers_folder / f"job-{job_id}"
@@ -167,7 +169,7 @@ class Workers:
             await outgoing.close()
             return
         self.process_groups.add(process.pid)
-        started.set()
+        on_start()
         batcher = Batcher(job_id, outgoing, self.settings.batch_size)
         flusher = asyncio.create_task(batcher.flush_every(self.settings.flush_interval_s))
         try:
