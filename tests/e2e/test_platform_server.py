@@ -8,26 +8,19 @@ import re
 import subprocess
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ExitStatus
 from tests.conftest import wait_until
-from tests.platform_standin.fixture import Platform
+from tests.platform_standin.fixture import Gate, Platform
 from tests.platform_standin.logs import KEPT
 
 from .streaming import STREAM_LOGS, submit
-from .test_platform_standin import Gate
 
 LOOK_ALIKE = "retrying"
 GENTLER = {"provisioning_delay": 0.05, "channel_capacity": 5000, "true_sequences": True}
-
-
-@pytest.fixture
-def gate(tmp_path: Path) -> Gate:
-    return Gate(tmp_path)
 
 
 def numbered(first: int, last: int) -> str:

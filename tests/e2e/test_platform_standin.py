@@ -16,7 +16,7 @@ import pytest
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc as rpc
 from tests.conftest import wait_until
-from tests.platform_standin.fixture import CANNOT_RUN_ELSEWHERE, CHECKOUT, Platform, job_processes
+from tests.platform_standin.fixture import CANNOT_RUN_ELSEWHERE, CHECKOUT, Gate, Platform, job_processes
 from tests.platform_standin.worker import SEND_TIMEOUT_S
 
 FINAL = (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT)
@@ -47,34 +47,6 @@ class Stubs:
         reply = self.logs.GetLogs(pb.GetLogsRequest(job_id=job_id, **request), timeout=10)
         assert not reply.has_more
         return [entry.line for entry in reply.entries]
-
-
-class Gate:
-    """A FIFO outside the hidden paths: a job's ``read`` of it waits until the test opens it."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / "gate"
-        os.mkfifo(self.path)
-
-    @property
-    def wait(self) -> str:
-        return f"read -r _ < {self.path}"
-
-    def open(self) -> None:
-        def writer() -> int | None:
-            try:
-                return os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:  # ENXIO: the job is not reading yet
-                return None
-
-        fd = wait_until(writer, what="the job to wait at the gate")
-        os.write(fd, b"go\n")
-        os.close(fd)
-
-
-@pytest.fixture
-def gate(tmp_path: Path) -> Gate:
-    return Gate(tmp_path)
 
 
 def followed(stubs: Stubs, job_id: str, gate: Gate) -> list[pb.JobLogEntry]:

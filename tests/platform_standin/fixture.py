@@ -7,6 +7,7 @@ with options: the command line's, named in snake case, in its units (``provision
 ``clock_resolution_ms=1000``; flags as booleans: ``true_sequences=True``).  At the end
 of the test every stand-in is stopped, and every job process it started is killed.  Where jobs
 cannot run in a mount namespace of their own (not root), the test is skipped with the reason.
+``gate`` lets a test hold a job at a point of its script until the test says go.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from hodei_stream.endpoint import Server
 CHECKOUT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
+GATE_TIMEOUT_S = 10.0
 CANNOT_RUN_ELSEWHERE = 3  # the stand-in's exit status when unshare cannot run here
 
 
@@ -95,6 +97,32 @@ def kill_jobs_of(standin_pid: int) -> None:
             continue
 
 
+class Gate:
+    """A FIFO outside the hidden paths: a job's ``read`` of it (``gate.wait`` in its script)
+    waits until the test opens it (``gate.open()``), to order a job's steps after the test's."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "gate"
+        os.mkfifo(self.path)
+
+    @property
+    def wait(self) -> str:
+        return f"read -r _ < {self.path}"
+
+    def open(self, timeout: float = GATE_TIMEOUT_S) -> None:
+        give_up = time.monotonic() + timeout
+        while True:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:  # ENXIO: the job is not reading yet
+                if time.monotonic() >= give_up:
+                    pytest.fail(f"timed out after {timeout:.1f}s waiting for the job to wait at the gate")
+                time.sleep(0.01)
+        os.write(fd, b"go\n")
+        os.close(fd)
+
+
 @pytest.fixture
 def start_platform(home: Path) -> Iterator[Callable[..., Platform]]:
     """``start_platform(**options)``: a new stand-in; all of them stopped at the end of the test."""
@@ -113,3 +141,9 @@ def start_platform(home: Path) -> Iterator[Callable[..., Platform]]:
 def platform(start_platform: Callable[..., Platform]) -> Platform:
     """A running stand-in with the platform's defaults."""
     return start_platform()
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Gate:
+    """A ``Gate`` for one job to wait at."""
+    return Gate(tmp_path)
