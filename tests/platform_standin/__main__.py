@@ -51,12 +51,20 @@ def options(argv: list[str]) -> argparse.Namespace:
         default=positive_int(os.environ.get("HODEI_LOG_FLUSH_INTERVAL", "250")),
         help="milliseconds between the worker's flushes (default: HODEI_LOG_FLUSH_INTERVAL, else 250)",
     )
+    parser.add_argument(
+        "--clock-resolution-ms", type=float, default=0.0, help="the worker clock's tick (default: 1 ns)"
+    )
     parser.add_argument("--ping-interval", type=float, default=300.0, help="grpc-core's minimum PING interval, s")
     parser.add_argument(
         "--channel-capacity",
         type=positive_int,
         default=CHANNEL_CAPACITY,
         help=f"entries each subscription's channels hold (default {CHANNEL_CAPACITY}, the platform's)",
+    )
+    parser.add_argument(
+        "--true-sequences",
+        action="store_true",
+        help="SubscribeLogs sends every line with its true sequence (gentler than the platform)",
     )
     arguments = parser.parse_args(argv)
     for path in arguments.hide:
@@ -99,11 +107,15 @@ async def serve(arguments: argparse.Namespace, workers_folder: Path) -> None:
             workers_folder=workers_folder,
             batch_size=arguments.batch_size,
             flush_interval_s=arguments.flush_interval_ms / 1000,
+            clock_resolution_ns=max(1, round(arguments.clock_resolution_ms * 1_000_000)),
         )
     )
     logs = LogService(arguments.channel_capacity)
     server = PlatformServer(
-        [JobExecutionServicer(logs, workers, arguments.provisioning_delay), LogStreamServicer(logs)],
+        [
+            JobExecutionServicer(logs, workers, arguments.provisioning_delay),
+            LogStreamServicer(logs, arguments.true_sequences),
+        ],
         PingPolicy(interval_s=arguments.ping_interval),
     )
     if arguments.listen.startswith("unix:"):
@@ -113,9 +125,7 @@ async def serve(arguments: argparse.Namespace, workers_folder: Path) -> None:
     else:
         host, _, port = arguments.listen.rpartition(":")
         await server.start(host, int(port))
-        assert server._server is not None  # noqa: SLF001 (grpclib does not say which port it bound)
-        bound_host, bound_port = server._server.sockets[0].getsockname()[:2]  # noqa: SLF001
-        address = f"{bound_host}:{bound_port}"
+        address = server.bound_address()
     ready = arguments.ready_file.with_name(arguments.ready_file.name + ".tmp")
     ready.write_text(address + "\n")
     ready.rename(arguments.ready_file)

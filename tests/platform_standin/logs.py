@@ -14,6 +14,10 @@ for ever, and the job's intake waits with it.  GetLogs and SubscribeLogs' histor
 buffer without that lock (the platform's map lets readers share it), so they still answer.
 When a job's result arrives, its lines, subscribers and counter are dropped: the subscribers'
 channels close (their streams end after what was queued) and the next line counts from 1.
+
+Lines travel between these parts as ``JobLogEntry`` with their true sequence; only what
+SubscribeLogs forwards is renumbered.  ``true_sequences`` makes a gentler platform than v0.69.1,
+which forwards every line with its true number: for tests of a client's other defences.
 """
 
 from __future__ import annotations
@@ -39,25 +43,19 @@ class LogService:
         self.channel_capacity = channel_capacity
         self.buffers: dict[str, deque[pb.JobLogEntry]] = {}
         self.counters: dict[str, int] = {}
-        self.subscribers: dict[str, list[Channel[pb.LogEntry]]] = {}
+        self.subscribers: dict[str, list[Channel[pb.JobLogEntry]]] = {}
         self.buffer_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.subscriber_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def append(self, entry: pb.LogEntry) -> None:
+    async def append(self, line: pb.LogEntry) -> None:
         """One line from a worker: counted, kept, then sent to each subscriber (waiting for room)."""
-        job_id = entry.job_id
+        job_id = line.job_id
         self.counters[job_id] = sequence = self.counters.get(job_id, 0) + 1
+        entry = pb.JobLogEntry(
+            job_id=job_id, line=line.line, is_stderr=line.is_stderr, timestamp=line.timestamp, sequence=sequence
+        )
         async with self.buffer_locks[job_id]:
-            buffer = self.buffers.setdefault(job_id, deque(maxlen=KEPT))
-            buffer.append(
-                pb.JobLogEntry(
-                    job_id=job_id,
-                    line=entry.line,
-                    is_stderr=entry.is_stderr,
-                    timestamp=entry.timestamp,
-                    sequence=sequence,
-                )
-            )
+            self.buffers.setdefault(job_id, deque(maxlen=KEPT)).append(entry)
         async with self.subscriber_locks[job_id]:
             for channel in list(self.subscribers.get(job_id, ())):
                 await channel.send(entry)  # a subscriber that left refuses it; the others wait for room
@@ -65,20 +63,17 @@ class LogService:
     def entries(self, job_id: str, limit: int = 0, since_sequence: int = 0) -> list[pb.JobLogEntry]:
         """The kept lines after ``since_sequence`` (when > 0), then the last ``limit`` of them
         (when > 0), oldest first, with their true sequences."""
-        newer = [
-            entry for entry in self.buffers.get(job_id, ()) if since_sequence <= 0 or entry.sequence > since_sequence
-        ]
+        kept = self.buffers.get(job_id, ())
+        newer = [entry for entry in kept if since_sequence <= 0 or entry.sequence > since_sequence]
         return newer[-limit:] if limit > 0 else newer
 
-    async def subscribe(self, job_id: str) -> Channel[pb.LogEntry]:
+    async def subscribe(self, job_id: str) -> Channel[pb.JobLogEntry]:
         """A channel holding the whole buffer, then every line that arrives; it hangs (holding
         the buffer lock) while the buffer holds more lines than the channel has room for."""
-        channel: Channel[pb.LogEntry] = Channel(self.channel_capacity)
+        channel: Channel[pb.JobLogEntry] = Channel(self.channel_capacity)
         async with self.buffer_locks[job_id]:
-            for kept in list(self.buffers.get(job_id, ())):
-                await channel.send(
-                    pb.LogEntry(job_id=kept.job_id, line=kept.line, is_stderr=kept.is_stderr, timestamp=kept.timestamp)
-                )
+            for entry in list(self.buffers.get(job_id, ())):
+                await channel.send(entry)
         async with self.subscriber_locks[job_id]:
             self.subscribers.setdefault(job_id, []).append(channel)
         return channel
@@ -96,15 +91,16 @@ class LogService:
 class LogStreamServicer(hodei_grpc.LogStreamServiceBase):
     """SubscribeLogs and GetLogs over a ``LogService``, as the platform answers them."""
 
-    def __init__(self, service: LogService) -> None:
+    def __init__(self, service: LogService, true_sequences: bool = False) -> None:
         self.service = service
+        self.true_sequences = true_sequences
 
     async def SubscribeLogs(self, stream: grpclib.server.Stream[pb.SubscribeLogsRequest, pb.JobLogEntry]) -> None:
         request = await stream.recv_message()
         assert request is not None
         job_id = request.job_id  # never checked: an unknown id gets a stream that stays silent
         outgoing: Channel[pb.JobLogEntry] = Channel(self.service.channel_capacity)
-        incoming: Channel[pb.LogEntry] | None = None
+        incoming: Channel[pb.JobLogEntry] | None = None
         forwarder: asyncio.Task[None] | None = None
         try:
             if request.include_history:
@@ -123,17 +119,21 @@ class LogStreamServicer(hodei_grpc.LogStreamServiceBase):
             if forwarder is not None:
                 forwarder.cancel()  # it may be waiting for a line that never comes
 
-    async def forward(self, job_id: str, incoming: Channel[pb.LogEntry], outgoing: Channel[pb.JobLogEntry]) -> None:
-        """Live lines, numbered with the job's counter as it stands when each is forwarded
-        (0 once the job's counter was dropped); closes ``outgoing`` once ``incoming`` ends."""
-        while (entry := await incoming.receive()) is not None:
-            forwarded = pb.JobLogEntry(
-                job_id=entry.job_id,
-                line=entry.line,
-                is_stderr=entry.is_stderr,
-                timestamp=entry.timestamp,
-                sequence=self.service.counters.get(job_id, 0),
-            )
+    async def forward(self, job_id: str, incoming: Channel[pb.JobLogEntry], outgoing: Channel[pb.JobLogEntry]) -> None:
+        """The buffer again, then live lines, each numbered with the job's counter as the
+        forwarder turns to it: a line already waiting gets the count after its
+        whole batch, a line the forwarder waits for (a batch's first) the count from before it
+        arrived, and after the job's end the counter is gone (0).  Closes ``outgoing`` once
+        ``incoming`` ends."""
+        while True:
+            counter = self.service.counters.get(job_id, 0)
+            entry = await incoming.receive()
+            if entry is None:
+                break
+            forwarded = pb.JobLogEntry()
+            forwarded.CopyFrom(entry)
+            if not self.true_sequences:
+                forwarded.sequence = counter
             if not await outgoing.send(forwarded):
                 return  # the client left
         await outgoing.close()
