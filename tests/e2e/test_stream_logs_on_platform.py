@@ -16,10 +16,10 @@ from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from tests.conftest import wait_until
-from tests.platform_standin.fixture import Platform
+from tests.platform_standin.fixture import Gate, Platform
 
 from .streaming import HODEI, STREAM_LOGS, UnixProxy, submit
-from .test_platform_standin import FAST, Gate
+from .test_platform_standin import FAST
 
 FINAL = (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT)
 ALARMS = ("⚠️", "cannot reach", "reconnecting", "Traceback")
