@@ -7,11 +7,15 @@ over ``wire.py``; failures come out as ``ClientError`` in the user's words.
 batches of those that arrived together (so that they can be written together, at once).  It also
 makes the stream whole when the wire is not:
 
-- a line already handed on is dropped (``SeenLines``); a gap (the sequence jumps ahead) is
-  filled with GetLogs before the line that revealed it;
-- when the connection drops, it reconnects with back-off and resumes after the last
-  sequence shown: subscribe to live lines first, then fill what was missed with GetLogs,
-  dropping whatever both deliver;
+- a line already handed on is dropped (``SeenLines``); from a server that promises exact
+  sequences, a gap (the sequence jumps ahead) is filled with GetLogs before the line that
+  revealed it;
+- from a server that does not (the platform), lines are taken in arrival order and told
+  apart by content (``ContentPass``); a subscription without headers in time, or stuck
+  while GetLogs holds newer lines, gives way to polling GetLogs until the job ends;
+- when the connection drops, it reconnects with back-off and resumes after the last line
+  shown: subscribe to live lines first, then fill what was missed with GetLogs, dropping
+  whatever both deliver; a server that asked for fewer pings is no outage to report;
 - when the stream ends it asks GetJob for the final state (``final``); a stream that ended
   before the job did is treated like a dropped connection;
 - when the embedded server is gone, it starts it again (``endpoint.restart_if_gone``).
