@@ -252,3 +252,30 @@ def test_a_subscription_gone_silent_gives_way_to_get_logs(
     assert status == ExitStatus.OK, stderr
     assert following.lines == ["[OUT] first"] + [f"[OUT] n={n}" for n in range(1, 51)]
     assert not any(alarm in stderr for alarm in ALARMS), stderr
+
+
+def test_a_dropped_connection_resumes_without_repeats(start_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    # The connection is cut after 50 lines, and the job writes 20 more while stream-logs is
+    # away: on its return the platform sends its buffer again, and GetLogs overlaps what was
+    # shown; every line is shown once, in order.
+    platform = start_platform(listen=f"unix:{tmp_path / 'platform.sock'}", **FAST)
+    proxy = UnixProxy(tmp_path / "proxy.sock", str(tmp_path / "platform.sock"))
+    proxy.start()
+    away, more, done = gates(tmp_path, "away", "more", "done")
+    script = f"{numbered(1, 50)}; {away.wait}; {numbered(51, 70)}; {more.wait}; {numbered(71, 90)}; {done.wait}"
+    job_id = submit(platform.server, script)
+    following = Following(f"unix:{proxy.listen_path}", job_id, "--reconnect-timeout", "30")
+    following.wait_for("[OUT] n=50")
+    proxy.stop()
+    away.open()
+    wait_until(lambda: held_lines(platform, job_id)[-1:] == ["n=70"], 30, "the lines written while away")
+    wait_until(lambda: any("reconnecting" in notice for notice in following.notices), 30, "a reconnect")
+    proxy.start()
+    following.wait_for("[OUT] n=70")
+    more.open()
+    following.wait_for("[OUT] n=90")
+    done.open()
+    status, stderr = following.finish()
+    proxy.stop()
+    assert status == ExitStatus.OK, stderr
+    assert following.lines == [f"[OUT] n={n}" for n in range(1, 91)]
