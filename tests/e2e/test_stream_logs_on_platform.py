@@ -57,14 +57,21 @@ class Following:
         into.extend(line.rstrip("\n") for line in pipe)
 
     def wait_for(self, line: str, timeout: float = 30.0) -> None:
-        wait_until(
-            lambda: line in self.lines or self.process.poll() is not None, timeout, f"stream-logs to show {line}"
-        )
+        try:
+            wait_until(lambda: line in self.lines or self.process.poll() is not None, timeout, f"{line} shown")
+        finally:
+            if line not in self.lines:
+                self.process.kill()  # not left behind by a failed test
         assert line in self.lines, self.finish()[1]
 
     def finish(self, timeout: float = 60.0) -> tuple[int, str]:
         """The exit status and stderr, once stream-logs ended by itself."""
-        status = self.process.wait(timeout)
+        try:
+            status = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail(f"stream-logs did not end within {timeout:g} s: {self.notices}")
         for reader in self.readers:
             reader.join(10)
         return status, "\n".join(self.notices)
