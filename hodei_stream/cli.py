@@ -26,7 +26,7 @@ from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, re
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.stream import cli as stream_cli
-from hodei_stream.stream.format import format_duration, visible
+from hodei_stream.stream.format import UNKNOWN_EXIT_CODE, format_duration, visible
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +152,8 @@ def dispatch(args: argparse.Namespace, server: Server) -> int:
                 print(json.dumps(report, ensure_ascii=False))
             else:
                 for key, value in report.items():
+                    if key == "exit_code" and value is None and report["status"] == "FAILED":
+                        value = UNKNOWN_EXIT_CODE.removeprefix("exit code ")  # the platform does not say
                     if value is None:
                         continue  # not there yet (times, exit code) or none at all
                     if key == "duration_s":  # seconds for scripts (--json), "1m05s" for people

@@ -135,6 +135,13 @@ class HodeiClient:
             response: pb.ListJobsResponse = self.jobs.ListJobs(request, timeout=UNARY_TIMEOUT_S)
             return response
         except grpc.RpcError as error:
+            if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.CANCELLED:
+                # A Hodei platform resets ListJobs whenever the page has jobs: say what still works.
+                raise ClientError(
+                    f"the server at {self.server} could not list jobs (ListJobs: {error.details()}); "
+                    "hodei status JOB_ID still works",
+                    ExitStatus.UNREACHABLE,
+                ) from None
             raise_for(error, self.server, "ListJobs")
 
     def cancel_job(self, job_id: str, reason: str = "") -> pb.CancelJobResponse:
@@ -158,10 +165,15 @@ class HodeiClient:
         GetLogs: the one pager of the grpcio client's users."""
         while True:
             response = self.get_logs(job_id, since_sequence=since_sequence, limit=page)
-            yield from response.entries
-            if not response.has_more or not response.entries:
+            entries = list(response.entries)
+            if since_sequence:  # a server that answers the same page again: not twice
+                entries = [entry for entry in entries if entry.sequence > since_sequence]
+            yield from entries
+            # Such a server (or sequences that do not grow) would have us ask for ever:
+            # what came is all there is.
+            if not response.has_more or not entries or entries[-1].sequence <= since_sequence:
                 return
-            since_sequence = response.entries[-1].sequence
+            since_sequence = entries[-1].sequence
 
     def wait_final(self, job_id: str, deadline_s: float = 30.0, poll_s: float = 0.05) -> pb.GetJobResponse:
         """GetJob until the job is in a final state or ``deadline_s`` passed; the last answer.

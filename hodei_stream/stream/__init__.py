@@ -2,7 +2,7 @@
 
 The path a line takes, one module each:
 
-    subscribe.py  SubscribeLogs (+ GetLogs to fill gaps, reconnects) → LogLine records
+    subscribe.py  SubscribeLogs (+ GetLogs to fill gaps or poll, reconnects) → LogLine records
     wire.py       the gRPC calls over HTTP/2, framed by hand on a socket
     messages.py   the few Hodei messages in protobuf's wire format, without protobuf
     (records.py)  the one LogLine record, from the wire to the formatter

@@ -173,6 +173,10 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m{rest:02d}s"
 
 
+# How a failed job without an exit code is reported (the end line, ``hodei status``).
+UNKNOWN_EXIT_CODE = "exit code unknown"
+
+
 class Ending(NamedTuple):
     """How a job's stream ended, for the end line."""
 
@@ -194,6 +198,8 @@ def format_ending(ending: Ending, colour: bool, job_labels: bool = False) -> str
     details = [f"job {status}"]
     if ending.exit_code:
         details.append(f"exit code {ending.exit_code}")
+    elif ending.status == "FAILED":  # a Hodei platform does not pass a failed job's code on
+        details.append(UNKNOWN_EXIT_CODE)
     if ending.duration_s is not None:
         details.append(f"took {format_duration(ending.duration_s)}")
     if ending.error_message:  # text from the server (a cancel reason, say): kept to one safe line

@@ -11,10 +11,11 @@ Encoded: ``SubscribeLogsRequest``, ``GetLogsRequest``, ``GetJobRequest`` (byte f
 ``GetLogsResponse`` and the part of ``GetJobResponse`` the streamer shows (``Job``).  Decoding
 follows protobuf's rules: unknown fields (any wire type, groups too) and known fields of an
 unexpected wire type are skipped, the last value of a scalar wins, a message field given twice
-is merged, ints are truncated to their 32 or 64 bits, strings must be UTF-8.  Bytes that are not
-a message end in ``DecodeError`` with a one-line reason.  Fields the streamer never reads
-(``GetJobResponse.job``, most of ``JobExecution``) are skipped unread, so a malformed value
-inside them is not noticed here, where the generated code would refuse the whole message.
+is merged, ints are truncated to their 32 or 64 bits, strings must be UTF-8, groups nest at most
+``MAX_DEPTH`` deep.  Bytes that are not a message end in ``DecodeError`` with a one-line reason.
+Fields the streamer never reads (``GetJobResponse.job``, most of ``JobExecution``) are skipped
+unread, so a malformed value inside them is not noticed here, where the generated code would
+refuse the whole message.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from typing import NamedTuple
 from hodei_stream.records import LogLine
 
 _MASK64 = (1 << 64) - 1
+# How deep unknown groups may nest: protobuf's own default recursion limit.  A message
+# nested deeper ends in DecodeError, as protobuf refuses it, not in Python's RecursionError.
+MAX_DEPTH = 100
 # Wire types (protobuf encoding): VARINT, I64, LEN, SGROUP, EGROUP, I32.
 _VARINT, _I64, _LEN, _SGROUP, _EGROUP, _I32 = 0, 1, 2, 3, 4, 5
 
@@ -132,8 +136,9 @@ def _length(data: bytes, pos: int, end: int) -> tuple[int, int]:
     return pos + size, pos
 
 
-def _skip(data: bytes, pos: int, end: int, tag: int) -> int:
-    """The position after the value of a field that is not read (``tag`` already read)."""
+def _skip(data: bytes, pos: int, end: int, tag: int, depth: int = 0) -> int:
+    """The position after the value of a field that is not read (``tag`` already read);
+    ``depth``: how many groups enclose it."""
     kind = tag & 7
     if tag >> 3 == 0:
         raise DecodeError("field number 0")
@@ -147,6 +152,8 @@ def _skip(data: bytes, pos: int, end: int, tag: int) -> int:
             raise DecodeError("a truncated fixed-size field")
         return pos
     if kind == _SGROUP:
+        if depth >= MAX_DEPTH:
+            raise DecodeError(f"groups nested more than {MAX_DEPTH} deep")
         while True:
             if pos >= end:
                 raise DecodeError("a group without its end")
@@ -155,7 +162,7 @@ def _skip(data: bytes, pos: int, end: int, tag: int) -> int:
                 if inner >> 3 != tag >> 3:
                     raise DecodeError("a group ended by another field's end")
                 return pos
-            pos = _skip(data, pos, end, inner)
+            pos = _skip(data, pos, end, inner, depth + 1)
     raise DecodeError(f"wire type {kind} where a field starts")
 
 

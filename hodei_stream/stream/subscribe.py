@@ -7,11 +7,15 @@ over ``wire.py``; failures come out as ``ClientError`` in the user's words.
 batches of those that arrived together (so that they can be written together, at once).  It also
 makes the stream whole when the wire is not:
 
-- a line already handed on is dropped (``SeenLines``); a gap (the sequence jumps ahead) is
-  filled with GetLogs before the line that revealed it;
-- when the connection drops, it reconnects with back-off and resumes after the last
-  sequence shown: subscribe to live lines first, then fill what was missed with GetLogs,
-  dropping whatever both deliver;
+- a line already handed on is dropped (``SeenLines``); from a server that promises exact
+  sequences, a gap (the sequence jumps ahead) is filled with GetLogs before the line that
+  revealed it;
+- from a server that does not (the platform), lines are taken in arrival order and told
+  apart by content (``ContentPass``); a subscription without headers in time, or stuck
+  while GetLogs holds newer lines, gives way to polling GetLogs until the job ends;
+- when the connection drops, it reconnects with back-off and resumes after the last line
+  shown: subscribe to live lines first, then fill what was missed with GetLogs, dropping
+  whatever both deliver; a server that asked for fewer pings is no outage to report;
 - when the stream ends it asks GetJob for the final state (``final``); a stream that ended
   before the job did is treated like a dropped connection;
 - when the embedded server is gone, it starts it again (``endpoint.restart_if_gone``).
@@ -59,6 +63,15 @@ JITTER = 0.2  # each delay is drawn within ±20% so that many followers do not r
 # How many recent lines are remembered to recognise a repeat from a server without exact
 # sequences (e.g. history sent twice).
 SEEN_WINDOW = 20_000
+# A subscription that sends no response headers within this long is given up for GetLogs.
+HEADERS_WITHIN_S = 2.0
+# Silence on a subscription to a server without exact sequences after which GetJob and
+# GetLogs are asked whether the job ended or the stream is stuck.
+WATCHDOG_S = 1.0
+# How often GetLogs is asked once the subscription is given up: the platform's worker sends
+# its lines every 250 ms.
+POLL_INTERVAL_S = 0.25
+ContentKey = tuple[int, bool, str]  # a line's capture time (ns), whether on stderr, its text
 
 
 class ReconnectPolicy(NamedTuple):  # not a dataclass: ``dataclasses`` costs ~10 ms of start-up
@@ -126,62 +139,89 @@ class LogClient:
         )
 
 
+def content_key(line: LogLine) -> ContentKey:
+    return (line.captured_ns, line.is_stderr, line.text)
+
+
 class SeenLines:
     """Whether a line was already handed on.
 
     With exact sequences a line is new when its sequence is past the last one: constant
     time and memory, whatever the overlap after a reconnect.  Without them (the platform),
-    a line is new unless the same entry (capture time, stream, text, sequence) was handed on
-    among the last ``SEEN_WINDOW``: history sent twice is shown once, while lines that only
-    look alike (same instant, same text, sequences 1..5) are each shown.  The platform also
-    stamps live lines with the job's latest sequence instead of their own, so a live line
-    that a GetLogs fill already brought (under its true sequence) is recognised by content:
-    each line a fill handed on excuses one later look-alike from the subscription.
+    sequences say nothing and lines are recognised by content (capture time, stream, text):
+    ``new_pass()`` for each source that goes through the log in order (a subscription, a
+    round of GetLogs), and its ``is_new`` per line.
     """
 
     def __init__(self) -> None:
         self.exact = False
-        self.last_sequence = 0  # the highest sequence handed on; 0 before the first line
-        self._recent: deque[tuple[int, bool, str, int]] = deque()
-        self._recent_set: set[tuple[int, bool, str, int]] = set()
-        # Lines of the latest fill not yet met again live (the last SEEN_WINDOW of them).
-        self._filled: Counter[tuple[int, bool, str]] = Counter()
-        self._filled_order: deque[tuple[int, bool, str]] = deque()
+        # Exact: the highest sequence handed on.  Otherwise the highest true sequence seen in
+        # GetLogs (the platform numbers stored lines truly): where the next round resumes.
+        self.last_sequence = 0
+        # Without exact sequences: the last line handed on came from GetLogs, at
+        # ``last_sequence``, so the lines GetLogs has after it are all new.
+        self.at_last_sequence = False
+        self.shown = 0  # lines handed on by content (without exact sequences)
+        self.last_key: ContentKey | None = None
+        # How often each of the last SEEN_WINDOW keys handed on was handed on.
+        self._times: Counter[ContentKey] = Counter()
+        self._order: deque[ContentKey] = deque()
 
-    def is_new(self, line: LogLine, filled: bool = False) -> bool:
-        """``filled``: the line comes from a GetLogs fill (under its true sequence)."""
-        if self.exact:
-            return line.sequence > self.last_sequence
-        if (line.captured_ns, line.is_stderr, line.text, line.sequence) in self._recent_set:
-            return False
-        look = (line.captured_ns, line.is_stderr, line.text)
-        if not filled and self._filled[look]:
-            self._filled[look] -= 1
-            return False
-        return True
+    def is_new(self, line: LogLine) -> bool:
+        """With exact sequences only."""
+        return line.sequence > self.last_sequence
 
-    def add(self, line: LogLine, filled: bool = False) -> None:
+    def add(self, line: LogLine) -> None:
+        """With exact sequences only."""
         if line.sequence > self.last_sequence:
             self.last_sequence = line.sequence
-        if not self.exact:
-            identity = (line.captured_ns, line.is_stderr, line.text, line.sequence)
-            self._recent.append(identity)
-            self._recent_set.add(identity)
-            if len(self._recent) > SEEN_WINDOW:
-                self._recent_set.discard(self._recent.popleft())
-            if filled:
-                look = identity[:3]
-                self._filled[look] += 1
-                self._filled_order.append(look)
-                if len(self._filled_order) > SEEN_WINDOW:
-                    oldest = self._filled_order.popleft()
-                    if self._filled[oldest]:
-                        self._filled[oldest] -= 1
 
-    def start_fill(self) -> None:
-        """A GetLogs fill begins: look-alikes of an earlier fill are no longer expected."""
-        self._filled.clear()
-        self._filled_order.clear()
+    def new_pass(self) -> ContentPass:
+        return ContentPass(self)
+
+    def times_shown(self, key: ContentKey) -> int:
+        return self._times[key]
+
+    def remember(self, key: ContentKey) -> None:
+        self.shown += 1
+        self.last_key = key
+        self._times[key] += 1
+        self._order.append(key)
+        if len(self._order) > SEEN_WINDOW:
+            oldest = self._order.popleft()
+            self._times[oldest] -= 1
+            if not self._times[oldest]:
+                del self._times[oldest]
+
+
+class ContentPass:
+    """One source's way through the job's log, deduped by content against what was shown.
+
+    A source repeats what was shown (the platform sends its whole buffer again after the
+    history; GetLogs overlaps a subscription) as a run of the same lines in the same order.
+    Lines that only look alike (one instant, one text: a job that printed "retrying" five
+    times in one write) come one after another: a run of one key is new beyond the number
+    of times that key was shown before the run began, so each look-alike is shown as often
+    as the job wrote it, and a repeat of all of them adds none.
+    """
+
+    def __init__(self, seen: SeenLines) -> None:
+        self.seen = seen
+        self._run_key: ContentKey | None = None
+        self._run_shown_before = 0
+        self._run_length = 0
+
+    def is_new(self, line: LogLine) -> bool:
+        """Whether ``line`` is new; if so, it counts as handed on."""
+        key = content_key(line)
+        if key == self._run_key:
+            self._run_length += 1
+        else:
+            self._run_key, self._run_shown_before, self._run_length = key, self.seen.times_shown(key), 1
+        if self._run_length <= self._run_shown_before:
+            return False
+        self.seen.remember(key)
+        return True
 
 
 class Follower:
@@ -209,6 +249,8 @@ class Follower:
         self._progress = False  # the current attempt handed on a new line
         self._ended_cleanly = False  # the current attempt's stream ended with status OK
         self._cancelled = False
+        self._polling = False  # the subscription was given up for GetLogs (see _watch_inexact)
+        self._caught_up = False  # a round of GetLogs has placed us in the log
 
     def cancel(self) -> None:
         """Stop the stream from another thread (Ctrl+C while following several jobs)."""
@@ -224,8 +266,14 @@ class Follower:
         while True:
             self._progress = False
             attempt_started = time.monotonic()
+            pings_refused = False
             try:
-                yield from self._one_subscription(resuming)
+                if not self._polling:
+                    yield from self._one_subscription(resuming)
+                if self._polling:
+                    yield from self._poll()
+                if self.final is not None:
+                    return
                 job = self.client.get_job(self.job_id)
                 if job.status not in FINAL_STATUSES:
                     raise ClientError(
@@ -241,20 +289,21 @@ class Follower:
             except CallError as error:
                 code = error.code
                 failure = self.client.server.failure(code, error.details, f"following job {self.job_id}")
+                pings_refused = self._call is not None and self._call.pings_refused
             except CallFailed as error:  # GetJob / GetLogs, already in the user's words
                 code, failure = error.code, error
             except ClientError as error:  # the stream ended before the job: as if the connection dropped
                 code, failure = "UNAVAILABLE", error
             retryable = code in RETRYABLE and not self._cancelled
             now = time.monotonic()
-            if self._progress or self._ended_cleanly or now - attempt_started >= STABLE_AFTER_S:
+            if self._progress or self._ended_cleanly or pings_refused or now - attempt_started >= STABLE_AFTER_S:
                 lost_since = None  # a new outage: the limit starts again
                 if self._progress:
                     delay = policy.first_delay_s
             lost_since = lost_since or now
             if not (retryable and policy.enabled):
                 raise failure
-            if code == "UNAVAILABLE" and self._restart_if_gone():
+            if code == "UNAVAILABLE" and not pings_refused and self._restart_if_gone():
                 self.notice(RESTARTED_NOTICE)
                 lost_since, delay, resuming = None, policy.first_delay_s, True
                 continue
@@ -267,8 +316,10 @@ class Follower:
             # A killed embedded server may still hold its socket for a moment: the first
             # retry tells whether it is gone (and started again) before the user is told; and
             # one that answers again (another command of the user's started it) is no news.
+            # A server that found our keepalive pings too frequent is there all along: the
+            # next connection pings less often (wire.py), and the user hears nothing of it.
             server = self.client.server
-            if not (server.embedded and (lost_since == now or is_answering(server.target))):
+            if not pings_refused and not (server.embedded and (lost_since == now or is_answering(server.target))):
                 self.notice(f"⚠️  {failure}; reconnecting in {wait:.1f}s")
             time.sleep(wait)
             delay = min(delay * 2, policy.max_delay_s)
@@ -282,9 +333,9 @@ class Follower:
 
     @property
     def _resume_point_known(self) -> bool:
-        """Whether "everything after the last sequence" is what the user asked for: not so
+        """Whether "everything after the last line shown" is what the user asked for: not so
         before the first line of --no-history or --tail, where it would be the whole log."""
-        return self.seen.last_sequence > 0 or (self.history and not self.tail)
+        return self.seen.last_sequence > 0 or self.seen.shown > 0 or self._caught_up or (self.history and not self.tail)
 
     def history_batches(self) -> Iterator[list[LogLine]]:
         """The job's lines so far, paged through GetLogs, without following (--no-follow)."""
@@ -299,9 +350,27 @@ class Follower:
             call = self.client.subscribe(self.job_id, include_history=self.history, tail_lines=self.tail)
         self._ended_cleanly = False
         self._call = call
+        # Our own server, or one that promised exact sequences before, answers at once
+        # (however busy, it is waited for as always).  The platform holds a call for as
+        # long as the job has more than 100 lines buffered, and with it the job's buffer
+        # lock, which stalls the job's log intake: close it before anything else, and read
+        # GetLogs instead.
+        trusted = self.client.server.embedded or self.seen.exact
+        if not trusted and not call.answered_within(HEADERS_WITHIN_S):
+            call.close()
+            self._polling = True
+            return
         self.seen.exact = EXACT_SEQUENCES_HEADER in call.initial_metadata()
         if resuming and self._resume_point_known:
             yield from self._fill(upto=None)
+        elif not self.seen.exact and not self._resume_point_known:
+            # --tail N or --no-history: the platform sends its whole buffer after the history
+            # whatever was asked.  A round of GetLogs shows the last N lines (or none) and
+            # knows the rest, so that the subscription's copy of them is not shown.
+            yield from self._fill(upto=None)
+        if not self.seen.exact:
+            yield from self._watch_inexact(call)
+            return
         seen = self.seen
         decode = messages.decode_entry
         for received in call.batches():
@@ -314,7 +383,7 @@ class Follower:
                     raise CallError("INTERNAL", f"a log entry that does not decode ({error})") from None
                 # The common case, once per line: exact sequences, the next one.  What
                 # SeenLines.is_new and .add would decide, without their two calls.
-                if seen.exact and line.sequence == seen.last_sequence + 1:
+                if line.sequence == seen.last_sequence + 1:
                     seen.last_sequence = line.sequence
                     batch.append(line)
                     continue
@@ -332,10 +401,101 @@ class Follower:
                 yield batch
         self._ended_cleanly = True
 
+    def _watch_inexact(self, call: Call) -> Iterator[list[LogLine]]:
+        """A subscription to a server without exact sequences (the platform): lines in the
+        order they arrive, each once by content, no gap filling by sequence.
+
+        A watchdog looks behind a silence (``WATCHDOG_S`` without a byte): a job that has
+        ended ends the follow (the platform never ends a subscription made after a job's
+        end), and a line on the server that the stream has not brought by the next tick
+        means the stream is stuck (a path gone silent, the platform's stalled forwarding):
+        the follow goes on by GetLogs alone.
+        """
+        decode = messages.decode_entry
+        source = self.seen.new_pass()
+        suspect: ContentKey | None = None  # a line the server held at the last tick that we had not shown
+        for received in call.batches(idle_s=WATCHDOG_S):
+            if not received:
+                job = self.client.get_job(self.job_id)
+                if job.status in FINAL_STATUSES:
+                    call.close()
+                    yield from self._last_round(job)
+                    return
+                newest = self._newest_held()
+                if newest is None or newest == self.seen.last_key:
+                    suspect = None
+                elif suspect is not None and not self.seen.times_shown(suspect):
+                    call.close()
+                    self._polling = True
+                    return
+                else:  # it may be on its way to us: stuck only if it is still not here at the next tick
+                    suspect = newest
+                continue
+            batch: list[LogLine] = []
+            for message in received:
+                try:
+                    line = decode(message)
+                except DecodeError as error:  # the server's fault: INTERNAL, as grpcio says it
+                    call.close()
+                    raise CallError("INTERNAL", f"a log entry that does not decode ({error})") from None
+                if source.is_new(line):
+                    batch.append(line)
+            if batch:
+                self._progress = True
+                self.seen.at_last_sequence = False
+                yield batch
+        self._ended_cleanly = True
+
+    def _newest_held(self) -> ContentKey | None:
+        """The newest line GetLogs holds (the platform answers the last ``limit``), if any."""
+        entries, _ = self.client.get_logs(self.job_id, since_sequence=self.seen.last_sequence, limit=1)
+        return content_key(entries[-1]) if entries else None
+
+    def _poll(self) -> Iterator[list[LogLine]]:
+        """The log by GetLogs alone, every ``POLL_INTERVAL_S``, until the job ends.
+
+        The subscription is not tried again: on the platform it hangs again for as long as
+        the job has more than 100 lines buffered, each time stalling the job's log intake,
+        while polling as often as the platform's worker sends its lines (every 250 ms) shows
+        them as soon as a subscription would.
+        """
+        while True:
+            if self._cancelled:
+                raise CallError("CANCELLED", "the follow was cancelled")
+            job = self.client.get_job(self.job_id)
+            if job.status in FINAL_STATUSES:
+                yield from self._last_round(job)
+                return
+            yield from self._fill(upto=None)
+            time.sleep(POLL_INTERVAL_S)
+
+    def _last_round(self, job: Job) -> Iterator[list[LogLine]]:
+        """What GetLogs still holds of a job that has ended; then the follow is over."""
+        already_shown = self.seen.shown or self.seen.last_sequence
+        brought = False
+        for batch in self._fill(upto=None):
+            brought = True
+            yield batch
+        if not (already_shown or brought) and self.history:
+            self.notice(
+                f"📭 the server holds no lines of job {self.job_id}: a Hodei platform drops a job's lines when it ends"
+            )
+        self.final = job
+
     def _fill(self, upto: int | None) -> Iterator[list[LogLine]]:
-        """Lines after the last sequence (up to ``upto``) from GetLogs, a page at a time."""
+        """Lines after the last sequence (up to ``upto``) from GetLogs, a page at a time.
+
+        Without exact sequences each line is also checked by content (a round of GetLogs
+        overlaps what a subscription showed), and the first round, before any line was shown
+        with --tail N or --no-history, hands on only its last N lines, or none.
+        """
         seen = self.seen
-        seen.start_fill()
+        # Without exact sequences, GetLogs' own numbers are true: after a round, its lines
+        # need no check by content until a subscription shows more.  (A check would take
+        # the rest of a run of look-alikes that a round cut in two for repeats.)
+        source = None if seen.exact or seen.at_last_sequence else seen.new_pass()
+        keep_last = None if self._resume_point_known else self.tail if self.history else 0
+        held: list[LogLine] = []
         since = seen.last_sequence
         while upto is None or since < upto:
             entries, has_more = self.client.get_logs(self.job_id, since_sequence=since, limit=GET_LOGS_PAGE)
@@ -345,13 +505,29 @@ class Follower:
                 if line.sequence <= since or (upto is not None and line.sequence > upto):
                     continue
                 since = line.sequence
-                if seen.is_new(line, filled=True):
-                    seen.add(line, filled=True)
+                if seen.exact:
+                    seen.add(line)
                     batch.append(line)
-            if batch:
+                elif source is None:
+                    seen.remember(content_key(line))
+                    batch.append(line)
+                elif source.is_new(line):
+                    batch.append(line)
+            if not seen.exact:
+                seen.last_sequence = since
+            if keep_last is not None:
+                held = (held + batch)[-keep_last:] if keep_last else []
+            elif batch:
                 self._progress = True
                 yield batch
-            # A server whose history lacks the gap (or whose sequences are not sane) makes
-            # no progress: go on with what we have rather than ask forever.
-            if not has_more or since == before:
-                return
+            # The platform answers the LAST ``limit`` lines after ``since`` and never says
+            # ``has_more``: a full page may have more behind it.  A server whose history
+            # lacks the gap (or whose sequences are not sane) makes no progress: go on with
+            # what we have rather than ask forever.
+            if not (has_more or len(entries) >= GET_LOGS_PAGE) or since == before:
+                break
+        self._caught_up = True
+        seen.at_last_sequence = not seen.exact
+        if held:
+            self._progress = True
+            yield held

@@ -198,6 +198,10 @@ class Call:
         self._status: tuple[str, str] | None = None  # (code name, details) once known
         self._wait: float | None = None  # the socket's timeout now, changed only when it must
         self._ping_sent = False  # a keepalive PING is out, and nothing came since
+        self._quiet_s = 0.0  # seconds of silence from the peer toward the next PING (or its failure)
+        self._tick_at: float | None = None  # when a watchdog tick is due (monotonic), if one is asked for
+        self._ticked = False  # _read returned because a tick was due
+        self.pings_refused = False  # the server said "too_many_pings" (GOAWAY ENHANCE_YOUR_CALM)
         headers = [
             (":method", "POST"),
             (":scheme", "https" if tls else "http"),
@@ -253,9 +257,29 @@ class Call:
             self._receive()
         return self._metadata or []
 
-    def batches(self) -> Iterator[list[bytes]]:
-        """Response messages as they are read: each list holds those that came in together."""
+    def answered_within(self, seconds: float) -> bool:
+        """Whether the server answered (its headers, or the call's end) within ``seconds``;
+        ``initial_metadata()`` then returns at once."""
+        self._tick_at = time.monotonic() + seconds
         try:
+            while self._metadata is None and self._status is None:
+                self._receive()
+                if self._ticked:
+                    self._ticked = False
+                    return False
+            return True
+        finally:
+            self._tick_at = None
+
+    def batches(self, idle_s: float | None = None) -> Iterator[list[bytes]]:
+        """Response messages as they are read: each list holds those that came in together.
+
+        ``idle_s``: an empty list, a watchdog tick, after each ``idle_s`` seconds in which the
+        peer sent nothing; the caller decides whether the silence is news.
+        """
+        try:
+            if idle_s is not None:
+                self._tick_at = time.monotonic() + idle_s
             while True:
                 buffer = self._buffer
                 batch = []
@@ -273,9 +297,15 @@ class Call:
                 del buffer[:start]
                 if batch:
                     yield batch
+                    if idle_s is not None:  # the silence counts from when the caller is ready again
+                        self._tick_at = time.monotonic() + idle_s
                 if self._status is not None:
                     break
                 self._receive()
+                if self._ticked and idle_s is not None:
+                    self._ticked = False
+                    yield []
+                    self._tick_at = time.monotonic() + idle_s
             code, details = self._status
             if code != "OK":
                 raise CallError(code, details)
@@ -344,26 +374,36 @@ class Call:
         self._fail("INTERNAL", f"HTTP/2 protocol error from the server: {what}")
 
     def _read(self) -> bytes:
-        """The next bytes from the peer (empty once the call ended), sending a keepalive
-        PING when it is silent for too long and failing the call when that PING is not
-        answered, or when the deadline passes."""
+        """The next bytes from the peer (empty once the call ended, or at a watchdog tick),
+        sending a keepalive PING when it is silent for too long and failing the call when
+        that PING is not answered, or when the deadline passes."""
         while True:
-            if self._deadline is None:
-                wait = self._keepalive_timeout if self._ping_sent else self._keepalive_time
-            else:
+            limit = self._keepalive_timeout if self._ping_sent else self._keepalive_time
+            wait = limit - self._quiet_s
+            if self._deadline is not None:
                 remaining = self._deadline - time.monotonic()
                 if remaining <= 0:
                     self._fail("DEADLINE_EXCEEDED", "no answer within the call's deadline")
                     return b""
-                wait = min(remaining, self._keepalive_timeout if self._ping_sent else self._keepalive_time)
+                wait = min(wait, remaining)
+            if self._tick_at is not None:
+                to_tick = self._tick_at - time.monotonic()
+                if to_tick <= 0:
+                    self._ticked = True
+                    return b""
+                wait = min(wait, to_tick)
             if wait != self._wait:
                 self._sock.settimeout(wait)
                 self._wait = wait
             try:
                 data = self._sock.recv(RECEIVE_CHUNK)
             except TimeoutError:
-                if self._deadline is not None and time.monotonic() >= self._deadline:
+                # The silence counts toward the keepalive whatever woke us (the deadline or a
+                # watchdog tick, both checked above), so ticks never postpone a PING.
+                self._quiet_s += wait
+                if self._quiet_s < limit - 1e-6:
                     continue
+                self._quiet_s = 0.0
                 if self._ping_sent:
                     self._fail("UNAVAILABLE", f"no answer to a keepalive ping within {self._keepalive_timeout:g} s")
                     return b""
@@ -381,6 +421,7 @@ class Call:
             if not data:
                 self._fail("CANCELLED" if self._closed.is_set() else "UNAVAILABLE", "the server closed the connection")
             self._ping_sent = False  # anything at all from the peer shows the path is alive
+            self._quiet_s = 0.0
             return data
 
     def _receive(self) -> None:
@@ -537,6 +578,7 @@ class Call:
         code = int.from_bytes(payload[4:8], "big")
         if code == ENHANCE_YOUR_CALM and payload[8:] == TOO_MANY_PINGS:
             keepalive_slowdown["factor"] = min(keepalive_slowdown["factor"] * 2, 64)
+            self.pings_refused = True
         if last_stream < STREAM_ID:  # our call was never processed: safe to make again
             debug = bytes(payload[8:72]).decode(errors="replace").splitlines()
             detail = f": {debug[0]}" if debug and debug[0] else ""

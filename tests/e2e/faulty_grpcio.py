@@ -10,6 +10,8 @@ server's side.  ``<socket>.ready`` appears once the server listens.
 - ``answers-then-fails``: every SubscribeLogs sends the job's ``LINES`` lines, then ends
   with INTERNAL (a server that answers, then fails); GetLogs pages the same lines.
 - ``unimplemented``: SubscribeLogs and GetLogs answer UNIMPLEMENTED (a server without them).
+- ``repeats-pages``: GetLogs answers the same page (all the lines, ``has_more`` set) whatever
+  it is asked: a pager without a guard asks for ever.
 """
 
 from __future__ import annotations
@@ -67,12 +69,14 @@ class Logs(pb_grpc.LogStreamServiceServicer):
         self.count("GetLogs")
         if self.mode == "unimplemented":
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        if self.mode == "repeats-pages":
+            return pb.GetLogsResponse(entries=entries(), has_more=True)
         return pb.GetLogsResponse(entries=[entry for entry in entries() if entry.sequence > request.since_sequence])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=("answers-then-fails", "unimplemented"))
+    parser.add_argument("mode", choices=("answers-then-fails", "unimplemented", "repeats-pages"))
     parser.add_argument("socket")
     args = parser.parse_args()
     path = args.socket.removeprefix("unix:")

@@ -91,9 +91,13 @@ def read_timed(command: list[str], *, tty: bool, timeout: float = 60.0, env: dic
 class UnixProxy:
     """A Unix-socket proxy in front of the server, to cut stream-logs' connection at will."""
 
-    def __init__(self, listen_path: Path, target_path: str) -> None:
+    def __init__(self, listen_path: Path, target_path: str, watch_for: bytes = b"") -> None:
         self.listen_path = listen_path
         self.target_path = target_path
+        # How often ``watch_for`` passed through (within one read), e.g. a GOAWAY's debug data.
+        self.watch_for = watch_for
+        self.sightings = 0
+        self.frozen: set[socket.socket] = set()  # connections whose bytes go nowhere
         self.connections: list[socket.socket] = []
         self.listener: socket.socket | None = None
         self.lock = threading.Lock()
@@ -119,6 +123,12 @@ class UnixProxy:
             self.connections.clear()
         self.listen_path.unlink(missing_ok=True)
 
+    def freeze(self) -> None:
+        """From now on, the connections open now carry nothing either way (a path gone
+        silent without a FIN or RST); new ones work."""
+        with self.lock:
+            self.frozen.update(self.connections)
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
@@ -132,13 +142,16 @@ class UnixProxy:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         while True:
             try:
                 data = source.recv(65536)
                 if not data:
                     break
+                if self.watch_for:
+                    self.sightings += data.count(self.watch_for)
+                if source in self.frozen:
+                    continue
                 sink.sendall(data)
             except OSError:
                 break

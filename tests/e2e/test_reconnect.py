@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from hodei_stream.client import HodeiClient
+from hodei_stream.endpoint import Server
 from hodei_stream.exit_codes import ExitStatus
 from tests.conftest import wait_until
 
@@ -85,3 +87,21 @@ def test_unimplemented_is_not_retried(faulty_server: FaultyServer, options: list
     assert calls(socket, "SubscribeLogs") + calls(socket, "GetLogs") == 1
     assert "does not speak the Hodei API" in result.stderr.splitlines()[-1]
     assert "reconnecting" not in result.stderr
+
+
+def test_pagers_stop_on_a_server_that_repeats_its_page(faulty_server: FaultyServer) -> None:
+    # GetLogs answers the same page, has_more set, whatever it is asked: each pager shows
+    # the lines once and stops, asking twice at most.
+    socket = faulty_server("repeats-pages")
+    with HodeiClient(Server(f"unix:{socket}", embedded=False)) as client:
+        assert [entry.line for entry in client.all_logs(JOB_ID)] == [f"line {n}" for n in range(1, LINES + 1)]
+    assert calls(socket, "GetLogs") == 2
+    result = subprocess.run(
+        [*STREAM_LOGS, "--server", f"unix:{socket}", "--no-follow", "-q", "--no-timestamps", JOB_ID],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == ExitStatus.STILL_RUNNING, result.stderr
+    assert result.stdout.splitlines() == [f"[OUT] line {n}" for n in range(1, LINES + 1)]
+    assert calls(socket, "GetLogs") == 4

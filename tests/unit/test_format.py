@@ -134,6 +134,10 @@ def test_header() -> None:
         (fmt.Ending(JOB, "COMPLETED", "0", 4.2), "✅ stream ended: job COMPLETED, exit code 0, took 4.20s"),
         (fmt.Ending(JOB, "FAILED", "3", 75.0), "❌ stream ended: job FAILED, exit code 3, took 1m15s"),
         (
+            fmt.Ending(JOB, "FAILED", "", None, "Worker reported failure"),
+            "❌ stream ended: job FAILED, exit code unknown, Worker reported failure",
+        ),
+        (
             fmt.Ending(JOB, "TIMEOUT", "", None, "execution timeout 2s passed"),
             "❌ stream ended: job TIMEOUT, execution timeout 2s passed",
         ),

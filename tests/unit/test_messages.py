@@ -4,6 +4,8 @@ unknown fields, repeated fields, negative and large ints, non-ASCII text and ran
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -158,7 +160,14 @@ def outcome(decode: object, data: bytes) -> object:
 
 
 @MANY
-@given(st.one_of(st.binary(max_size=60), log_entries().map(lambda e: e.SerializeToString()[:-1])))
+@given(
+    st.one_of(
+        st.binary(max_size=60),
+        log_entries().map(lambda e: e.SerializeToString()[:-1]),
+        # A short pattern repeated into kilobytes: deep nests, long runs of fields.
+        st.tuples(st.binary(min_size=1, max_size=4), st.integers(1, 3000)).map(lambda p: p[0] * p[1]),
+    )
+)
 def test_malformed_bytes_end_in_a_one_line_decode_error(data: bytes) -> None:
     """Random bytes: a one-line ``DecodeError`` exactly when the generated code refuses them
     too (for the messages read whole), else the same answer."""
@@ -182,3 +191,27 @@ def test_the_status_table_is_the_protos() -> None:
     final = {pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT}
     assert final == api.FINAL_STATUSES
     assert api.JOB_STATUS_COMPLETED == pb.JOB_STATUS_COMPLETED
+
+
+@MANY
+@given(
+    st.integers(1, 6000),
+    st.integers(1, 99),
+    st.booleans(),
+    st.sampled_from([messages.decode_entry, messages.decode_get_logs, messages.decode_job]),
+)
+def test_nested_groups_at_any_depth_decode_as_the_generated_code_does(
+    depth: int, field: int, closed: bool, decode: Callable[[bytes], object]
+) -> None:
+    """Groups nested up to thousands deep (a hostile server): as protobuf, up to 100 levels
+    are skipped and more end in a one-line ``DecodeError``, never in a RecursionError."""
+    start, end = varint(field << 3 | 3), varint(field << 3 | 4)
+    data = start * depth + (end * depth if closed else b"")
+    reference = outcome(pb.JobLogEntry.FromString, data)
+    try:  # only DecodeError: a RecursionError fails the test
+        decode(data)
+        ours: object = None
+    except DecodeError:
+        ours = DecodeError
+    assert (ours is DecodeError) == (reference is DecodeError)
+    assert (ours is DecodeError) == (not closed or depth > messages.MAX_DEPTH)

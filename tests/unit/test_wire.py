@@ -492,3 +492,57 @@ def test_the_request_waits_for_the_peers_window(socket_path: Path) -> None:
     assert (
         sum(sizes[:4]) == 65_535 and max(sizes[:4]) == 16_384 and max(sizes[4:]) == 32_768
     )  # the peer's size, once said
+
+
+def test_answered_within_tells_a_call_that_hangs_without_headers(socket_path: Path) -> None:
+    def hangs(conn: socket.socket) -> None:
+        time.sleep(3)  # reads the request, answers nothing (the platform with a full buffer)
+
+    Responder(socket_path, hangs)
+    hanging = Call(f"unix:{socket_path}", "/m", b"")
+    started = time.monotonic()
+    assert not hanging.answered_within(0.3)
+    assert 0.3 <= time.monotonic() - started < 2
+    hanging.close()
+
+
+def test_answered_within_is_true_once_the_headers_came(tmp_path: Path) -> None:
+    Peer(tmp_path / "peer.sock", headers_frames(OK_HEADERS) + headers_frames([("grpc-status", "0")], wire.END_STREAM))
+    answer = call(tmp_path / "peer.sock")
+    assert answer.answered_within(5)
+    assert answer.initial_metadata()[:1] == OK_HEADERS[:1]
+    assert list(answer.batches()) == []
+
+
+def test_watchdog_ticks_in_silences_and_keepalive_pings_go_on(
+    socket_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(wire.keepalive_slowdown, "factor", 1)  # another test's GOAWAY may have raised it
+    received = bytearray()
+
+    def quiet(conn: socket.socket) -> None:
+        conn.sendall(headers_frames(OK_HEADERS) + frame(wire.DATA, 0, 1, message(b"first")))
+        answer_pings(conn, time.monotonic() + 1.2, received)
+        conn.sendall(frame(wire.DATA, 0, 1, message(b"late")) + headers_frames([("grpc-status", "0")], wire.END_STREAM))
+        answer_pings(conn, time.monotonic() + 1, received)
+
+    Responder(socket_path, quiet)
+    answer = Call(f"unix:{socket_path}", "/m", b"", keepalive_time=0.3, keepalive_timeout=0.5)
+    batches = list(answer.batches(idle_s=0.1))
+    assert batches[0] == [b"first"] and batches[-1] == [b"late"]
+    assert all(batch == [] for batch in batches[1:-1])
+    assert len(batches) - 2 >= 5  # ~one tick per 0.1 s of silence (a PING's answer is not silence)
+    pings = [payload for kind, flags, _, payload in client_frames(bytes(received)) if kind == wire.PING]
+    assert len(pings) >= 2  # one per 0.3 s of silence: ticks do not postpone them
+
+
+def test_too_many_pings_is_marked_on_the_call(socket_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(wire.keepalive_slowdown, "factor", 1)
+    goaway = frame(wire.GOAWAY, 0, 0, (1).to_bytes(4, "big") + (11).to_bytes(4, "big") + b"too_many_pings")
+    Peer(socket_path, headers_frames(OK_HEADERS) + goaway, close_after=True)
+    answer = call(socket_path)
+    with pytest.raises(CallError) as failure:
+        list(answer.batches())
+    assert failure.value.code == "UNAVAILABLE"
+    assert answer.pings_refused
+    assert wire.keepalive_slowdown["factor"] == 2
