@@ -40,8 +40,9 @@ CHANNEL_OPTIONS = [
 
 def open_channel(target: str, settings: ClientSettings) -> grpc.Channel:
     """Plaintext, as the platform speaks; TLS when ``HODEI_TLS_CA`` names the CA bundle to
-    trust; with ``HODEI_TOKEN``, every call carries ``authorization: Bearer <token>``
-    (without TLS gRPC sends a token only to a loopback address or a Unix socket)."""
+    trust; with a token (``HODEI_TOKEN``, or the token file of this user's server at that
+    address: ``state_folder.client_token``), every call carries ``authorization: Bearer
+    <token>`` (without TLS gRPC sends a token only to a loopback address or a Unix socket)."""
     token, ca_path = settings.token, settings.tls_ca
     if not token and not ca_path:
         return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)

@@ -21,6 +21,7 @@ from hodei_stream.own_python import module_command
 from hodei_stream.state_folder import (
     ENV_TLS_CA,
     ENV_TOKEN,
+    client_token,
     embedded_target,
     is_answering,
 )
@@ -54,14 +55,14 @@ class ClientSettings(NamedTuple):
     """How a client reaches a server beyond its address, read from the environment once, at
     the command's edge (``resolve``), and handed down to the transports."""
 
-    token: str | None = None  # HODEI_TOKEN: sent as ``authorization: Bearer``
+    token: str | None = None  # sent as ``authorization: Bearer`` (``state_folder.client_token``)
     tls_ca: str | None = None  # HODEI_TLS_CA: the CA bundle that makes the connection TLS
     keepalive_s: float | None = None  # HODEI_KEEPALIVE_S: stream-logs' keepalive intervals
 
     @classmethod
-    def from_environment(cls) -> ClientSettings:
-        """The settings the user's environment gives; ``ServerAddressError`` (USAGE) for a
-        value that makes no sense."""
+    def from_environment(cls, token: str | None) -> ClientSettings:
+        """The settings the user's environment gives, with ``token`` (the one ``client_token``
+        chose: use ``server_at``); ``ServerAddressError`` (USAGE) for a value that makes no sense."""
         keepalive_s = None
         if text := os.environ.get(ENV_KEEPALIVE):
             try:
@@ -70,7 +71,11 @@ class ClientSettings(NamedTuple):
                 keepalive_s = math.nan
             if not 0.05 <= keepalive_s <= 3600:  # also refuses nan
                 raise ServerAddressError(f"{ENV_KEEPALIVE} must be seconds between 0.05 and 3600, not {text[:20]!r}")
-        return cls(os.environ.get(ENV_TOKEN) or None, os.environ.get(ENV_TLS_CA) or None, keepalive_s)
+        return cls(token, os.environ.get(ENV_TLS_CA) or None, keepalive_s)
+
+    def __repr__(self) -> str:  # the token never in a repr, hence never in a log
+        shown = "'…'" if self.token else None
+        return f"ClientSettings(token={shown}, tls_ca={self.tls_ca!r}, keepalive_s={self.keepalive_s!r})"
 
 
 class Server:
@@ -114,7 +119,10 @@ class Server:
         elif code == "UNIMPLEMENTED":
             message = f"the server at {self} does not speak the Hodei API ({details})"
         elif code == "UNAUTHENTICATED":
-            message = f"the server at {self} wants a token ({details}); set {ENV_TOKEN} to the server's token"
+            message = (
+                f"the server at {self} wants a token ({details}); set {ENV_TOKEN} to the server's token"
+                " (a server of yours on loopback keeps it in its state folder's token file)"
+            )
         else:
             message = f"{what}: {details}"
         return ClientError(message, for_grpc_code(code))
@@ -146,11 +154,17 @@ def resolve(flag: str | None) -> Server:
 
     Does not start anything: call ``ensure_running`` before the first call to the server.
     """
-    settings = ClientSettings.from_environment()
     for url in (flag, os.environ.get(ENV_URL)):
         if url:
-            return Server(parse_url(url), embedded=False, settings=settings)
-    return Server(embedded_target(), embedded=True, settings=settings)
+            return server_at(parse_url(url))
+    return server_at(embedded_target(), embedded=True)
+
+
+def server_at(target: str, embedded: bool = False) -> Server:
+    """The server at the grpcio ``target`` as a command reaches it: the token ``client_token``
+    gives for it (with the address to send it to) and the rest of the environment's settings."""
+    target, token = client_token(target)
+    return Server(target, embedded, ClientSettings.from_environment(token))
 
 
 def ensure_running(server: Server) -> bool:

@@ -1,6 +1,7 @@
 """What the server and its clients both know of a machine: the state folder, its socket, the
-environment variables that name a token and a CA bundle, and whether something answers at an
-address.  Neutral ground: the server imports this and nothing client-side.
+environment variables that name a token and a CA bundle, which token a client sends where
+(``client_token``), and whether something answers at an address.  Neutral ground: the server
+imports this and nothing client-side.
 """
 
 from __future__ import annotations
@@ -17,6 +18,17 @@ ENV_HOME = "HODEI_STREAM_HOME"
 ENV_TOKEN = "HODEI_TOKEN"
 ENV_TLS_CA = "HODEI_TLS_CA"
 SOCKET_NAME = "server.sock"
+# The running server's pid, address and who may reach it (``ACCESS_*``); written by the server.
+STATE_FILE_NAME = "server.json"
+# The token a loopback TCP server requires when none is given (mode 0600, kept across restarts).
+TOKEN_FILE_NAME = "token"
+# How clients reach the running server, as ``server.json`` records it.
+ACCESS_SOCKET = "socket"  # a Unix socket: only its user (mode 0600)
+ACCESS_TOKEN_FILE = "token file"  # the token in TOKEN_FILE_NAME
+ACCESS_TOKEN = "token"  # the token it was started with (HODEI_TOKEN)
+ACCESS_OPEN = "open"  # TCP with no token (--no-token): any local user
+# Host names a loopback server records as the address it binds.
+LOOPBACK_NAMES = {"localhost": "127.0.0.1"}
 
 
 def state_home() -> Path:
@@ -53,3 +65,55 @@ def is_answering(target: str, timeout: float = 1.0) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+def read_in_folder(folder: int, name: str) -> bytes | None:
+    """The content of ``name`` in the opened state folder (no symlink followed), or None."""
+    try:
+        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as file:
+        return file.read()
+
+
+def client_token(target: str) -> tuple[str, str | None]:
+    """The one rule for the token a client sends: ``(the target to dial, the token or None)``.
+
+    ``HODEI_TOKEN`` when set.  Else, for TCP, the token of this user's server at that address:
+    the state folder (``HODEI_STREAM_HOME``) records, in ``server.json``, that a live process
+    serves that address and keeps its token in the folder's token file.  The target is then
+    the address as recorded (``localhost`` becomes ``127.0.0.1``), so that a name that also
+    resolves to another address cannot lead the token to a listener there.  A Unix socket
+    needs none and reads nothing."""
+    if token := os.environ.get(ENV_TOKEN):
+        return target, token
+    if target.startswith("unix:"):
+        return target, None
+    import json  # only on the way to a TCP server without HODEI_TOKEN (stream-logs' start-up)
+
+    try:
+        folder = os.open(_state_home(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return target, None
+    try:
+        if os.fstat(folder).st_uid != os.geteuid():
+            return target, None
+        state = json.loads(read_in_folder(folder, STATE_FILE_NAME) or b"")
+        address = state["address"]
+        if state.get("access") != ACCESS_TOKEN_FILE or loopback_spelling(address) != loopback_spelling(target):
+            return target, None
+        os.kill(state["pid"], 0)  # a live process (for a user other than root: one of ours)
+        token = (read_in_folder(folder, TOKEN_FILE_NAME) or b"").decode().strip()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return target, None
+    finally:
+        os.close(folder)
+    return (address, token) if token else (target, None)
+
+
+def loopback_spelling(address: str) -> tuple[str, str]:
+    """``host:port`` as the server records it: (host without brackets, localhost as 127.0.0.1; port)."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]").lower()
+    return LOOPBACK_NAMES.get(host, host), port

@@ -37,7 +37,7 @@ from hodei_stream.bench.report import Row, Value, goal
 from hodei_stream.bench.servers import EmbeddedServerProcess
 from hodei_stream.bench.tools import Tools
 from hodei_stream.client import HodeiClient
-from hodei_stream.endpoint import Server
+from hodei_stream.endpoint import Server, server_at
 from hodei_stream.exit_codes import ClientError
 from hodei_stream.proto import hodei_pb2 as pb
 
@@ -131,7 +131,7 @@ def load_run(
 ) -> LoadResult:
     """Queue ``jobs`` jobs of ``seq 1 lines`` at once, follow the first ``followers`` of them
     (and, with ``slow_ms``, one more slowly), wait until all is done; what happened."""
-    server = Server(target, embedded=False)
+    server = server_at(target)
     give_up = time.monotonic() + RUN_TIMEOUT_S
     with HodeiClient(server) as client:
         started_ns = time.time_ns()
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         ok = report(result)
         if args.million:
-            ok &= million_run(Server(server.target, embedded=False))
+            ok &= million_run(server_at(server.target))
         print(f"server peak RSS: {server.memory_kib()[1] / 1024:.0f} MiB; server CPU: {server.cpu_s():.1f} s")
     finally:
         server.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from hodei_stream.api import duration_s
 from hodei_stream.client import HodeiClient
-from hodei_stream.endpoint import Server
+from hodei_stream.endpoint import server_at
 
 # Waits ``start_delay_s`` (time for the clients to subscribe, so the lines measured are live
 # ones, not history), then writes ``count`` lines at ``rate`` per second, each flushed.  The
@@ -51,12 +51,12 @@ def burst_job(count: int) -> tuple[str, list[str]]:
 
 def submit(target: str, name: str, job: tuple[str, list[str]]) -> str:
     """Queue a benchmark job on the server at ``target``; its id."""
-    with HodeiClient(Server(target, embedded=False)) as client:
+    with HodeiClient(server_at(target)) as client:
         return client.queue_job(name, job[0], job[1])
 
 
 def wait_job(target: str, job_id: str, deadline_s: float) -> float | None:
     """Wait (bounded) until the job ended; its duration in seconds as the server saw it."""
-    with HodeiClient(Server(target, embedded=False)) as client:
+    with HodeiClient(server_at(target)) as client:
         job = client.wait_final(job_id, deadline_s=deadline_s)
     return duration_s(job)

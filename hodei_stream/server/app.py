@@ -22,9 +22,7 @@ from hodei_stream.server.servicers import JobExecutionService, LogStreamService
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.store import JobStore
 from hodei_stream.server.worker import Worker
-from hodei_stream.state_folder import is_answering
-
-LOOPBACK_NAMES = {"localhost": "127.0.0.1"}
+from hodei_stream.state_folder import is_answering, loopback_spelling
 
 
 class ListenAddressError(ValueError):
@@ -65,15 +63,10 @@ def listening_socket(address: str, security: Security = Security()) -> tuple[soc
         listener.bind(str(path))
         path.chmod(0o600)
         return listener, f"unix:{path}"
-    host, _, port = address.rpartition(":")
-    host = LOOPBACK_NAMES.get(host, host.strip("[]"))
+    host, port = loopback_spelling(address)
     if not port.isdigit():
         raise ListenAddressError(f"will not listen on '{address}': expected unix:/path or host:port")
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback and not (security.token and security.tls):
+    if not is_loopback(address) and not (security.token and security.tls):
         raise ListenAddressError(
             f"will not listen on '{address}' without both a token (HODEI_TOKEN) and TLS (--tls-cert/--tls-key):"
             " use unix:/path or a loopback host:port (127.0.0.1, [::1])"
@@ -82,6 +75,14 @@ def listening_socket(address: str, security: Security = Security()) -> tuple[soc
     listener = socket.create_server((host, int(port)), family=family)
     bound_port = listener.getsockname()[1]
     return listener, f"[{host}]:{bound_port}" if family == socket.AF_INET6 else f"{host}:{bound_port}"
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``host:port`` names a loopback address (127.0.0.0/8, ::1, localhost)."""
+    try:
+        return ipaddress.ip_address(loopback_spelling(address)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def prepare_state_folder(home: Path) -> None:

@@ -9,12 +9,18 @@
   ``--keep-jobs`` (SIGUSR1) they keep running under their supervisors, which spool their
   lines and hand them to the next server (``start`` re-attaches them).  A server that is
   killed outright leaves its jobs running the same way.
-- ``status`` says whether it runs (exit 0) or not (exit 1), and where.
+- ``status`` says whether it runs (exit 0) or not (exit 1), where, and who can reach it.
+
+On loopback TCP the server requires a token: ``HODEI_TOKEN`` if given, else the state
+folder's token file (``security.folder_token``), which the same user's clients find through
+``server.json`` (``state_folder.client_token``).  ``--no-token`` (or ``HODEI_NO_TOKEN=1``)
+serves with none, and ``start`` says on the terminal what that means.
 
 One server per state folder (``HODEI_STREAM_HOME``, ``hodei_stream.state_folder.state_home``):
 the server holds an exclusive ``flock`` on ``server.lock`` for its whole life (the kernel
-drops it when the process dies, however it dies), and records its pid and address in
-``server.json``; only the lock's holder writes or removes ``server.json`` and the sockets.
+drops it when the process dies, however it dies), and records its pid, address and who may
+reach it (``state_folder.ACCESS_*``) in ``server.json``; only the lock's holder writes or
+removes ``server.json`` and the sockets.
 A second ``run`` (or a ``start`` for another address) exits 1 naming the running server.
 ``start`` takes the lock itself and hands it to the ``run`` it spawns (an inherited
 descriptor shares the lock), so no other server slips in between.  The folder is checked
@@ -35,7 +41,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import NoReturn
@@ -46,24 +52,34 @@ from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from hodei_stream.own_python import module_command
-from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
+from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server, is_loopback
 from hodei_stream.server.security import (
     AUTHORIZATION_KEY,
     Security,
     TLSFilesError,
     UnsafeStateFolder,
+    folder_token,
     open_in_folder,
     open_state_folder,
 )
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.state_folder import (
+    ACCESS_OPEN,
+    ACCESS_SOCKET,
+    ACCESS_TOKEN,
+    ACCESS_TOKEN_FILE,
     ENV_TOKEN,
+    STATE_FILE_NAME,
+    TOKEN_FILE_NAME,
+    client_token,
     embedded_target,
     is_answering,
+    read_in_folder,
     state_home,
 )
 
-STATE_FILE_NAME = "server.json"
+# Set (to anything but empty or 0), the same as ``--no-token`` on ``run`` and ``start``.
+ENV_NO_TOKEN = "HODEI_NO_TOKEN"
 LOG_FILE_NAME = "server.log"
 LOCK_FILE_NAME = "server.lock"
 START_TIMEOUT_S = 15.0
@@ -82,27 +98,41 @@ class ServerRefused(Exception):
 class RunningServer:
     pid: int
     address: str
-
-
-def read_file(folder: int, name: str) -> bytes | None:
-    """The content of ``name`` in the checked state folder (no symlink followed), or None."""
-    try:
-        descriptor = open_in_folder(folder, name, os.O_RDONLY)
-    except OSError:
-        return None
-    with os.fdopen(descriptor, "rb") as file:
-        return file.read()
+    access: str | None  # ACCESS_*; None from a server that did not record it
 
 
 def running_server(folder: int) -> RunningServer | None:
     """The server recorded in the state folder, if its process lives and it answers."""
     try:
-        state = json.loads(read_file(folder, STATE_FILE_NAME) or b"")
+        state = json.loads(read_in_folder(folder, STATE_FILE_NAME) or b"")
         os.kill(state["pid"], 0)
-    except (OSError, ValueError, KeyError, TypeError):
+        server = RunningServer(state["pid"], state["address"], state.get("access"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    server = RunningServer(state["pid"], state["address"])
     return server if is_answering(server.address) else None
+
+
+def access_for(address: str, security: Security, no_token: bool) -> str:
+    """Who may reach a server at ``address`` (``ACCESS_*``): on loopback TCP with no token
+    given and no opt-out, the holders of the state folder's token file."""
+    if address.startswith("unix:"):
+        return ACCESS_SOCKET
+    if security.token:
+        return ACCESS_TOKEN
+    if no_token or not is_loopback(address):  # (elsewhere no token at all: refused at listening)
+        return ACCESS_OPEN
+    return ACCESS_TOKEN_FILE
+
+
+def reach(running: RunningServer, home: Path) -> str:
+    """``(pid …) at ADDRESS: who can reach it``, for the line ``start`` and ``status`` print."""
+    who = {
+        ACCESS_SOCKET: "only you can reach it (a socket of mode 0600)",
+        ACCESS_TOKEN_FILE: f"token required (in {home / TOKEN_FILE_NAME}, readable only by you)",
+        ACCESS_TOKEN: f"token required (the {ENV_TOKEN} it was started with)",
+        ACCESS_OPEN: "no token (--no-token): any local user can reach it and run commands as you",
+    }.get(running.access or "")
+    return f"(pid {running.pid}) at {running.address}" + (f": {who}" if who else "")
 
 
 class StateLock:
@@ -141,16 +171,18 @@ class StateLock:
         os.close(self.descriptor)
 
 
-async def serve(address: str, home: Path, folder: int, settings: ServerSettings, security: Security) -> None:
+async def serve(
+    address: str, home: Path, folder: int, settings: ServerSettings, security: Security, access: str
+) -> None:
     server, bound_address = await create_server(address, home, settings, security)
     socket_path = bound_address.removeprefix("unix:") if bound_address.startswith("unix:") else None
     # Ours to remove at the end: the very socket file we bound, not one put there since.
     socket_identity = os.stat(socket_path).st_ino if socket_path else None
     print(f"hodei-server: listening on {bound_address} (state in {home})", file=sys.stderr, flush=True)
-    if not bound_address.startswith("unix:") and not security.token:
+    if access == ACCESS_OPEN:
         print(
-            f"hodei-server: warning: any local user can reach {bound_address} and run commands as you;"
-            f" set {ENV_TOKEN} to require a token",
+            f"hodei-server: warning: no token (--no-token): any local user can reach {bound_address}"
+            " and run commands as you",
             file=sys.stderr,
             flush=True,
         )
@@ -170,7 +202,7 @@ async def serve(address: str, home: Path, folder: int, settings: ServerSettings,
     # a signal (a stop that came sooner would have met the default handlers).
     state = open_in_folder(folder, STATE_FILE_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     with os.fdopen(state, "w") as state_file:
-        state_file.write(json.dumps({"pid": os.getpid(), "address": bound_address}))
+        state_file.write(json.dumps({"pid": os.getpid(), "address": bound_address, "access": access}))
     await stop.wait()
     what = "running jobs keep running; the next start re-attaches them" if keep_jobs else "running jobs are cancelled"
     print(f"hodei-server: stopping ({what})", file=sys.stderr, flush=True)
@@ -193,7 +225,7 @@ def unusable_folder(home: Path, error: OSError) -> ServerRefused:
 
 
 def command_run(
-    address: str, home: Path, settings: ServerSettings, security: Security, inherited_lock: int | None
+    address: str, home: Path, settings: ServerSettings, security: Security, no_token: bool, inherited_lock: int | None
 ) -> int:
     try:
         security.ssl_context()  # unreadable TLS files are named before anything starts
@@ -206,7 +238,10 @@ def command_run(
         if not lock.try_acquire():
             raise ServerRefused(f"another server already serves the state folder {home} ({lock.holder()})")
         lock.record_holder()
-        asyncio.run(serve(address, home, folder, settings, security))
+        access = access_for(address, security, no_token)
+        if access == ACCESS_TOKEN_FILE:
+            security = replace(security, token=folder_token(folder, home))
+        asyncio.run(serve(address, home, folder, settings, security, access))
     except (ServerRefused, UnsafeStateFolder, TLSFilesError, ListenAddressError, StateFolderError) as error:
         print(f"hodei-server: {error}", file=sys.stderr)
         return 1
@@ -248,7 +283,7 @@ def command_start(address: str, home: Path, run_options: list[str], security: Se
                     file=sys.stderr,
                 )
                 return 1
-            print(f"hodei-server: already running (pid {running.pid}) at {running.address}")
+            print(f"hodei-server: already running {reach(running, home)}")
             return 0
         if time.monotonic() >= give_up:
             print(f"hodei-server: another server holds the state folder {home} ({lock.holder()})", file=sys.stderr)
@@ -285,7 +320,7 @@ def command_start(address: str, home: Path, run_options: list[str], security: Se
             )
             return 1
         time.sleep(0.02)
-    print(f"hodei-server: running (pid {running.pid}) at {running.address}")
+    print(f"hodei-server: running {reach(running, home)}")
     return 0
 
 
@@ -298,7 +333,7 @@ def command_stop(home: Path, keep_jobs: bool) -> int:
     os.kill(running.pid, KEEP_JOBS_SIGNAL if keep_jobs else signal.SIGTERM)
     give_up = time.monotonic() + STOP_TIMEOUT_S
     # Gone, or its state file removed (a stopped `run` whose parent has not reaped it yet).
-    while running_server(folder) is not None or read_file(folder, STATE_FILE_NAME) is not None:
+    while running_server(folder) is not None or read_in_folder(folder, STATE_FILE_NAME) is not None:
         if time.monotonic() >= give_up:
             print(f"hodei-server: pid {running.pid} did not stop within {STOP_TIMEOUT_S:.0f}s", file=sys.stderr)
             return 1
@@ -307,20 +342,22 @@ def command_stop(home: Path, keep_jobs: bool) -> int:
     return 0
 
 
-def command_status(home: Path, token: str | None) -> int:
+def command_status(home: Path) -> int:
     folder = open_state_folder(home, create=False)  # (stop and status create nothing)
     if folder is not None and (running := running_server(folder)):
-        print(f"hodei-server: running (pid {running.pid}) at {running.address}, state in {home}")
-        if store_not_serving(running.address, token):
+        print(f"hodei-server: running {reach(running, home)}; state in {home}")
+        if store_not_serving(running.address):
             print(f"hodei-server: its store cannot write (health: NOT_SERVING); the cause is in {home / LOG_FILE_NAME}")
         return 0
     print(f"hodei-server: not running (state in {home})")
     return 1
 
 
-def store_not_serving(address: str, token: str | None) -> bool:
+def store_not_serving(address: str) -> bool:
     """Whether the server says, through ``grpc.health.v1``, that it is not serving (its store
-    cannot write).  False when it serves, or cannot be asked (TLS, a wrong token, no answer)."""
+    cannot write).  False when it serves, or cannot be asked (TLS, a wrong token, no answer).
+    It is asked as any client asks it, with the token ``client_token`` gives."""
+    address, token = client_token(address)
 
     async def check() -> bool:
         if address.startswith("unix:"):
@@ -395,6 +432,13 @@ def main(argv: list[str] | None = None) -> int:
         help=f"require this token from clients (default ${ENV_TOKEN}; prefer the variable:"
         " a command line is visible to other users)",
     )
+    parser.add_argument(
+        "--no-token",
+        action="store_true",
+        default=os.environ.get(ENV_NO_TOKEN, "") not in ("", "0"),
+        help=f"run, start: on loopback TCP, require no token (default ${ENV_NO_TOKEN}): any local user"
+        " can then run commands as you",
+    )
     parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve TLS with this certificate chain")
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the private key of --tls-cert")
     parser.add_argument(
@@ -415,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
+    if args.no_token and args.token and args.command in ("run", "start"):
+        parser.error(f"--no-token (or {ENV_NO_TOKEN}) and a token ({ENV_TOKEN} or --token) contradict each other")
     home = state_home()
     address = args.listen or listen_address(embedded_target(home))  # (one spelling for each address)
     tls = (args.tls_cert.absolute(), args.tls_key.absolute()) if args.tls_cert else (None, None)
@@ -426,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                 batch_flush_interval_s=max(0.0, args.batch_flush_ms / 1000),
                 supervisor_linger_s=max(0.0, args.supervisor_linger),
             )
-            return command_run(address, home, settings, security, args.lock_fd)
+            return command_run(address, home, settings, security, args.no_token, args.lock_fd)
         if args.command == "start":
             run_options = [
                 "--batch-capacity",
@@ -438,10 +484,12 @@ def main(argv: list[str] | None = None) -> int:
             ]
             if args.tls_cert:
                 run_options += ["--tls-cert", str(security.tls_cert), "--tls-key", str(security.tls_key)]
+            if args.no_token:
+                run_options.append("--no-token")
             return command_start(address, home, run_options, security)
         if args.command == "stop":
             return command_stop(home, args.keep_jobs)
-        return command_status(home, args.token)
+        return command_status(home)
     except UnsafeStateFolder as error:
         print(f"hodei-server: {error}", file=sys.stderr)
         return 1

@@ -2,9 +2,11 @@
 folder it may use.
 
 The server runs commands for its user, so by default only that user can reach it (a Unix
-socket, mode 0600, in a 0700 folder).  TCP on loopback is allowed, though any local user can
-connect there unless a token is required.  Any other address needs both a token (clients
-send ``authorization: Bearer <token>`` as gRPC metadata, from ``HODEI_TOKEN``) and TLS, so
+socket, mode 0600, in a 0700 folder).  Any local user can connect to TCP on loopback, so
+there the server requires a token: ``HODEI_TOKEN`` if given, else one of its own kept in the
+state folder's token file (``folder_token``, mode 0600), which the same user's clients read
+(``state_folder.client_token``); ``--no-token`` opts out.  Any other address needs both a
+token given (clients send ``authorization: Bearer <token>`` as gRPC metadata) and TLS, so
 that the token never crosses a network in clear.  The token is compared in constant time
 and never logged, nor passed on to jobs or supervisors.
 
@@ -22,6 +24,7 @@ import errno
 import hmac
 import os
 import pwd
+import secrets
 import ssl
 import stat
 from dataclasses import dataclass, field
@@ -31,7 +34,11 @@ import grpclib.server
 from grpclib import GRPCError, Status
 from grpclib.events import RecvRequest, listen
 
+from hodei_stream.state_folder import TOKEN_FILE_NAME
+
 AUTHORIZATION_KEY = "authorization"
+# The token file's random part: 32 bytes (256 bits) from ``secrets``, URL-safe base64.
+TOKEN_BYTES = 32
 
 
 class UnsafeStateFolder(Exception):
@@ -155,3 +162,51 @@ def unsafe_ancestor(real: Path) -> str | None:
 def open_in_folder(folder: int, name: str, flags: int, mode: int = 0o600) -> int:
     """Open ``name`` inside the checked ``folder`` without following a symlink there."""
     return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=folder)
+
+
+def folder_token(folder: int, home: Path) -> str:
+    """The token kept in the state folder's token file, made (mode 0600) when there is none.
+
+    Kept across restarts, so a client that read it goes on working after the server is back;
+    deleting the file makes the next server choose a new one.  Written whole under another
+    name and renamed, so a client never reads half of it.  Raises ``UnsafeStateFolder`` when
+    the file is not a regular file of ours readable by us alone (``chmod 600`` or delete it)."""
+    shown = home / TOKEN_FILE_NAME
+    try:
+        descriptor = open_in_folder(folder, TOKEN_FILE_NAME, os.O_RDONLY | os.O_NONBLOCK)  # (a FIFO: no wait)
+    except FileNotFoundError:
+        return new_folder_token(folder, shown)
+    except OSError as error:
+        raise UnsafeStateFolder(f"cannot open the token file {shown}: {error.strerror or error}") from None
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(file.fileno())
+        regular = stat.S_ISREG(status.st_mode)
+        token = file.read().decode(errors="replace").strip() if regular else ""
+    problem = None
+    if not regular or status.st_uid != os.geteuid():
+        problem = "is not a file of yours"
+    elif status.st_mode & 0o077:
+        problem = f"can be read by other users (mode {stat.S_IMODE(status.st_mode):04o})"
+    elif not token:
+        problem = "is empty"
+    if problem:
+        raise UnsafeStateFolder(
+            f"refusing the token file {shown}: it {problem}; delete it and the server makes a new one"
+        )
+    return token
+
+
+def new_folder_token(folder: int, shown: Path) -> str:
+    """A new random token, written whole to the token file (mode 0600) in the state folder."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    partial = f".{TOKEN_FILE_NAME}.new"
+    try:
+        descriptor = open_in_folder(folder, partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(token + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.rename(partial, TOKEN_FILE_NAME, src_dir_fd=folder, dst_dir_fd=folder)
+    except OSError as error:
+        raise UnsafeStateFolder(f"cannot write the token file {shown}: {error.strerror or error}") from None
+    return token

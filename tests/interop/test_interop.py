@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from hodei_stream.endpoint import ClientSettings
+from hodei_stream.endpoint import ClientSettings, server_at
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc
 from hodei_stream.stream import wire
@@ -122,7 +122,7 @@ def check_every_entry_once_in_order(
         target,
         "/hodei.LogStreamService/SubscribeLogs",
         pb.SubscribeLogsRequest(job_id=JOB_ID).SerializeToString(),
-        settings=ClientSettings.from_environment(),
+        settings=server_at(target).settings,
     )
     encoding = dict(call.initial_metadata()).get("grpc-encoding", "identity")
     call.close()

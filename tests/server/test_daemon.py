@@ -12,7 +12,7 @@ from typing import Any
 from server_helpers import all_logs, hodei_server, shell_job, subscribe
 
 from hodei_stream.client import HodeiClient
-from hodei_stream.endpoint import Server, ensure_running
+from hodei_stream.endpoint import Server, ensure_running, server_at
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.state_folder import embedded_target
 
@@ -67,7 +67,7 @@ def test_grpcio_client_over_tcp_loopback(home: Path, wait_until: Callable[..., A
         state = home / "server.json"
         address = json.loads(wait_until(lambda: state.exists() and state.read_text(), what="server.json"))["address"]
         assert address.startswith("127.0.0.1:") and not address.endswith(":0")
-        with HodeiClient(Server(address, embedded=False)) as client:
+        with HodeiClient(server_at(address)) as client:  # (the token from the state folder)
             job_id = shell_job(client, "seq 1 3")
             assert [a.entry.line for a in subscribe(client, job_id)] == ["1", "2", "3"]
     finally:

