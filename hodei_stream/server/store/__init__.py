@@ -247,7 +247,7 @@ def _pages_of_rows(rows: Iterable[tuple[str, int, int, int, str]]) -> Iterator[t
                 yield job_id, first, last, payload
 
 
-def _migrate_lines(database: sqlite3.Connection) -> None:
+def convert_log_lines(database: sqlite3.Connection) -> None:
     """Turn the ``log_lines`` table of a state folder from before pages (a row per line) into
     ``log_pages`` rows, in one transaction: all of it, or (interrupted) none of it."""
     if not database.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'log_lines'").fetchone():
@@ -353,7 +353,7 @@ def _fitting(sizes: list[int]) -> int:
     return max(bisect_right(list(accumulate(sizes)), PAGE_BYTES), min(1, len(sizes)))
 
 
-def _page(lines: list[LogLine]) -> list[LogLine]:
+def first_page(lines: list[LogLine]) -> list[LogLine]:
     """The first of ``lines`` that fit in one page, sized as encoded (a '€' is 3 bytes)."""
     return lines[: _fitting([ENTRY_OVERHEAD_BYTES + _utf8_size(line.text) for line in lines])]
 
@@ -362,7 +362,7 @@ def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())  # isascii: O(1) in CPython
 
 
-def _lines(pages: Iterable[Page], after_sequence: int, limit: int) -> list[LogLine]:
+def lines_after(pages: Iterable[Page], after_sequence: int, limit: int) -> list[LogLine]:
     """Up to ``limit`` lines of these consecutive pages with sequence > ``after_sequence``."""
     lines: list[LogLine] = []
     for page in pages:
@@ -374,7 +374,7 @@ def _lines(pages: Iterable[Page], after_sequence: int, limit: int) -> list[LogLi
     return lines
 
 
-def _encoded_page(
+def encoded_page(
     pages: Iterable[Page], after_sequence: int, messages: Callable[[Page], tuple[bytes, array[int]]]
 ) -> EncodedPage | None:
     """The encoded messages of the lines after ``after_sequence`` in these consecutive pages,
@@ -440,7 +440,7 @@ class JobStore:
         self.commit_seen = asyncio.Event()  # set, and replaced, on every commit
         with self._connect() as database:
             database.executescript(SCHEMA)
-            _migrate_lines(database)
+            convert_log_lines(database)
             for row in database.execute(f"SELECT {', '.join(RECORD_COLUMNS)} FROM jobs"):
                 record = JobRecord(*row)
                 if not record.is_final:
@@ -643,10 +643,10 @@ class JobStore:
         (fewer when a page's byte bound is reached)."""
         log = self.logs.get(job_id)
         if log is not None and after_sequence + 1 >= log.first_sequence:
-            return _page(_lines(log.pages_from(after_sequence + 1), after_sequence, limit))
+            return first_page(lines_after(log.pages_from(after_sequence + 1), after_sequence, limit))
         # Older than the buffer (or a job from before this server started): all committed.
         pages = await self.loop.run_in_executor(self.reading, self._read_committed, job_id, after_sequence, limit)
-        return _page(_lines(pages, after_sequence, limit))
+        return first_page(lines_after(pages, after_sequence, limit))
 
     async def follow(self, job_id: str, after_sequence: int) -> AsyncIterator[EncodedPage]:
         """Pages of ``job_id``'s lines with sequence > ``after_sequence``, encoded for the wire,
@@ -670,7 +670,7 @@ class JobStore:
         nothing after ``after_sequence`` yet."""
         log = self.logs.get(job_id)
         if log is not None and after_sequence + 1 >= log.first_sequence:
-            return _encoded_page(log.pages_from(after_sequence + 1), after_sequence, log.messages)
+            return encoded_page(log.pages_from(after_sequence + 1), after_sequence, log.messages)
         # Older than the buffer: read and encoded in the reading thread, for this reader alone.
         return await self.loop.run_in_executor(self.reading, self._read_committed_encoded, job_id, after_sequence)
 
@@ -726,7 +726,7 @@ class JobStore:
             first = max(row.first_sequence, after_sequence + 1)
             encoded.append(Page(job_id, first, first + len(offsets) - 2, b"", data, offsets))
             wanted -= len(offsets) - 1
-        return _encoded_page(encoded, after_sequence, Page.messages)
+        return encoded_page(encoded, after_sequence, Page.messages)
 
     def _writer_reported(self) -> None:
         """Wake whoever waits on the writer (``wait_for_backlog``) to look again."""
