@@ -37,7 +37,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import astuple, dataclass, field, fields, replace
+from dataclasses import astuple, fields, replace
 from functools import cache
 from itertools import accumulate, chain, groupby, islice
 from operator import attrgetter
@@ -45,12 +45,12 @@ from pathlib import Path
 
 from grpclib import GRPCError, Status
 
-from hodei_stream.api import FINAL_STATUSES
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.server.entries import HEADER_SIZE, encode_payload, payload_lines, span
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.settings import ServerSettings
+from hodei_stream.server.store.types import Commit, EncodedPage, Forget, JobRecord, NewJob, Page, Pending
 from hodei_stream.server.supervisor_protocol import batch_records, encode_line_records
 
 DATABASE_NAME = "jobs.sqlite3"
@@ -102,72 +102,7 @@ INSERT_ROWS = 249
 INSERT_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    """A job as the store keeps it in memory: a row of the ``jobs`` table without the
-    definition."""
-
-    job_id: str
-    name: str
-    status: pb.JobStatus  # a hodei JobStatus value (an int)
-    created_ns: int
-    started_ns: int = 0
-    ended_ns: int = 0
-    exit_code: str = ""
-    error_message: str = ""
-    line_count: int = 0  # the last sequence the job wrote
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-    def with_line_count(self, line_count: int) -> JobRecord:
-        """``replace(self, line_count=line_count)`` for the hot path (a LINES message): a copy of
-        the instance's fields, ~2 µs, where ``replace`` runs ``__init__`` with each, ~14 µs."""
-        record = object.__new__(JobRecord)
-        record.__dict__.update(self.__dict__, line_count=line_count)
-        return record
-
-
 RECORD_COLUMNS = [field.name for field in fields(JobRecord)]
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """For the writer: a new job, with its serialized ``JobDefinition`` as queued."""
-
-    record: JobRecord
-    definition: bytes
-
-
-@dataclass(slots=True, eq=False)
-class Page:
-    """A job's lines ``first_sequence``..``last_sequence`` as one LINES payload, and, once a
-    subscriber asked, the same lines as consecutive encoded gRPC messages with the offset of
-    each in them (``offsets[i]``: line ``first_sequence + i``; one more: the end)."""
-
-    job_id: str
-    first_sequence: int
-    last_sequence: int
-    payload: bytes
-    encoded: bytes = b""
-    offsets: array[int] | None = None
-
-    def messages(self) -> tuple[bytes, array[int]]:
-        if self.offsets is None:
-            self.encoded, self.offsets = encode_payload(self.job_id, self.payload)
-        return self.encoded, self.offsets
-
-
-@dataclass
-class Commit:
-    """What one committed batch stored, for the event loop to act on."""
-
-    sequences: dict[str, int] = field(default_factory=dict)  # the last line committed, per job
-    payload_bytes: dict[str, int] = field(default_factory=dict)  # the lines' bytes committed, per job
-    records: list[JobRecord] = field(default_factory=list)
-    definitions: list[str] = field(default_factory=list)  # jobs whose definition is on disk now
-    barriers: list[Future[None]] = field(default_factory=list)
 
 
 class StoreUnavailable(GRPCError):
@@ -175,18 +110,6 @@ class StoreUnavailable(GRPCError):
 
     def __init__(self, write_error: str) -> None:
         super().__init__(Status.UNAVAILABLE, f"{write_error}; no new job is accepted until it can write again")
-
-
-@dataclass(frozen=True)
-class Forget:
-    """For the writer: delete these jobs and their lines (retention)."""
-
-    job_ids: list[str]
-
-
-# What the writer thread is handed: new jobs, status records, a job's lines, retention,
-# sync barriers; None stops it.
-Pending = NewJob | JobRecord | Page | Forget | Future[None] | None
 
 
 def _rows(pages: list[Page]) -> Iterator[tuple[str, int, int, bytes]]:
@@ -337,14 +260,6 @@ class JobLog:
 
 
 FIRST_SEQUENCE = attrgetter("first_sequence")
-
-
-@dataclass(frozen=True)
-class EncodedPage:
-    """Consecutive lines of a job as encoded gRPC messages, ready to be written to a stream."""
-
-    last_sequence: int
-    data: bytes
 
 
 def _fitting(sizes: list[int]) -> int:
@@ -856,3 +771,15 @@ class JobStore:
                 database.execute("ROLLBACK")
             raise
         return commit
+
+
+__all__ = [
+    "DATABASE_NAME",
+    "PAGE_BYTES",
+    "PAGE_LINES",
+    "SCHEMA",
+    "EncodedPage",
+    "JobRecord",
+    "JobStore",
+    "StoreUnavailable",
+]
