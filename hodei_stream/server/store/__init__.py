@@ -37,9 +37,9 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import astuple, fields, replace
+from dataclasses import astuple, replace
 from functools import cache
-from itertools import accumulate, chain, groupby, islice
+from itertools import accumulate, chain
 from operator import attrgetter
 from pathlib import Path
 
@@ -50,16 +50,20 @@ from hodei_stream.records import LogLine
 from hodei_stream.server.entries import HEADER_SIZE, encode_payload, payload_lines, span
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.settings import ServerSettings
+from hodei_stream.server.store.schema import (
+    DATABASE_NAME,
+    INSERT_JOB,
+    RECORD_COLUMNS,
+    SCHEMA,
+    UPDATE_JOB,
+    convert_log_lines,
+)
 from hodei_stream.server.store.types import Commit, EncodedPage, Forget, JobRecord, NewJob, Page, Pending
-from hodei_stream.server.supervisor_protocol import batch_records, encode_line_records
 
-DATABASE_NAME = "jobs.sqlite3"
 # A page of lines: at most this many, and no more encoded bytes than fit comfortably under a
 # client's default 4 MiB message limit (always at least one line, up to 2 MiB long).
 PAGE_LINES = 5000
 PAGE_BYTES = 3 * 1024 * 1024
-# Converting an old state folder's ``log_lines`` table: rows read (and held) at a time.
-MIGRATION_CHUNK_LINES = 10_000
 # What a line costs in a GetLogsResponse beyond its UTF-8 text, at most: the entry's tag and
 # length, the job id, sequence, timestamp, stream flag and the text's own tag and length (85).
 ENTRY_OVERHEAD_BYTES = 96
@@ -71,38 +75,11 @@ ROW_BYTES = 64 * 1024
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    definition BLOB NOT NULL,
-    status INTEGER NOT NULL,
-    created_ns INTEGER NOT NULL,
-    started_ns INTEGER NOT NULL,
-    ended_ns INTEGER NOT NULL,
-    exit_code TEXT NOT NULL,
-    error_message TEXT NOT NULL,
-    line_count INTEGER NOT NULL
-);
--- A job's lines first_sequence..last_sequence (consecutive), in the supervisor protocol's
--- LINES layout: LINE_HEADER + UTF-8 text per line.
-CREATE TABLE IF NOT EXISTS log_pages (
-    job_id TEXT NOT NULL,
-    first_sequence INTEGER NOT NULL,
-    last_sequence INTEGER NOT NULL,
-    payload BLOB NOT NULL,
-    PRIMARY KEY (job_id, last_sequence)
-);
-"""
-INSERT_PAGE = "INSERT OR IGNORE INTO log_pages VALUES (?, ?, ?, ?)"
 # Rows per INSERT statement: 4 values each stays under the 999 variables per statement that
 # SQLite allowed by default before 3.32; and about this many bytes of payloads (SQLite binds a
 # copy of each: a statement of 249 big rows would double the batch in memory).
 INSERT_ROWS = 249
 INSERT_BYTES = 1024 * 1024
-
-
-RECORD_COLUMNS = [field.name for field in fields(JobRecord)]
 
 
 class StoreUnavailable(GRPCError):
@@ -152,48 +129,6 @@ def _insert_rows(database: sqlite3.Connection, rows: list[tuple[str, int, int, b
 @cache
 def _insert_statement(rows: int) -> str:
     return "INSERT OR IGNORE INTO log_pages VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows)
-
-
-def _pages_of_rows(rows: Iterable[tuple[str, int, int, int, str]]) -> Iterator[tuple[str, int, int, bytes]]:
-    """``log_lines`` rows (ordered by job and sequence) as ``log_pages`` rows: runs of
-    consecutive sequences of one job (a page never spans a gap), read
-    ``MIGRATION_CHUNK_LINES`` rows at a time (memory stays bounded whatever the table holds),
-    as payloads of up to the supervisor protocol's ``BATCH_BYTES``."""
-    runs = groupby(enumerate(rows), key=lambda numbered: (numbered[1][0], numbered[1][1] - numbered[0]))
-    for (job_id, _), run in runs:
-        while chunk := [row for _, row in islice(run, MIGRATION_CHUNK_LINES)]:
-            records = [
-                encode_line_records([LogLine(job_id, sequence, ns, bool(is_stderr), text)])
-                for _, sequence, ns, is_stderr, text in chunk
-            ]
-            for payload, first, last in batch_records(records, chunk[0][1]):
-                yield job_id, first, last, payload
-
-
-def convert_log_lines(database: sqlite3.Connection) -> None:
-    """Turn the ``log_lines`` table of a state folder from before pages (a row per line) into
-    ``log_pages`` rows, in one transaction: all of it, or (interrupted) none of it."""
-    if not database.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'log_lines'").fetchone():
-        return
-    database.execute("BEGIN IMMEDIATE")
-    try:
-        rows = database.execute(
-            "SELECT job_id, sequence, captured_ns, is_stderr, text FROM log_lines ORDER BY job_id, sequence"
-        )
-        database.executemany(INSERT_PAGE, _pages_of_rows(rows))
-        database.execute("DROP TABLE log_lines")
-        database.execute("COMMIT")
-    except BaseException:
-        if database.in_transaction:
-            database.execute("ROLLBACK")
-        raise
-
-
-INSERT_JOB = (
-    f"INSERT OR REPLACE INTO jobs ({', '.join(RECORD_COLUMNS)}, definition)"
-    f" VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 1))})"
-)
-UPDATE_JOB = f"UPDATE jobs SET {', '.join(f'{column} = ?' for column in RECORD_COLUMNS[1:])} WHERE job_id = ?"
 
 
 def _is_urgent(item: object) -> bool:
