@@ -1,0 +1,593 @@
+"""The job store: every job and every log line, in SQLite in the state folder.
+
+Jobs' records (status, times, a few short fields) live in memory and are written through to
+SQLite; a job's definition (its command, arguments, environment: any size) is kept only until
+it is committed and then read back from SQLite when asked for.  Log lines are the hot
+path, and they are never taken apart on it: a LINES payload from a job's supervisor (its
+lines in the supervisor protocol's layout) becomes one ``Page`` (``append_payload`` checks its
+sequences by the headers alone), which goes into the job's in-memory buffer (so a reader sees
+it at once) and to a writer thread that commits pages in batches (WAL), off the event loop,
+a job's consecutive pages joined into one row of ``log_pages``.  The buffer keeps every page
+not yet committed plus a window of recent ones, each with its lines encoded as gRPC messages
+once a subscriber asked for them (encoded once, sent to all); older history is read from
+SQLite in a reading thread, a page at a time, so the event loop is never held by the disk.
+``LogLine`` objects are made only for GetLogs (``read``).  All methods except the writer's are
+called on the event loop's thread.
+
+A state folder from before pages (a ``log_lines`` table, one row per line) is converted once,
+in one transaction, when the store opens it.
+
+A job is reported final (``get``, ``list_jobs``, the end of its SubscribeLogs streams) only
+once its final record, and so every line before it, is committed.  A write that fails (a full
+disk, an I/O error) is retried with back-off until it succeeds, without a restart; meanwhile
+``write_error`` names the cause, every job that needs a write fails with that message (its
+supervisor keeps the spooled lines until the retried batch is committed), and new jobs are
+refused with UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import astuple, replace
+from functools import cache
+from itertools import chain
+from pathlib import Path
+
+from grpclib import GRPCError, Status
+
+from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.records import LogLine
+from hodei_stream.server.entries import HEADER_SIZE, encode_payload, span
+from hodei_stream.server.fanout import Fanout
+from hodei_stream.server.settings import ServerSettings
+from hodei_stream.server.store.job_log import JobLog
+from hodei_stream.server.store.paging import PAGE_BYTES, PAGE_LINES, encoded_page, first_page, lines_after
+from hodei_stream.server.store.schema import (
+    DATABASE_NAME,
+    INSERT_JOB,
+    RECORD_COLUMNS,
+    SCHEMA,
+    UPDATE_JOB,
+    convert_log_lines,
+)
+from hodei_stream.server.store.types import Commit, EncodedPage, Forget, JobRecord, NewJob, Page, Pending
+
+# The writer joins a job's consecutive pages of one batch into rows of about this size (a
+# single bigger payload is a row of its own): few rows, and a read of a few lines from disk
+# does not fetch much more than it needs.
+ROW_BYTES = 64 * 1024
+# A failed write is tried again after this long, then twice as long each time up to the maximum.
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 2.0
+
+# Rows per INSERT statement: 4 values each stays under the 999 variables per statement that
+# SQLite allowed by default before 3.32; and about this many bytes of payloads (SQLite binds a
+# copy of each: a statement of 249 big rows would double the batch in memory).
+INSERT_ROWS = 249
+INSERT_BYTES = 1024 * 1024
+
+
+class StoreUnavailable(GRPCError):
+    """The store cannot write (a full disk, an I/O error): no new job until it can."""
+
+    def __init__(self, write_error: str) -> None:
+        super().__init__(Status.UNAVAILABLE, f"{write_error}; no new job is accepted until it can write again")
+
+
+def _rows(pages: list[Page]) -> Iterator[tuple[str, int, int, bytes]]:
+    """A job's consecutive pages as ``log_pages`` rows of about ``ROW_BYTES`` each."""
+    group: list[Page] = []
+    size = 0
+    for page in pages:
+        if group and size + len(page.payload) > ROW_BYTES:
+            yield _row(group)
+            group, size = [], 0
+        group.append(page)
+        size += len(page.payload)
+    if group:
+        yield _row(group)
+
+
+def _row(pages: list[Page]) -> tuple[str, int, int, bytes]:
+    payload = pages[0].payload if len(pages) == 1 else b"".join(page.payload for page in pages)
+    return pages[0].job_id, pages[0].first_sequence, pages[-1].last_sequence, payload
+
+
+def _insert_rows(database: sqlite3.Connection, rows: list[tuple[str, int, int, bytes]]) -> None:
+    """Insert ``log_pages`` rows with multi-row INSERTs (up to ``INSERT_ROWS`` rows and about
+    ``INSERT_BYTES``), each of which SQLite runs in one step with the GIL released throughout.
+    (``executemany`` steps, and takes the GIL back, once per row: while the event loop thread
+    is busy, each of those waits up to the interpreter's switch interval, and the writer fell
+    behind the jobs: the jobs were held back by the total bound half the time.)"""
+    chunk: list[tuple[str, int, int, bytes]] = []
+    size = 0
+    for row in rows:
+        chunk.append(row)
+        size += len(row[3])
+        if len(chunk) == INSERT_ROWS or size >= INSERT_BYTES:
+            database.execute(_insert_statement(len(chunk)), list(chain.from_iterable(chunk)))
+            chunk, size = [], 0
+    if chunk:
+        database.execute(_insert_statement(len(chunk)), list(chain.from_iterable(chunk)))
+
+
+@cache
+def _insert_statement(rows: int) -> str:
+    return "INSERT OR IGNORE INTO log_pages VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows)
+
+
+def _is_urgent(item: object) -> bool:
+    """Somebody waits for this item's commit (a sync, a job's end): commit without gathering
+    more.  (A new job's QueueJob waits with a sync, which commits the job with it.)"""
+    return item is None or isinstance(item, Future) or (isinstance(item, JobRecord) and item.is_final)
+
+
+def _job_ids(batch: list[Pending]) -> set[str]:
+    """The jobs whose lines or records are in ``batch``."""
+    ids: set[str] = set()
+    for item in batch:
+        if isinstance(item, JobRecord | Page):
+            ids.add(item.job_id)
+        elif isinstance(item, NewJob):
+            ids.add(item.record.job_id)
+    return ids
+
+
+class JobStore:
+    def __init__(self, home: Path, settings: ServerSettings, fanout: Fanout) -> None:
+        self.path = home / DATABASE_NAME
+        self.settings = settings
+        self.fanout = fanout
+        self.loop = asyncio.get_running_loop()
+        # Every job as clients see it: a job's final record appears here once committed.
+        self.jobs: dict[str, JobRecord] = {}
+        # Final records waiting for their commit (in ``jobs`` the job is still unfinished).
+        self.ending: dict[str, JobRecord] = {}
+        # Definitions of new jobs until the writer committed them; read from SQLite after.
+        self.definitions: dict[str, bytes] = {}
+        self.logs: dict[str, JobLog] = {}
+        # None while writes succeed; else why the last one failed (one line, for users).
+        self.write_error: str | None = None
+        # Told about every job the store failed (the worker stops it): (job id, message).
+        self.on_job_failed: Callable[[str, str], object] = lambda job_id, message: None
+        # What the writer thread commits next: jobs, lines, sync barriers; None stops it.  The
+        # writer is woken by the first item of a batch and by an urgent one, not by every item:
+        # a wake-up per LINES message cost the event loop the GIL on the hot path.
+        self.pending: deque[Pending] = deque()
+        self.has_pending = threading.Event()
+        self.urgent = threading.Event()
+        self.pending_bytes = 0  # lines' bytes not committed yet, of all jobs
+        self.writer_told = False  # a call to ``_tell_writer`` is scheduled
+        self.closing = threading.Event()  # a writer retrying a failed write gives up
+        # Reads from SQLite (history for readers behind the in-memory window, definitions,
+        # retention's sizes) run in one thread of their own, with its own connection: reading
+        # and encoding a page holds the GIL, and a thread per lagging reader took it from the
+        # event loop, which then served the live followers and every other call slower.
+        self.reading = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hodei-store-reader")
+        self.reader: sqlite3.Connection | None = None
+        self.commit_seen = asyncio.Event()  # set, and replaced, on every commit
+        with self._connect() as database:
+            database.executescript(SCHEMA)
+            convert_log_lines(database)
+            for row in database.execute(f"SELECT {', '.join(RECORD_COLUMNS)} FROM jobs"):
+                record = JobRecord(*row)
+                if not record.is_final:
+                    # Still running under its supervisor, which resumes after the last line
+                    # committed: count what is on disk, not what the record last said.
+                    (stored,) = database.execute(
+                        "SELECT coalesce(max(last_sequence), 0) FROM log_pages WHERE job_id = ?", (record.job_id,)
+                    ).fetchone()
+                    record = replace(record, line_count=stored)
+                    self.logs[record.job_id] = JobLog(first_sequence=stored + 1)
+                self.jobs[record.job_id] = record
+        self.writer = threading.Thread(target=self._write_loop, name="hodei-store-writer", daemon=True)
+        self.writer.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        database = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        database.execute("PRAGMA journal_mode=WAL")
+        database.execute("PRAGMA synchronous=NORMAL")  # durable across a crash of the process
+        return database
+
+    async def close(self) -> None:
+        """Commit everything still pending and stop the writer (which gives up a write that
+        keeps failing: the supervisors still hold those jobs' spools)."""
+        self.closing.set()
+        self._put(None)
+        await asyncio.to_thread(self.writer.join)
+        await asyncio.to_thread(self.reading.shutdown)
+        if self.reader is not None:
+            self.reader.close()
+
+    async def sync(self) -> None:
+        """Return once everything stored so far is committed to disk."""
+        barrier: Future[None] = Future()
+        self._put(barrier)
+        await asyncio.wrap_future(barrier)
+
+    async def committed(self, job_id: str) -> None:
+        """Return once the new job ``job_id`` is committed; ``StoreUnavailable`` if the store
+        fails its write (the job is then FAILED with the store's message)."""
+        commit = asyncio.ensure_future(self.sync())
+        while True:
+            changed = asyncio.ensure_future(self.fanout.waiter(job_id).wait())
+            await asyncio.wait((commit, changed), return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
+            if commit.done():
+                return
+            if self.write_error is not None and self.jobs[job_id].is_final:
+                raise StoreUnavailable(self.write_error)  # (the sync completes once a retry does)
+
+    def _put(self, item: Pending) -> None:
+        """Hand ``item`` to the writer.  The writer is told of a batch's first item after the
+        callbacks already scheduled (a follower woken by these lines sends them first): woken
+        at once, the writer thread took the GIL at the loop's next ``epoll_wait``, before the
+        follower, on half the lines at a low rate (latency.md)."""
+        self.pending.append(item)
+        if _is_urgent(item):
+            self.has_pending.set()
+            self.urgent.set()
+        elif not self.has_pending.is_set() and not self.writer_told:
+            self.writer_told = True
+            self.loop.call_soon(self._tell_writer)
+
+    def _tell_writer(self) -> None:
+        self.writer_told = False
+        self.has_pending.set()
+
+    # ---- jobs ------------------------------------------------------------------------
+
+    def create_job(self, record: JobRecord, definition: bytes) -> bool:
+        """Store a new job and its serialized ``JobDefinition``; False when a job with its id
+        exists already.  Raises ``StoreUnavailable`` while the store cannot write."""
+        if self.write_error is not None:
+            raise StoreUnavailable(self.write_error)
+        if record.job_id in self.jobs:
+            return False
+        self.jobs[record.job_id] = record
+        self.definitions[record.job_id] = definition
+        self.logs[record.job_id] = JobLog(first_sequence=1)
+        self._put(NewJob(record, definition))
+        return True
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.jobs.get(job_id)
+
+    async def definition(self, job_id: str) -> bytes:
+        """The serialized ``JobDefinition`` of a stored job."""
+        if (definition := self.definitions.get(job_id)) is not None:
+            return definition
+        return await self.loop.run_in_executor(self.reading, self._read_definition, job_id)
+
+    def _read_definition(self, job_id: str) -> bytes:
+        row = self._reader().execute("SELECT definition FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return row[0] if row else b""
+
+    def unfinished(self) -> list[JobRecord]:
+        return [record for record in self.jobs.values() if not record.is_final and record.job_id not in self.ending]
+
+    def is_final(self, job_id: str) -> bool:
+        """The job's final state is committed: what clients are told."""
+        return self.jobs[job_id].is_final
+
+    def has_ended(self, job_id: str) -> bool:
+        """The job's final state is known (committed or not): nothing more is taken for it."""
+        return job_id in self.ending or self.jobs[job_id].is_final
+
+    def update(self, job_id: str, **changes: object) -> JobRecord:
+        """Change a job's record; a final one shows once it is committed (or failed at once
+        while the store cannot write)."""
+        record = replace(self.ending.get(job_id) or self.jobs[job_id], **changes)  # type: ignore[arg-type]
+        if self.write_error is not None:
+            self._fail(job_id, self.write_error)
+        elif record.is_final:
+            self.ending[job_id] = record
+            self._put(record)
+        else:
+            self.jobs[job_id] = record
+            self._put(record)
+            self.fanout.wake(job_id)
+        return record
+
+    def _fail(self, job_id: str, message: str) -> None:
+        """The store could not write for this job: it is FAILED with ``message``, shown at once
+        (the honest answer while nothing can be committed), written once the store can."""
+        shown = self.jobs.get(job_id)
+        if shown is None or shown.is_final:
+            return  # its final state is committed, or it has failed already
+        current = self.ending.pop(job_id, None) or shown
+        failed = self.jobs[job_id] = replace(
+            current, status=pb.JOB_STATUS_FAILED, error_message=message, ended_ns=current.ended_ns or time.time_ns()
+        )
+        self._put(failed)
+        self.fanout.wake(job_id)
+        self.on_job_failed(job_id, message)
+
+    def list_jobs(self, limit: int, offset: int, status: int | None, search: str) -> tuple[list[JobRecord], int]:
+        """A page of jobs, newest first, and how many match in all."""
+        needle = search.casefold()
+        matching = [
+            record
+            for record in self.jobs.values()
+            if (status is None or record.status == status)
+            and (not needle or needle in record.name.casefold() or needle in record.job_id)
+        ]
+        matching.sort(key=lambda record: record.created_ns, reverse=True)
+        return matching[offset : offset + limit], len(matching)
+
+    async def prune(self, max_age_s: float, max_bytes: int) -> list[str]:
+        """Forget finished jobs (and their logs) that ended more than ``max_age_s`` ago, then
+        the oldest finished ones until the stored log text fits in ``max_bytes``.  A job that
+        has not finished is never touched.  Returns the ids forgotten."""
+        sizes = await self.loop.run_in_executor(self.reading, self._log_sizes)
+        too_old_ns = time.time_ns() - int(max_age_s * 1e9)
+        total = sum(sizes.values())
+        forgotten: list[str] = []
+        for record in sorted((r for r in self.jobs.values() if r.is_final), key=lambda r: r.ended_ns):
+            if record.ended_ns >= too_old_ns and total <= max_bytes:
+                break  # sorted by end: every later job is younger, and the size fits
+            forgotten.append(record.job_id)
+            total -= sizes.get(record.job_id, 0)
+        for job_id in forgotten:
+            del self.jobs[job_id]
+            self.logs.pop(job_id, None)
+        if forgotten:
+            self._put(Forget(forgotten))
+            await self.sync()
+        return forgotten
+
+    def _log_sizes(self) -> dict[str, int]:
+        rows = self._reader().execute(
+            "SELECT job_id, sum(length(payload) - ? * (last_sequence - first_sequence + 1)) FROM log_pages"
+            " GROUP BY job_id",
+            (HEADER_SIZE,),
+        )
+        return dict(rows.fetchall())
+
+    # ---- log lines -------------------------------------------------------------------
+
+    def append_payload(self, job_id: str, payload: bytes) -> None:
+        """A LINES payload from the job's supervisor: its lines after those stored already
+        become visible to readers at once.  Raises ValueError when they do not follow the
+        last line stored (a gap would break "every line once, in order": the supervisor is
+        made to resume) or the payload is malformed."""
+        stored = self.jobs[job_id].line_count
+        start, first, last = span(payload, stored)
+        if not first:
+            return  # all of it stored already (sent again after a reconnect)
+        if first != stored + 1:
+            raise ValueError(f"job {job_id}: line {first} after line {stored}")
+        page = Page(job_id, first, last, payload[start:] if start else payload)
+        self.logs[job_id].append(page)
+        self.pending_bytes += len(page.payload)
+        self.jobs[job_id] = self.jobs[job_id].with_line_count(last)
+        self.fanout.wake(job_id)  # (before the writer is told: see ``_put``)
+        self._put(page)
+        if self.write_error is not None:
+            self._fail(job_id, self.write_error)
+
+    async def read(self, job_id: str, after_sequence: int, limit: int = PAGE_LINES) -> list[LogLine]:
+        """Up to ``limit`` lines of ``job_id`` with sequence > ``after_sequence``, oldest first
+        (fewer when a page's byte bound is reached)."""
+        log = self.logs.get(job_id)
+        if log is not None and after_sequence + 1 >= log.first_sequence:
+            return first_page(lines_after(log.pages_from(after_sequence + 1), after_sequence, limit))
+        # Older than the buffer (or a job from before this server started): all committed.
+        pages = await self.loop.run_in_executor(self.reading, self._read_committed, job_id, after_sequence, limit)
+        return first_page(lines_after(pages, after_sequence, limit))
+
+    async def follow(self, job_id: str, after_sequence: int) -> AsyncIterator[EncodedPage]:
+        """Pages of ``job_id``'s lines with sequence > ``after_sequence``, encoded for the wire,
+        live, until the job is final and every line was yielded.  Each line exactly once, in order."""
+        while True:
+            changed = self.fanout.waiter(job_id)
+            # Read "final" before the lines: the last lines are stored before the final status,
+            # so a final job whose read comes back empty has nothing more to give.
+            final = self.is_final(job_id)
+            page = await self.read_encoded(job_id, after_sequence)
+            if page:
+                after_sequence = page.last_sequence
+                yield page
+            elif final:
+                return
+            else:
+                await changed.wait()
+
+    async def read_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
+        """What ``read`` gives, as the encoded gRPC messages SubscribeLogs sends; None when there is
+        nothing after ``after_sequence`` yet."""
+        log = self.logs.get(job_id)
+        if log is not None and after_sequence + 1 >= log.first_sequence:
+            return encoded_page(log.pages_from(after_sequence + 1), after_sequence, log.messages)
+        # Older than the buffer: read and encoded in the reading thread, for this reader alone.
+        return await self.loop.run_in_executor(self.reading, self._read_committed_encoded, job_id, after_sequence)
+
+    async def wait_for_backlog(self, job_id: str) -> None:
+        """Return once ``job_id`` is not ``backlogged`` (at once, usually)."""
+        while self.backlogged(job_id):
+            await self.commit_seen.wait()
+
+    def backlogged(self, job_id: str) -> bool:
+        """``job_id`` has more than ``store_max_backlog_lines`` lines or
+        ``store_max_backlog_bytes`` waiting for the writer, or all jobs together more than
+        ``store_max_pending_bytes``, and has not failed (then no line of it is taken any more)."""
+        settings = self.settings
+        return (
+            (log := self.logs.get(job_id)) is not None
+            and not self.jobs[job_id].is_final
+            and (
+                self.jobs[job_id].line_count - log.committed_sequence > settings.store_max_backlog_lines
+                or log.pending_bytes > settings.store_max_backlog_bytes
+                or self.pending_bytes > settings.store_max_pending_bytes
+            )
+        )
+
+    def _reader(self) -> sqlite3.Connection:
+        """The reading thread's connection."""
+        if self.reader is None:
+            self.reader = self._connect()
+        return self.reader
+
+    def _read_committed(self, job_id: str, after_sequence: int, lines: int) -> list[Page]:
+        """The committed pages holding at least ``lines`` lines (or ``PAGE_BYTES``) after
+        ``after_sequence``, or all there are."""
+        rows = self._reader().execute(
+            "SELECT first_sequence, last_sequence, payload FROM log_pages"
+            " WHERE job_id = ? AND last_sequence > ? ORDER BY last_sequence",
+            (job_id, after_sequence),
+        )
+        pages: list[Page] = []
+        size = 0
+        for first, last, payload in rows:
+            pages.append(Page(job_id, first, last, payload))
+            size += len(payload)
+            if last - after_sequence >= lines or size >= PAGE_BYTES:
+                break
+        return pages
+
+    def _read_committed_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
+        """A page of committed lines encoded, only those it sends (rows hold more)."""
+        encoded: list[Page] = []
+        wanted = PAGE_LINES
+        for row in self._read_committed(job_id, after_sequence, PAGE_LINES):
+            data, offsets = encode_payload(job_id, row.payload, after_sequence, wanted)
+            first = max(row.first_sequence, after_sequence + 1)
+            encoded.append(Page(job_id, first, first + len(offsets) - 2, b"", data, offsets))
+            wanted -= len(offsets) - 1
+        return encoded_page(encoded, after_sequence, Page.messages)
+
+    def _writer_reported(self) -> None:
+        """Wake whoever waits on the writer (``wait_for_backlog``) to look again."""
+        self.commit_seen.set()
+        self.commit_seen = asyncio.Event()
+
+    def _committed(self, commit: Commit) -> None:
+        """On the loop: the writer committed this batch."""
+        if self.write_error is not None:
+            print("hodei-server: the store writes again", file=sys.stderr, flush=True)
+            self.write_error = None
+        self._writer_reported()
+        for job_id in commit.definitions:
+            self.definitions.pop(job_id, None)
+        for record in commit.records:
+            if self.ending.get(record.job_id) is record:
+                # The job's end and every line before it are on disk: now it may be reported.
+                self.jobs[record.job_id] = self.ending.pop(record.job_id)
+                self.fanout.wake(record.job_id)
+        for job_id, size in commit.payload_bytes.items():
+            self.pending_bytes -= size
+            if log := self.logs.get(job_id):
+                log.pending_bytes -= size
+        for job_id, sequence in commit.sequences.items():
+            log = self.logs.get(job_id)
+            if log is None:
+                continue
+            log.committed_sequence = sequence
+            record = self.jobs[job_id]
+            if record.is_final and sequence >= record.line_count:
+                del self.logs[job_id]  # all on disk and nothing more will come
+            else:
+                log.trim(self.settings.store_recent_lines, self.settings.store_recent_bytes)
+
+    def _write_failed(self, message: str, job_ids: set[str]) -> None:
+        """On the loop: a batch could not be committed (the writer tries it again)."""
+        if self.write_error is None:
+            print(
+                f"hodei-server: {message}; jobs that need a write now fail and new jobs are refused"
+                " until a retry succeeds",
+                file=sys.stderr,
+                flush=True,
+            )
+        self.write_error = message
+        for job_id in job_ids:
+            self._fail(job_id, message)
+        self._writer_reported()  # a failed job's supervisor is read on: its end is awaited
+
+    # ---- the writer thread -----------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        database: sqlite3.Connection | None = None
+        stopping = False
+        while not stopping:
+            self.has_pending.wait()
+            self.urgent.wait(self.settings.store_commit_interval_s)  # gather, unless one waits
+            # Cleared before taking: an item put from now on sets them again.
+            self.has_pending.clear()
+            self.urgent.clear()
+            batch: list[Pending] = []
+            while self.pending:
+                batch.append(self.pending.popleft())
+            if not batch:
+                continue
+            stopping = None in batch
+            retry_s = RETRY_FIRST_S
+            while True:
+                try:
+                    database = database or self._connect()
+                    commit = self._commit(database, batch)
+                    break
+                except sqlite3.Error as error:
+                    # A full disk, an I/O error: the same batch again later, on a new
+                    # connection (the old one may be left in any state).
+                    database.close() if database else None
+                    database = None
+                    cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+                    self.loop.call_soon_threadsafe(
+                        self._write_failed, f"the store could not write to {self.path}: {cause}", _job_ids(batch)
+                    )
+                    if self.closing.wait(retry_s):
+                        return  # the server stops: what is not committed stays in the spools
+                    retry_s = min(2 * retry_s, RETRY_MAX_S)
+            if not stopping:
+                self.loop.call_soon_threadsafe(self._committed, commit)
+            for barrier in commit.barriers:  # (after: a sync returns to a loop that knows the commit)
+                barrier.set_result(None)
+        if database:
+            database.close()
+
+    @staticmethod
+    def _commit(database: sqlite3.Connection, batch: list[Pending]) -> Commit:
+        """Write ``batch`` in one transaction; what it stored."""
+        commit = Commit()
+        pages_by_job: dict[str, list[Page]] = {}  # inserted together, after the loop
+        database.execute("BEGIN")
+        try:
+            for item in batch:
+                if isinstance(item, Future):
+                    commit.barriers.append(item)
+                elif isinstance(item, Forget):
+                    for job_id in item.job_ids:
+                        pages_by_job.pop(job_id, None)
+                    database.executemany("DELETE FROM log_pages WHERE job_id = ?", [(i,) for i in item.job_ids])
+                    database.executemany("DELETE FROM jobs WHERE job_id = ?", [(i,) for i in item.job_ids])
+                elif isinstance(item, NewJob):
+                    database.execute(INSERT_JOB, (*astuple(item.record), item.definition))
+                    commit.definitions.append(item.record.job_id)
+                elif isinstance(item, JobRecord):
+                    database.execute(UPDATE_JOB, (*astuple(item)[1:], item.job_id))
+                    commit.records.append(item)
+                    # Reported too, so that a final job's buffer is let go once all is on disk.
+                    commit.sequences.setdefault(item.job_id, item.line_count)
+                elif item is not None:
+                    pages_by_job.setdefault(item.job_id, []).append(item)
+            rows: list[tuple[str, int, int, bytes]] = []
+            for job_id, pages in pages_by_job.items():
+                rows += _rows(pages)
+                commit.sequences[job_id] = pages[-1].last_sequence
+                commit.payload_bytes[job_id] = sum(len(page.payload) for page in pages)
+            _insert_rows(database, rows)
+            # (A job's line_count column is not kept up with its lines: what its record said
+            # last.  The lines of a job not final are counted when the store opens.)
+            database.execute("COMMIT")
+        except BaseException:
+            if database.in_transaction:
+                database.execute("ROLLBACK")
+            raise
+        return commit
