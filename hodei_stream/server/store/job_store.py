@@ -30,14 +30,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
-import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import astuple, replace
-from functools import cache
-from itertools import chain
+from dataclasses import replace
 from pathlib import Path
 
 from grpclib import GRPCError, Status
@@ -51,27 +47,13 @@ from hodei_stream.server.store.job_log import JobLog
 from hodei_stream.server.store.paging import PAGE_BYTES, PAGE_LINES, encoded_page, first_page, lines_after
 from hodei_stream.server.store.schema import (
     DATABASE_NAME,
-    INSERT_JOB,
     RECORD_COLUMNS,
     SCHEMA,
-    UPDATE_JOB,
     convert_log_lines,
+    open_database,
 )
-from hodei_stream.server.store.types import Commit, EncodedPage, Forget, JobRecord, NewJob, Page, Pending
-
-# The writer joins a job's consecutive pages of one batch into rows of about this size (a
-# single bigger payload is a row of its own): few rows, and a read of a few lines from disk
-# does not fetch much more than it needs.
-ROW_BYTES = 64 * 1024
-# A failed write is tried again after this long, then twice as long each time up to the maximum.
-RETRY_FIRST_S = 0.05
-RETRY_MAX_S = 2.0
-
-# Rows per INSERT statement: 4 values each stays under the 999 variables per statement that
-# SQLite allowed by default before 3.32; and about this many bytes of payloads (SQLite binds a
-# copy of each: a statement of 249 big rows would double the batch in memory).
-INSERT_ROWS = 249
-INSERT_BYTES = 1024 * 1024
+from hodei_stream.server.store.types import Commit, EncodedPage, Forget, JobRecord, NewJob, Page
+from hodei_stream.server.store.writer import Writer
 
 
 class StoreUnavailable(GRPCError):
@@ -79,65 +61,6 @@ class StoreUnavailable(GRPCError):
 
     def __init__(self, write_error: str) -> None:
         super().__init__(Status.UNAVAILABLE, f"{write_error}; no new job is accepted until it can write again")
-
-
-def _rows(pages: list[Page]) -> Iterator[tuple[str, int, int, bytes]]:
-    """A job's consecutive pages as ``log_pages`` rows of about ``ROW_BYTES`` each."""
-    group: list[Page] = []
-    size = 0
-    for page in pages:
-        if group and size + len(page.payload) > ROW_BYTES:
-            yield _row(group)
-            group, size = [], 0
-        group.append(page)
-        size += len(page.payload)
-    if group:
-        yield _row(group)
-
-
-def _row(pages: list[Page]) -> tuple[str, int, int, bytes]:
-    payload = pages[0].payload if len(pages) == 1 else b"".join(page.payload for page in pages)
-    return pages[0].job_id, pages[0].first_sequence, pages[-1].last_sequence, payload
-
-
-def _insert_rows(database: sqlite3.Connection, rows: list[tuple[str, int, int, bytes]]) -> None:
-    """Insert ``log_pages`` rows with multi-row INSERTs (up to ``INSERT_ROWS`` rows and about
-    ``INSERT_BYTES``), each of which SQLite runs in one step with the GIL released throughout.
-    (``executemany`` steps, and takes the GIL back, once per row: while the event loop thread
-    is busy, each of those waits up to the interpreter's switch interval, and the writer fell
-    behind the jobs: the jobs were held back by the total bound half the time.)"""
-    chunk: list[tuple[str, int, int, bytes]] = []
-    size = 0
-    for row in rows:
-        chunk.append(row)
-        size += len(row[3])
-        if len(chunk) == INSERT_ROWS or size >= INSERT_BYTES:
-            database.execute(_insert_statement(len(chunk)), list(chain.from_iterable(chunk)))
-            chunk, size = [], 0
-    if chunk:
-        database.execute(_insert_statement(len(chunk)), list(chain.from_iterable(chunk)))
-
-
-@cache
-def _insert_statement(rows: int) -> str:
-    return "INSERT OR IGNORE INTO log_pages VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows)
-
-
-def _is_urgent(item: object) -> bool:
-    """Somebody waits for this item's commit (a sync, a job's end): commit without gathering
-    more.  (A new job's QueueJob waits with a sync, which commits the job with it.)"""
-    return item is None or isinstance(item, Future) or (isinstance(item, JobRecord) and item.is_final)
-
-
-def _job_ids(batch: list[Pending]) -> set[str]:
-    """The jobs whose lines or records are in ``batch``."""
-    ids: set[str] = set()
-    for item in batch:
-        if isinstance(item, JobRecord | Page):
-            ids.add(item.job_id)
-        elif isinstance(item, NewJob):
-            ids.add(item.record.job_id)
-    return ids
 
 
 class JobStore:
@@ -157,15 +80,7 @@ class JobStore:
         self.write_error: str | None = None
         # Told about every job the store failed (the worker stops it): (job id, message).
         self.on_job_failed: Callable[[str, str], object] = lambda job_id, message: None
-        # What the writer thread commits next: jobs, lines, sync barriers; None stops it.  The
-        # writer is woken by the first item of a batch and by an urgent one, not by every item:
-        # a wake-up per LINES message cost the event loop the GIL on the hot path.
-        self.pending: deque[Pending] = deque()
-        self.has_pending = threading.Event()
-        self.urgent = threading.Event()
         self.pending_bytes = 0  # lines' bytes not committed yet, of all jobs
-        self.writer_told = False  # a call to ``_tell_writer`` is scheduled
-        self.closing = threading.Event()  # a writer retrying a failed write gives up
         # Reads from SQLite (history for readers behind the in-memory window, definitions,
         # retention's sizes) run in one thread of their own, with its own connection: reading
         # and encoding a page holds the GIL, and a thread per lagging reader took it from the
@@ -173,7 +88,7 @@ class JobStore:
         self.reading = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hodei-store-reader")
         self.reader: sqlite3.Connection | None = None
         self.commit_seen = asyncio.Event()  # set, and replaced, on every commit
-        with self._connect() as database:
+        with open_database(self.path) as database:
             database.executescript(SCHEMA)
             convert_log_lines(database)
             for row in database.execute(f"SELECT {', '.join(RECORD_COLUMNS)} FROM jobs"):
@@ -187,21 +102,12 @@ class JobStore:
                     record = replace(record, line_count=stored)
                     self.logs[record.job_id] = JobLog(first_sequence=stored + 1)
                 self.jobs[record.job_id] = record
-        self.writer = threading.Thread(target=self._write_loop, name="hodei-store-writer", daemon=True)
-        self.writer.start()
-
-    def _connect(self) -> sqlite3.Connection:
-        database = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        database.execute("PRAGMA journal_mode=WAL")
-        database.execute("PRAGMA synchronous=NORMAL")  # durable across a crash of the process
-        return database
+        self.writer = Writer(self.path, settings.store_commit_interval_s, self._committed, self._write_failed)
 
     async def close(self) -> None:
         """Commit everything still pending and stop the writer (which gives up a write that
         keeps failing: the supervisors still hold those jobs' spools)."""
-        self.closing.set()
-        self._put(None)
-        await asyncio.to_thread(self.writer.join)
+        await self.writer.close()
         await asyncio.to_thread(self.reading.shutdown)
         if self.reader is not None:
             self.reader.close()
@@ -209,7 +115,7 @@ class JobStore:
     async def sync(self) -> None:
         """Return once everything stored so far is committed to disk."""
         barrier: Future[None] = Future()
-        self._put(barrier)
+        self.writer.put(barrier)
         await asyncio.wrap_future(barrier)
 
     async def committed(self, job_id: str) -> None:
@@ -225,23 +131,6 @@ class JobStore:
             if self.write_error is not None and self.jobs[job_id].is_final:
                 raise StoreUnavailable(self.write_error)  # (the sync completes once a retry does)
 
-    def _put(self, item: Pending) -> None:
-        """Hand ``item`` to the writer.  The writer is told of a batch's first item after the
-        callbacks already scheduled (a follower woken by these lines sends them first): woken
-        at once, the writer thread took the GIL at the loop's next ``epoll_wait``, before the
-        follower, on half the lines at a low rate (latency.md)."""
-        self.pending.append(item)
-        if _is_urgent(item):
-            self.has_pending.set()
-            self.urgent.set()
-        elif not self.has_pending.is_set() and not self.writer_told:
-            self.writer_told = True
-            self.loop.call_soon(self._tell_writer)
-
-    def _tell_writer(self) -> None:
-        self.writer_told = False
-        self.has_pending.set()
-
     # ---- jobs ------------------------------------------------------------------------
 
     def create_job(self, record: JobRecord, definition: bytes) -> bool:
@@ -254,7 +143,7 @@ class JobStore:
         self.jobs[record.job_id] = record
         self.definitions[record.job_id] = definition
         self.logs[record.job_id] = JobLog(first_sequence=1)
-        self._put(NewJob(record, definition))
+        self.writer.put(NewJob(record, definition))
         return True
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -289,10 +178,10 @@ class JobStore:
             self._fail(job_id, self.write_error)
         elif record.is_final:
             self.ending[job_id] = record
-            self._put(record)
+            self.writer.put(record)
         else:
             self.jobs[job_id] = record
-            self._put(record)
+            self.writer.put(record)
             self.fanout.wake(job_id)
         return record
 
@@ -306,7 +195,7 @@ class JobStore:
         failed = self.jobs[job_id] = replace(
             current, status=pb.JOB_STATUS_FAILED, error_message=message, ended_ns=current.ended_ns or time.time_ns()
         )
-        self._put(failed)
+        self.writer.put(failed)
         self.fanout.wake(job_id)
         self.on_job_failed(job_id, message)
 
@@ -339,7 +228,7 @@ class JobStore:
             del self.jobs[job_id]
             self.logs.pop(job_id, None)
         if forgotten:
-            self._put(Forget(forgotten))
+            self.writer.put(Forget(forgotten))
             await self.sync()
         return forgotten
 
@@ -368,8 +257,8 @@ class JobStore:
         self.logs[job_id].append(page)
         self.pending_bytes += len(page.payload)
         self.jobs[job_id] = self.jobs[job_id].with_line_count(last)
-        self.fanout.wake(job_id)  # (before the writer is told: see ``_put``)
-        self._put(page)
+        self.fanout.wake(job_id)  # (before the writer is told: see ``Writer.put``)
+        self.writer.put(page)
         if self.write_error is not None:
             self._fail(job_id, self.write_error)
 
@@ -432,7 +321,7 @@ class JobStore:
     def _reader(self) -> sqlite3.Connection:
         """The reading thread's connection."""
         if self.reader is None:
-            self.reader = self._connect()
+            self.reader = open_database(self.path)
         return self.reader
 
     def _read_committed(self, job_id: str, after_sequence: int, lines: int) -> list[Page]:
@@ -509,85 +398,3 @@ class JobStore:
         for job_id in job_ids:
             self._fail(job_id, message)
         self._writer_reported()  # a failed job's supervisor is read on: its end is awaited
-
-    # ---- the writer thread -----------------------------------------------------------
-
-    def _write_loop(self) -> None:
-        database: sqlite3.Connection | None = None
-        stopping = False
-        while not stopping:
-            self.has_pending.wait()
-            self.urgent.wait(self.settings.store_commit_interval_s)  # gather, unless one waits
-            # Cleared before taking: an item put from now on sets them again.
-            self.has_pending.clear()
-            self.urgent.clear()
-            batch: list[Pending] = []
-            while self.pending:
-                batch.append(self.pending.popleft())
-            if not batch:
-                continue
-            stopping = None in batch
-            retry_s = RETRY_FIRST_S
-            while True:
-                try:
-                    database = database or self._connect()
-                    commit = self._commit(database, batch)
-                    break
-                except sqlite3.Error as error:
-                    # A full disk, an I/O error: the same batch again later, on a new
-                    # connection (the old one may be left in any state).
-                    database.close() if database else None
-                    database = None
-                    cause = str(error).splitlines()[0] if str(error) else type(error).__name__
-                    self.loop.call_soon_threadsafe(
-                        self._write_failed, f"the store could not write to {self.path}: {cause}", _job_ids(batch)
-                    )
-                    if self.closing.wait(retry_s):
-                        return  # the server stops: what is not committed stays in the spools
-                    retry_s = min(2 * retry_s, RETRY_MAX_S)
-            if not stopping:
-                self.loop.call_soon_threadsafe(self._committed, commit)
-            for barrier in commit.barriers:  # (after: a sync returns to a loop that knows the commit)
-                barrier.set_result(None)
-        if database:
-            database.close()
-
-    @staticmethod
-    def _commit(database: sqlite3.Connection, batch: list[Pending]) -> Commit:
-        """Write ``batch`` in one transaction; what it stored."""
-        commit = Commit()
-        pages_by_job: dict[str, list[Page]] = {}  # inserted together, after the loop
-        database.execute("BEGIN")
-        try:
-            for item in batch:
-                if isinstance(item, Future):
-                    commit.barriers.append(item)
-                elif isinstance(item, Forget):
-                    for job_id in item.job_ids:
-                        pages_by_job.pop(job_id, None)
-                    database.executemany("DELETE FROM log_pages WHERE job_id = ?", [(i,) for i in item.job_ids])
-                    database.executemany("DELETE FROM jobs WHERE job_id = ?", [(i,) for i in item.job_ids])
-                elif isinstance(item, NewJob):
-                    database.execute(INSERT_JOB, (*astuple(item.record), item.definition))
-                    commit.definitions.append(item.record.job_id)
-                elif isinstance(item, JobRecord):
-                    database.execute(UPDATE_JOB, (*astuple(item)[1:], item.job_id))
-                    commit.records.append(item)
-                    # Reported too, so that a final job's buffer is let go once all is on disk.
-                    commit.sequences.setdefault(item.job_id, item.line_count)
-                elif item is not None:
-                    pages_by_job.setdefault(item.job_id, []).append(item)
-            rows: list[tuple[str, int, int, bytes]] = []
-            for job_id, pages in pages_by_job.items():
-                rows += _rows(pages)
-                commit.sequences[job_id] = pages[-1].last_sequence
-                commit.payload_bytes[job_id] = sum(len(page.payload) for page in pages)
-            _insert_rows(database, rows)
-            # (A job's line_count column is not kept up with its lines: what its record said
-            # last.  The lines of a job not final are counted when the store opens.)
-            database.execute("COMMIT")
-        except BaseException:
-            if database.in_transaction:
-                database.execute("ROLLBACK")
-            raise
-        return commit

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from itertools import groupby, islice
+from pathlib import Path
 
 from hodei_stream.records import LogLine
 from hodei_stream.server.store.types import JobRecord
@@ -87,3 +88,11 @@ INSERT_JOB = (
 )
 
 UPDATE_JOB = f"UPDATE jobs SET {', '.join(f'{column} = ?' for column in RECORD_COLUMNS[1:])} WHERE job_id = ?"
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """A connection to the store's database, in WAL mode, usable from any thread."""
+    database = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    database.execute("PRAGMA journal_mode=WAL")
+    database.execute("PRAGMA synchronous=NORMAL")  # durable across a crash of the process
+    return database
