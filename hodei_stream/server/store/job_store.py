@@ -28,11 +28,10 @@ refused with UNAVAILABLE.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,11 +39,12 @@ from grpclib import GRPCError, Status
 
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
-from hodei_stream.server.entries import HEADER_SIZE, encode_payload, span
+from hodei_stream.server.entries import span
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.store.job_log import JobLog
-from hodei_stream.server.store.paging import PAGE_BYTES, PAGE_LINES, encoded_page, first_page, lines_after
+from hodei_stream.server.store.paging import PAGE_LINES, encoded_page, first_page, lines_after
+from hodei_stream.server.store.reader import Reader
 from hodei_stream.server.store.schema import (
     DATABASE_NAME,
     RECORD_COLUMNS,
@@ -68,7 +68,6 @@ class JobStore:
         self.path = home / DATABASE_NAME
         self.settings = settings
         self.fanout = fanout
-        self.loop = asyncio.get_running_loop()
         # Every job as clients see it: a job's final record appears here once committed.
         self.jobs: dict[str, JobRecord] = {}
         # Final records waiting for their commit (in ``jobs`` the job is still unfinished).
@@ -81,12 +80,7 @@ class JobStore:
         # Told about every job the store failed (the worker stops it): (job id, message).
         self.on_job_failed: Callable[[str, str], object] = lambda job_id, message: None
         self.pending_bytes = 0  # lines' bytes not committed yet, of all jobs
-        # Reads from SQLite (history for readers behind the in-memory window, definitions,
-        # retention's sizes) run in one thread of their own, with its own connection: reading
-        # and encoding a page holds the GIL, and a thread per lagging reader took it from the
-        # event loop, which then served the live followers and every other call slower.
-        self.reading = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hodei-store-reader")
-        self.reader: sqlite3.Connection | None = None
+        self.reader = Reader(self.path)
         self.commit_seen = asyncio.Event()  # set, and replaced, on every commit
         with open_database(self.path) as database:
             database.executescript(SCHEMA)
@@ -108,9 +102,7 @@ class JobStore:
         """Commit everything still pending and stop the writer (which gives up a write that
         keeps failing: the supervisors still hold those jobs' spools)."""
         await self.writer.close()
-        await asyncio.to_thread(self.reading.shutdown)
-        if self.reader is not None:
-            self.reader.close()
+        await self.reader.close()
 
     async def sync(self) -> None:
         """Return once everything stored so far is committed to disk."""
@@ -153,11 +145,7 @@ class JobStore:
         """The serialized ``JobDefinition`` of a stored job."""
         if (definition := self.definitions.get(job_id)) is not None:
             return definition
-        return await self.loop.run_in_executor(self.reading, self._read_definition, job_id)
-
-    def _read_definition(self, job_id: str) -> bytes:
-        row = self._reader().execute("SELECT definition FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        return row[0] if row else b""
+        return await self.reader.definition(job_id)
 
     def unfinished(self) -> list[JobRecord]:
         return [record for record in self.jobs.values() if not record.is_final and record.job_id not in self.ending]
@@ -215,7 +203,7 @@ class JobStore:
         """Forget finished jobs (and their logs) that ended more than ``max_age_s`` ago, then
         the oldest finished ones until the stored log text fits in ``max_bytes``.  A job that
         has not finished is never touched.  Returns the ids forgotten."""
-        sizes = await self.loop.run_in_executor(self.reading, self._log_sizes)
+        sizes = await self.reader.log_sizes()
         too_old_ns = time.time_ns() - int(max_age_s * 1e9)
         total = sum(sizes.values())
         forgotten: list[str] = []
@@ -231,14 +219,6 @@ class JobStore:
             self.writer.put(Forget(forgotten))
             await self.sync()
         return forgotten
-
-    def _log_sizes(self) -> dict[str, int]:
-        rows = self._reader().execute(
-            "SELECT job_id, sum(length(payload) - ? * (last_sequence - first_sequence + 1)) FROM log_pages"
-            " GROUP BY job_id",
-            (HEADER_SIZE,),
-        )
-        return dict(rows.fetchall())
 
     # ---- log lines -------------------------------------------------------------------
 
@@ -269,7 +249,7 @@ class JobStore:
         if log is not None and after_sequence + 1 >= log.first_sequence:
             return first_page(lines_after(log.pages_from(after_sequence + 1), after_sequence, limit))
         # Older than the buffer (or a job from before this server started): all committed.
-        pages = await self.loop.run_in_executor(self.reading, self._read_committed, job_id, after_sequence, limit)
+        pages = await self.reader.pages(job_id, after_sequence, limit)
         return first_page(lines_after(pages, after_sequence, limit))
 
     async def follow(self, job_id: str, after_sequence: int) -> AsyncIterator[EncodedPage]:
@@ -296,7 +276,7 @@ class JobStore:
         if log is not None and after_sequence + 1 >= log.first_sequence:
             return encoded_page(log.pages_from(after_sequence + 1), after_sequence, log.messages)
         # Older than the buffer: read and encoded in the reading thread, for this reader alone.
-        return await self.loop.run_in_executor(self.reading, self._read_committed_encoded, job_id, after_sequence)
+        return await self.reader.encoded_page(job_id, after_sequence)
 
     async def wait_for_backlog(self, job_id: str) -> None:
         """Return once ``job_id`` is not ``backlogged`` (at once, usually)."""
@@ -317,40 +297,6 @@ class JobStore:
                 or self.pending_bytes > settings.store_max_pending_bytes
             )
         )
-
-    def _reader(self) -> sqlite3.Connection:
-        """The reading thread's connection."""
-        if self.reader is None:
-            self.reader = open_database(self.path)
-        return self.reader
-
-    def _read_committed(self, job_id: str, after_sequence: int, lines: int) -> list[Page]:
-        """The committed pages holding at least ``lines`` lines (or ``PAGE_BYTES``) after
-        ``after_sequence``, or all there are."""
-        rows = self._reader().execute(
-            "SELECT first_sequence, last_sequence, payload FROM log_pages"
-            " WHERE job_id = ? AND last_sequence > ? ORDER BY last_sequence",
-            (job_id, after_sequence),
-        )
-        pages: list[Page] = []
-        size = 0
-        for first, last, payload in rows:
-            pages.append(Page(job_id, first, last, payload))
-            size += len(payload)
-            if last - after_sequence >= lines or size >= PAGE_BYTES:
-                break
-        return pages
-
-    def _read_committed_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
-        """A page of committed lines encoded, only those it sends (rows hold more)."""
-        encoded: list[Page] = []
-        wanted = PAGE_LINES
-        for row in self._read_committed(job_id, after_sequence, PAGE_LINES):
-            data, offsets = encode_payload(job_id, row.payload, after_sequence, wanted)
-            first = max(row.first_sequence, after_sequence + 1)
-            encoded.append(Page(job_id, first, first + len(offsets) - 2, b"", data, offsets))
-            wanted -= len(offsets) - 1
-        return encoded_page(encoded, after_sequence, Page.messages)
 
     def _writer_reported(self) -> None:
         """Wake whoever waits on the writer (``wait_for_backlog``) to look again."""
