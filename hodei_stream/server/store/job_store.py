@@ -42,9 +42,11 @@ from hodei_stream.records import LogLine
 from hodei_stream.server.entries import span
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.settings import ServerSettings
+from hodei_stream.server.store.backpressure import is_backlogged
 from hodei_stream.server.store.job_log import JobLog
 from hodei_stream.server.store.paging import PAGE_LINES, encoded_page, first_page, lines_after
 from hodei_stream.server.store.reader import Reader
+from hodei_stream.server.store.retention import expired
 from hodei_stream.server.store.schema import (
     DATABASE_NAME,
     RECORD_COLUMNS,
@@ -203,15 +205,7 @@ class JobStore:
         """Forget finished jobs (and their logs) that ended more than ``max_age_s`` ago, then
         the oldest finished ones until the stored log text fits in ``max_bytes``.  A job that
         has not finished is never touched.  Returns the ids forgotten."""
-        sizes = await self.reader.log_sizes()
-        too_old_ns = time.time_ns() - int(max_age_s * 1e9)
-        total = sum(sizes.values())
-        forgotten: list[str] = []
-        for record in sorted((r for r in self.jobs.values() if r.is_final), key=lambda r: r.ended_ns):
-            if record.ended_ns >= too_old_ns and total <= max_bytes:
-                break  # sorted by end: every later job is younger, and the size fits
-            forgotten.append(record.job_id)
-            total -= sizes.get(record.job_id, 0)
+        forgotten = expired(self.jobs.values(), await self.reader.log_sizes(), max_age_s, max_bytes)
         for job_id in forgotten:
             del self.jobs[job_id]
             self.logs.pop(job_id, None)
@@ -284,19 +278,9 @@ class JobStore:
             await self.commit_seen.wait()
 
     def backlogged(self, job_id: str) -> bool:
-        """``job_id`` has more than ``store_max_backlog_lines`` lines or
-        ``store_max_backlog_bytes`` waiting for the writer, or all jobs together more than
-        ``store_max_pending_bytes``, and has not failed (then no line of it is taken any more)."""
-        settings = self.settings
-        return (
-            (log := self.logs.get(job_id)) is not None
-            and not self.jobs[job_id].is_final
-            and (
-                self.jobs[job_id].line_count - log.committed_sequence > settings.store_max_backlog_lines
-                or log.pending_bytes > settings.store_max_backlog_bytes
-                or self.pending_bytes > settings.store_max_pending_bytes
-            )
-        )
+        """``job_id``'s lines wait for the writer beyond the bounds (``backpressure``)."""
+        log = self.logs.get(job_id)
+        return log is not None and is_backlogged(self.jobs[job_id], log, self.pending_bytes, self.settings)
 
     def _writer_reported(self) -> None:
         """Wake whoever waits on the writer (``wait_for_backlog``) to look again."""
