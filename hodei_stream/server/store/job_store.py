@@ -22,7 +22,7 @@ once its final record, and so every line before it, is committed.  A write that 
 disk, an I/O error) is retried with back-off until it succeeds, without a restart; meanwhile
 ``write_error`` names the cause, every job that needs a write fails with that message (its
 supervisor keeps the spooled lines until the retried batch is committed), and new jobs are
-refused with UNAVAILABLE.
+refused (``StoreUnavailable``).
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
-
-from grpclib import GRPCError, Status
 
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
@@ -58,11 +56,12 @@ from hodei_stream.server.store.types import Commit, EncodedPage, Forget, JobReco
 from hodei_stream.server.store.writer import Writer
 
 
-class StoreUnavailable(GRPCError):
-    """The store cannot write (a full disk, an I/O error): no new job until it can."""
+class StoreUnavailable(Exception):
+    """The store cannot write (a full disk, an I/O error): no new job until it can.  Its
+    message is one line, for users (the servicers answer UNAVAILABLE with it)."""
 
     def __init__(self, write_error: str) -> None:
-        super().__init__(Status.UNAVAILABLE, f"{write_error}; no new job is accepted until it can write again")
+        super().__init__(f"{write_error}; no new job is accepted until it can write again")
 
 
 class JobStore:
