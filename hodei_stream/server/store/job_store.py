@@ -28,7 +28,7 @@ refused (``StoreUnavailable``).
 from __future__ import annotations
 
 import asyncio
-import sys
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
@@ -54,6 +54,8 @@ from hodei_stream.server.store.schema import (
 )
 from hodei_stream.server.store.types import Commit, EncodedPage, Forget, JobRecord, NewJob, Page
 from hodei_stream.server.store.writer import Writer
+
+logger = logging.getLogger(__name__)
 
 
 class StoreUnavailable(Exception):
@@ -289,7 +291,7 @@ class JobStore:
     def _committed(self, commit: Commit) -> None:
         """On the loop: the writer committed this batch."""
         if self.write_error is not None:
-            print("hodei-server: the store writes again", file=sys.stderr, flush=True)
+            logger.info("the store writes again")
             self.write_error = None
         self._writer_reported()
         for job_id in commit.definitions:
@@ -317,12 +319,7 @@ class JobStore:
     def _write_failed(self, message: str, job_ids: set[str]) -> None:
         """On the loop: a batch could not be committed (the writer tries it again)."""
         if self.write_error is None:
-            print(
-                f"hodei-server: {message}; jobs that need a write now fail and new jobs are refused"
-                " until a retry succeeds",
-                file=sys.stderr,
-                flush=True,
-            )
+            logger.error("%s; jobs that need a write now fail and new jobs are refused until a retry succeeds", message)
         self.write_error = message
         for job_id in job_ids:
             self._fail(job_id, message)
