@@ -45,11 +45,11 @@ import sys
 import time
 import tty
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.spool import JobSpool, process_start_time
-from hodei_stream.server.supervisor_protocol import MessageKind
+from hodei_stream.server.supervisor_protocol import JobCommand, MessageKind
 
 MAX_LINE_BYTES = 2 * 1024 * 1024
 READ_CHUNK = 1 << 16
@@ -65,24 +65,6 @@ HANDSHAKE_TIMEOUT_S = 5.0
 # Bytes waiting for a server that does not read (slow, stopped, gone) at most, beyond one
 # message: further lines stay in the spool and follow from there once it reads again.
 OUTGOING_LIMIT_BYTES = 2 * 1024 * 1024
-
-
-class JobCommand(NamedTuple):
-    """What the server tells the supervisor on its stdin (JSON).  A NamedTuple rather than a
-    dataclass: the supervisor imports it at every job's start, and dataclasses cost ~10 % of
-    that start-up."""
-
-    command: str
-    arguments: list[str]
-    environment: dict[str, str]
-    working_directory: str
-    timeout_s: float | None
-    batch_capacity: int
-    batch_flush_interval_s: float
-    kill_grace_s: float
-    drain_after_exit_s: float
-    spool_directory: str
-    linger_s: float
 
 
 def cut_long_line(data: bytes) -> list[bytes]:

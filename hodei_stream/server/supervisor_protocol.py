@@ -25,7 +25,7 @@ import json
 import socket
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from hodei_stream.records import LogLine
 
@@ -147,3 +147,21 @@ def connect(path: str) -> socket.socket:
         connection.close()
         raise
     return connection
+
+
+class JobCommand(NamedTuple):
+    """What the server tells the supervisor on its stdin (JSON).  A NamedTuple rather than a
+    dataclass: the supervisor imports it at every job's start, and dataclasses cost ~10 % of
+    that start-up."""
+
+    command: str
+    arguments: list[str]
+    environment: dict[str, str]
+    working_directory: str
+    timeout_s: float | None
+    batch_capacity: int
+    batch_flush_interval_s: float
+    kill_grace_s: float
+    drain_after_exit_s: float
+    spool_directory: str
+    linger_s: float

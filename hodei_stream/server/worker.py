@@ -41,8 +41,7 @@ from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool, is_running
 from hodei_stream.server.store import JobStore
-from hodei_stream.server.supervisor import JobCommand
-from hodei_stream.server.supervisor_protocol import MessageKind
+from hodei_stream.server.supervisor_protocol import JobCommand, MessageKind
 from hodei_stream.state_folder import ENV_TOKEN
 
 WORKER_SOCKET_NAME = "worker.sock"
