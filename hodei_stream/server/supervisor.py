@@ -14,7 +14,7 @@ What it does:
   line; a line longer than ``MAX_LINE_BYTES`` once decoded (an invalid byte becomes a U+FFFD
   of 3 bytes) is split into several (at a UTF-8 character boundary), each its own entry;
 - stamps each line with the capture time and the next sequence number (1, 2, 3… across both
-  streams in the order they were read) and sends them in batches (the seed's LogBatcher);
+  streams in the order they were read) and sends them in batches (``LogBatcher``);
 - enforces the execution timeout and obeys the server's cancel: SIGTERM to the whole group,
   SIGKILL after a grace;
 - when the job's main process has exited, reads what is left for a short, bounded time (a

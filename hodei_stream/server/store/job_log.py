@@ -28,7 +28,7 @@ class JobLog:
     def pages_from(self, sequence: int) -> list[Page]:
         """The pages from the one holding ``sequence`` (at least ``first_sequence``) on.  A
         slice, not ``islice``: that steps through every page before the start, and a live
-        follower (near the end of up to ``store_recent_lines`` one-line pages) paid for all."""
+        follower (near the end of up to ``store_recent_lines`` one-line pages) would pay for all."""
         return self.pages[max(bisect_right(self.pages, sequence, key=FIRST_SEQUENCE) - 1, 0) :]
 
     def messages(self, page: Page) -> tuple[bytes, array[int]]:

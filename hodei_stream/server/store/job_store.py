@@ -5,17 +5,18 @@ SQLite; a job's definition (its command, arguments, environment: any size) is ke
 it is committed and then read back from SQLite when asked for.  Log lines are the hot
 path, and they are never taken apart on it: a LINES payload from a job's supervisor (its
 lines in the supervisor protocol's layout) becomes one ``Page`` (``append_payload`` checks its
-sequences by the headers alone), which goes into the job's in-memory buffer (so a reader sees
-it at once) and to a writer thread that commits pages in batches (WAL), off the event loop,
+sequences by the headers alone), which goes into the job's in-memory buffer (``JobLog``: a
+reader sees it at once) and to the writer thread (``Writer``), which commits pages in batches
+(WAL), off the event loop,
 a job's consecutive pages joined into one row of ``log_pages``.  The buffer keeps every page
 not yet committed plus a window of recent ones, each with its lines encoded as gRPC messages
 once a subscriber asked for them (encoded once, sent to all); older history is read from
-SQLite in a reading thread, a page at a time, so the event loop is never held by the disk.
-``LogLine`` objects are made only for GetLogs (``read``).  All methods except the writer's are
-called on the event loop's thread.
+SQLite in the reading thread (``Reader``), a page at a time, so the event loop is never held
+by the disk.  ``LogLine`` objects are made only for GetLogs (``read``).  ``JobStore``'s methods
+are called on the event loop's thread.
 
 A state folder from before pages (a ``log_lines`` table, one row per line) is converted once,
-in one transaction, when the store opens it.
+in one transaction, when the store opens it (``schema.convert_log_lines``).
 
 A job is reported final (``get``, ``list_jobs``, the end of its SubscribeLogs streams) only
 once its final record, and so every line before it, is committed.  A write that fails (a full

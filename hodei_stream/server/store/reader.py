@@ -20,8 +20,8 @@ Result = TypeVar("Result")
 
 class Reader:
     """Reads run in one thread of their own, with its own connection: reading and encoding a
-    page holds the GIL, and a thread per lagging reader took it from the event loop, which
-    then served the live followers and every other call slower."""
+    page holds the GIL, and a thread per lagging reader would take it from the event loop,
+    which would then serve the live followers and every other call slower."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

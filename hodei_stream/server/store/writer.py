@@ -58,8 +58,8 @@ def _insert_rows(database: sqlite3.Connection, rows: list[tuple[str, int, int, b
     """Insert ``log_pages`` rows with multi-row INSERTs (up to ``INSERT_ROWS`` rows and about
     ``INSERT_BYTES``), each of which SQLite runs in one step with the GIL released throughout.
     (``executemany`` steps, and takes the GIL back, once per row: while the event loop thread
-    is busy, each of those waits up to the interpreter's switch interval, and the writer fell
-    behind the jobs: the jobs were held back by the total bound half the time.)"""
+    is busy, each of those waits up to the interpreter's switch interval, and the writer falls
+    behind the jobs, which the total bound then holds back.)"""
     chunk: list[tuple[str, int, int, bytes]] = []
     size = 0
     for row in rows:
@@ -113,7 +113,7 @@ class Writer:
         self.loop = asyncio.get_running_loop()
         # What the writer thread commits next: jobs, lines, sync barriers; None stops it.  The
         # writer is woken by the first item of a batch and by an urgent one, not by every item:
-        # a wake-up per LINES message cost the event loop the GIL on the hot path.
+        # a wake-up per LINES message costs the event loop the GIL on the hot path.
         self.pending: deque[Pending] = deque()
         self.has_pending = threading.Event()
         self.urgent = threading.Event()
@@ -125,8 +125,8 @@ class Writer:
     def put(self, item: Pending) -> None:
         """Hand ``item`` to the writer.  The writer is told of a batch's first item after the
         callbacks already scheduled (a follower woken by these lines sends them first): woken
-        at once, the writer thread took the GIL at the loop's next ``epoll_wait``, before the
-        follower, on half the lines at a low rate (latency.md)."""
+        at once, the writer thread takes the GIL at the loop's next ``epoll_wait``, before the
+        follower, and delays about half the lines of a job that writes slowly."""
         self.pending.append(item)
         if _is_urgent(item):
             self.has_pending.set()
