@@ -7,13 +7,12 @@ path, and they are never taken apart on it: a LINES payload from a job's supervi
 lines in the supervisor protocol's layout) becomes one ``Page`` (``append_payload`` checks its
 sequences by the headers alone), which goes into the job's in-memory buffer (``JobLog``: a
 reader sees it at once) and to the writer thread (``Writer``), which commits pages in batches
-(WAL), off the event loop,
-a job's consecutive pages joined into one row of ``log_pages``.  The buffer keeps every page
-not yet committed plus a window of recent ones, each with its lines encoded as gRPC messages
-once a subscriber asked for them (encoded once, sent to all); older history is read from
-SQLite in the reading thread (``Reader``), a page at a time, so the event loop is never held
-by the disk.  ``LogLine`` objects are made only for GetLogs (``read``).  ``JobStore``'s methods
-are called on the event loop's thread.
+(WAL), off the event loop, a job's consecutive pages joined into one row of ``log_pages``.
+The buffer keeps every page not yet committed plus a window of recent ones, each with its
+lines encoded as gRPC messages once a subscriber asked for them (encoded once, sent to all);
+older history is read from SQLite in the reading thread (``Reader``), a page at a time, so
+the event loop is never held by the disk.  ``LogLine`` objects are made only for GetLogs
+(``read``).  ``JobStore``'s methods are called on the event loop's thread.
 
 A state folder from before pages (a ``log_lines`` table, one row per line) is converted once,
 in one transaction, when the store opens it (``schema.convert_log_lines``).
