@@ -48,16 +48,7 @@ from pathlib import Path
 
 from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.spool import JobSpool, process_start_time
-from hodei_stream.server.supervisor_protocol import (
-    Exited,
-    Hello,
-    JobCommand,
-    MessageKind,
-    Resume,
-    Started,
-    decode_message,
-    encode_message,
-)
+from hodei_stream.server.supervisor_protocol import Exited, Hello, JobCommand, MessageKind, Resume, Started
 
 MAX_LINE_BYTES = 2 * 1024 * 1024
 READ_CHUNK = 1 << 16
@@ -204,7 +195,7 @@ class Supervisor:
         self.outgoing.clear()
         self.watching_writes = False
         self.selector.register(connection, selectors.EVENT_READ, "server")
-        self.queue(encode_message(Hello(self.job_id, self.next_sequence - 1, os.getpid())))
+        self.queue(supervisor_protocol.encode_message(Hello(self.job_id, self.next_sequence - 1, os.getpid())))
 
     def on_resume(self, after_sequence: int) -> None:
         """The server stored every line up to ``after_sequence``: send what it lacks (from the
@@ -212,7 +203,7 @@ class Supervisor:
         self.resumed = True
         self.reconnect_delay_s = RECONNECT_FIRST_S
         if self.started_report:
-            self.queue(encode_message(self.started_report))
+            self.queue(supervisor_protocol.encode_message(self.started_report))
         self.queued_through, self.behind = after_sequence, True
         self.catch_up()
 
@@ -265,7 +256,7 @@ class Supervisor:
                 self.queue(supervisor_protocol.encode(MessageKind.LINES, payload))
         if self.connection is not None and not self.behind and self.exit_report and not self.exit_queued:
             self.exit_queued = True
-            self.queue(encode_message(self.exit_report))
+            self.queue(supervisor_protocol.encode_message(self.exit_report))
 
     def flush(self) -> None:
         """Spool the pending lines, and send them unless the server is away or behind."""
@@ -308,7 +299,7 @@ class Supervisor:
     def on_messages(self, received: list[tuple[MessageKind, bytes]]) -> None:
         for kind, payload in received:
             if kind == MessageKind.RESUME and not self.resumed:
-                self.on_resume(decode_message(Resume, payload).after_sequence)
+                self.on_resume(supervisor_protocol.decode_message(Resume, payload).after_sequence)
             elif kind == MessageKind.CANCEL:
                 self.begin_stop("cancelled")
             elif kind == MessageKind.DONE:
@@ -393,7 +384,7 @@ class Supervisor:
         )
         self.started_report = Started(process.pid, time.time_ns())
         if self.connection is not None and self.resumed:
-            self.queue(encode_message(self.started_report))
+            self.queue(supervisor_protocol.encode_message(self.started_report))
         return True
 
     def on_output(self, fd: int, is_stderr: bool) -> None:

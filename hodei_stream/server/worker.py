@@ -50,9 +50,6 @@ from hodei_stream.server.supervisor_protocol import (
     MessageKind,
     Resume,
     Started,
-    decode_message,
-    encode_message,
-    from_json,
 )
 from hodei_stream.state_folder import ENV_TOKEN
 
@@ -204,7 +201,7 @@ class Worker:
         if run.cancel_reason is None:
             run.cancel_reason = reason
             if run.connection:
-                run.connection.write(encode_message(Cancel(reason)))
+                run.connection.write(supervisor_protocol.encode_message(Cancel(reason)))
         return True
 
     def job_command(self, definition: pb.JobDefinition) -> JobCommand:
@@ -310,7 +307,7 @@ class Worker:
             pass  # a damaged spool: the lines before the damage are what is kept
         report = spool.read_exit()
         if report:
-            await self._finish(job_id, from_json(Exited, report), None)
+            await self._finish(job_id, supervisor_protocol.from_json(Exited, report), None)
         else:
             state = spool.read_state()
             if is_running(state.get("job_pid", 0), state.get("job_start_time")):
@@ -362,11 +359,11 @@ class Worker:
             hello = await connection.queue.get()
             if hello is None or hello[0] != MessageKind.HELLO:
                 return
-            introduction = decode_message(Hello, hello[1])
+            introduction = supervisor_protocol.decode_message(Hello, hello[1])
             run = self.runs.get(introduction.job_id)
             if run is None:
                 # Not a job this server runs (over already, or unknown here): stop it.
-                transport.write(encode_message(Done()))
+                transport.write(supervisor_protocol.encode_message(Done()))
                 return
             if run.connection is not None:
                 run.connection.close()  # a stale connection of the same supervisor
@@ -376,9 +373,9 @@ class Worker:
             run.attached.set()
             record = self.store.get(job_id)
             assert record is not None, "a job with a supervisor is in the store"
-            transport.write(encode_message(Resume(record.line_count)))
+            transport.write(supervisor_protocol.encode_message(Resume(record.line_count)))
             if run.cancel_reason is not None:
-                transport.write(encode_message(Cancel(run.cancel_reason)))
+                transport.write(supervisor_protocol.encode_message(Cancel(run.cancel_reason)))
             connection.run = run
             while message := await connection.queue.get():
                 connection.handling = True
@@ -409,15 +406,17 @@ class Worker:
             # store failed it): DONE once all of it is on disk, so the spool is kept till then.
             if kind == MessageKind.EXITED:
                 await self.store.sync()
-                transport.write(encode_message(Done()))
+                transport.write(supervisor_protocol.encode_message(Done()))
         elif kind == MessageKind.STARTED:
             self.store.update(
-                job_id, status=pb.JOB_STATUS_RUNNING, started_ns=decode_message(Started, payload).started_ns
+                job_id,
+                status=pb.JOB_STATUS_RUNNING,
+                started_ns=supervisor_protocol.decode_message(Started, payload).started_ns,
             )
         elif kind == MessageKind.EXITED:
-            await self._finish(job_id, decode_message(Exited, payload), run.cancel_reason)
+            await self._finish(job_id, supervisor_protocol.decode_message(Exited, payload), run.cancel_reason)
             await self.store.sync()  # on disk before the supervisor forgets its spool
-            transport.write(encode_message(Done()))
+            transport.write(supervisor_protocol.encode_message(Done()))
 
 
 class SupervisorConnection(asyncio.Protocol):
