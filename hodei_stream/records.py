@@ -11,7 +11,7 @@ from typing import NamedTuple
 # Initial metadata of SubscribeLogs by which a server promises exact sequences (1, 2, 3…
 # per job, each line once), so that clients can dedupe by sequence alone.  Ours sends it;
 # the platform's own server does not: its live entries carry the job's latest sequence
-# instead of their own (hodei-api.md).
+# instead of their own.
 EXACT_SEQUENCES_HEADER = ("x-hodei-sequences", "exact")
 
 

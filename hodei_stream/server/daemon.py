@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import fcntl
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -227,6 +228,8 @@ def unusable_folder(home: Path, error: OSError) -> ServerRefused:
 def command_run(
     address: str, home: Path, settings: ServerSettings, security: Security, no_token: bool, inherited_lock: int | None
 ) -> int:
+    logging.basicConfig(format="hodei-server: %(message)s")  # (stderr: server.log under ``start``)
+    logging.getLogger("hodei_stream").setLevel(logging.INFO)
     try:
         security.ssl_context()  # unreadable TLS files are named before anything starts
         folder = open_state_folder(home, create=True)

@@ -2,7 +2,8 @@
 
 Kept thin on purpose: what a job is and how its lines flow lives in ``store``, ``worker`` and
 ``fanout``, what a request may hold in ``validation``.  Errors the client can act on: a
-malformed id or job definition → INVALID_ARGUMENT, an unknown job → NOT_FOUND.  The platform's
+malformed id or job definition → INVALID_ARGUMENT, an unknown job → NOT_FOUND, a new job
+while the store cannot write → UNAVAILABLE (``StoreUnavailable``'s message).  The platform's
 worker-facing rpcs are not in our proto, so they are answered UNIMPLEMENTED (``rpc``).
 """
 
@@ -21,7 +22,7 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER
 from hodei_stream.server.entries import log_entry
 from hodei_stream.server.rpc import send_data
-from hodei_stream.server.store import PAGE_LINES, EncodedPage, JobRecord, JobStore
+from hodei_stream.server.store import PAGE_LINES, EncodedPage, JobRecord, JobStore, StoreUnavailable
 from hodei_stream.server.validation import (
     MAX_REASON_CHARS,
     MAX_SEARCH_CHARS,
@@ -124,12 +125,15 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
         definition.job_id.value = job_id
         queued_ns = time.time_ns()
         record = JobRecord(job_id=job_id, name=definition.name, status=pb.JOB_STATUS_QUEUED, created_ns=queued_ns)
-        if not self.store.create_job(record, definition.SerializeToString()):
-            raise GRPCError(Status.ALREADY_EXISTS, f"a job {job_id} exists already")
-        self.worker.launch(job_id, definition)
-        # Answered once the job is committed: a server killed after the answer still knows the
-        # job (its supervisor, already started, would otherwise be told to forget it).
-        await self.store.committed(job_id)
+        try:
+            if not self.store.create_job(record, definition.SerializeToString()):
+                raise GRPCError(Status.ALREADY_EXISTS, f"a job {job_id} exists already")
+            self.worker.launch(job_id, definition)
+            # Answered once the job is committed: a server killed after the answer still knows
+            # the job (its supervisor, already started, would otherwise be told to forget it).
+            await self.store.committed(job_id)
+        except StoreUnavailable as error:
+            raise GRPCError(Status.UNAVAILABLE, str(error)) from error
         await stream.send_message(
             pb.QueueJobResponse(
                 success=True, message="queued", queued_at=timestamp(queued_ns), job_id=pb.JobId(value=job_id)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ServerSettings:
-    # The seed's LogBatcher: a supervisor sends its pending lines once it holds ``capacity``
+    # A supervisor's ``LogBatcher`` sends its pending lines once it holds ``capacity``
     # of them or the oldest has waited ``flush_interval_s``.  Capacity 1 sends every read at
     # once; whatever one read of the job's output yields always goes out in one frame.
     batch_capacity: int = 1

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from hodei_stream.server.supervisor_protocol import LINE_HEADER
+from hodei_stream.server.supervisor_protocol import LINE_HEADER, Exited
 
 SPOOL_FOLDER_NAME = "spool"
 # A resume reads the spool from the last mark at or before the wanted sequence: one mark per
@@ -111,8 +111,8 @@ class JobSpool:
     def write_state(self, state: dict[str, Any]) -> None:
         write_best_effort(self.state_path, state)
 
-    def write_exit(self, report: dict[str, Any]) -> None:
-        write_best_effort(self.exit_path, report)
+    def write_exit(self, report: Exited) -> None:
+        write_best_effort(self.exit_path, report._asdict())
 
     def remove(self) -> None:
         if self.fd is not None:

@@ -14,7 +14,7 @@ What it does:
   line; a line longer than ``MAX_LINE_BYTES`` once decoded (an invalid byte becomes a U+FFFD
   of 3 bytes) is split into several (at a UTF-8 character boundary), each its own entry;
 - stamps each line with the capture time and the next sequence number (1, 2, 3… across both
-  streams in the order they were read) and sends them in batches (the seed's LogBatcher);
+  streams in the order they were read) and sends them in batches (``LogBatcher``);
 - enforces the execution timeout and obeys the server's cancel: SIGTERM to the whole group,
   SIGKILL after a grace;
 - when the job's main process has exited, reads what is left for a short, bounded time (a
@@ -45,11 +45,10 @@ import sys
 import time
 import tty
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.spool import JobSpool, process_start_time
-from hodei_stream.server.supervisor_protocol import MessageKind
+from hodei_stream.server.supervisor_protocol import Exited, Hello, JobCommand, MessageKind, Resume, Started
 
 MAX_LINE_BYTES = 2 * 1024 * 1024
 READ_CHUNK = 1 << 16
@@ -65,24 +64,6 @@ HANDSHAKE_TIMEOUT_S = 5.0
 # Bytes waiting for a server that does not read (slow, stopped, gone) at most, beyond one
 # message: further lines stay in the spool and follow from there once it reads again.
 OUTGOING_LIMIT_BYTES = 2 * 1024 * 1024
-
-
-class JobCommand(NamedTuple):
-    """What the server tells the supervisor on its stdin (JSON).  A NamedTuple rather than a
-    dataclass: the supervisor imports it at every job's start, and dataclasses cost ~10 % of
-    that start-up."""
-
-    command: str
-    arguments: list[str]
-    environment: dict[str, str]
-    working_directory: str
-    timeout_s: float | None
-    batch_capacity: int
-    batch_flush_interval_s: float
-    kill_grace_s: float
-    drain_after_exit_s: float
-    spool_directory: str
-    linger_s: float
 
 
 def cut_long_line(data: bytes) -> list[bytes]:
@@ -192,8 +173,8 @@ class Supervisor:
         self.queued_through = 0
         self.behind = False
         # Sent again on every reconnect, so a restarted server learns them too.
-        self.started_report: dict[str, Any] | None = None
-        self.exit_report: dict[str, Any] | None = None
+        self.started_report: Started | None = None
+        self.exit_report: Exited | None = None
         self.exit_queued = False
         self.done = False  # the server has everything (or does not want the job)
 
@@ -214,11 +195,7 @@ class Supervisor:
         self.outgoing.clear()
         self.watching_writes = False
         self.selector.register(connection, selectors.EVENT_READ, "server")
-        self.queue(
-            supervisor_protocol.encode_json(
-                MessageKind.HELLO, {"job_id": self.job_id, "last_sequence": self.next_sequence - 1, "pid": os.getpid()}
-            )
-        )
+        self.queue(supervisor_protocol.encode_message(Hello(self.job_id, self.next_sequence - 1, os.getpid())))
 
     def on_resume(self, after_sequence: int) -> None:
         """The server stored every line up to ``after_sequence``: send what it lacks (from the
@@ -226,7 +203,7 @@ class Supervisor:
         self.resumed = True
         self.reconnect_delay_s = RECONNECT_FIRST_S
         if self.started_report:
-            self.queue(supervisor_protocol.encode_json(MessageKind.STARTED, self.started_report))
+            self.queue(supervisor_protocol.encode_message(self.started_report))
         self.queued_through, self.behind = after_sequence, True
         self.catch_up()
 
@@ -279,7 +256,7 @@ class Supervisor:
                 self.queue(supervisor_protocol.encode(MessageKind.LINES, payload))
         if self.connection is not None and not self.behind and self.exit_report and not self.exit_queued:
             self.exit_queued = True
-            self.queue(supervisor_protocol.encode_json(MessageKind.EXITED, self.exit_report))
+            self.queue(supervisor_protocol.encode_message(self.exit_report))
 
     def flush(self) -> None:
         """Spool the pending lines, and send them unless the server is away or behind."""
@@ -322,7 +299,7 @@ class Supervisor:
     def on_messages(self, received: list[tuple[MessageKind, bytes]]) -> None:
         for kind, payload in received:
             if kind == MessageKind.RESUME and not self.resumed:
-                self.on_resume(json.loads(payload)["after_sequence"])
+                self.on_resume(supervisor_protocol.decode_message(Resume, payload).after_sequence)
             elif kind == MessageKind.CANCEL:
                 self.begin_stop("cancelled")
             elif kind == MessageKind.DONE:
@@ -390,12 +367,7 @@ class Supervisor:
         except OSError as error:
             reason = error.strerror or str(error)
             self.report_exit(
-                {
-                    "outcome": "failed",
-                    "exit_code": "",
-                    "ended_ns": time.time_ns(),
-                    "error": f"cannot start '{self.spec.command}': {reason}",
-                }
+                Exited.never_ran("failed", f"cannot start '{self.spec.command}': {reason}", time.time_ns())
             )
             return False
         finally:
@@ -410,9 +382,9 @@ class Supervisor:
         self.spool.write_state(
             {**self.spool.read_state(), "job_pid": process.pid, "job_start_time": process_start_time(process.pid)}
         )
-        self.started_report = {"pid": process.pid, "started_ns": time.time_ns()}
+        self.started_report = Started(process.pid, time.time_ns())
         if self.connection is not None and self.resumed:
-            self.queue(supervisor_protocol.encode_json(MessageKind.STARTED, self.started_report))
+            self.queue(supervisor_protocol.encode_message(self.started_report))
         return True
 
     def on_output(self, fd: int, is_stderr: bool) -> None:
@@ -446,7 +418,7 @@ class Supervisor:
         self.spool.write_state({"supervisor_pid": pid, "supervisor_start_time": process_start_time(pid)})
         self.greet()
         if self.stop_reason is not None:  # cancelled before it started
-            self.report_exit({"outcome": self.stop_reason, "exit_code": "", "ended_ns": time.time_ns(), "error": ""})
+            self.report_exit(Exited.never_ran(self.stop_reason, "", time.time_ns()))
         elif self.start():
             self.follow_job()
         self.hand_over()
@@ -509,7 +481,7 @@ class Supervisor:
             self.close_output(fd, is_stderr)
         self.report_exit(self.outcome(exit_status))
 
-    def report_exit(self, report: dict[str, Any]) -> None:
+    def report_exit(self, report: Exited) -> None:
         self.flush()
         self.spool.write_exit(report)  # for a server that finds this supervisor gone
         self.exit_report = report
@@ -533,20 +505,9 @@ class Supervisor:
                     self.on_server_event(mask)
         self.spool.remove()
 
-    def outcome(self, exit_status: int | None) -> dict[str, Any]:
+    def outcome(self, exit_status: int | None) -> Exited:
         assert exit_status is not None
-        report: dict[str, Any] = {"ended_ns": time.time_ns(), "error": ""}
-        # A shell's convention: 128 + N for a process killed by signal N.
-        report["exit_code"] = str(exit_status if exit_status >= 0 else 128 - exit_status)
-        if self.stop_reason is not None:
-            report["outcome"] = self.stop_reason
-        elif exit_status == 0:
-            report["outcome"] = "completed"
-        else:
-            report["outcome"] = "failed"
-            if exit_status < 0:
-                report["error"] = f"killed by signal {signal.strsignal(-exit_status) or -exit_status}"
-        return report
+        return Exited.of_exit_status(exit_status, self.stop_reason, time.time_ns())
 
 
 USAGE = "usage: python -m hodei_stream.server.supervisor --socket WORKER_SOCKET --job-id JOB_ID < JOB_COMMAND_JSON"

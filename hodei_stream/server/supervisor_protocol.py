@@ -10,6 +10,10 @@ server, and nothing is lost or sent twice.  ``DONE`` ends a job's conversation: 
 has stored the job's outcome and every line (or does not want the job: it is unknown or
 over), and the supervisor may stop the job if it still runs, forget its spool and exit.
 
+Each JSON message is a record (``Hello``, ``Started``, ``Exited``, ``Cancel``, ``Resume``,
+``Done``): ``encode_message`` frames one, ``decode_message`` reads one back.  ``JobCommand``
+is what the server hands a new supervisor on its stdin.
+
 A payload is at most ``MAX_PAYLOAD_BYTES`` (8 MiB), on both ends: ``encode`` refuses to make a
 longer one, and both readers refuse a header announcing one before reading (let alone
 allocating) its payload.  The largest message is a ``LINES`` batch: the supervisor closes a
@@ -22,10 +26,11 @@ from __future__ import annotations
 
 import enum
 import json
+import signal
 import socket
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from hodei_stream.records import LogLine
 
@@ -49,13 +54,13 @@ def checked_size(size: int) -> int:
 
 
 class MessageKind(enum.IntEnum):
-    HELLO = 1  # supervisor → server, JSON {"job_id", "last_sequence", "pid"}
-    STARTED = 2  # supervisor → server, JSON {"pid", "started_ns"}
+    HELLO = 1  # supervisor → server, JSON ``Hello``
+    STARTED = 2  # supervisor → server, JSON ``Started``
     LINES = 3  # supervisor → server, a binary batch of lines (see LINE_HEADER)
-    EXITED = 4  # supervisor → server, JSON, see ``JobOutcome``
-    CANCEL = 5  # server → supervisor, JSON {"reason"}
-    RESUME = 6  # server → supervisor, the answer to HELLO: JSON {"after_sequence"}
-    DONE = 7  # server → supervisor, JSON {}: everything is stored, forget the job
+    EXITED = 4  # supervisor → server, JSON ``Exited``
+    CANCEL = 5  # server → supervisor, JSON ``Cancel``
+    RESUME = 6  # server → supervisor, the answer to HELLO: JSON ``Resume``
+    DONE = 7  # server → supervisor, JSON ``Done``: everything is stored, forget the job
 
 
 def encode(kind: MessageKind, payload: bytes) -> bytes:
@@ -64,6 +69,114 @@ def encode(kind: MessageKind, payload: bytes) -> bytes:
 
 def encode_json(kind: MessageKind, value: dict[str, Any]) -> bytes:
     return encode(kind, json.dumps(value).encode())
+
+
+class Hello(NamedTuple):
+    """The supervisor introduces itself: its job, the last sequence it wrote, its pid."""
+
+    job_id: str
+    last_sequence: int
+    pid: int | None = None
+
+
+class Started(NamedTuple):
+    """The job's main process runs: its pid, and since when (ns since the epoch)."""
+
+    pid: int
+    started_ns: int
+
+
+class Exited(NamedTuple):
+    """The job's outcome, also kept in its spool's exit file."""
+
+    outcome: str  # "completed", "failed", "cancelled" or "timeout"
+    exit_code: str  # as the shell says it (128 + N: killed by signal N); "" when it never ran
+    ended_ns: int  # ns since the epoch; 0: when the server hears of it
+    error: str  # what went wrong, for users; "" when the outcome and exit code say it all
+
+    @classmethod
+    def of_exit_status(cls, exit_status: int, stop_reason: str | None, ended_ns: int) -> Exited:
+        """The outcome of a job that ran: ``exit_status`` as ``Popen.returncode`` gives it (−N:
+        killed by signal N); ``stop_reason`` the outcome when it was stopped (cancel, timeout)."""
+        exit_code = str(exit_status if exit_status >= 0 else 128 - exit_status)
+        if stop_reason is not None:
+            return cls(stop_reason, exit_code, ended_ns, "")
+        if exit_status == 0:
+            return cls("completed", exit_code, ended_ns, "")
+        error = f"killed by signal {signal.strsignal(-exit_status) or -exit_status}" if exit_status < 0 else ""
+        return cls("failed", exit_code, ended_ns, error)
+
+    @classmethod
+    def never_ran(cls, outcome: str, error: str, ended_ns: int) -> Exited:
+        """The outcome of a job that has no exit status (it never started, or nobody saw it end)."""
+        return cls(outcome, "", ended_ns, error)
+
+
+class Cancel(NamedTuple):
+    """The server asks the supervisor to stop the job."""
+
+    reason: str
+
+
+class Resume(NamedTuple):
+    """The server's answer to HELLO: the last sequence it stored; the supervisor sends the rest."""
+
+    after_sequence: int
+
+
+class Done(NamedTuple):
+    """The server has stored everything of the job (or does not want it): forget it."""
+
+
+Message = Hello | Started | Exited | Cancel | Resume | Done
+MESSAGE_KINDS: dict[type[Message], MessageKind] = {
+    Hello: MessageKind.HELLO,
+    Started: MessageKind.STARTED,
+    Exited: MessageKind.EXITED,
+    Cancel: MessageKind.CANCEL,
+    Resume: MessageKind.RESUME,
+    Done: MessageKind.DONE,
+}
+Record = TypeVar("Record", bound=Message)
+
+
+def encode_message(message: Message) -> bytes:
+    """A JSON message, framed, of the kind its record says."""
+    return encode_json(MESSAGE_KINDS[type(message)], message._asdict())
+
+
+def from_json(record_type: type[Record], value: dict[str, Any]) -> Record:
+    """A message's record from its JSON object: each field by name (KeyError when one without
+    a default is missing); other keys are left out."""
+    defaults = record_type._field_defaults
+    fields: list[Any] = [
+        value.get(name, defaults[name]) if name in defaults else value[name] for name in record_type._fields
+    ]
+    return record_type(*fields)
+
+
+def decode_message(record_type: type[Record], payload: bytes) -> Record:
+    """A JSON message's payload as its record (ValueError when it is no JSON, KeyError or
+    TypeError when it is not such a message)."""
+    return from_json(record_type, json.loads(payload))
+
+
+class JobCommand(NamedTuple):
+    """What the server tells the supervisor on its stdin (JSON).  A NamedTuple rather than a
+    dataclass: the supervisor imports it at every job's start, and dataclasses cost ~10 % of
+    that start-up."""
+
+    command: str
+    arguments: list[str]
+    environment: dict[str, str]
+    working_directory: str
+    timeout_s: float | None
+    batch_capacity: int
+    batch_flush_interval_s: float
+    kill_grace_s: float
+    drain_after_exit_s: float
+    spool_directory: str
+    linger_s: float
 
 
 def encode_line_records(lines: Iterable[LogLine]) -> bytes:

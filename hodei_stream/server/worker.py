@@ -33,7 +33,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from hodei_stream.own_python import module_command
 from hodei_stream.proto import hodei_pb2 as pb
@@ -41,8 +41,16 @@ from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool, is_running
 from hodei_stream.server.store import JobStore
-from hodei_stream.server.supervisor import JobCommand
-from hodei_stream.server.supervisor_protocol import MessageKind
+from hodei_stream.server.supervisor_protocol import (
+    Cancel,
+    Done,
+    Exited,
+    Hello,
+    JobCommand,
+    MessageKind,
+    Resume,
+    Started,
+)
 from hodei_stream.state_folder import ENV_TOKEN
 
 WORKER_SOCKET_NAME = "worker.sock"
@@ -193,7 +201,7 @@ class Worker:
         if run.cancel_reason is None:
             run.cancel_reason = reason
             if run.connection:
-                run.connection.write(supervisor_protocol.encode_json(MessageKind.CANCEL, {"reason": reason}))
+                run.connection.write(supervisor_protocol.encode_message(Cancel(reason)))
         return True
 
     def job_command(self, definition: pb.JobDefinition) -> JobCommand:
@@ -231,14 +239,7 @@ class Worker:
             )
         except OSError as error:
             await self._finish(
-                run.job_id,
-                {
-                    "outcome": "failed",
-                    "exit_code": "",
-                    "ended_ns": 0,
-                    "error": f"cannot start the job's supervisor: {error}",
-                },
-                None,
+                run.job_id, Exited.never_ran("failed", f"cannot start the job's supervisor: {error}", 0), None
             )
             del self.runs[run.job_id]
             return
@@ -306,7 +307,7 @@ class Worker:
             pass  # a damaged spool: the lines before the damage are what is kept
         report = spool.read_exit()
         if report:
-            await self._finish(job_id, report, None)
+            await self._finish(job_id, supervisor_protocol.from_json(Exited, report), None)
         else:
             state = spool.read_state()
             if is_running(state.get("job_pid", 0), state.get("job_start_time")):
@@ -316,30 +317,29 @@ class Worker:
                     pass  # ended meanwhile
             await self._finish(
                 job_id,
-                {
-                    "outcome": "failed",
-                    "exit_code": "",
-                    "ended_ns": time.time_ns(),
-                    "error": f"the job's supervisor {how} without reporting the job's exit;"
+                Exited.never_ran(
+                    "failed",
+                    f"the job's supervisor {how} without reporting the job's exit;"
                     " the job was stopped and its output up to then is kept",
-                },
+                    time.time_ns(),
+                ),
                 None,
             )
 
-    async def _finish(self, job_id: str, report: dict[str, Any], cancel_reason: str | None) -> None:
+    async def _finish(self, job_id: str, report: Exited, cancel_reason: str | None) -> None:
         """Record the job's outcome (an EXITED report) with a message users can read."""
-        message = report["error"] or await self._outcome_message(job_id, report, cancel_reason)
+        message = report.error or await self._outcome_message(job_id, report, cancel_reason)
         self.store.update(
             job_id,
-            status=OUTCOME_STATUS[report["outcome"]],
-            exit_code=report["exit_code"],
+            status=OUTCOME_STATUS[report.outcome],
+            exit_code=report.exit_code,
             error_message=message,
-            ended_ns=report["ended_ns"] or time.time_ns(),
+            ended_ns=report.ended_ns or time.time_ns(),
         )
 
-    async def _outcome_message(self, job_id: str, report: dict[str, Any], cancel_reason: str | None) -> str:
+    async def _outcome_message(self, job_id: str, report: Exited, cancel_reason: str | None) -> str:
         """What ended a job whose report carries no error of its own."""
-        outcome = report["outcome"]
+        outcome = report.outcome
         if outcome == "timeout":
             definition = pb.JobDefinition.FromString(await self.store.definition(job_id))
             return f"exceeded its timeout of {timeout_s(definition) or 0:g} s"
@@ -347,7 +347,7 @@ class Worker:
             # Without a reason here, a previous server cancelled it (the reason is not kept).
             return f"cancelled: {cancel_reason}" if cancel_reason else "cancelled by a previous server"
         if outcome == "failed":
-            return f"exited with status {report['exit_code']}"
+            return f"exited with status {report.exit_code}"
         return ""
 
     async def serve(self, connection: SupervisorConnection) -> None:
@@ -359,23 +359,23 @@ class Worker:
             hello = await connection.queue.get()
             if hello is None or hello[0] != MessageKind.HELLO:
                 return
-            introduction = json.loads(hello[1])
-            run = self.runs.get(introduction["job_id"])
+            introduction = supervisor_protocol.decode_message(Hello, hello[1])
+            run = self.runs.get(introduction.job_id)
             if run is None:
                 # Not a job this server runs (over already, or unknown here): stop it.
-                transport.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
+                transport.write(supervisor_protocol.encode_message(Done()))
                 return
             if run.connection is not None:
                 run.connection.close()  # a stale connection of the same supervisor
             job_id = run.job_id
-            run.connection, run.supervisor_pid = transport, introduction.get("pid")
+            run.connection, run.supervisor_pid = transport, introduction.pid
             run.detached.clear()
             run.attached.set()
             record = self.store.get(job_id)
             assert record is not None, "a job with a supervisor is in the store"
-            transport.write(supervisor_protocol.encode_json(MessageKind.RESUME, {"after_sequence": record.line_count}))
+            transport.write(supervisor_protocol.encode_message(Resume(record.line_count)))
             if run.cancel_reason is not None:
-                transport.write(supervisor_protocol.encode_json(MessageKind.CANCEL, {"reason": run.cancel_reason}))
+                transport.write(supervisor_protocol.encode_message(Cancel(run.cancel_reason)))
             connection.run = run
             while message := await connection.queue.get():
                 connection.handling = True
@@ -406,13 +406,17 @@ class Worker:
             # store failed it): DONE once all of it is on disk, so the spool is kept till then.
             if kind == MessageKind.EXITED:
                 await self.store.sync()
-                transport.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
+                transport.write(supervisor_protocol.encode_message(Done()))
         elif kind == MessageKind.STARTED:
-            self.store.update(job_id, status=pb.JOB_STATUS_RUNNING, started_ns=json.loads(payload)["started_ns"])
+            self.store.update(
+                job_id,
+                status=pb.JOB_STATUS_RUNNING,
+                started_ns=supervisor_protocol.decode_message(Started, payload).started_ns,
+            )
         elif kind == MessageKind.EXITED:
-            await self._finish(job_id, json.loads(payload), run.cancel_reason)
+            await self._finish(job_id, supervisor_protocol.decode_message(Exited, payload), run.cancel_reason)
             await self.store.sync()  # on disk before the supervisor forgets its spool
-            transport.write(supervisor_protocol.encode_json(MessageKind.DONE, {}))
+            transport.write(supervisor_protocol.encode_message(Done()))
 
 
 class SupervisorConnection(asyncio.Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from itertools import pairwise
@@ -78,6 +79,39 @@ def test_frames_round_trip_in_any_chunking() -> None:
         supervisor_protocol.MessageKind.LINES,
     ]
     assert payload_lines("job", received[1][1]) == lines
+
+
+def test_each_json_message_reads_back_as_the_record_it_was() -> None:
+    messages: list[supervisor_protocol.Message] = [
+        supervisor_protocol.Hello("job", 41, 1234),
+        supervisor_protocol.Started(1235, 1_700_000_000_000_000_000),
+        supervisor_protocol.Exited.of_exit_status(-signal.SIGKILL, None, 5),
+        supervisor_protocol.Cancel("asked by a user"),
+        supervisor_protocol.Resume(40),
+        supervisor_protocol.Done(),
+    ]
+    stream = b"".join(supervisor_protocol.encode_message(message) for message in messages)
+    received = supervisor_protocol.MessageReader().feed(stream)
+    assert [kind for kind, _ in received] == [supervisor_protocol.MESSAGE_KINDS[type(m)] for m in messages]
+    assert [
+        supervisor_protocol.decode_message(type(m), payload) for m, (_, payload) in zip(messages, received, strict=True)
+    ] == messages
+    # A HELLO without the pid still reads (the pid has a default); one without its job does not.
+    hello = supervisor_protocol.encode_json(
+        supervisor_protocol.MessageKind.HELLO, {"job_id": "job", "last_sequence": 0}
+    )
+    assert supervisor_protocol.decode_message(supervisor_protocol.Hello, hello[5:]).pid is None
+    with pytest.raises(KeyError):
+        supervisor_protocol.decode_message(supervisor_protocol.Resume, b"{}")
+
+
+def test_an_exit_status_becomes_the_outcome_users_read() -> None:
+    killed = supervisor_protocol.Exited.of_exit_status(-signal.SIGKILL, None, 1)
+    assert killed == ("failed", str(128 + signal.SIGKILL), 1, "killed by signal Killed")
+    assert supervisor_protocol.Exited.of_exit_status(0, None, 2) == ("completed", "0", 2, "")
+    assert supervisor_protocol.Exited.of_exit_status(3, None, 3) == ("failed", "3", 3, "")
+    assert supervisor_protocol.Exited.of_exit_status(-signal.SIGTERM, "timeout", 4) == ("timeout", "143", 4, "")
+    assert supervisor_protocol.Exited.never_ran("cancelled", "", 5) == ("cancelled", "", 5, "")
 
 
 def test_job_ids_are_validated_and_canonicalised() -> None:

@@ -1,0 +1,99 @@
+"""The reading thread: reads from SQLite (history for readers behind the in-memory window,
+definitions, retention's sizes) off the event loop, one at a time, on a connection of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from hodei_stream.server.entries import HEADER_SIZE, encode_payload
+from hodei_stream.server.store.paging import PAGE_BYTES, PAGE_LINES, encoded_page
+from hodei_stream.server.store.schema import open_database
+from hodei_stream.server.store.types import EncodedPage, Page
+
+Result = TypeVar("Result")
+
+
+class Reader:
+    """Reads run in one thread of their own, with its own connection: reading and encoding a
+    page holds the GIL, and a thread per lagging reader would take it from the event loop,
+    which would then serve the live followers and every other call slower."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.loop = asyncio.get_running_loop()
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hodei-store-reader")
+        self.database: sqlite3.Connection | None = None
+
+    async def definition(self, job_id: str) -> bytes:
+        """The serialized ``JobDefinition`` of a committed job (empty if there is none)."""
+        return await self._run(self._read_definition, job_id)
+
+    async def log_sizes(self) -> dict[str, int]:
+        """The committed log text's bytes, per job."""
+        return await self._run(self._log_sizes)
+
+    async def pages(self, job_id: str, after_sequence: int, lines: int) -> list[Page]:
+        """The committed pages holding at least ``lines`` lines (or ``PAGE_BYTES``) after
+        ``after_sequence``, or all there are."""
+        return await self._run(self._read_committed, job_id, after_sequence, lines)
+
+    async def encoded_page(self, job_id: str, after_sequence: int) -> EncodedPage | None:
+        """A page of the committed lines after ``after_sequence``, encoded, only those it sends
+        (rows hold more); None when there is none."""
+        return await self._run(self._read_committed_encoded, job_id, after_sequence)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.thread.shutdown)
+        if self.database is not None:
+            self.database.close()
+
+    async def _run(self, read: Callable[..., Result], *args: object) -> Result:
+        return await self.loop.run_in_executor(self.thread, read, *args)
+
+    def _read_definition(self, job_id: str) -> bytes:
+        row = self._database().execute("SELECT definition FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return row[0] if row else b""
+
+    def _log_sizes(self) -> dict[str, int]:
+        rows = self._database().execute(
+            "SELECT job_id, sum(length(payload) - ? * (last_sequence - first_sequence + 1)) FROM log_pages"
+            " GROUP BY job_id",
+            (HEADER_SIZE,),
+        )
+        return dict(rows.fetchall())
+
+    def _database(self) -> sqlite3.Connection:
+        """The reading thread's connection."""
+        if self.database is None:
+            self.database = open_database(self.path)
+        return self.database
+
+    def _read_committed(self, job_id: str, after_sequence: int, lines: int) -> list[Page]:
+        rows = self._database().execute(
+            "SELECT first_sequence, last_sequence, payload FROM log_pages"
+            " WHERE job_id = ? AND last_sequence > ? ORDER BY last_sequence",
+            (job_id, after_sequence),
+        )
+        pages: list[Page] = []
+        size = 0
+        for first, last, payload in rows:
+            pages.append(Page(job_id, first, last, payload))
+            size += len(payload)
+            if last - after_sequence >= lines or size >= PAGE_BYTES:
+                break
+        return pages
+
+    def _read_committed_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
+        encoded: list[Page] = []
+        wanted = PAGE_LINES
+        for row in self._read_committed(job_id, after_sequence, PAGE_LINES):
+            data, offsets = encode_payload(job_id, row.payload, after_sequence, wanted)
+            first = max(row.first_sequence, after_sequence + 1)
+            encoded.append(Page(job_id, first, first + len(offsets) - 2, b"", data, offsets))
+            wanted -= len(offsets) - 1
+        return encoded_page(encoded, after_sequence, Page.messages)
