@@ -308,7 +308,7 @@ class Session:
                 for job_id in found
             ]
             statuses += self._follow()
-        except ClientError as error:
+        except (ClientError, ServerAddressError) as error:  # the latter: the embedded server would not start
             self.writer.notice(f"stream-logs: {error}")
             return error.status
         if self.stats is not None:

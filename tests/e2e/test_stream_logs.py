@@ -150,6 +150,22 @@ def test_unreachable_or_malformed_server(home: Path, url: str, status: int, mess
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_an_embedded_server_that_will_not_start_is_one_line(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # a state folder the server refuses: others could write in it
+    result = subprocess.run(
+        [*STREAM_LOGS, str(uuid.uuid4())],
+        env={**os.environ, "HODEI_STREAM_HOME": str(shared)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 4
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "could not start the embedded server" in result.stderr and "writable by other users" in result.stderr
+
+
 def test_reader_going_away_ends_quietly(server: Server) -> None:
     # Far more than a pipe holds (64 KiB), so stream-logs must meet the closed pipe.
     job_id = submit(server, "seq -f 'line %g' 1 50000")
