@@ -24,10 +24,11 @@ FAST = {"provisioning_delay": 0.05}
 
 
 class Stubs:
-    """grpcio stubs on one channel to a stand-in."""
+    """grpcio stubs on one channel to a stand-in (``platform``)."""
 
-    def __init__(self, url: str, options: list[tuple[str, int]] | None = None) -> None:
-        self.channel = grpc.insecure_channel(url, options=options or [])
+    def __init__(self, platform: Platform, options: list[tuple[str, int]] | None = None) -> None:
+        self.platform = platform
+        self.channel = grpc.insecure_channel(platform.url, options=options or [])
         self.jobs = rpc.JobExecutionServiceStub(self.channel)
         self.logs = rpc.LogStreamServiceStub(self.channel)
 
@@ -58,10 +59,22 @@ def followed(stubs: Stubs, job_id: str, gate: Gate) -> list[pb.JobLogEntry]:
 
 
 @pytest.fixture
-def stubs(start_platform: Callable[..., Platform]) -> Iterator[Stubs]:
-    stubs = Stubs(start_platform(**FAST).url)
-    yield stubs
-    stubs.channel.close()
+def connect(start_platform: Callable[..., Platform]) -> Iterator[Callable[..., Stubs]]:
+    """``connect(channel_options, **standin_options)``: stubs to a new stand-in (fast provisioning)."""
+    opened: list[Stubs] = []
+
+    def start(channel_options: list[tuple[str, int]] | None = None, **options: float) -> Stubs:
+        opened.append(Stubs(start_platform(**{**FAST, **options}), channel_options))
+        return opened[-1]
+
+    yield start
+    for stubs in opened:
+        stubs.channel.close()
+
+
+@pytest.fixture
+def stubs(connect: Callable[..., Stubs]) -> Stubs:
+    return connect()
 
 
 def test_a_job_sees_nothing_of_the_client(stubs: Stubs, home: Path, gate: Gate) -> None:
@@ -165,6 +178,17 @@ def test_get_logs_gives_the_last_limit_of_the_lines_kept(stubs: Stubs, gate: Gat
     gate.open()
 
 
+def test_history_then_the_whole_buffer_again_whatever_tail_lines_says(stubs: Stubs, gate: Gate) -> None:
+    job_id = stubs.queue(f"seq 1 50; {gate.wait}")
+    wait_until(lambda: len(stubs.lines(job_id)) == 50, what="50 lines kept")
+    call = stubs.logs.SubscribeLogs(pb.SubscribeLogsRequest(job_id=job_id, include_history=True, tail_lines=5))
+    call.initial_metadata()
+    gate.open()  # the job ends: the stream ends after what was queued
+    entries = [(entry.line, entry.sequence) for entry in call]
+    # The history with true sequences, then the buffer again, numbered with the counter (50).
+    assert entries == [(str(n), n) for n in range(46, 51)] + [(str(n), 50) for n in range(1, 51)]
+
+
 def headers_within(call: grpc.Call, seconds: float) -> bool:
     """Whether the call's response headers come within ``seconds``."""
     headers = threading.Event()
@@ -187,8 +211,8 @@ def test_subscribing_with_over_100_lines_kept_hangs_without_headers_and_stalls_i
     wait_until(lambda: stubs.lines(job_id)[-1:] == ["more"], what="the stalled line once the subscriber left")
 
 
-def test_live_entries_carry_the_counter_not_their_sequence(start_platform: Callable[..., Platform], gate: Gate) -> None:
-    stubs = Stubs(start_platform(batch_size=10, flush_interval_ms=5000, **FAST).url)
+def test_live_entries_carry_the_counter_not_their_sequence(connect: Callable[..., Stubs], gate: Gate) -> None:
+    stubs = connect(batch_size=10, flush_interval_ms=5000)
     job_id = stubs.queue(f"{gate.wait}; seq 1 10; sleep 0.3; seq 11 20; sleep 0.3; seq 21 30")
     entries = followed(stubs, job_id, gate)
     assert [entry.line for entry in entries] == [str(n) for n in range(1, 31)]
@@ -196,13 +220,13 @@ def test_live_entries_carry_the_counter_not_their_sequence(start_platform: Calla
     assert [entry.sequence for entry in entries] == [0] + [10] * 10 + [20] * 10 + [30] * 9
 
 
-def test_too_many_pings_end_the_connection(start_platform: Callable[..., Platform]) -> None:
+def test_too_many_pings_end_the_connection(connect: Callable[..., Stubs]) -> None:
     pinging = [
         ("grpc.keepalive_time_ms", 200),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
     ]
-    stubs = Stubs(start_platform(ping_interval=5, **FAST).url, pinging)
+    stubs = connect(pinging, ping_interval=5)
     silent = stubs.logs.SubscribeLogs(pb.SubscribeLogsRequest(job_id="no such job"), timeout=20)
     with pytest.raises(grpc.RpcError) as goaway:
         next(silent)
@@ -234,9 +258,9 @@ def test_a_line_that_is_not_utf8_ends_the_reading_of_its_pipe(stubs: Stubs, gate
     assert [entry.line for entry in followed(stubs, job_id, gate)] == ["a", "c"]
 
 
-def test_lines_flushed_after_a_timeout_count_again_from_1(start_platform: Callable[..., Platform]) -> None:
+def test_lines_flushed_after_a_timeout_count_again_from_1(connect: Callable[..., Stubs]) -> None:
     # The worker's auto-flush outlives the job it timed out: what it held arrives after the end.
-    stubs = Stubs(start_platform(flush_interval_ms=1500, **FAST).url)
+    stubs = connect(flush_interval_ms=1500)
     job_id = stubs.queue("seq 1 3; sleep 30", timeout_s=1)
     assert stubs.final(job_id).status == pb.JOB_STATUS_TIMEOUT
     arrived = wait_until(
@@ -254,11 +278,8 @@ def test_without_root_the_standin_refuses_with_the_reason(tmp_path: Path) -> Non
     assert result.stderr.startswith("platform stand-in: cannot run jobs elsewhere: unshare --mount (needs root): ")
 
 
-def test_a_timeout_kills_the_direct_child_only_and_stopping_kills_the_rest(
-    start_platform: Callable[..., Platform],
-) -> None:
-    platform = start_platform(**FAST)
-    stubs = Stubs(platform.url)
+def test_a_timeout_kills_the_direct_child_only_and_stopping_kills_the_rest(stubs: Stubs) -> None:
+    platform = stubs.platform
     job_id = stubs.queue("setsid sleep 300 & echo $!; sleep 300", timeout_s=1)
     left = int(wait_until(lambda: stubs.lines(job_id), what="the child's pid")[0])
     assert stubs.final(job_id).status == pb.JOB_STATUS_TIMEOUT
@@ -267,8 +288,8 @@ def test_a_timeout_kills_the_direct_child_only_and_stopping_kills_the_rest(
     assert job_processes(platform.process.pid) == []
 
 
-def test_a_batch_that_finds_no_room_for_5_s_is_dropped(start_platform: Callable[..., Platform], gate: Gate) -> None:
-    stubs = Stubs(start_platform(batch_size=1, **FAST).url)
+def test_a_batch_that_finds_no_room_for_5_s_is_dropped(connect: Callable[..., Stubs], gate: Gate) -> None:
+    stubs = connect(batch_size=1)
     job_id = stubs.queue(f"seq 1 150; {gate.wait}; seq 151 400; sleep 300")
     wait_until(lambda: len(stubs.lines(job_id)) == 150, what="150 lines kept")
     hanging = stubs.logs.SubscribeLogs(pb.SubscribeLogsRequest(job_id=job_id))  # stalls the job's intake

@@ -50,10 +50,14 @@ class Platform:
         give_up = time.monotonic() + START_TIMEOUT_S
         while not ready_file.exists():
             if self.process.poll() is not None or time.monotonic() >= give_up:
+                if self.process.poll() is None:
+                    self.process.kill()
+                    self.process.wait()
+                why = self.log_tail()  # before stop() removes the log
                 self.stop()
                 if self.process.returncode == CANNOT_RUN_ELSEWHERE:
-                    pytest.skip(self.log_tail())
-                pytest.fail(f"the platform stand-in did not start:\n{self.log_tail()}")
+                    pytest.skip(why)
+                pytest.fail(f"the platform stand-in did not start:\n{why}")
             time.sleep(0.02)
         self.url = ready_file.read_text().strip()
         self.server = Server(self.url, embedded=False)
