@@ -1,8 +1,9 @@
 """``maven_job_with_logs.sh``: a real ``mvn -B`` build as a job, its log streamed in the background.
 
 The job (``payloads/maven.sh``) carries the sample projects (``samples/maven``, shipped as a
-compressed bundle) or fetches ``--repo``; it builds in ``<state home>/work/maven/<project>``
-with a local Maven repository of its own.  While the log streams in the background this
+compressed bundle) or fetches ``--repo``; it builds in ``maven/<project>`` of the script's
+``Workspace`` (the state folder with the embedded server, ``--workspace``, or the job's own
+working folder on its worker) with a local Maven repository of its own.  While the log streams in the background this
 process polls the job's status (``[WAIT]`` while it waits for a worker).  A failure gets one
 line at the end only where its cause is sure: Maven or Java missing; offline, a plugin (or a
 dependency) not in Debian's repository; online, Maven Central out of reach.  A project's own
@@ -13,20 +14,19 @@ error (a missing parent POM, a compile error) gets none: Maven's [ERROR] lines s
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from plumbum import cli
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.jobs.payload import payload_file
+from hodei_stream.jobs.workspace import WorkspaceScript
 from hodei_stream.jobs.wrapper import (
     JobOutcome,
     JobRequest,
-    JobScript,
     UsageError,
     job_log_lines,
 )
-from hodei_stream.state_folder import state_home
 
 SAMPLES_DIR = Path(__file__).with_name("samples") / "maven"
 # The complex sample's app, runnable from the build tree (its manifest points at the core jar).
@@ -53,11 +53,7 @@ NOT_INSTALLED = re.compile(r"(mvn|java): command not found")
 GIT_URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^[^/:]+@[^/:]+:")
 
 
-def maven_work_dir(project: str) -> Path:
-    return state_home() / "work" / "maven" / project
-
-
-class MavenJobWithLogs(JobScript):
+class MavenJobWithLogs(WorkspaceScript):
     """Build a Java project with Maven on a Hodei server, streaming the log in the background.
 
     --simple (default): `mvn clean install` of a one-class sample project with a JUnit test.
@@ -95,6 +91,10 @@ class MavenJobWithLogs(JobScript):
         return "complex" if self.complex else "simple"
 
     @property
+    def work_folder(self) -> PurePosixPath:
+        return self.files.folder("maven") / ("repo" if self.repo else self.project)
+
+    @property
     def mode(self) -> str:
         return "offline" if self.offline else "online" if self.online else "auto"
 
@@ -102,7 +102,7 @@ class MavenJobWithLogs(JobScript):
         goals = self.goals or ("clean package" if self.complex else "clean install")
         source = self.repo or f"sample:{self.project}"
         env = {
-            "MAVEN_WORK_DIR": str(maven_work_dir("repo" if self.repo else self.project)),
+            "MAVEN_WORK_DIR": str(self.work_folder),
             "MAVEN_SOURCE": source,
             "MAVEN_GOALS": goals,
             "MAVEN_MODE": self.mode,
@@ -119,12 +119,12 @@ class MavenJobWithLogs(JobScript):
         )
 
     def summary_rows(self, outcome: JobOutcome) -> list[tuple[str, str]]:
-        work_dir = maven_work_dir("repo" if self.repo else self.project)
-        return [("Workspace", str(work_dir)), ("Local repo", str(work_dir / "repository"))]
+        work = self.work_folder
+        return [("Workspace", self.files.where(work)), ("Local repo", self.files.where(work / "repository"))]
 
     def explain_failure(self, client: HodeiClient, outcome: JobOutcome) -> str | None:
         """A hint only where the cause is sure: the tools missing, or resolution (not the project) failing."""
-        log = "\n".join(job_log_lines(client, outcome.job_id))
+        log = "\n".join(job_log_lines(client, outcome))
         if NOT_INSTALLED.search(log):
             return f"❌ Maven or Java is not installed on the worker: apt-get install -y {DEBIAN_PACKAGES}"
         resolving = RESOLVING.search(log)

@@ -4,7 +4,7 @@
 # Shipped to a worker as the body of a job (see hodei_stream.jobs.payload): it needs bash,
 # Java and Maven there (git for a git URL), nothing of hodei-stream.  Settings come from
 # the environment:
-#   MAVEN_WORK_DIR   the job's folder: project/ (the checkout), repository/ (the job's own
+#   MAVEN_WORK_DIR   the job's folder (relative: to the job's working folder): project/ (the checkout), repository/ (the job's own
 #                    local Maven repository), settings-offline.xml
 #   MAVEN_SOURCE     sample:simple | sample:complex (shipped in $HODEI_BUNDLE_DIR/maven),
 #                    a git URL (cloned), or a folder on the worker (copied)
@@ -16,6 +16,10 @@ set -euo pipefail
 
 DEBIAN_REPO=/usr/share/maven-repo
 work_dir=${MAVEN_WORK_DIR:?MAVEN_WORK_DIR is not set}
+# Absolute from here on (it may be relative to the job's working folder): the build runs in
+# the project's folder, and Maven's -Dmaven.repo.local and -s must still point here.
+mkdir -p "$work_dir"
+work_dir=$(cd "$work_dir" && pwd)
 source_spec=${MAVEN_SOURCE:-sample:simple}
 goals=${MAVEN_GOALS:-clean install}
 mode=${MAVEN_MODE:-auto}
