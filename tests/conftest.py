@@ -173,3 +173,7 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
         capture_output=True, check=True, timeout=60,
     )  # fmt: skip
     return cert, key
+
+
+# The Hodei platform stand-in's fixtures, ``platform`` and ``start_platform``.
+from tests.platform_standin.fixture import platform, start_platform  # noqa: E402, F401

@@ -1,75 +1,97 @@
-"""stream-logs against a server with the real platform's flaws: each line still shown once,
-in order, and the command still ends."""
+"""stream-logs against the platform stand-in's faults: each line still shown once, in order,
+and the command still ends.  The stand-in is made gentler here: roomy channels, so that a late
+subscription is answered at all, and its history re-sent with true sequences."""
 
 from __future__ import annotations
 
 import re
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ExitStatus
 from tests.conftest import wait_until
+from tests.platform_standin.fixture import Platform
+from tests.platform_standin.logs import KEPT
 
-from .platform_like import JOB_ID, KEPT, LOOK_ALIKE
-from .streaming import STREAM_LOGS
+from .streaming import STREAM_LOGS, submit
+from .test_platform_standin import Gate
 
-HERE = Path(__file__).parent
-
-
-@pytest.fixture
-def start_platform_like(home: Path) -> Iterator[Callable[..., str]]:
-    """Start ``platform_like.py`` with these options; its target."""
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start(*options: str) -> str:
-        socket = home / f"platform{len(processes)}.sock"
-        processes.append(subprocess.Popen([sys.executable, str(HERE / "platform_like.py"), f"unix:{socket}", *options]))
-        wait_until(
-            lambda: Path(f"{socket}.ready").exists() or processes[-1].poll() is not None,
-            what="the platform-like server",
-        )
-        assert processes[-1].poll() is None
-        return f"unix:{socket}"
-
-    yield start
-    for process in processes:
-        process.kill()
-        process.wait()
+LOOK_ALIKE = "retrying"
+GENTLER = {"provisioning_delay": 0.05, "channel_capacity": 5000, "resend_true_sequences": True}
 
 
 @pytest.fixture
-def platform_like(start_platform_like: Callable[..., str]) -> str:
-    return start_platform_like("--history", "1500", "--live", "1500")
+def gate(tmp_path: Path) -> Gate:
+    return Gate(tmp_path)
 
 
-def test_each_line_once_in_order_despite_platform_flaws(platform_like: str) -> None:
-    result = subprocess.run(
-        [*STREAM_LOGS, "--server", platform_like, "-q", "--no-timestamps", JOB_ID],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    numbers = [int(re.fullmatch(r"\[OUT\] n=(\d+)", text).group(1)) for text in result.stdout.splitlines()]
+def numbered(first: int, last: int) -> str:
+    return f"for n in $(seq {first} {last}); do echo n=$n; done"
+
+
+class Follower:
+    """stream-logs on a job, its output lines collected as they come."""
+
+    def __init__(self, platform: Platform, job_id: str, *options: str) -> None:
+        command = [*STREAM_LOGS, "--server", platform.url, "-q", "--no-timestamps", *options, job_id]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.shown: list[str] = []
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+
+    def read(self) -> None:
+        assert self.process.stdout is not None
+        self.shown.extend(line.rstrip("\n") for line in self.process.stdout)
+
+    def wait_shown(self, line: str) -> None:
+        wait_until(lambda: line in self.shown or self.process.poll() is not None, timeout=30, what=f"{line!r} shown")
+
+    def finish(self) -> tuple[int, str]:
+        """Its exit status and standard error, once it ended."""
+        assert self.process.stderr is not None
+        status = self.process.wait(60)
+        self.reader.join(10)
+        return status, self.process.stderr.read()
+
+
+def kept_lines(platform: Platform, job_id: str) -> int:
+    with HodeiClient(platform.server) as client:
+        return len(client.get_logs(job_id).entries)
+
+
+def test_each_line_once_in_order_despite_platform_flaws(start_platform: Callable[..., Platform], gate: Gate) -> None:
+    # 1,500 lines before anyone subscribes (the platform keeps the last 1,000 and sends them
+    # twice), then 1,500 live ones in batches of 3 (each carrying its batch's last number).
+    platform = start_platform(batch_size=3, **GENTLER)
+    job_id = submit(platform.server, f"{numbered(1, 1500)}; {gate.wait}; {numbered(1501, 3000)}")
+    wait_until(lambda: kept_lines(platform, job_id) == KEPT, what="the lines kept")
+    follower = Follower(platform, job_id)
+    follower.wait_shown("[OUT] n=1500")
+    gate.open()
+    status, errors = follower.finish()
+    assert status == 0, errors
+    numbers = [int(re.fullmatch(r"\[OUT\] n=(\d+)", text).group(1)) for text in follower.shown]  # type: ignore[union-attr]
     # Lines 1-500 were gone from the platform's memory before we came: nobody can show them.
     assert numbers == list(range(1500 - KEPT + 1, 3001))
 
 
 @pytest.mark.parametrize("options", [[], ["--no-follow"]], ids=["SubscribeLogs", "GetLogs"])
-def test_lines_that_only_look_alike_are_each_shown(start_platform_like: Callable[..., str], options: list[str]) -> None:
-    # Without exact sequences, five lines of one instant and one text, sequences 11..15,
-    # are five lines; the history the platform sends twice is still shown once.
-    target = start_platform_like("--history", "10", "--look-alikes", "5", "--live", "0")
-    result = subprocess.run(
-        [*STREAM_LOGS, "--server", target, "-q", "--no-timestamps", *options, JOB_ID],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    # Followed, the job ends (0); with --no-follow the platform's job is still running (5).
-    assert result.returncode == (ExitStatus.STILL_RUNNING if options else ExitStatus.OK), result.stderr
-    assert result.stdout.splitlines() == [f"[OUT] n={n}" for n in range(1, 11)] + [f"[OUT] {LOOK_ALIKE}"] * 5
+def test_lines_that_only_look_alike_are_each_shown(
+    start_platform: Callable[..., Platform], gate: Gate, options: list[str]
+) -> None:
+    # Without exact sequences, five lines of one write, one text and (on this worker's coarse
+    # clock) one instant, sequences 11..15, are five lines; the history sent twice is shown once.
+    platform = start_platform(clock_resolution_ms=1000, **GENTLER)
+    job_id = submit(platform.server, f"{numbered(1, 10)}; printf '{LOOK_ALIKE}\\n%.0s' 1 2 3 4 5; {gate.wait}")
+    wait_until(lambda: kept_lines(platform, job_id) == 15, what="the lines kept")
+    follower = Follower(platform, job_id, *options)
+    follower.wait_shown(f"[OUT] {LOOK_ALIKE}")
+    gate.open()  # the job ends: followed, so does stream-logs (0); --no-follow ended while it ran (5)
+    status, errors = follower.finish()
+    assert status == (ExitStatus.STILL_RUNNING if options else ExitStatus.OK), errors
+    assert follower.shown == [f"[OUT] n={n}" for n in range(1, 11)] + [f"[OUT] {LOOK_ALIKE}"] * 5
