@@ -215,7 +215,9 @@ def results_from_markers(names: Sequence[str], lines: Sequence[str], outcome: Jo
         elif started := STARTED.match(line):
             unfinished = "UNKNOWN" if outcome.status == "COMPLETED" else outcome.status
             results.setdefault(started[3], StageResult(started[3], unfinished, outcome.job_id))
-    not_reached = "not in the job's log" if outcome.status == "COMPLETED" else f"the job {outcome.status} before it"
+    not_reached = {"COMPLETED": "not in the job's log", "INTERRUPTED": ""}.get(
+        outcome.status, f"the job ended ({outcome.status}) before it"
+    )
     return [results.get(name) or StageResult(name, "SKIPPED", note=not_reached) for name in names]
 
 

@@ -33,6 +33,7 @@ class TraceJob(JobScript):
 
     PROGNAME = "trace-job.sh"
     FOREGROUND_BY_DEFAULT = False
+    KEEPS_STREAMED_LINES = False  # a trace explains nothing: no copy of a log that may be huge
 
     no_logs = cli.Flag("--no-logs", help="only the states, not the log")
     poll_interval_s = number_switch(

@@ -34,6 +34,7 @@ import dataclasses
 import importlib.metadata
 import inspect
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -140,6 +141,9 @@ class JobScript(cli.Application):
     """Base class: subclasses set ``PROGNAME``, a docstring, switches and ``job_request``."""
 
     FOREGROUND_BY_DEFAULT: ClassVar[bool] = True
+    # Whether the streamer copies the job's lines to a file of this run (for ``explain_failure``
+    # and the stage tables); a script that reads no line back copies none.
+    KEEPS_STREAMED_LINES: ClassVar[bool] = True
     VERSION = package_version()  # what -v/--version prints after the script's name
 
     server_url = cli.SwitchAttr(
@@ -224,10 +228,11 @@ class JobScript(cli.Application):
         except (UsageError, ServerAddressError) as error:
             return self.usage_error(str(error))
         self.server = server
+        # Removed at the very end: Ctrl+C's table (pipelines) still reads what was streamed.
+        self.streamed_logs = Path(tempfile.mkdtemp(prefix="hodei-job-logs-"))
         try:
             ensure_running(server)
-            with HodeiClient(server) as client, tempfile.TemporaryDirectory(prefix="hodei-job-logs-") as logs:
-                self.streamed_logs = Path(logs)
+            with HodeiClient(server) as client:
                 return int(self.run_jobs(client))
         except ClientError as error:
             return self.fail(str(error), error.status)
@@ -239,6 +244,8 @@ class JobScript(cli.Application):
             return error.status  # the streamer already said why, in one line
         except KeyboardInterrupt as interrupt:
             return self.interrupted(answered=isinstance(interrupt, WatchInterrupted))
+        finally:
+            shutil.rmtree(self.streamed_logs, ignore_errors=True)
 
     def run_jobs(self, client: HodeiClient) -> ExitStatus:
         outcome = self.run_job(client, self.job_request())
@@ -270,9 +277,9 @@ class JobScript(cli.Application):
         self.watched_job_id = job_id
         self.status_seen_at: dict[str, float] = {}  # status → when (monotonic) this process first saw it
         foreground = self.streams_in_foreground and stream_logs
-        streamed = self.streamed_log(job_id) if stream_logs else None
+        streamed = self.streamed_log(job_id) if stream_logs and self.KEEPS_STREAMED_LINES else None
         streamer = (
-            start_streamer(self.streamer_command(client.server, job_id, foreground, streamed)) if streamed else None
+            start_streamer(self.streamer_command(client.server, job_id, foreground, streamed)) if stream_logs else None
         )
         try:
             if streamer is not None and foreground:

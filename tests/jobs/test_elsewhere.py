@@ -11,8 +11,11 @@ work went."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,7 @@ from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ExitStatus
 from tests.platform_standin.fixture import Platform
 
-from .scripts import UUID, Run, launch, stage_rows, summary_value
+from .scripts import JOB_TIMEOUT_S, UUID, Run, launch, stage_rows, summary_value
 from .test_maven_job import MAVEN_TIMEOUT_S, missing_prerequisite
 
 ON_ITS_WORKER = "(in the job's working folder on its worker)"
@@ -207,3 +210,18 @@ def test_trace_job_gets_everything_from_get_job(platform: Platform, home: Path) 
     assert status == ExitStatus.JOB_FAILED, late.all_text
     assert "[unknown] FAILED" in late.err_text
     assert re.search(r"^ +FAILED +unknown +\(final\)$", late.err_text, re.MULTILINE), late.err_text
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_during_a_one_job_pipeline_prints_the_table_as_it_stands(platform: Platform, home: Path) -> None:
+    run = launch("data_processing_pipeline.sh", home, "--records", "500000", env={"HODEI_GRPC_URL": platform.url})
+    give_up = time.monotonic() + JOB_TIMEOUT_S
+    while not any(text.endswith("▶ stage 2/5: transform") for text in run.out_text):
+        assert run.process.poll() is None and time.monotonic() < give_up, run.all_text[-3000:]
+        time.sleep(0.01)  # polling the reader threads' list, with the deadline above
+    os.killpg(run.process.pid, signal.SIGINT)
+    assert run.finish() == ExitStatus.INTERRUPTED, run.all_text[-3000:]
+    assert "📋 Pipeline interrupted" in run.err_text
+    statuses = [status for _, status in stage_rows(run).values()]
+    assert statuses == ["COMPLETED", "INTERRUPTED", "SKIPPED", "SKIPPED", "SKIPPED"], run.err_text
+    assert "stopped watching; the job goes on" in run.err_text

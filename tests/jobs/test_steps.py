@@ -95,7 +95,7 @@ def test_a_job_that_ended_mid_step_gives_that_step_the_jobs_status() -> None:
     lines = ["▶ stage 1/4: first", "■ stage 1/4: first COMPLETED in 0.10s", "▶ stage 2/4: second", "work..."]
     results = results_from_markers(NAMES, lines, JobOutcome("j", "flow", "TIMEOUT", "0", 1.0))
     assert [(r.status, r.duration) for r in results[:2]] == [("COMPLETED", "0.10s"), ("TIMEOUT", "-")]
-    assert [r.note for r in results[2:]] == ["the job TIMEOUT before it"] * 2
+    assert [r.note for r in results[2:]] == ["the job ended (TIMEOUT) before it"] * 2
 
 
 @pytest.mark.parametrize("plan", ["not json", "{}", '{"keep_going": false, "steps": [{"name": "x"}]}'])
