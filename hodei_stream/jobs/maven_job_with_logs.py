@@ -74,7 +74,8 @@ class MavenJobWithLogs(WorkspaceScript):
         "--repo",
         str,
         argname="URL|PATH",
-        help="build this project instead: a git URL (cloned) or a folder the worker can read (copied)",
+        help="build this project instead: a git URL (cloned) or a folder (copied; carried in the job "
+        "when the worker cannot read it)",
     )
     goals = cli.SwitchAttr(
         "--goals", str, argname="GOALS", help='Maven goals (default: "clean install"; --complex: "clean package")'
@@ -100,7 +101,10 @@ class MavenJobWithLogs(WorkspaceScript):
 
     def job_request(self) -> JobRequest:
         goals = self.goals or ("clean package" if self.complex else "clean install")
-        source = self.repo or f"sample:{self.project}"
+        source, bundle = self.repo or f"sample:{self.project}", [] if self.repo else [SAMPLES_DIR]
+        if self.repo and not GIT_URL.match(self.repo) and not self.files.reaches(PurePosixPath(self.repo)):
+            # A folder of this machine that the worker cannot read: the job carries a copy.
+            source, bundle = f"bundle:{Path(self.repo).name}", [Path(self.repo)]
         env = {
             "MAVEN_WORK_DIR": str(self.work_folder),
             "MAVEN_SOURCE": source,
@@ -113,9 +117,9 @@ class MavenJobWithLogs(WorkspaceScript):
             name=f"maven-{'repo' if self.repo else self.project}",
             payload=payload_file("maven.sh"),
             env=env,
-            description=f"mvn -B {goals} of {source}",
+            description=f"mvn -B {goals} of {self.repo or source}",
             tags=["maven", self.project],
-            bundle=[] if self.repo else [SAMPLES_DIR],
+            bundle=bundle,
         )
 
     def summary_rows(self, outcome: JobOutcome) -> list[tuple[str, str]]:
@@ -157,8 +161,8 @@ def checked_repo(repo: str) -> str:
     """--repo as the job needs it: a git URL as given, a folder made absolute; else ``UsageError``.
 
     A folder is checked here, where the user can fix it, rather than left to fail in the job
-    (the embedded server's worker reads the same files; a remote worker's folder is named by
-    a file:// URL).
+    (the embedded server's worker reads the same files, and so does any worker when the folder
+    is in the named workspace; otherwise the job carries a copy of it).
     """
     if repo.startswith("file://"):
         if not Path(repo.removeprefix("file://")).is_dir():

@@ -71,6 +71,11 @@ class Workspace:
             return f"{path} (in the named workspace)"
         return f"{path} ({JOB_FOLDER_NOTE})"
 
+    def reaches(self, path: PurePosixPath) -> bool:
+        """Whether the jobs' workers read this machine's absolute ``path`` where it is: the
+        embedded server's, and any worker for a path in the named workspace."""
+        return self.kind is Kind.LOCAL or (self.kind is Kind.NAMED and path.is_relative_to(self.root))
+
     def local(self, path: PurePosixPath) -> Path | None:
         """``path`` on this machine, when this machine has it (the embedded server's worker,
         or a named workspace this machine mounts too); else None."""

@@ -26,7 +26,7 @@ from hodei_stream.exit_codes import ExitStatus
 from tests.platform_standin.fixture import Platform
 
 from .scripts import JOB_TIMEOUT_S, UUID, Run, launch, stage_rows, summary_value
-from .test_maven_job import MAVEN_TIMEOUT_S, missing_prerequisite
+from .test_maven_job import MAVEN_TIMEOUT_S, failure_hints, missing_prerequisite, standalone_project
 
 ON_ITS_WORKER = "(in the job's working folder on its worker)"
 IN_WORKSPACE = "(in the named workspace)"
@@ -135,6 +135,27 @@ def test_the_maven_build_runs_in_the_jobs_own_folder(platform: Platform, home: P
     assert status == 0, run.all_text[-3000:]
     assert "BUILD SUCCESS" in "\n".join(run.out_text)
     assert summary_value(run, "Local repo") == f"maven/simple/repository {ON_ITS_WORKER}"
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(missing_prerequisite() is not None, reason=str(missing_prerequisite()))
+def test_a_repo_folder_the_worker_cannot_read_travels_in_the_job_and_its_failure_is_explained(
+    platform: Platform, home: Path
+) -> None:
+    # Under the hidden state folder: the worker cannot read it where it is.
+    project = standalone_project(home / "project")
+    status, run = run_script(platform, home, "maven_job_with_logs.sh", "--repo", str(project), "--goals", "validate")
+    assert status == 0, run.all_text[-3000:]
+    assert "BUILD SUCCESS" in "\n".join(run.out_text)
+    broken = standalone_project(
+        home / "broken", "<plugin><artifactId>maven-clean-plugin</artifactId><version>9.9.9</version></plugin>"
+    )
+    args = ("--repo", str(broken), "--goals", "clean", "--offline")
+    status, run = run_script(platform, home, "maven_job_with_logs.sh", *args, timeout=MAVEN_TIMEOUT_S)
+    assert status == ExitStatus.JOB_FAILED
+    # The platform kept no line of the ended job: the hint comes from what was streamed.
+    hints = failure_hints(run)
+    assert len(hints) == 1 and "could not resolve its plugins" in hints[0], run.err_text
 
 
 @pytest.mark.timeout(300)
