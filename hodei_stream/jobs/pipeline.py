@@ -74,6 +74,7 @@ class PipelineScript(WorkspaceScript):
     PIPELINE_NAME = "pipeline"
     FOLDER = "pipeline"  # the stages' shared folder, under the workspace
     keep_going = False  # a --keep-going switch may set it: run the later stages after a failure
+    one_job = False  # True once the stages run as the steps of one job
 
     def stages(self) -> list[Stage]:
         raise NotImplementedError
@@ -95,26 +96,26 @@ class PipelineScript(WorkspaceScript):
         if self.files.shared:
             where = "" if self.files.kind is Kind.LOCAL else " in the named workspace"
             self.say(f"▶ running each stage as its own job, sharing {self.work_folder}{where}")
-            job_failed = self.run_stages_as_jobs(client, stages)
+            self.run_stages_as_jobs(client, stages)
+            job_error = ""
         else:
             self.say(ONE_JOB_NOTICE)
-            job_failed = self.run_stages_in_one_job(client, stages)
+            job_error = self.run_stages_in_one_job(client, stages)
         failed = next((result for result in self.results if result.status not in ("COMPLETED", "SKIPPED")), None)
-        status = "FAILED" if failed or job_failed else "COMPLETED"
+        status = "FAILED" if failed or job_error else "COMPLETED"
         rows = [
             ("Pipeline", self.PIPELINE_NAME),
             ("Status", f"{status_mark(status)} {status}" + (f" at stage {failed.stage}" if failed else "")),
             ("Duration", f"{time.monotonic() - started:.2f}s"),
         ]
-        if reason := (failed.reason if failed else "") or job_failed:
+        if reason := (failed.reason if failed else "") or job_error:
             rows.append(("Reason", reason))
         completed = {result.stage for result in self.results if result.status == "COMPLETED"}
         self.print_block("📋 Pipeline summary", rows + self.pipeline_rows(completed), stage_table(self.results))
         return ExitStatus.JOB_FAILED if status == "FAILED" else ExitStatus.OK
 
-    def run_stages_as_jobs(self, client: HodeiClient, stages: Sequence[Stage]) -> str:
-        """Each stage its own job, in turn; fills ``self.results``.  "" (a failed stage says
-        why in its result)."""
+    def run_stages_as_jobs(self, client: HodeiClient, stages: Sequence[Stage]) -> None:
+        """Each stage its own job, in turn; fills ``self.results`` (a failed stage's says why)."""
         failed: str | None = None
         for number, stage in enumerate(stages, start=1):
             statuses = {result.stage: result.status for result in self.results}
@@ -131,7 +132,6 @@ class PipelineScript(WorkspaceScript):
                 self.say(f"❌ stage {stage.name} {outcome.status}{because}")
                 result = dataclasses.replace(result, reason=self.failure_reason(client, outcome))
             self.results.append(result)
-        return ""
 
     def run_stages_in_one_job(self, client: HodeiClient, stages: Sequence[Stage]) -> str:
         """The stages as the steps of one job; fills ``self.results`` from its marker lines.

@@ -24,8 +24,8 @@ add to the summary (``summary_rows``).  This module does the rest the same way f
   ``--cancel-on-interrupt``, it cancels the job and lets the streamer show how it ended.
 
 Scripts that run several jobs (pipelines, ``hodei_stream.jobs.pipeline``) override
-``run_jobs`` and call ``run_job`` per stage; ``trace-job`` calls ``follow`` on a job it did
-not submit.
+``run_jobs`` and call ``run_job`` per stage, or once for a job whose steps are the stages;
+``trace-job`` calls ``follow`` on a job it did not submit.
 """
 
 from __future__ import annotations
