@@ -16,6 +16,7 @@ import re
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,15 @@ def test_ctrl_c_during_a_one_job_pipeline_prints_the_table_as_it_stands(platform
     statuses = [status for _, status in stage_rows(run).values()]
     assert statuses == ["COMPLETED", "INTERRUPTED", "SKIPPED", "SKIPPED", "SKIPPED"], run.err_text
     assert "stopped watching; the job goes on" in run.err_text
+
+
+@pytest.mark.timeout(120)
+def test_trace_job_of_a_job_that_completes_exits_0(start_platform: Callable[..., Platform], home: Path) -> None:
+    # A worker slow to come: the trace sees the job begin to run, and dates it so.
+    platform = start_platform(provisioning_delay=4)
+    job_id = submit(platform.server, "echo one; sleep 0.5; echo two")
+    status, run = run_script(platform, home, "trace-job.sh", job_id)
+    assert status == 0, run.all_text
+    assert summary_value(run, "Status") == "✅ COMPLETED (exit code 0)"
+    assert re.search(r"\[OUT\] one.*\[OUT\] two", "\n".join(run.out_text), re.DOTALL), run.all_text
+    assert re.search(r"^ +RUNNING +\d\d:\d\d:\d\d\.\d{3} +\d+\.\d{3}s$", run.err_text, re.MULTILINE), run.err_text
