@@ -175,5 +175,5 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-# The Hodei platform stand-in's fixtures, ``platform`` and ``start_platform``.
-from tests.platform_standin.fixture import platform, start_platform  # noqa: E402, F401
+# The Hodei platform stand-in's fixtures, ``platform`` and ``start_platform``, and ``gate``.
+from tests.platform_standin.fixture import gate, platform, start_platform  # noqa: E402, F401

@@ -1,6 +1,6 @@
 """stream-logs against the platform stand-in's faults: each line still shown once, in order,
 and the command still ends.  The stand-in is made gentler here: roomy channels, so that a late
-subscription is answered at all, and its history re-sent with true sequences."""
+subscription is answered at all, and true sequences on every line it forwards."""
 
 from __future__ import annotations
 
@@ -8,26 +8,19 @@ import re
 import subprocess
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ExitStatus
 from tests.conftest import wait_until
-from tests.platform_standin.fixture import Platform
+from tests.platform_standin.fixture import Gate, Platform
 from tests.platform_standin.logs import KEPT
 
 from .streaming import STREAM_LOGS, submit
-from .test_platform_standin import Gate
 
 LOOK_ALIKE = "retrying"
-GENTLER = {"provisioning_delay": 0.05, "channel_capacity": 5000, "resend_true_sequences": True}
-
-
-@pytest.fixture
-def gate(tmp_path: Path) -> Gate:
-    return Gate(tmp_path)
+GENTLER = {"provisioning_delay": 0.05, "channel_capacity": 5000, "true_sequences": True}
 
 
 def numbered(first: int, last: int) -> str:
@@ -66,7 +59,7 @@ def kept_lines(platform: Platform, job_id: str) -> int:
 
 def test_each_line_once_in_order_despite_platform_flaws(start_platform: Callable[..., Platform], gate: Gate) -> None:
     # 1,500 lines before anyone subscribes (the platform keeps the last 1,000 and sends them
-    # twice), then 1,500 live ones in batches of 3 (each carrying its batch's last number).
+    # twice), then 1,500 live ones in batches of 3.
     platform = start_platform(batch_size=3, **GENTLER)
     job_id = submit(platform.server, f"{numbered(1, 1500)}; {gate.wait}; {numbered(1501, 3000)}")
     wait_until(lambda: kept_lines(platform, job_id) == KEPT, what="the lines kept")

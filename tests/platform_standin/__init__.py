@@ -8,7 +8,11 @@ answers with the platform's faults, modelled on how its server is built.
 - ``worker``: the worker (mount namespace, batching, dropped batches);
 - ``grpclib_reach``: grpc-core's ping policy and the CANCEL reset, grpclib's internals;
 - ``channel``: the bounded channels these are built from;
-- ``fixture``: the pytest fixtures ``platform`` and ``start_platform``.
+- ``fixture``: the pytest fixtures ``platform``, ``start_platform`` and ``gate``.
+
+Its defaults are the platform's; three options make it gentler, for tests of a client's other
+defences: ``--channel-capacity`` (room for a late subscription), ``--true-sequences``, and
+``--clock-resolution-ms`` (a coarse worker clock).
 
 By hand, as root::
 

@@ -62,9 +62,9 @@ def options(argv: list[str]) -> argparse.Namespace:
         help=f"entries each subscription's channels hold (default {CHANNEL_CAPACITY}, the platform's)",
     )
     parser.add_argument(
-        "--resend-true-sequences",
+        "--true-sequences",
         action="store_true",
-        help="the buffer SubscribeLogs sends again keeps its true sequences (gentler than the platform)",
+        help="SubscribeLogs sends every line with its true sequence (gentler than the platform)",
     )
     arguments = parser.parse_args(argv)
     for path in arguments.hide:
@@ -114,7 +114,7 @@ async def serve(arguments: argparse.Namespace, workers_folder: Path) -> None:
     server = PlatformServer(
         [
             JobExecutionServicer(logs, workers, arguments.provisioning_delay),
-            LogStreamServicer(logs, arguments.resend_true_sequences),
+            LogStreamServicer(logs, arguments.true_sequences),
         ],
         PingPolicy(interval_s=arguments.ping_interval),
     )
@@ -125,9 +125,7 @@ async def serve(arguments: argparse.Namespace, workers_folder: Path) -> None:
     else:
         host, _, port = arguments.listen.rpartition(":")
         await server.start(host, int(port))
-        assert server._server is not None  # noqa: SLF001 (grpclib does not say which port it bound)
-        bound_host, bound_port = server._server.sockets[0].getsockname()[:2]  # noqa: SLF001
-        address = f"{bound_host}:{bound_port}"
+        address = server.bound_address()
     ready = arguments.ready_file.with_name(arguments.ready_file.name + ".tmp")
     ready.write_text(address + "\n")
     ready.rename(arguments.ready_file)

@@ -4,9 +4,10 @@ state folder (``home``) and the checkout hidden from its jobs.
 ``platform`` is a running stand-in with the defaults; ``start_platform(**options)`` starts one
 with options: the command line's, named in snake case, in its units (``provisioning_delay=0.05``,
 ``batch_size=1``, ``flush_interval_ms=10``, ``ping_interval=5``, ``channel_capacity=5000``,
-``clock_resolution_ms=1000``; flags as booleans: ``resend_true_sequences=True``).  At the end
+``clock_resolution_ms=1000``; flags as booleans: ``true_sequences=True``).  At the end
 of the test every stand-in is stopped, and every job process it started is killed.  Where jobs
 cannot run in a mount namespace of their own (not root), the test is skipped with the reason.
+``gate`` lets a test hold a job at a point of its script until the test says go.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from hodei_stream.endpoint import Server
 CHECKOUT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
+GATE_TIMEOUT_S = 10.0
 CANNOT_RUN_ELSEWHERE = 3  # the stand-in's exit status when unshare cannot run here
 
 
@@ -48,10 +50,14 @@ class Platform:
         give_up = time.monotonic() + START_TIMEOUT_S
         while not ready_file.exists():
             if self.process.poll() is not None or time.monotonic() >= give_up:
+                if self.process.poll() is None:
+                    self.process.kill()
+                    self.process.wait()
+                why = self.log_tail()  # before stop() removes the log
                 self.stop()
                 if self.process.returncode == CANNOT_RUN_ELSEWHERE:
-                    pytest.skip(self.log_tail())
-                pytest.fail(f"the platform stand-in did not start:\n{self.log_tail()}")
+                    pytest.skip(why)
+                pytest.fail(f"the platform stand-in did not start:\n{why}")
             time.sleep(0.02)
         self.url = ready_file.read_text().strip()
         self.server = Server(self.url, embedded=False)
@@ -74,14 +80,51 @@ class Platform:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def kill_jobs_of(standin_pid: int) -> None:
+def job_processes(standin_pid: int) -> list[int]:
+    """The processes of the jobs that stand-in started (their environment names its workers)."""
     marker = f"HODEI_WORKER_ID=standin-{standin_pid}-".encode()
+    found = []
     for process in Path("/proc").glob("[0-9]*"):
         try:
             if any(variable.startswith(marker) for variable in (process / "environ").read_bytes().split(b"\0")):
-                os.kill(int(process.name), signal.SIGKILL)
+                found.append(int(process.name))
         except (OSError, ValueError):
             continue  # gone meanwhile, or not ours to read
+    return found
+
+
+def kill_jobs_of(standin_pid: int) -> None:
+    for pid in job_processes(standin_pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+
+
+class Gate:
+    """A FIFO outside the hidden paths: a job's ``read`` of it (``gate.wait`` in its script)
+    waits until the test opens it (``gate.open()``), to order a job's steps after the test's."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "gate"
+        os.mkfifo(self.path)
+
+    @property
+    def wait(self) -> str:
+        return f"read -r _ < {self.path}"
+
+    def open(self, timeout: float = GATE_TIMEOUT_S) -> None:
+        give_up = time.monotonic() + timeout
+        while True:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:  # ENXIO: the job is not reading yet
+                if time.monotonic() >= give_up:
+                    pytest.fail(f"timed out after {timeout:.1f}s waiting for the job to wait at the gate")
+                time.sleep(0.01)
+        os.write(fd, b"go\n")
+        os.close(fd)
 
 
 @pytest.fixture
@@ -102,3 +145,9 @@ def start_platform(home: Path) -> Iterator[Callable[..., Platform]]:
 def platform(start_platform: Callable[..., Platform]) -> Platform:
     """A running stand-in with the platform's defaults."""
     return start_platform()
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Gate:
+    """A ``Gate`` for one job to wait at."""
+    return Gate(tmp_path)

@@ -1,11 +1,12 @@
 """The stand-in's only reach into grpclib's and h2's internals, in one place.
 
-Two platform behaviours have no public grpclib API:
+Two platform behaviours, and one fact, have no public grpclib API:
 - a grpc-core server's ping policy: grpclib lets h2 answer every PING and tells nobody, so a
   protocol subclass replaces grpclib's (empty) PING handler with the policy, and counts what the
   server sends through grpclib's two send hooks;
 - a stream reset with the HTTP/2 error code CANCEL, which the platform's ListJobs ends in
-  (grpclib's own ``Stream.cancel`` resets with NO_ERROR).
+  (grpclib's own ``Stream.cancel`` resets with NO_ERROR);
+- the port a server started on port 0 bound.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ class PlatformServer(grpclib.server.Server):
 
     def _protocol_factory(self) -> H2Protocol:
         return PingPolicingProtocol(super()._protocol_factory(), self.ping_policy)
+
+    def bound_address(self) -> str:
+        """``HOST:PORT`` of the TCP socket it listens on."""
+        assert self._server is not None, "not started"
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return f"{host}:{port}"
 
 
 async def reset_with_cancel(stream: grpclib.server.Stream[Any, Any]) -> None:

@@ -4,8 +4,9 @@ answered as the platform answers (its names, exit codes, missing times, failing 
 A job goes PENDING (for the provisioning delay) → ASSIGNED (its one execution appears; a
 quarter of that delay more) → RUNNING (its process started) → a final state when the worker's
 result arrives.  The server's side of the worker's stream (``intake``) takes the worker's
-messages in order: each batch's lines go to the log service one by one, then the result sets
-the job's state and drops its lines.  A state set once final stays (CancelJob wins).
+messages in order until the worker goes: each batch's lines go to the log service one by one;
+the result sets the job's state and drops its lines (a batch sent after it starts them anew).
+A state set once final stays (CancelJob wins).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 import grpclib.server
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
@@ -70,7 +72,7 @@ class Job:
         return pb.JobDefinition(
             job_id=pb.JobId(value=self.job_id),
             name=f"Job {self.job_id[:8]}",
-            command=self.command[0] if self.command else "",
+            command=self.command[0],
             arguments=self.command[1:],
             environment=self.environment,
             requirements=pb.ResourceRequirements(
@@ -151,7 +153,7 @@ class JobExecutionServicer(hodei_grpc.JobExecutionServiceBase):
         assert request is not None
         if not request.HasField("job_definition"):
             raise GRPCError(Status.INVALID_ARGUMENT, "job_definition is required")
-        queued_at = pb.QueueJobResponse().queued_at
+        queued_at = Timestamp()
         queued_at.GetCurrentTime()
         job = job_from(request.job_definition, queued_at.ToNanoseconds())
         self.jobs[job.job_id] = job  # a known id is replaced; its earlier run goes on
@@ -171,28 +173,28 @@ class JobExecutionServicer(hodei_grpc.JobExecutionServiceBase):
         job.move_to(pb.JOB_STATUS_ASSIGNED)
         await asyncio.sleep(self.provisioning_delay_s / 4)
         from_worker: Channel[pb.LogBatch | Outcome] = Channel(OUTGOING_CAPACITY)
-        started = asyncio.Event()
         worker = asyncio.create_task(
-            self.workers.run(job.job_id, job.command, job.environment, job.timeout_ms // 1000, from_worker, started)
+            self.workers.run(
+                job.job_id,
+                job.command,
+                job.environment,
+                job.timeout_ms // 1000,
+                from_worker,
+                on_start=lambda: job.move_to(pb.JOB_STATUS_RUNNING),
+            )
         )
-        started_or_over = asyncio.create_task(started.wait())
-        await asyncio.wait([worker, started_or_over], return_when=asyncio.FIRST_COMPLETED)
-        started_or_over.cancel()
-        if started.is_set():
-            job.move_to(pb.JOB_STATUS_RUNNING)
         await self.intake(job, from_worker)
         await worker
 
     async def intake(self, job: Job, from_worker: Channel[pb.LogBatch | Outcome]) -> None:
-        """The server's side of the worker's stream, one message at a time, up to the result."""
+        """The server's side of the worker's stream, one message at a time, until the worker goes."""
         while (message := await from_worker.receive()) is not None:
             if isinstance(message, pb.LogBatch):
                 for entry in message.entries:
                     await self.logs.append(entry)
-                continue
-            self.record(job, message)
-            await self.logs.drop(job.job_id)
-            return
+            else:
+                self.record(job, message)
+                await self.logs.drop(job.job_id)
 
     def record(self, job: Job, outcome: Outcome) -> None:
         if job.status in FINAL:

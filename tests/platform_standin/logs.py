@@ -16,8 +16,8 @@ When a job's result arrives, its lines, subscribers and counter are dropped: the
 channels close (their streams end after what was queued) and the next line counts from 1.
 
 Lines travel between these parts as ``JobLogEntry`` with their true sequence; only what
-SubscribeLogs forwards is renumbered.  ``resend_true_sequences`` makes a gentler platform than
-v0.69.1, whose re-sent buffer keeps its true numbers: for tests of a client's other defences.
+SubscribeLogs forwards is renumbered.  ``true_sequences`` makes a gentler platform than v0.69.1,
+which forwards every line with its true number: for tests of a client's other defences.
 """
 
 from __future__ import annotations
@@ -67,18 +67,16 @@ class LogService:
         newer = [entry for entry in kept if since_sequence <= 0 or entry.sequence > since_sequence]
         return newer[-limit:] if limit > 0 else newer
 
-    async def subscribe(self, job_id: str) -> tuple[Channel[pb.JobLogEntry], int]:
-        """A channel holding the whole buffer, then every line that arrives, and how many lines
-        of the buffer it holds; it hangs (holding the buffer lock) while the buffer holds more
-        lines than the channel has room for."""
+    async def subscribe(self, job_id: str) -> Channel[pb.JobLogEntry]:
+        """A channel holding the whole buffer, then every line that arrives; it hangs (holding
+        the buffer lock) while the buffer holds more lines than the channel has room for."""
         channel: Channel[pb.JobLogEntry] = Channel(self.channel_capacity)
         async with self.buffer_locks[job_id]:
-            kept = list(self.buffers.get(job_id, ()))
-            for entry in kept:
+            for entry in list(self.buffers.get(job_id, ())):
                 await channel.send(entry)
         async with self.subscriber_locks[job_id]:
             self.subscribers.setdefault(job_id, []).append(channel)
-        return channel, len(kept)
+        return channel
 
     async def drop(self, job_id: str) -> None:
         """The job's result arrived: its lines, subscribers and counter go."""
@@ -93,9 +91,9 @@ class LogService:
 class LogStreamServicer(hodei_grpc.LogStreamServiceBase):
     """SubscribeLogs and GetLogs over a ``LogService``, as the platform answers them."""
 
-    def __init__(self, service: LogService, resend_true_sequences: bool = False) -> None:
+    def __init__(self, service: LogService, true_sequences: bool = False) -> None:
         self.service = service
-        self.resend_true_sequences = resend_true_sequences
+        self.true_sequences = true_sequences
 
     async def SubscribeLogs(self, stream: grpclib.server.Stream[pb.SubscribeLogsRequest, pb.JobLogEntry]) -> None:
         request = await stream.recv_message()
@@ -109,8 +107,8 @@ class LogStreamServicer(hodei_grpc.LogStreamServiceBase):
                 # Nobody reads ``outgoing`` until the handler returns: past its capacity this waits for ever.
                 for entry in self.service.entries(job_id, limit=request.tail_lines):
                     await outgoing.send(entry)
-            incoming, resent = await self.service.subscribe(job_id)
-            forwarder = asyncio.create_task(self.forward(job_id, incoming, resent, outgoing))
+            incoming = await self.service.subscribe(job_id)
+            forwarder = asyncio.create_task(self.forward(job_id, incoming, outgoing))
             await stream.send_initial_metadata()  # the handler has returned its stream
             while (entry := await outgoing.receive()) is not None:
                 await stream.send_message(entry)
@@ -121,18 +119,21 @@ class LogStreamServicer(hodei_grpc.LogStreamServiceBase):
             if forwarder is not None:
                 forwarder.cancel()  # it may be waiting for a line that never comes
 
-    async def forward(
-        self, job_id: str, incoming: Channel[pb.JobLogEntry], resent: int, outgoing: Channel[pb.JobLogEntry]
-    ) -> None:
-        """The ``resent`` lines of the buffer, then live ones, each numbered with the job's
-        counter as it stands when it is forwarded (0 once the job's counter was dropped);
-        closes ``outgoing`` once ``incoming`` ends."""
-        while (entry := await incoming.receive()) is not None:
+    async def forward(self, job_id: str, incoming: Channel[pb.JobLogEntry], outgoing: Channel[pb.JobLogEntry]) -> None:
+        """The buffer again, then live lines, each numbered with the job's counter as the
+        forwarder turns to it: a line already waiting gets the count after its
+        whole batch, a line the forwarder waits for (a batch's first) the count from before it
+        arrived, and after the job's end the counter is gone (0).  Closes ``outgoing`` once
+        ``incoming`` ends."""
+        while True:
+            counter = self.service.counters.get(job_id, 0)
+            entry = await incoming.receive()
+            if entry is None:
+                break
             forwarded = pb.JobLogEntry()
             forwarded.CopyFrom(entry)
-            if not (self.resend_true_sequences and resent > 0):
-                forwarded.sequence = self.service.counters.get(job_id, 0)
-            resent -= 1
+            if not self.true_sequences:
+                forwarded.sequence = counter
             if not await outgoing.send(forwarded):
                 return  # the client left
         await outgoing.close()

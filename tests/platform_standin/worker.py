@@ -3,7 +3,9 @@ the client is visible and sends the job's lines and result to the server.
 
 "Elsewhere" is a mount namespace of the job's own (``unshare --mount``, as root) in which each
 hidden path (the client's state folder, the checkout) is covered by an empty tmpfs, and the
-workers' folder by a fresh tmpfs holding only this job's working folder.  The job gets a small
+workers' folder by a fresh tmpfs holding only this job's working folder.  A job may write
+under a hidden path, as on a worker's own disk: it sees what it wrote, nobody else does, and
+it is gone with the job.  The job gets a small
 worker environment plus its own, stdin as a pipe never written, and a process group of its own
 (only so that the stand-in can stop every job it started; a timeout kills the direct child only).
 
@@ -22,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +38,8 @@ LINE_LIMIT = 16 * 1024 * 1024  # bytes of one line the reader holds
 WORKER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Run by the stand-in's interpreter inside the job's namespace (``-I -S``: the standard library
-# only, since the checkout is about to disappear), then replaced by the job's command.  A setup
+# only, since the checkout is about to disappear), then replaced by the job's command, which
+# follows the plan in its argv (each argument its own, as the job's exec will have them).  A setup
 # or exec failure is written to the status pipe, which the command's exec closes otherwise.
 ENTER_ELSEWHERE = """
 import json, os, subprocess, sys
@@ -43,7 +47,8 @@ plan = json.loads(sys.argv[1])
 status = plan["status_fd"]
 try:
     for path in plan["hide"]:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "elsewhere", path], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "elsewhere", path], check=True)
+    os.makedirs(plan["workers"], exist_ok=True)  # a hidden path may have covered it
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "worker", plan["workers"]], check=True)
     os.mkdir(plan["folder"])
     os.chdir(plan["folder"])
@@ -52,10 +57,10 @@ except (OSError, subprocess.CalledProcessError) as error:
     os._exit(126)
 os.set_inheritable(status, False)
 try:
-    os.execvp(plan["command"], [plan["command"], *plan["arguments"]])
+    os.execvp(sys.argv[2], sys.argv[2:])
 except OSError as error:
     reason = f"{os.strerror(error.errno)} (os error {error.errno})" if error.errno else str(error)
-    os.write(status, f"Failed to spawn command '{plan['command']}': {reason}".encode())
+    os.write(status, f"Failed to spawn command '{sys.argv[2]}': {reason}".encode())
     os._exit(127)
 """
 
@@ -89,7 +94,6 @@ class Batcher:
         self.batch_size = batch_size
         self.entries: list[pb.LogEntry] = []
         self.lock = asyncio.Lock()  # held while a batch waits for room: the readers wait too
-        self.dropped = 0
 
     async def push(self, entry: pb.LogEntry) -> None:
         async with self.lock:
@@ -115,7 +119,10 @@ class Batcher:
         try:
             await asyncio.wait_for(self.outgoing.send(batch), SEND_TIMEOUT_S)
         except asyncio.TimeoutError:
-            self.dropped += len(batch.entries)
+            print(
+                f"job {self.job_id}: a batch of {len(batch.entries)} lines dropped (no room for {SEND_TIMEOUT_S:g} s)",
+                file=sys.stderr,
+            )
 
 
 class Workers:
@@ -149,33 +156,36 @@ class Workers:
         job_environment: dict[str, str],
         timeout_s: int,
         outgoing: Channel[pb.LogBatch | Outcome],
-        started: asyncio.Event,
+        on_start: Callable[[], None],
     ) -> None:
-        """Run the job, send its lines, then its ``Outcome``; ``started`` is set once it runs."""
+        """Run the job (``on_start`` once its process runs), send its lines, then its
+        ``Outcome``, then close ``outgoing``: the worker goes away."""
         self.started += 1
         worker_id = self.worker_id(self.started)
         folder = self.settings.workers_folder / f"job-{job_id}"
         process, spawn_error = await self.spawn(command, self.environment(worker_id, folder, job_environment), folder)
         if process is None:
             await outgoing.send(Outcome(exit_code=None, error=spawn_error))
+            await outgoing.close()
             return
         self.process_groups.add(process.pid)
-        started.set()
+        on_start()
         batcher = Batcher(job_id, outgoing, self.settings.batch_size)
         flusher = asyncio.create_task(batcher.flush_every(self.settings.flush_interval_s))
         try:
             exit_code = await asyncio.wait_for(self.stream_output(job_id, process, batcher), timeout_s)
         except asyncio.TimeoutError:
             process.kill()  # the direct child only; what it started runs on
+            error = f"TIMEOUT: Job timed out after {timeout_s} seconds"
+            await outgoing.send(Outcome(exit_code=None, error=error, timed_out=True))
             # The platform's auto-flush outlives a timed-out job: what it held goes out after the result.
-            asyncio.get_running_loop().call_later(self.settings.flush_interval_s * 1.5, flusher.cancel)
-            await outgoing.send(
-                Outcome(exit_code=None, error=f"TIMEOUT: Job timed out after {timeout_s} seconds", timed_out=True)
-            )
-            return
+            await asyncio.sleep(self.settings.flush_interval_s * 1.5)
+        else:
+            flusher.cancel()
+            await batcher.flush()
+            await outgoing.send(Outcome(exit_code=exit_code))
         flusher.cancel()
-        await batcher.flush()
-        await outgoing.send(Outcome(exit_code=exit_code))
+        await outgoing.close()  # the worker goes away
 
     async def spawn(
         self, command: list[str], environment: dict[str, str], folder: Path
@@ -186,14 +196,12 @@ class Workers:
             "hide": [str(path) for path in self.settings.hidden_paths],
             "workers": str(self.settings.workers_folder),
             "folder": str(folder),
-            "command": command[0],
-            "arguments": command[1:],
             "status_fd": status_write,
         }
         try:
             process = await asyncio.create_subprocess_exec(
                 "unshare", "--mount", "--propagation", "private", "--",
-                sys.executable, "-I", "-S", "-c", ENTER_ELSEWHERE, json.dumps(plan),
+                sys.executable, "-I", "-S", "-c", ENTER_ELSEWHERE, json.dumps(plan), *command,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
