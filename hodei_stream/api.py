@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 STATUS_NAMES = ("PENDING", "QUEUED", "ASSIGNED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 JOB_STATUS_COMPLETED = 4
 FINAL_STATUSES = frozenset({JOB_STATUS_COMPLETED, 5, 6, 7})  # COMPLETED, FAILED, CANCELLED, TIMEOUT
+# The key under which our server puts, in an execution's ``metadata`` (the API's map for such
+# facts), when the job was queued: RFC 3339 in UTC.  GetJob has no field for it; the
+# platform leaves the map empty.
+QUEUED_AT_KEY = "queued_at"
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 

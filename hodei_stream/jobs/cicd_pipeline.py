@@ -1,21 +1,21 @@
 """``cicd_pipeline.sh``: checkout → lint → test → build → package → deploy, one job per stage.
 
-The stages share one workspace (``<state home>/work/cicd-pipeline``) and are streamed in
-turn; the pipeline stops at the first failure unless --keep-going, which runs the stages that
-do not need the failed one (never a deploy after a failed test), and ends with a table of
-stages (see ``hodei_stream.jobs.pipeline``).
+The stages share one workspace (``cicd-pipeline`` in the script's ``Workspace``: the state
+folder with the embedded server, or ``--workspace``) and are streamed in turn; where the
+workers share no folder they are the steps of one job.  The pipeline stops at the first
+failure unless --keep-going, which runs the stages that do not need the failed one (never a
+deploy after a failed test), and ends with a table of stages (see
+``hodei_stream.jobs.pipeline``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from pathlib import Path
 
 from plumbum import cli
 
-from hodei_stream.jobs.cicd import artifacts_dir, cicd_job
+from hodei_stream.jobs.cicd import cicd_job
 from hodei_stream.jobs.pipeline import PipelineScript, Stage
-from hodei_stream.state_folder import state_home
 
 # Each stage and the stages it needs: a deploy only of a package whose code passed lint and tests.
 STAGES: dict[str, tuple[str, ...]] = {
@@ -28,12 +28,11 @@ STAGES: dict[str, tuple[str, ...]] = {
 }
 
 
-def workspace_dir() -> Path:
-    return state_home() / "work" / "cicd-pipeline"
-
-
 class CicdPipeline(PipelineScript):
     """Run a CI/CD pipeline on a Hodei server: each stage its own job, sharing one workspace.
+
+    Where the server's workers share no folder (and no --workspace is named), the stages
+    run as the steps of one job.
 
     checkout → lint → test → build → package → deploy of a small Python project shipped
     with hodei-stream; the package lands in the artifact folder with its sha256.
@@ -41,6 +40,7 @@ class CicdPipeline(PipelineScript):
 
     PROGNAME = "cicd_pipeline.sh"
     PIPELINE_NAME = "cicd"
+    FOLDER = "cicd-pipeline"
     FOREGROUND_BY_DEFAULT = True
 
     fail_fast = cli.Flag("--fail-fast", help="stop at the first failed stage (default)")
@@ -55,15 +55,17 @@ class CicdPipeline(PipelineScript):
         return [
             Stage(
                 stage,
-                cicd_job(f"cicd-{stage}", workspace_dir(), [stage], self.break_tests and stage == "checkout"),
+                cicd_job(
+                    f"cicd-{stage}", self.files, self.work_folder, [stage], self.break_tests and stage == "checkout"
+                ),
                 needs,
             )
             for stage, needs in STAGES.items()
         ]
 
     def pipeline_rows(self, completed: Collection[str]) -> list[tuple[str, str]]:
-        deployed = [("Artifacts", str(artifacts_dir()))] if "deploy" in completed else []
-        return [("Workspace", str(workspace_dir())), *deployed]
+        deployed = [("Artifacts", self.files.where(self.files.artifacts))] if "deploy" in completed else []
+        return [("Workspace", self.files.where(self.work_folder)), *deployed]
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
 """``data_processing_pipeline.sh``: ingest → transform → validate → load → report, one job per stage.
 
 Every stage runs ``payloads/data_pipeline.py`` (with the ETL and analytics payloads in its
-bundle, for their rules and queries) in one work folder, ``<state home>/work/data-pipeline``;
-a failed validation stops the pipeline with its reason (see ``hodei_stream.jobs.pipeline``).
+bundle, for their rules and queries) in one work folder, ``data-pipeline`` in the script's
+``Workspace`` (the state folder with the embedded server, or ``--workspace``; where the
+workers share no folder, the stages are the steps of one job); a failed validation stops
+the pipeline with its reason (see ``hodei_stream.jobs.pipeline``).
 The ingest stage clears what an earlier run left there, and the summary names only the files
 this run's stages made.
 """
@@ -10,7 +12,6 @@ this run's stages made.
 from __future__ import annotations
 
 from collections.abc import Collection
-from pathlib import Path
 
 from hodei_stream.jobs.data_processing_simple import MAX_RECORDS
 from hodei_stream.jobs.payload import payload_file
@@ -18,13 +19,8 @@ from hodei_stream.jobs.payloads.etl import DATABASE_NAME
 from hodei_stream.jobs.pipeline import PipelineScript, Stage
 from hodei_stream.jobs.usage import number_switch
 from hodei_stream.jobs.wrapper import JobRequest
-from hodei_stream.state_folder import state_home
 
 STAGES = ("ingest", "transform", "validate", "load", "report")
-
-
-def work_dir() -> Path:
-    return state_home() / "work" / "data-pipeline"
 
 
 class DataProcessingPipeline(PipelineScript):
@@ -37,6 +33,7 @@ class DataProcessingPipeline(PipelineScript):
 
     PROGNAME = "data_processing_pipeline.sh"
     PIPELINE_NAME = "data-processing"
+    FOLDER = "data-pipeline"
     FOREGROUND_BY_DEFAULT = True
 
     records = number_switch("--records", int, 1, MAX_RECORDS, default=50_000, argname="N", help="records to ingest")
@@ -48,7 +45,7 @@ class DataProcessingPipeline(PipelineScript):
     )
 
     def stages(self) -> list[Stage]:
-        common = ["--work-dir", str(work_dir())]
+        common = ["--work-dir", str(self.work_folder)]
         options = {
             "ingest": ["--records", str(self.records), "--corrupt-rate", str(self.corrupt_rate)],
             "validate": ["--max-reject-rate", str(self.max_reject_rate)],
@@ -60,7 +57,7 @@ class DataProcessingPipeline(PipelineScript):
                     name=f"data-{stage}",
                     payload=payload_file("data_pipeline.py"),
                     args=[stage, *common, *options.get(stage, [])],
-                    description=f"Data pipeline stage {stage} in {work_dir()}",
+                    description=f"Data pipeline stage {stage} in {self.work_folder}",
                     tags=["data-processing", "pipeline", stage],
                     bundle=[payload_file("etl.py"), payload_file("analytics.py")],
                 ),
@@ -70,9 +67,10 @@ class DataProcessingPipeline(PipelineScript):
         ]
 
     def pipeline_rows(self, completed: Collection[str]) -> list[tuple[str, str]]:
-        made = {"load": ("Database", work_dir() / DATABASE_NAME), "report": ("Report", work_dir() / "report.txt")}
-        rows = [(label, str(path)) for stage, (label, path) in made.items() if stage in completed]
-        return [("Work folder", str(work_dir())), *rows]
+        work = self.work_folder
+        made = {"load": ("Database", work / DATABASE_NAME), "report": ("Report", work / "report.txt")}
+        rows = [(label, self.files.where(path)) for stage, (label, path) in made.items() if stage in completed]
+        return [("Work folder", self.files.where(work)), *rows]
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """``maven_job_with_logs.sh``: a real ``mvn -B`` build as a job, its log streamed in the background.
 
 The job (``payloads/maven.sh``) carries the sample projects (``samples/maven``, shipped as a
-compressed bundle) or fetches ``--repo``; it builds in ``<state home>/work/maven/<project>``
-with a local Maven repository of its own.  While the log streams in the background this
+compressed bundle) or fetches ``--repo``; it builds in ``maven/<project>`` of the script's
+``Workspace`` (the state folder with the embedded server, ``--workspace``, or the job's own
+working folder on its worker) with a local Maven repository of its own.  While the log streams in the background this
 process polls the job's status (``[WAIT]`` while it waits for a worker).  A failure gets one
 line at the end only where its cause is sure: Maven or Java missing; offline, a plugin (or a
 dependency) not in Debian's repository; online, Maven Central out of reach.  A project's own
@@ -13,20 +14,19 @@ error (a missing parent POM, a compile error) gets none: Maven's [ERROR] lines s
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from plumbum import cli
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.jobs.payload import payload_file
+from hodei_stream.jobs.workspace import WorkspaceScript
 from hodei_stream.jobs.wrapper import (
     JobOutcome,
     JobRequest,
-    JobScript,
     UsageError,
     job_log_lines,
 )
-from hodei_stream.state_folder import state_home
 
 SAMPLES_DIR = Path(__file__).with_name("samples") / "maven"
 # The complex sample's app, runnable from the build tree (its manifest points at the core jar).
@@ -53,11 +53,7 @@ NOT_INSTALLED = re.compile(r"(mvn|java): command not found")
 GIT_URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^[^/:]+@[^/:]+:")
 
 
-def maven_work_dir(project: str) -> Path:
-    return state_home() / "work" / "maven" / project
-
-
-class MavenJobWithLogs(JobScript):
+class MavenJobWithLogs(WorkspaceScript):
     """Build a Java project with Maven on a Hodei server, streaming the log in the background.
 
     --simple (default): `mvn clean install` of a one-class sample project with a JUnit test.
@@ -78,7 +74,8 @@ class MavenJobWithLogs(JobScript):
         "--repo",
         str,
         argname="URL|PATH",
-        help="build this project instead: a git URL (cloned) or a folder the worker can read (copied)",
+        help="build this project instead: a git URL (cloned) or a folder (copied; carried in the job "
+        "when the worker cannot read it)",
     )
     goals = cli.SwitchAttr(
         "--goals", str, argname="GOALS", help='Maven goals (default: "clean install"; --complex: "clean package")'
@@ -95,14 +92,21 @@ class MavenJobWithLogs(JobScript):
         return "complex" if self.complex else "simple"
 
     @property
+    def work_folder(self) -> PurePosixPath:
+        return self.files.folder("maven") / ("repo" if self.repo else self.project)
+
+    @property
     def mode(self) -> str:
         return "offline" if self.offline else "online" if self.online else "auto"
 
     def job_request(self) -> JobRequest:
         goals = self.goals or ("clean package" if self.complex else "clean install")
-        source = self.repo or f"sample:{self.project}"
+        source, bundle = self.repo or f"sample:{self.project}", [] if self.repo else [SAMPLES_DIR]
+        if self.repo and not GIT_URL.match(self.repo) and not self.files.reaches(PurePosixPath(self.repo)):
+            # A folder of this machine that the worker cannot read: the job carries a copy.
+            source, bundle = f"bundle:{Path(self.repo).name}", [Path(self.repo)]
         env = {
-            "MAVEN_WORK_DIR": str(maven_work_dir("repo" if self.repo else self.project)),
+            "MAVEN_WORK_DIR": str(self.work_folder),
             "MAVEN_SOURCE": source,
             "MAVEN_GOALS": goals,
             "MAVEN_MODE": self.mode,
@@ -113,18 +117,18 @@ class MavenJobWithLogs(JobScript):
             name=f"maven-{'repo' if self.repo else self.project}",
             payload=payload_file("maven.sh"),
             env=env,
-            description=f"mvn -B {goals} of {source}",
+            description=f"mvn -B {goals} of {self.repo or source}",
             tags=["maven", self.project],
-            bundle=[] if self.repo else [SAMPLES_DIR],
+            bundle=bundle,
         )
 
     def summary_rows(self, outcome: JobOutcome) -> list[tuple[str, str]]:
-        work_dir = maven_work_dir("repo" if self.repo else self.project)
-        return [("Workspace", str(work_dir)), ("Local repo", str(work_dir / "repository"))]
+        work = self.work_folder
+        return [("Workspace", self.files.where(work)), ("Local repo", self.files.where(work / "repository"))]
 
     def explain_failure(self, client: HodeiClient, outcome: JobOutcome) -> str | None:
         """A hint only where the cause is sure: the tools missing, or resolution (not the project) failing."""
-        log = "\n".join(job_log_lines(client, outcome.job_id))
+        log = "\n".join(job_log_lines(client, outcome))
         if NOT_INSTALLED.search(log):
             return f"❌ Maven or Java is not installed on the worker: apt-get install -y {DEBIAN_PACKAGES}"
         resolving = RESOLVING.search(log)
@@ -157,8 +161,8 @@ def checked_repo(repo: str) -> str:
     """--repo as the job needs it: a git URL as given, a folder made absolute; else ``UsageError``.
 
     A folder is checked here, where the user can fix it, rather than left to fail in the job
-    (the embedded server's worker reads the same files; a remote worker's folder is named by
-    a file:// URL).
+    (the embedded server's worker reads the same files, and so does any worker when the folder
+    is in the named workspace; otherwise the job carries a copy of it).
     """
     if repo.startswith("file://"):
         if not Path(repo.removeprefix("file://")).is_dir():

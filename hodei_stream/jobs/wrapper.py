@@ -13,25 +13,34 @@ add to the summary (``summary_rows``).  This module does the rest the same way f
   reports the job's status changes;
 - the end: a summary block on stderr and an exit status (``ExitStatus``): 0 only when the
   job completed.  Errors are one line on stderr.
+- what the job said: the streamer also writes the job's lines to a file of this run
+  (``-o``), because a server may keep none once the job has ended (the Hodei platform drops
+  them): a script that explains a failure reads GetLogs, else that file.
+- the job's state and times come from GetJob alone; where it dates nothing (the platform
+  sets no start or end time), the transitions this process saw, else "unknown".
 - Ctrl+C: the streamer is started with SIGINT ignored, so that only this process decides
   what Ctrl+C means: it ends the streamer with SIGTERM, and the streamer's own goodbye
   (the job goes on, and how to watch it again) is the one message the user reads; or, with
   ``--cancel-on-interrupt``, it cancels the job and lets the streamer show how it ended.
 
 Scripts that run several jobs (pipelines, ``hodei_stream.jobs.pipeline``) override
-``run_jobs`` and call ``run_job`` per stage; ``trace-job`` calls ``follow`` on a job it did
-not submit.
+``run_jobs`` and call ``run_job`` per stage, or once for a job whose steps are the stages;
+``trace-job`` calls ``follow`` on a job it did not submit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import inspect
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -64,6 +73,7 @@ STATUS_POLL_S = 0.2  # how often background mode asks GetJob by default; a chang
 STREAM_DRAIN_TIMEOUT_S = 30.0
 # After Ctrl+C, how long the streamer gets to say goodbye (or to show the cancelled job's end).
 INTERRUPT_GRACE_S = 5.0
+FINAL_STATUS_NAMES = frozenset(map(status_name, FINAL_STATUSES))
 WAITING_STATUSES = frozenset({pb.JOB_STATUS_PENDING, pb.JOB_STATUS_QUEUED})
 RULE = "─" * 64
 # plumbum's answers to --help, --help-all, -v and --completion: not usage errors.
@@ -105,6 +115,7 @@ class JobOutcome:
     exit_code: str  # as the platform reports it: a string, empty when there is none
     duration_s: float
     error_message: str = ""
+    streamed: Path | None = None  # the lines the streamer showed (``-o``), when it ran
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -131,6 +142,9 @@ class JobScript(cli.Application):
     """Base class: subclasses set ``PROGNAME``, a docstring, switches and ``job_request``."""
 
     FOREGROUND_BY_DEFAULT: ClassVar[bool] = True
+    # Whether the streamer copies the job's lines to a file of this run (for ``explain_failure``
+    # and the stage tables); a script that reads no line back copies none.
+    KEEPS_STREAMED_LINES: ClassVar[bool] = True
     VERSION = package_version()  # what -v/--version prints after the script's name
 
     server_url = cli.SwitchAttr(
@@ -154,6 +168,7 @@ class JobScript(cli.Application):
 
     # The job being watched, for the Ctrl+C message.
     watched_job_id: str | None = None
+    server: Server  # set by ``main`` once the command line named it
 
     # ----- what subclasses provide ------------------------------------------------------
 
@@ -213,6 +228,9 @@ class JobScript(cli.Application):
             server = resolve(self.server_url)
         except (UsageError, ServerAddressError) as error:
             return self.usage_error(str(error))
+        self.server = server
+        # Removed at the very end: Ctrl+C's table (pipelines) still reads what was streamed.
+        self.streamed_logs = Path(tempfile.mkdtemp(prefix="hodei-job-logs-"))
         try:
             ensure_running(server)
             with HodeiClient(server) as client:
@@ -227,6 +245,8 @@ class JobScript(cli.Application):
             return error.status  # the streamer already said why, in one line
         except KeyboardInterrupt as interrupt:
             return self.interrupted(answered=isinstance(interrupt, WatchInterrupted))
+        finally:
+            shutil.rmtree(self.streamed_logs, ignore_errors=True)
 
     def run_jobs(self, client: HodeiClient) -> ExitStatus:
         outcome = self.run_job(client, self.job_request())
@@ -256,14 +276,19 @@ class JobScript(cli.Application):
         """Stream a job's log in the chosen mode (or only watch it) until it ends; how it ended."""
         started = time.monotonic()
         self.watched_job_id = job_id
+        self.status_seen_at: dict[str, float] = {}  # status → when (monotonic) this process first saw it
         foreground = self.streams_in_foreground and stream_logs
-        streamer = start_streamer(self.streamer_command(client.server, job_id, foreground)) if stream_logs else None
+        streamed = self.streamed_log(job_id) if stream_logs and self.KEEPS_STREAMED_LINES else None
+        streamer = (
+            start_streamer(self.streamer_command(client.server, job_id, foreground, streamed)) if stream_logs else None
+        )
         try:
             if streamer is not None and foreground:
                 status = streamer.proc.wait()
                 if status not in (ExitStatus.OK, ExitStatus.JOB_FAILED):
                     raise StreamerFailed(status)
                 job = surviving_restart(client.server, lambda: client.wait_final(job_id), self.say)
+                self.status_seen_at.setdefault(status_name(job.status), time.monotonic())
             else:
                 job = self.watch_status(client, job_id)
                 if streamer is not None and not wait_for(streamer, STREAM_DRAIN_TIMEOUT_S):
@@ -278,20 +303,32 @@ class JobScript(cli.Application):
             if streamer is not None and not wait_for(streamer, INTERRUPT_GRACE_S):
                 stop(streamer)
         self.watched_job_id = None
-        return outcome_of(job, job_id, name, fallback_duration_s=time.monotonic() - started)
+        outcome = outcome_of(
+            job, job_id, name, fallback_duration_s=self.seen_running_s(job) or time.monotonic() - started
+        )
+        return dataclasses.replace(outcome, streamed=streamed)
+
+    def seen_running_s(self, job: pb.GetJobResponse) -> float | None:
+        """How long the job ran as this process saw it (RUNNING to its final status), if it saw both."""
+        running, ended = self.status_seen_at.get("RUNNING"), self.status_seen_at.get(status_name(job.status))
+        return ended - running if running is not None and ended is not None else None
+
+    def streamed_log(self, job_id: str) -> Path:
+        """The file of this run where the streamer copies the lines of ``job_id`` it shows."""
+        return self.streamed_logs / f"{job_id}.log"
 
     @property
     def streams_in_foreground(self) -> bool:
         return self.foreground or (self.FOREGROUND_BY_DEFAULT and not self.background)
 
     @staticmethod
-    def streamer_command(server: Server, job_id: str, foreground: bool) -> BaseCommand:
+    def streamer_command(server: Server, job_id: str, foreground: bool, streamed: Path | None = None) -> BaseCommand:
         """The streamer on this terminal (foreground), or the original's ``stdbuf -o0 -e0 … 2>&1 | cat``.
 
         In the background, ``| cat`` reads the streamer's only pipe and writes to this
         process's stdout: no output is captured, so nothing can fill up and block the streamer.
         """
-        streamer = streamer_command_line(server, job_id)
+        streamer = streamer_command_line(server, job_id, streamed)
         if foreground:
             return local[streamer[0]][streamer[1:]]
         unbuffered = local["stdbuf"]["-o0", "-e0"][streamer]
@@ -316,6 +353,7 @@ class JobScript(cli.Application):
             job = surviving_restart(client.server, lambda: client.get_job(job_id), self.say)
             if job.status != seen:
                 seen = job.status
+                self.status_seen_at.setdefault(status_name(seen), time.monotonic())
                 self.status_changed(job_id, job)
             if seen in FINAL_STATUSES:
                 return job
@@ -324,7 +362,7 @@ class JobScript(cli.Application):
     # ----- output -----------------------------------------------------------------------
 
     def print_summary(self, outcome: JobOutcome, table: Sequence[str] = ()) -> None:
-        exit_code = f" (exit code {outcome.exit_code})" if outcome.exit_code else ""
+        exit_code = exit_code_text(outcome)
         rows = [
             ("Job ID", outcome.job_id),
             ("Name", outcome.name),
@@ -362,11 +400,13 @@ class JobScript(cli.Application):
         print(text, file=sys.stderr, flush=True)
 
 
-def streamer_command_line(server: Server, job_id: str) -> list[str]:
+def streamer_command_line(server: Server, job_id: str, streamed: Path | None = None) -> list[str]:
     """This interpreter streaming one job: the streamer needs nothing on PATH.
-    The embedded server goes unnamed, so that the streamer may start it again if it dies."""
+    The embedded server goes unnamed, so that the streamer may start it again if it dies;
+    ``streamed``: a file that also gets every line shown (``-o``)."""
     where = [] if server.embedded else ["--server", server.target]
-    return [*module_command(STREAMER_MODULE), *where, job_id]
+    also = ["-o", str(streamed)] if streamed else []
+    return [*module_command(STREAMER_MODULE), *where, *also, job_id]
 
 
 def outcome_of(job: pb.GetJobResponse, job_id: str, name: str, fallback_duration_s: float) -> JobOutcome:
@@ -375,7 +415,7 @@ def outcome_of(job: pb.GetJobResponse, job_id: str, name: str, fallback_duration
     ran_s = duration_s(job)
     return JobOutcome(
         job_id=job_id,
-        name=job.job.name or name,
+        name=name or job.job.name,  # the platform renames every job "Job <id's first 8>"
         status=status_name(job.status),
         exit_code=execution.exit_code if execution else "",
         duration_s=fallback_duration_s if ran_s is None else ran_s,
@@ -383,10 +423,30 @@ def outcome_of(job: pb.GetJobResponse, job_id: str, name: str, fallback_duration
     )
 
 
-def job_log_lines(client: HodeiClient, job_id: str) -> Iterator[str]:
-    """Every line the job wrote, oldest first, paged through GetLogs (to explain a failure)."""
-    for entry in client.all_logs(job_id):
-        yield entry.line
+def exit_code_text(outcome: JobOutcome) -> str:
+    """ " (exit code N)" for the summary; a final job without one (the platform's FAILED) says "unknown"."""
+    if outcome.exit_code:
+        return f" (exit code {outcome.exit_code})"
+    return " (exit code unknown)" if outcome.status in FINAL_STATUS_NAMES else ""
+
+
+def job_log_lines(client: HodeiClient, outcome: JobOutcome) -> list[str]:
+    """Every line the job wrote, oldest first (to explain a failure): what GetLogs holds, else,
+    from a server that kept nothing once the job ended, what the streamer showed."""
+    held = [entry.line for entry in client.all_logs(outcome.job_id)]
+    return held or streamed_lines(outcome.streamed)
+
+
+# A line of the streamer's plain output (``-o``, one job): "HH:MM:SS.mmm [OUT] text", "[ERR] text".
+SHOWN_LINE = re.compile(r"^(?:\d\d:\d\d:\d\d\.\d{3} )?\[(?:OUT|ERR)\] ?(.*)$")
+
+
+def streamed_lines(path: Path | None) -> list[str]:
+    """The job's own lines (their text) in the streamer's ``-o`` file; none when there is no file."""
+    if path is None or not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [match[1] for line in lines if (match := SHOWN_LINE.match(line))]
 
 
 def aligned(rows: Sequence[Sequence[str]]) -> list[str]:

@@ -9,6 +9,7 @@ worker-facing rpcs are not in our proto, so they are answered UNIMPLEMENTED (``r
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 
@@ -17,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpclib import GRPCError, Status
 from grpclib.server import Stream
 
+from hodei_stream.api import QUEUED_AT_KEY
 from hodei_stream.proto import hodei_grpc
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER
@@ -60,6 +62,11 @@ def timestamp(ns: int) -> Timestamp:
     return Timestamp(seconds=ns // 1_000_000_000, nanos=ns % 1_000_000_000)
 
 
+def rfc3339_us(ns: int) -> str:
+    """``2026-12-02T03:40:00.123456+00:00``: what ``datetime.fromisoformat`` reads back on 3.10."""
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc).isoformat(timespec="microseconds")
+
+
 async def send_messages(stream: Stream[pb.SubscribeLogsRequest, pb.JobLogEntry], page: EncodedPage) -> None:
     """Send a page of lines (encoded gRPC messages) as one HTTP/2 write instead of one write
     per line.
@@ -81,6 +88,7 @@ def execution(record: JobRecord) -> pb.JobExecution:
         job_status=record.status,
         exit_code=record.exit_code,
         error_message=record.error_message,
+        metadata={QUEUED_AT_KEY: rfc3339_us(record.created_ns)},
     )
     if record.started_ns:
         result.start_time.CopyFrom(timestamp(record.started_ns))

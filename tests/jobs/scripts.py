@@ -58,10 +58,11 @@ class Run:
         return "\n".join(self.out_text) + "\n" + self.err_text
 
 
-def launch(script: str, home: Path, *args: str) -> Run:
+def launch(script: str, home: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+    """``script`` with ``args`` as a user types it, the state folder ``home``, and ``env`` added."""
     process = subprocess.Popen(
         [str(SCRIPTS / script), *args],
-        env={**os.environ, "HODEI_STREAM_HOME": str(home)},
+        env={**os.environ, "HODEI_STREAM_HOME": str(home), **(env or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -110,7 +110,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.work_dir is None:
         parser.error("no work folder: pass --work-dir or set ETL_WORK_DIR")
-    database = args.work_dir / DATABASE_NAME
+    database = args.work_dir.absolute() / DATABASE_NAME  # named where it is on the worker
     if not database.exists():
         print(f"❌ no customers database at {database}: run the ETL job first (--etl)", file=sys.stderr, flush=True)
         return 1

@@ -215,11 +215,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--artifacts", type=Path, help="where deploy puts packages (NAME/VERSION/)")
     parser.add_argument("--break-tests", action="store_true", help="at checkout, plant a bug the tests catch")
     args = parser.parse_args(argv)
-    settings = Settings(args.workspace, args.artifacts, args.break_tests)
+    # Absolute, so that the log names the folders where they are on the worker.
+    settings = Settings(args.workspace.absolute(), args.artifacts and args.artifacts.absolute(), args.break_tests)
     started = time.monotonic()
     stage = args.stages[0]
     try:
-        args.workspace.mkdir(parents=True, exist_ok=True)
+        settings.workspace.mkdir(parents=True, exist_ok=True)
         for number, stage in enumerate(args.stages, start=1):
             say(f"[{number}/{len(args.stages)}] {stage}")
             STAGES[stage](settings)

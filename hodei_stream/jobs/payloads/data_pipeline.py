@@ -217,6 +217,7 @@ def main(argv: list[str]) -> int:
         "--max-reject-rate", type=share, default=0.05, help="validate: highest acceptable reject rate (0-1)"
     )
     args = parser.parse_args(argv)
+    args.work_dir = args.work_dir.absolute()  # the log names the folder where it is on the worker
     started = time.monotonic()
     say(f"[{args.stage}] work folder {args.work_dir}")
     try:

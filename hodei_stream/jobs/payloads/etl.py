@@ -311,8 +311,9 @@ def main(argv: list[str]) -> int:
     if args.records < 1:
         parser.error("--records must be at least 1")
     try:
-        args.work_dir.mkdir(parents=True, exist_ok=True)
-        run(args.records, args.seed, args.work_dir)
+        work_dir = args.work_dir.absolute()  # the log names the folder where it is on the worker
+        work_dir.mkdir(parents=True, exist_ok=True)
+        run(args.records, args.seed, work_dir)
     except (OSError, sqlite3.Error, RuntimeError) as error:
         print(f"❌ ETL pipeline failed: {error}", file=sys.stderr, flush=True)
         return 1

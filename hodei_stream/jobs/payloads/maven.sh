@@ -4,9 +4,10 @@
 # Shipped to a worker as the body of a job (see hodei_stream.jobs.payload): it needs bash,
 # Java and Maven there (git for a git URL), nothing of hodei-stream.  Settings come from
 # the environment:
-#   MAVEN_WORK_DIR   the job's folder: project/ (the checkout), repository/ (the job's own
+#   MAVEN_WORK_DIR   the job's folder (relative: to the job's working folder): project/ (the checkout), repository/ (the job's own
 #                    local Maven repository), settings-offline.xml
 #   MAVEN_SOURCE     sample:simple | sample:complex (shipped in $HODEI_BUNDLE_DIR/maven),
+#                    bundle:NAME (a project shipped in $HODEI_BUNDLE_DIR/NAME),
 #                    a git URL (cloned), or a folder on the worker (copied)
 #   MAVEN_GOALS      e.g. "clean install"
 #   MAVEN_MODE       offline (Debian's /usr/share/maven-repo), online (Maven Central), or
@@ -16,6 +17,10 @@ set -euo pipefail
 
 DEBIAN_REPO=/usr/share/maven-repo
 work_dir=${MAVEN_WORK_DIR:?MAVEN_WORK_DIR is not set}
+# Absolute from here on (it may be relative to the job's working folder): the build runs in
+# the project's folder, and Maven's -Dmaven.repo.local and -s must still point here.
+mkdir -p "$work_dir"
+work_dir=$(cd "$work_dir" && pwd)
 source_spec=${MAVEN_SOURCE:-sample:simple}
 goals=${MAVEN_GOALS:-clean install}
 mode=${MAVEN_MODE:-auto}
@@ -40,6 +45,11 @@ case "$source_spec" in
     # The samples share a parent POM (pinned plugin versions) in the folder beside them.
     cp -R "${HODEI_BUNDLE_DIR:?the sample project was not shipped with the job}/maven" "$project_root"
     project_dir="$project_root/${source_spec#sample:}"
+    ;;
+  bundle:*)
+    # --repo, a folder of the client's that this worker cannot read: the job carries a copy.
+    cp -R "${HODEI_BUNDLE_DIR:?the project was not shipped with the job}/${source_spec#bundle:}" "$project_root"
+    project_dir="$project_root"
     ;;
   *)
     if [[ -d "$source_spec" ]]; then
