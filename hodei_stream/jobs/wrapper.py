@@ -66,6 +66,7 @@ from hodei_stream.jobs.payload import PayloadError, job_spec
 from hodei_stream.jobs.usage import usage_message
 from hodei_stream.own_python import module_command
 from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.stream.format import UNKNOWN_EXIT_CODE
 
 STREAMER_MODULE = "hodei_stream.stream.cli"
 STATUS_POLL_S = 0.2  # how often background mode asks GetJob by default; a change shows within this
@@ -427,7 +428,7 @@ def exit_code_text(outcome: JobOutcome) -> str:
     """ " (exit code N)" for the summary; a final job without one (the platform's FAILED) says "unknown"."""
     if outcome.exit_code:
         return f" (exit code {outcome.exit_code})"
-    return " (exit code unknown)" if outcome.status in FINAL_STATUS_NAMES else ""
+    return f" ({UNKNOWN_EXIT_CODE})" if outcome.status in FINAL_STATUS_NAMES else ""
 
 
 def job_log_lines(client: HodeiClient, outcome: JobOutcome) -> list[str]:
