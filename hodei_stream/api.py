@@ -21,6 +21,7 @@ FINAL_STATUSES = frozenset({JOB_STATUS_COMPLETED, 5, 6, 7})  # COMPLETED, FAILED
 # facts), when the job was queued: RFC 3339 in UTC.  GetJob has no field for it; the
 # platform leaves the map empty.
 QUEUED_AT_KEY = "queued_at"
+JOB_ID_CHARS = 36
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -33,13 +34,21 @@ def duration_s(job: pb.GetJobResponse) -> float | None:
     return (execution.end_time.ToNanoseconds() - execution.start_time.ToNanoseconds()) / 1e9
 
 
-def check_job_id(job_id: str) -> str:
-    """The canonical form (lowercase, hyphenated) of a job id given as a UUID in any case,
-    else ``ClientError`` (USAGE).  Only the 36-character hyphenated form is a job id (not
-    ``{...}``, ``urn:uuid:`` or 32 bare hex digits, which ``uuid.UUID`` would also take)."""
-    canonical = job_id.lower()
+def canonical_job_id(text: str) -> str | None:
+    """The one rule for a job id, the server's and every client's: a UUID in the 36-character
+    hyphenated form, in any case; its canonical (lowercase) form, else None.  Not ``{...}``,
+    ``urn:uuid:`` or 32 bare hex digits, which ``uuid.UUID`` would also take."""
+    if len(text) != JOB_ID_CHARS:  # (before any work on what may be megabytes)
+        return None
+    canonical = text.lower()
     # The regular expression, not uuid.UUID: the same test, without importing uuid (start-up).
-    if _JOB_ID.fullmatch(canonical) is None:
+    return canonical if _JOB_ID.fullmatch(canonical) else None
+
+
+def check_job_id(job_id: str) -> str:
+    """The canonical form of a job id given on a command line, else ``ClientError`` (USAGE)."""
+    canonical = canonical_job_id(job_id)
+    if canonical is None:
         shown = job_id if len(job_id) <= 40 else job_id[:40] + "…"
         raise ClientError(f"'{shown}' is not a job id (expected a UUID)", ExitStatus.USAGE)
     return canonical

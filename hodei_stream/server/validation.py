@@ -12,17 +12,14 @@ INVALID_ARGUMENT naming the field, never a supervisor that dies with a traceback
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 
 from google.protobuf.duration_pb2 import Duration
 from grpclib import GRPCError, Status
 
+from hodei_stream.api import canonical_job_id
 from hodei_stream.proto import hodei_pb2 as pb
 
-# The longest spelling ``uuid.UUID`` accepts: "urn:uuid:" and 36 characters.  Anything longer
-# is refused before it is parsed.
-MAX_JOB_ID_CHARS = 45
 MAX_NAME_CHARS = 1024
 MAX_DESCRIPTION_CHARS = 64 * 1024
 # Linux's PATH_MAX, and MAX_ARG_STRLEN (128 KiB with its terminating NUL) for one argument or
@@ -58,13 +55,11 @@ def invalid(message: str) -> GRPCError:
 
 
 def parse_job_id(value: str) -> str:
-    """The canonical lowercase form of a job id, or INVALID_ARGUMENT."""
-    if len(value) <= MAX_JOB_ID_CHARS:
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            pass
-    raise invalid(f"{quoted(value)} is not a job id (expected a UUID)")
+    """The canonical lowercase form of a job id (``api.canonical_job_id``), or INVALID_ARGUMENT."""
+    canonical = canonical_job_id(value)
+    if canonical is None:
+        raise invalid(f"{quoted(value)} is not a job id (expected a UUID)")
+    return canonical
 
 
 def check_definition(definition: pb.JobDefinition) -> None:
