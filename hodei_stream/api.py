@@ -5,11 +5,13 @@ grpcio client (``client.py``) and the streamer, which does not import grpcio."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from hodei_stream.exit_codes import ClientError, ExitStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from hodei_stream.proto import hodei_pb2 as pb
 
 # hodei.JobStatus by number, without the generated code (its import costs stream-logs ~45 ms
@@ -25,10 +27,26 @@ JOB_ID_CHARS = 36
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+Execution = TypeVar("Execution", covariant=True)
+
+
+class WithExecutions(Protocol[Execution]):
+    """A job as GetJob answers it: a generated ``GetJobResponse`` or stream-logs' ``messages.Job``."""
+
+    @property
+    def executions(self) -> Sequence[Execution]: ...
+
+
+def last_execution(job: WithExecutions[Execution]) -> Execution | None:
+    """The job's last execution, the one its status, exit code and times are of; None while
+    it has none (not started yet)."""
+    return job.executions[-1] if job.executions else None
+
+
 def duration_s(job: pb.GetJobResponse) -> float | None:
     """How long the job's last execution ran, in seconds; None until it has ended (a
     generated ``GetJobResponse``; stream-logs reads ``messages.Execution.duration_s``)."""
-    execution = job.executions[-1] if job.executions else None
+    execution = last_execution(job)
     if execution is None or not (execution.HasField("start_time") and execution.HasField("end_time")):
         return None
     return (execution.end_time.ToNanoseconds() - execution.start_time.ToNanoseconds()) / 1e9

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from hodei_stream.api import check_job_id, duration_s, status_name
+from hodei_stream.api import check_job_id, duration_s, last_execution, status_name
 from hodei_stream.client import HodeiClient
 from hodei_stream.command_line import (
     MAX_JOB_TIMEOUT_S,
@@ -115,7 +115,7 @@ def exit_code_number(text: str) -> int | None:
 def describe(job: pb.GetJobResponse) -> dict[str, object]:
     """What ``hodei status`` reports, as plain data (also its --json output): always the
     same keys, numbers as numbers, None (JSON null) where there is no value."""
-    execution = job.executions[-1] if job.executions else pb.JobExecution()  # not started: all empty
+    execution = last_execution(job) or pb.JobExecution()  # not started: all empty
     started = execution.HasField("start_time")
     ended = started and execution.HasField("end_time")
     return {
