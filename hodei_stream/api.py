@@ -1,6 +1,7 @@
 """Plain facts of the Hodei API, free of any gRPC library: which job statuses are final,
-their short names, a job's duration, and what a job id looks like.  Shared by the server, the
-grpcio client (``client.py``) and the streamer, which does not import grpcio."""
+their short names, a job's last execution and its duration, what a job id looks like, and the
+limits both the server and the command lines know.  Shared by the server, the grpcio client
+(``client.py``) and the streamer, which does not import grpcio."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ FINAL_STATUSES = frozenset({JOB_STATUS_COMPLETED, 5, 6, 7})  # COMPLETED, FAILED
 # facts), when the job was queued: RFC 3339 in UTC.  GetJob has no field for it; the
 # platform leaves the map empty.
 QUEUED_AT_KEY = "queued_at"
+# The most jobs one ListJobs answers: a larger limit is cut to it (the embedded server's cap).
+MAX_LIST_LIMIT = 1000
+# The longest of a job's timeouts the server takes: longer is more likely a unit mistake than
+# a wish, and the supervisor waits with poll(2), whose timeout is at most 2**31 - 1 ms (24.8 days).
+MAX_JOB_TIMEOUT_DAYS = 24
+MAX_JOB_TIMEOUT_S = MAX_JOB_TIMEOUT_DAYS * 24 * 3600
 JOB_ID_CHARS = 36
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

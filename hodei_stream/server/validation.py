@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from google.protobuf.duration_pb2 import Duration
 from grpclib import GRPCError, Status
 
-from hodei_stream.api import canonical_job_id
+from hodei_stream.api import MAX_JOB_TIMEOUT_DAYS, MAX_JOB_TIMEOUT_S, canonical_job_id
 from hodei_stream.proto import hodei_pb2 as pb
 
 MAX_NAME_CHARS = 1024
@@ -34,10 +34,6 @@ MAX_TAGS = 100
 MAX_SEARCH_CHARS = 1024
 MAX_REASON_CHARS = 1024
 MAX_TAG_CHARS = 256
-# A timeout longer than this is more likely a unit mistake than a wish; and the supervisor
-# waits with poll(2), whose timeout is at most 2**31 - 1 ms (24.8 days).
-MAX_TIMEOUT_DAYS = 24
-MAX_TIMEOUT_S = MAX_TIMEOUT_DAYS * 24 * 3600
 # What a refusal quotes of a client's value.
 QUOTED_PREFIX_CHARS = 64
 
@@ -115,11 +111,11 @@ def check_environment(variables: Iterable[tuple[str, str]]) -> int:
 
 def check_timeout(field: str, duration: Duration) -> None:
     """A valid ``google.protobuf.Duration`` (nanos within ±999,999,999 and of the seconds'
-    sign), not negative, at most ``MAX_TIMEOUT_S``; zero means no timeout."""
+    sign), not negative, at most ``MAX_JOB_TIMEOUT_S``; zero means no timeout."""
     seconds, nanos = duration.seconds, duration.nanos
     if not -999_999_999 <= nanos <= 999_999_999 or (seconds > 0 > nanos) or (seconds < 0 < nanos):
         raise invalid(f"{field}: not a valid Duration (seconds {seconds}, nanos {nanos})")
     if seconds < 0 or nanos < 0:
         raise invalid(f"{field}: negative ({seconds + nanos / 1e9:g}s)")
-    if seconds + nanos / 1e9 > MAX_TIMEOUT_S:
-        raise invalid(f"{field}: {seconds:,}s, at most {MAX_TIMEOUT_S:,}s ({MAX_TIMEOUT_DAYS} days)")
+    if seconds + nanos / 1e9 > MAX_JOB_TIMEOUT_S:
+        raise invalid(f"{field}: {seconds:,}s, at most {MAX_JOB_TIMEOUT_S:,}s ({MAX_JOB_TIMEOUT_DAYS} days)")
