@@ -108,8 +108,8 @@ async def create_server(
     except (OSError, sqlite3.Error) as error:
         # Nothing half-started is left behind: no socket that answers no one.
         listener.close()
-        if bound_address.startswith("unix:"):
-            Path(bound_address.removeprefix("unix:")).unlink(missing_ok=True)  # noqa: ASYNC240 (once, at a failed start)
+        if (bound := Address.parse(bound_address)).is_unix:
+            Path(bound.path).unlink(missing_ok=True)  # noqa: ASYNC240 (once, at a failed start)
         raise StateFolderError(f"cannot open the job store in {home}: {error}") from None
     server = grpc_server([JobExecutionService(store, worker), LogStreamService(store)], store)
     if security.token:
