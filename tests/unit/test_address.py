@@ -1,5 +1,6 @@
 """The one address type (hodei_stream/address.py): what parses to what, what is refused and
-with which error, the loopback test and the spellings; then properties over any text."""
+with which error, the loopback test and the spellings; properties over any text; and a user's
+server URL read through it (``endpoint.parse_url``), with its one-line refusals."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hodei_stream.address import Address, AddressError, NoSocketPath
+from hodei_stream.endpoint import ServerAddressError, parse_url
 
 PARSED = [
     ("127.0.0.1:50051", Address(host="127.0.0.1", port=50051)),
@@ -154,3 +156,33 @@ def test_recorded_is_a_spelling_of_the_same_listener(address: Address) -> None:
     assert recorded.recorded() == recorded
     assert recorded.port == address.port and recorded.is_unix == address.is_unix
     assert recorded.is_loopback() == address.is_loopback()
+
+
+@pytest.mark.parametrize(
+    ("url", "target"),
+    [
+        ("127.0.0.1:50051", "127.0.0.1:50051"),
+        ("  LocalHost:50051\n", "LocalHost:50051"),
+        ("http://hodei.example.com:443/", "hodei.example.com:443"),
+        ("grpc://[::1]:50051", "[::1]:50051"),
+        ("unix:///tmp/hodei.sock", "unix:/tmp/hodei.sock"),
+        ("unix:/tmp/../tmp/hodei.sock", "unix:/tmp/hodei.sock"),
+    ],
+)
+def test_a_server_url_becomes_a_grpcio_target(url: str, target: str) -> None:
+    assert parse_url(url) == target
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("unix:", "server URL 'unix:' names no socket path (expected unix:/path)"),
+        ("no-port-here", "server URL 'no-port-here' is not host:port or unix:/path"),
+        ("http://host:0", "server URL 'host:0' is not host:port or unix:/path"),  # port 0 is for listening
+        ("host:65536", "server URL 'host:65536' is not host:port or unix:/path"),
+    ],
+)
+def test_a_server_url_that_names_no_server_is_refused_in_one_line(url: str, message: str) -> None:
+    with pytest.raises(ServerAddressError) as refused:
+        parse_url(url)
+    assert str(refused.value) == message
