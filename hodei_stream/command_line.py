@@ -16,11 +16,6 @@ from typing import NoReturn
 
 from hodei_stream.exit_codes import ExitStatus
 
-# The longest execution timeout a job may ask for (the server refuses more): 24 days, the
-# longest a grpc-timeout / asyncio timer is exact for.
-MAX_JOB_TIMEOUT_S = 24 * 24 * 3600
-# The most jobs one ListJobs answers (the embedded server's cap).
-MAX_LIST_LIMIT = 1000
 # Set by job_scripts/stream-logs: the launcher the user ran, for "watch it again" hints.
 ENV_LAUNCHER = "HODEI_STREAM_LAUNCHER"
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 PAYLOADS_DIR = Path(__file__).with_name("payloads")
 HEREDOC_DELIMITER = "HODEI_PAYLOAD_EOF"
-# Linux refuses a single exec argument longer than MAX_ARG_STRLEN (32 pages = 128 KiB), and
+# Linux refuses a single exec argument longer than MAX_ARG_STRLEN (32 memory pages = 128 KiB), and
 # SCRIPT is one argument of bash (the payload is one argument of its interpreter, too).
 MAX_SCRIPT_BYTES = 128 * 1024 - 1
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
