@@ -72,7 +72,7 @@ DEFAULT_WINDOW = 65_535  # a peer's initial windows until its SETTINGS say other
 MAX_WINDOW = 2**31 - 1
 MAX_FRAME = 16_384  # the largest frame a peer may send us: we never raise the default
 MAX_HEADER_BLOCK = 64 * 1024  # a header block, CONTINUATIONs included, and its decoded list
-STATUS_NAMES = (
+GRPC_CODE_NAMES = (
     "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
     "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
@@ -604,7 +604,7 @@ class Call:
             return
         text = fields["grpc-status"]
         number = int(text) if text.isascii() and text.isdigit() and len(text) < 4 else 2
-        code = STATUS_NAMES[number] if number < len(STATUS_NAMES) else "UNKNOWN"
+        code = GRPC_CODE_NAMES[number] if number < len(GRPC_CODE_NAMES) else "UNKNOWN"
         message = fields.get("grpc-message", "")
         if "%" in message:  # percent-encoded on the wire; rare enough to import for
             from urllib.parse import unquote
