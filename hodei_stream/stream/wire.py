@@ -156,7 +156,7 @@ def _connect(target: str, timeout: float, tls_ca: str | None) -> tuple[socket.so
 class Call:
     """One gRPC call on an HTTP/2 connection of its own.
 
-    ``batches()`` yields the response messages' bytes as they are read; the call's status
+    ``message_batches()`` yields the response messages' bytes as they are read; the call's status
     comes at the end: a status other than OK, or a connection that closed first, raises
     ``CallError``.  ``close()`` may be called from another thread to stop a reader.
 
@@ -271,7 +271,7 @@ class Call:
         finally:
             self._tick_at = None
 
-    def batches(self, idle_s: float | None = None) -> Iterator[list[bytes]]:
+    def message_batches(self, idle_s: float | None = None) -> Iterator[list[bytes]]:
         """Response messages as they are read: each list holds those that came in together.
 
         ``idle_s``: an empty list, a watchdog tick, after each ``idle_s`` seconds in which the
@@ -316,7 +316,7 @@ class Call:
 
     def unary(self) -> bytes:
         """The one response message of a unary call."""
-        responses = [message for batch in self.batches() for message in batch]
+        responses = [message for batch in self.message_batches() for message in batch]
         if len(responses) != 1:
             raise CallError("INTERNAL", f"a unary call answered {len(responses)} messages")
         return responses[0]

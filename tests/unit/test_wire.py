@@ -84,7 +84,7 @@ def test_padding_continuation_ping_and_settings(socket_path: Path) -> None:
     peer = Peer(socket_path, script)
     answer = call(socket_path)
     assert ("x-hodei-sequences", "exact") in answer.initial_metadata()
-    assert [m for batch in answer.batches() for m in batch] == [b"one", b"two" * 10]
+    assert [m for batch in answer.message_batches() for m in batch] == [b"one", b"two" * 10]
     peer.thread.join(10)
     assert frame(wire.SETTINGS, wire.ACK, 0) in peer.received
     assert frame(wire.PING, wire.ACK, 0, b"12345678") in peer.received
@@ -121,7 +121,7 @@ def test_padding_continuation_ping_and_settings(socket_path: Path) -> None:
 def test_failures(socket_path: Path, script: bytes, code: str, details: str) -> None:
     Peer(socket_path, script)
     with pytest.raises(CallError) as failure:
-        for _ in call(socket_path).batches():
+        for _ in call(socket_path).message_batches():
             pass
     assert (failure.value.code, failure.value.details) == (code, details)
 
@@ -135,7 +135,7 @@ def test_a_dropped_connection_is_unavailable_after_what_came(socket_path: Path) 
     received: list[bytes] = []
 
     def read_all() -> None:
-        for batch in call(socket_path).batches():
+        for batch in call(socket_path).message_batches():
             received.extend(batch)
 
     with pytest.raises(CallError) as failure:
@@ -211,7 +211,7 @@ def answer_pings(conn: socket.socket, until: float, received: bytearray) -> None
 
 def failure_of(path: Path, **options: float) -> CallError:
     with pytest.raises(CallError) as failure:
-        for _ in Call(f"unix:{path}", "/hodei.LogStreamService/SubscribeLogs", b"request", **options).batches():
+        for _ in Call(f"unix:{path}", "/hodei.LogStreamService/SubscribeLogs", b"request", **options).message_batches():
             pass
     return failure.value
 
@@ -339,7 +339,7 @@ def test_compressed_messages_are_decoded(socket_path: Path, encoding: str, encod
         + headers_frames([("grpc-status", "0")], wire.END_STREAM),
     )
     answer = call(socket_path)
-    assert [m for batch in answer.batches() for m in batch] == [b"one" * 100, b"two", b""]
+    assert [m for batch in answer.message_batches() for m in batch] == [b"one" * 100, b"two", b""]
 
 
 @pytest.mark.parametrize(
@@ -439,7 +439,7 @@ def test_an_answered_ping_keeps_a_quiet_call_alive(socket_path: Path) -> None:
 
     Responder(socket_path, quiet)
     answer = Call(f"unix:{socket_path}", "/m", b"", keepalive_time=0.2, keepalive_timeout=0.5)
-    assert [m for batch in answer.batches() for m in batch] == [b"late"]
+    assert [m for batch in answer.message_batches() for m in batch] == [b"late"]
     pings = [payload for kind, flags, _, payload in client_frames(bytes(received)) if kind == wire.PING]
     assert len(pings) >= 3  # one every 0.2 s of silence over 1.5 s, each answered
 
@@ -486,7 +486,7 @@ def test_the_request_waits_for_the_peers_window(socket_path: Path) -> None:
     Responder(socket_path, slow_reader)
     answer = Call(f"unix:{socket_path}", "/m", request)
     before = int(dict(answer.initial_metadata())["x-before"])
-    list(answer.batches())
+    list(answer.message_batches())
     sizes = [len(p) for kind, _, _, p in client_frames(bytes(received)) if kind == wire.DATA]
     assert before == 65_535 and sum(sizes) == len(request) + 5
     assert (
@@ -511,7 +511,7 @@ def test_answered_within_is_true_once_the_headers_came(tmp_path: Path) -> None:
     answer = call(tmp_path / "peer.sock")
     assert answer.answered_within(5)
     assert answer.initial_metadata()[:1] == OK_HEADERS[:1]
-    assert list(answer.batches()) == []
+    assert list(answer.message_batches()) == []
 
 
 def test_watchdog_ticks_in_silences_and_keepalive_pings_go_on(
@@ -528,7 +528,7 @@ def test_watchdog_ticks_in_silences_and_keepalive_pings_go_on(
 
     Responder(socket_path, quiet)
     answer = Call(f"unix:{socket_path}", "/m", b"", keepalive_time=0.3, keepalive_timeout=0.5)
-    batches = list(answer.batches(idle_s=0.1))
+    batches = list(answer.message_batches(idle_s=0.1))
     assert batches[0] == [b"first"] and batches[-1] == [b"late"]
     assert all(batch == [] for batch in batches[1:-1])
     assert len(batches) - 2 >= 5  # ~one tick per 0.1 s of silence (a PING's answer is not silence)
@@ -542,7 +542,7 @@ def test_too_many_pings_is_marked_on_the_call(socket_path: Path, monkeypatch: py
     Peer(socket_path, headers_frames(OK_HEADERS) + goaway, close_after=True)
     answer = call(socket_path)
     with pytest.raises(CallError) as failure:
-        list(answer.batches())
+        list(answer.message_batches())
     assert failure.value.code == "UNAVAILABLE"
     assert answer.pings_refused
     assert wire.keepalive_slowdown["factor"] == 2

@@ -133,7 +133,7 @@ def test_any_valid_answer_cut_anywhere_decodes_to_its_messages(
     messages, script = answer
     with peer(cut(script, points)) as target:
         call = Call(target, "/m", b"", timeout=10, keepalive_time=5)
-        assert [message for batch in call.batches() for message in batch] == messages
+        assert [message for batch in call.message_batches() for message in batch] == messages
 
 
 def ends_in_a_call_error_or_ok(chunks: list[bytes]) -> None:
@@ -141,7 +141,7 @@ def ends_in_a_call_error_or_ok(chunks: list[bytes]) -> None:
     started = time.monotonic()
     with peer(chunks) as target:
         try:
-            for _ in Call(target, "/m", b"", timeout=10, keepalive_time=2).batches():
+            for _ in Call(target, "/m", b"", timeout=10, keepalive_time=2).message_batches():
                 pass
         except CallError as error:
             assert error.code in wire.GRPC_CODE_NAMES and "\n" not in error.details
@@ -154,7 +154,7 @@ def test_random_bytes_end_in_a_call_error(noise: bytes, points: list[int]) -> No
     with peer(cut(noise, points)) as target:
         call = Call(target, "/m", b"", timeout=10, keepalive_time=2)
         try:
-            list(call.batches())
+            list(call.message_batches())
         except CallError as error:
             assert "\n" not in error.details
         else:
