@@ -19,8 +19,9 @@ import hpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hodei_stream.stream import wire
-from hodei_stream.stream.wire import Call, CallError, frame
+from hodei_stream.stream import http2
+from hodei_stream.stream.http2 import frame
+from hodei_stream.stream.wire import Call, CallError
 
 # Few examples each: every one opens a socket and a thread; the whole file runs in seconds.
 FEW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -77,10 +78,10 @@ def header_frames(draw: st.DrawFn, headers: list[tuple[str, str]], ends_stream: 
     pieces = cut(block, draw(st.lists(st.integers(0, 10_000), max_size=3))) or [b""]
     padding = draw(st.integers(0, 12))
     first = bytes((padding,)) + pieces[0] + b"\x00" * padding if padding else pieces[0]
-    flags = (wire.END_STREAM if ends_stream else 0) | (wire.PADDED if padding else 0)
-    frames = [frame(wire.HEADERS, flags | (wire.END_HEADERS if len(pieces) == 1 else 0), 1, first)]
+    flags = (http2.END_STREAM if ends_stream else 0) | (http2.PADDED if padding else 0)
+    frames = [frame(http2.HEADERS, flags | (http2.END_HEADERS if len(pieces) == 1 else 0), 1, first)]
     for index, piece in enumerate(pieces[1:], start=2):
-        frames.append(frame(wire.CONTINUATION, wire.END_HEADERS if index == len(pieces) else 0, 1, piece))
+        frames.append(frame(http2.CONTINUATION, http2.END_HEADERS if index == len(pieces) else 0, 1, piece))
     return b"".join(frames)
 
 
@@ -105,17 +106,17 @@ def answers(draw: st.DrawFn) -> tuple[list[bytes], bytes]:
     for piece in cut(body, draw(st.lists(st.integers(0, 100_000), max_size=10))):
         padding = draw(st.integers(0, 20))
         if padding:
-            frames.append(frame(wire.DATA, wire.PADDED, 1, bytes((padding,)) + piece + b"\x00" * padding))
+            frames.append(frame(http2.DATA, http2.PADDED, 1, bytes((padding,)) + piece + b"\x00" * padding))
         else:
-            frames.append(frame(wire.DATA, 0, 1, piece))
+            frames.append(frame(http2.DATA, 0, 1, piece))
         if draw(st.booleans()):
             frames.append(
                 draw(
                     st.sampled_from(
                         [
-                            frame(wire.PING, 0, 0, b"pingpong"),
-                            frame(wire.SETTINGS, 0, 0),
-                            wire.window_update(0, 1000),
+                            frame(http2.PING, 0, 0, b"pingpong"),
+                            frame(http2.SETTINGS, 0, 0),
+                            http2.window_update(0, 1000),
                             frame(0x42, 0x3, 1, b"unknown type"),
                         ]
                     )
@@ -144,7 +145,7 @@ def ends_in_a_call_error_or_ok(chunks: list[bytes]) -> None:
             for _ in Call(target, "/m", b"", timeout=10, keepalive_time=2).message_batches():
                 pass
         except CallError as error:
-            assert error.code in wire.GRPC_CODE_NAMES and "\n" not in error.details
+            assert error.code in http2.GRPC_CODE_NAMES and "\n" not in error.details
     assert time.monotonic() - started < 8
 
 
