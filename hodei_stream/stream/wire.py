@@ -1,24 +1,19 @@
-"""gRPC calls over HTTP/2, framed by hand on a plain socket: stream-logs' transport.
+"""gRPC calls on a plain socket: stream-logs' transport, the driver of ``http2.ClientConnection``.
 
 Why not grpcio here: its Python iterator costs ~25 µs per message (locks, a condition
 variable and a completion-queue event each), a ceiling near 40k lines/s, and ``import grpc``
 alone costs ~100 ms of start-up.  Why not the h2 library either: it spends ~30 µs on each
 HTTP/2 frame (it formats every frame for a debug log nobody reads), and a server that sends
 one message per frame (as grpc's C++ server does) then caps the stream near 30k lines/s.
-What a client of one call needs from HTTP/2 is small: frames are a 9-byte header and a
-payload; response headers are decoded with ``hpack``; flow control is a WINDOW_UPDATE now
-and then.  That costs a couple of µs per frame.
+What a client of one call needs from HTTP/2 is small, and ``http2.py`` does it without I/O
+for a couple of µs per frame; this module feeds it what the socket reads and writes what it
+answers.
 
 Only what stream-logs needs: unary and server-streaming calls, each on a connection of its
 own (so threads never share one), over a Unix socket or TCP, plaintext or TLS
 (``HODEI_TLS_CA``; the server must agree to ``h2`` by ALPN), with a bearer token
-(``HODEI_TOKEN``).
-
-To the gRPC-over-HTTP/2 spec (gRPC's PROTOCOL-HTTP2.md, RFC 9113), as a client of one
-stream: whatever the peer sends ends in a message list or a ``CallError`` with a one-line
-message, never another exception, and every size a peer controls is bounded (a frame:
-16 KiB, our advertised default; a header block with its CONTINUATIONs and its decoded
-list: 64 KiB; a message, compressed or not: ``MAX_MESSAGE_BYTES``).
+(``HODEI_TOKEN``).  Whatever the peer sends ends in a message list or a ``CallError`` with
+a one-line message, never another exception.
 
 - Liveness, as grpc-go's client keepalive: after ``KEEPALIVE_TIME_S`` (10 s) without any
   byte from the peer the call sends a PING; without an answer within
@@ -28,10 +23,6 @@ list: 64 KiB; a message, compressed or not: ``MAX_MESSAGE_BYTES``).
   A server that answers "too_many_pings" makes this process ping half as often from then on.
 - Deadline: ``timeout`` bounds the whole call (connect, TLS and every read) on the
   monotonic clock and is sent as ``grpc-timeout``; past it the call ends DEADLINE_EXCEEDED.
-- Compression: ``grpc-encoding`` gzip and deflate are decoded (``grpc-accept-encoding``
-  says so); a compressed message under identity or an unknown encoding is INTERNAL.
-- Without ``grpc-status`` (a proxy answering), the HTTP status becomes the gRPC code of
-  gRPC's http-grpc-status-mapping.md; RST_STREAM codes map as PROTOCOL-HTTP2.md says.
 """
 
 from __future__ import annotations
@@ -41,47 +32,17 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import cast
 
-import hpack
-
-from hodei_stream.endpoint import MAX_MESSAGE_BYTES, ClientSettings
+from hodei_stream.endpoint import ClientSettings
 from hodei_stream.state_folder import ENV_TLS_CA, ENV_TOKEN
 from hodei_stream.stream.http2 import (
-    ACCEPTED_ENCODINGS,
-    ACK,
-    CANCEL,
-    CONTINUATION,
-    DATA,
-    DEFAULT_WINDOW,
-    END_HEADERS,
-    END_STREAM,
     ENHANCE_YOUR_CALM,
-    GOAWAY,
-    GRPC_CODE_NAMES,
-    HEADERS,
-    HTTP_STATUS_CODES,
-    MAX_FRAME,
-    MAX_HEADER_BLOCK,
-    MAX_WINDOW,
-    PADDED,
-    PING,
-    PREFACE,
-    PRIORITY,
-    PUSH_PROMISE,
-    RESET_CODES,
-    RST_STREAM,
-    SETTINGS,
-    SETTINGS_ENABLE_PUSH,
-    SETTINGS_INITIAL_WINDOW_SIZE,
-    SETTINGS_MAX_FRAME_SIZE,
-    SETTINGS_MAX_HEADER_LIST_SIZE,
-    STREAM_ID,
-    WINDOW_BYTES,
-    WINDOW_UPDATE,
-    ZLIB_OR_GZIP,
-    frame,
-    window_update,
+    CallEnded,
+    ClientConnection,
+    GoAwayReceived,
+    MessagesReceived,
+    ProtocolError,
+    ResponseHeaders,
 )
 
 CONNECT_TIMEOUT_S = 10.0
@@ -183,14 +144,8 @@ class Call:
         self._sock, authority, private, tls = _connect(
             target, CONNECT_TIMEOUT_S if timeout is None else min(timeout, CONNECT_TIMEOUT_S), settings.tls_ca
         )
-        self._decoder = hpack.Decoder(max_header_list_size=MAX_HEADER_BLOCK)
-        self._incoming = bytearray()  # received bytes not yet parsed into frames
-        self._header_block: bytearray | None = None  # a header block awaiting its CONTINUATIONs
-        self._header_block_ends_stream = False
-        self._unacknowledged = 0  # bytes of DATA read since our last WINDOW_UPDATE
-        self._buffer = bytearray()  # the stream's DATA: length-prefixed gRPC messages
         self._metadata: list[tuple[str, str]] | None = None
-        self._encoding = "identity"  # the response's grpc-encoding
+        self._messages: list[bytes] = []  # received, not yet yielded
         self._status: tuple[str, str] | None = None  # (code name, details) once known
         self._wait: float | None = None  # the socket's timeout now, changed only when it must
         self._ping_sent = False  # a keepalive PING is out, and nothing came since
@@ -198,45 +153,20 @@ class Call:
         self._tick_at: float | None = None  # when a watchdog tick is due (monotonic), if one is asked for
         self._ticked = False  # _read returned because a tick was due
         self.pings_refused = False  # the server said "too_many_pings" (GOAWAY ENHANCE_YOUR_CALM)
-        headers = [
-            (":method", "POST"),
-            (":scheme", "https" if tls else "http"),
-            (":path", method),
-            (":authority", authority),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-            ("grpc-accept-encoding", ACCEPTED_ENCODINGS),
-        ]
+        metadata = []
         if timeout is not None:
-            headers.append(("grpc-timeout", grpc_timeout(timeout)))
+            metadata.append(("grpc-timeout", grpc_timeout(timeout)))
         if token := settings.token:
             if not private:
                 self.close()
                 raise CallError(
                     "UNAUTHENTICATED", f"{ENV_TOKEN} is only sent over TLS ({ENV_TLS_CA}) or to this machine"
                 )
-            headers.append(("authorization", f"Bearer {token}"))
-        # Never indexed: the server's header table is then never ours to keep in step.
-        block = hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(name, value) for name, value in headers])
-        our_settings = b"".join(
-            key.to_bytes(2, "big") + value.to_bytes(4, "big")
-            for key, value in ((SETTINGS_ENABLE_PUSH, 0), (SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_BLOCK))
+            metadata.append(("authorization", f"Bearer {token}"))
+        self._connection = ClientConnection(
+            method, request, authority=authority, scheme="https" if tls else "http", metadata=metadata
         )
-        # What we may send is bounded by the peer's SETTINGS and windows (the defaults until
-        # its SETTINGS come): the request goes out as they allow.
-        self._peer_max_frame = MAX_FRAME
-        self._peer_initial_window = DEFAULT_WINDOW
-        self._send_window = DEFAULT_WINDOW  # the connection's
-        self._stream_send_window = DEFAULT_WINDOW
-        self._unsent = b"\x00" + len(request).to_bytes(4, "big") + request
-        self._send(
-            PREFACE
-            + frame(SETTINGS, 0, 0, our_settings)
-            + window_update(0, WINDOW_BYTES)
-            + frame(HEADERS, END_HEADERS, STREAM_ID, block)
-            + window_update(STREAM_ID, WINDOW_BYTES)
-            + self._request_frames()
-        )
+        self._send(self._connection.data_to_send())
 
     def close(self) -> None:
         if not self._closed.is_set():
@@ -277,21 +207,8 @@ class Call:
             if idle_s is not None:
                 self._tick_at = time.monotonic() + idle_s
             while True:
-                buffer = self._buffer
-                batch = []
-                start = 0
-                while len(buffer) - start >= 5:
-                    size = int.from_bytes(buffer[start + 1 : start + 5], "big")
-                    end = start + 5 + size
-                    if len(buffer) < end:
-                        break
-                    if buffer[start]:  # the compressed flag: the one per-message check
-                        batch.append(self._decompress(buffer[start + 5 : end]))
-                    else:
-                        batch.append(bytes(buffer[start + 5 : end]))
-                    start = end
-                del buffer[:start]
-                if batch:
+                if self._messages:
+                    batch, self._messages = self._messages, []
                     yield batch
                     if idle_s is not None:  # the silence counts from when the caller is ready again
                         self._tick_at = time.monotonic() + idle_s
@@ -305,8 +222,6 @@ class Call:
             code, details = self._status
             if code != "OK":
                 raise CallError(code, details)
-            if self._buffer:
-                raise CallError("INTERNAL", "the server ended the call in the middle of a message")
         finally:
             self.close()
 
@@ -317,57 +232,16 @@ class Call:
             raise CallError("INTERNAL", f"a unary call answered {len(responses)} messages")
         return responses[0]
 
-    def _decompress(self, compressed: bytearray) -> bytes:
-        """A message sent with the compressed flag, decoded as ``grpc-encoding`` says, at
-        most ``MAX_MESSAGE_BYTES`` of it (a small bomb must not become a large memory)."""
-        if self._encoding not in ("gzip", "deflate"):
-            self.close()
-            raise CallError(
-                "INTERNAL", f"a compressed message with grpc-encoding {self._encoding[:40]!r}: cannot decode it"
-            )
-        import zlib
-
-        decoder = zlib.decompressobj(ZLIB_OR_GZIP)
-        try:
-            message = decoder.decompress(compressed, MAX_MESSAGE_BYTES + 1)
-        except zlib.error as error:
-            self.close()
-            raise CallError("INTERNAL", f"a {self._encoding} message that does not decode ({error})") from None
-        if len(message) > MAX_MESSAGE_BYTES:
-            self.close()
-            raise CallError("RESOURCE_EXHAUSTED", "a compressed message larger than 64 MiB once decoded")
-        if not decoder.eof:
-            self.close()
-            raise CallError("INTERNAL", f"a truncated {self._encoding} message")
-        return message
-
     def _send(self, data: bytes) -> None:
         try:
             self._sock.sendall(data)
         except OSError as error:
             self._fail("UNAVAILABLE", f"connection lost ({error.strerror or error})")
 
-    def _request_frames(self) -> bytes:
-        """The DATA frames of what the peer's windows and frame size allow of the request
-        message now; the rest waits for a WINDOW_UPDATE or SETTINGS that makes room."""
-        frames = b""
-        while self._unsent:
-            room = min(self._send_window, self._stream_send_window, self._peer_max_frame)
-            if room <= 0:
-                break
-            chunk, self._unsent = self._unsent[:room], self._unsent[room:]
-            self._send_window -= len(chunk)
-            self._stream_send_window -= len(chunk)
-            frames += frame(DATA, 0 if self._unsent else END_STREAM, STREAM_ID, chunk)
-        return frames
-
     def _fail(self, code: str, details: str) -> None:
         if self._status is None:
             self._status = (code, details)
         self.close()
-
-    def _protocol_error(self, what: str) -> None:
-        self._fail("INTERNAL", f"HTTP/2 protocol error from the server: {what}")
 
     def _read(self) -> bytes:
         """The next bytes from the peer (empty once the call ended, or at a watchdog tick),
@@ -404,7 +278,8 @@ class Call:
                     self._fail("UNAVAILABLE", f"no answer to a keepalive ping within {self._keepalive_timeout:g} s")
                     return b""
                 self._ping_sent = True
-                self._send(frame(PING, 0, 0, b"keepaliv"))
+                self._connection.ping(b"keepaliv")
+                self._send(self._connection.data_to_send())
                 if self._status is not None:
                     return b""
                 continue
@@ -428,184 +303,18 @@ class Call:
         data = self._read()
         if not data:
             return
-        incoming = self._incoming
-        incoming += data
-        start = 0
-        while len(incoming) - start >= 9 and self._status is None:
-            length = int.from_bytes(incoming[start : start + 3], "big")
-            if length > MAX_FRAME:
-                self._protocol_error(f"a frame of {length} bytes, above {MAX_FRAME}")
-                return
-            end = start + 9 + length
-            if len(incoming) < end:
-                break
-            kind, flags = incoming[start + 3], incoming[start + 4]
-            stream_id = int.from_bytes(incoming[start + 5 : start + 9], "big") & 0x7FFFFFFF
-            self._on_frame(kind, flags, stream_id, memoryview(incoming)[start + 9 : end])
-            start = end
-        del incoming[:start]
-        if self._unacknowledged >= WINDOW_BYTES // 2 and self._status is None:
-            self._send(window_update(0, self._unacknowledged) + window_update(STREAM_ID, self._unacknowledged))
-            self._unacknowledged = 0
-
-    def _on_frame(self, kind: int, flags: int, stream_id: int, payload: memoryview) -> None:
-        if self._header_block is not None and (kind != CONTINUATION or stream_id != STREAM_ID):
-            self._protocol_error("a header block interrupted by another frame")
-        elif kind == DATA and stream_id == STREAM_ID:
-            self._unacknowledged += len(payload)
-            if self._metadata is None:
-                self._protocol_error("DATA before the response headers")
-                return
-            if flags & PADDED:
-                payload = self._unpad(payload)
-            self._buffer += payload
-            if len(self._buffer) > MAX_MESSAGE_BYTES + 5:
-                self._fail("RESOURCE_EXHAUSTED", "a message larger than 64 MiB")
-            elif flags & END_STREAM and self._status is None:
-                self._status = ("INTERNAL", "the server ended the call without a status")
-        elif kind == HEADERS and stream_id == STREAM_ID:
-            if flags & PADDED:
-                payload = self._unpad(payload)
-            if flags & PRIORITY:
-                payload = payload[5:]
-            self._header_block = bytearray()
-            self._header_block_ends_stream = bool(flags & END_STREAM)
-            self._on_header_fragment(flags, payload)
-        elif kind == CONTINUATION:
-            if self._header_block is None:
-                self._protocol_error("a CONTINUATION frame without HEADERS")
-            else:
-                self._on_header_fragment(flags, payload)
-        elif kind == SETTINGS:
-            self._on_settings(flags, stream_id, payload)
-        elif kind == PING:
-            if stream_id != 0 or len(payload) != 8:
-                self._protocol_error("a malformed PING frame")
-            elif not flags & ACK:
-                self._send(frame(PING, ACK, 0, bytes(payload)))
-        elif kind == WINDOW_UPDATE:
-            self._on_window_update(stream_id, payload)
-        elif kind == RST_STREAM and stream_id == STREAM_ID:
-            if len(payload) != 4:
-                self._protocol_error("a malformed RST_STREAM frame")
-                return
-            code = int.from_bytes(payload, "big")
-            if code == CANCEL:
-                self._fail("CANCELLED", "the server cancelled the call (RST_STREAM CANCEL)")
-            else:
-                self._fail(RESET_CODES.get(code, "INTERNAL"), f"stream reset by the server (HTTP/2 error {code})")
-        elif kind == GOAWAY:
-            self._on_goaway(payload)
-        elif kind == PUSH_PROMISE:
-            self._protocol_error("PUSH_PROMISE, though we disabled push")
-        # Anything else (PRIORITY, unknown types, frames of other streams) asks nothing of us.
-
-    def _unpad(self, payload: memoryview) -> memoryview:
-        if not payload or payload[0] >= len(payload):
-            self._protocol_error("padding longer than its frame")
-            return payload[:0]
-        return payload[1 : len(payload) - payload[0]]
-
-    def _on_header_fragment(self, flags: int, fragment: memoryview) -> None:
-        block = self._header_block
-        assert block is not None
-        block += fragment
-        if len(block) > MAX_HEADER_BLOCK:
-            self._fail("INTERNAL", f"the server's header block is larger than {MAX_HEADER_BLOCK // 1024} KiB")
-            return
-        if not flags & END_HEADERS:
-            return
-        self._header_block = None
-        try:
-            # With raw=False (the default) hpack gives (str, str) pairs; its hints say less.
-            headers = cast(list[tuple[str, str]], self._decoder.decode(bytes(block)))
-        except (hpack.HPACKError, UnicodeDecodeError) as error:
-            reason = str(error).splitlines()[0][:100] if str(error) else type(error).__name__
-            self._fail("INTERNAL", f"the server's headers do not decode (HPACK: {reason})")
-            return
-        self._on_headers(headers, self._header_block_ends_stream)
-
-    def _on_settings(self, flags: int, stream_id: int, payload: memoryview) -> None:
-        if stream_id != 0 or len(payload) % 6 or (flags & ACK and payload):
-            self._protocol_error("a malformed SETTINGS frame")
-            return
-        if flags & ACK:
-            return
-        for offset in range(0, len(payload), 6):
-            key = int.from_bytes(payload[offset : offset + 2], "big")
-            value = int.from_bytes(payload[offset + 2 : offset + 6], "big")
-            if key == SETTINGS_MAX_FRAME_SIZE:
-                if not MAX_FRAME <= value <= 2**24 - 1:
-                    self._protocol_error(f"SETTINGS_MAX_FRAME_SIZE {value}")
-                    return
-                self._peer_max_frame = value
-            elif key == SETTINGS_INITIAL_WINDOW_SIZE:
-                if value > MAX_WINDOW:
-                    self._protocol_error(f"SETTINGS_INITIAL_WINDOW_SIZE {value}")
-                    return
-                self._stream_send_window += value - self._peer_initial_window
-                self._peer_initial_window = value
-        self._send(frame(SETTINGS, ACK, 0) + self._request_frames())
-
-    def _on_window_update(self, stream_id: int, payload: memoryview) -> None:
-        if len(payload) != 4:
-            self._protocol_error("a malformed WINDOW_UPDATE frame")
-            return
-        increment = int.from_bytes(payload, "big") & 0x7FFFFFFF
-        if stream_id == 0:
-            self._send_window += increment
-            window = self._send_window
-        elif stream_id == STREAM_ID:
-            self._stream_send_window += increment
-            window = self._stream_send_window
-        else:
-            return
-        if increment == 0 or window > MAX_WINDOW:
-            self._protocol_error(f"a WINDOW_UPDATE of {increment}")
-            return
-        if self._unsent:
-            self._send(self._request_frames())
-
-    def _on_goaway(self, payload: memoryview) -> None:
-        if len(payload) < 8:
-            self._protocol_error("a malformed GOAWAY frame")
-            return
-        last_stream = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
-        code = int.from_bytes(payload[4:8], "big")
-        if code == ENHANCE_YOUR_CALM and payload[8:] == TOO_MANY_PINGS:
-            keepalive_slowdown["factor"] = min(keepalive_slowdown["factor"] * 2, 64)
-            self.pings_refused = True
-        if last_stream < STREAM_ID:  # our call was never processed: safe to make again
-            debug = bytes(payload[8:72]).decode(errors="replace").splitlines()
-            detail = f": {debug[0]}" if debug and debug[0] else ""
-            self._fail("UNAVAILABLE", f"the server is going away (HTTP/2 error {code}{detail})")
-        # Otherwise the server finishes our call before it closes the connection.
-
-    def _on_headers(self, headers: list[tuple[str, str]], ends_stream: bool) -> None:
-        fields = dict(headers)
-        if self._metadata is None:
-            status = fields.get(":status", "")
-            if status.startswith("1") and not ends_stream:
-                return  # an informational answer (1xx): the real one follows
-            self._metadata = list(headers)
-            self._encoding = fields.get("grpc-encoding", "identity")
-            if status != "200" and "grpc-status" not in fields:
-                code = HTTP_STATUS_CODES.get(status, "UNKNOWN")
-                self._fail(code, f"HTTP status {status[:10] or 'missing'}: not a gRPC answer")
-                return
-            if "grpc-status" not in fields and not ends_stream:
-                return  # the response's headers; the status comes with the trailers
-        if "grpc-status" not in fields:
-            self._fail("INTERNAL", "the server ended the call without a status")
-            return
-        text = fields["grpc-status"]
-        number = int(text) if text.isascii() and text.isdigit() and len(text) < 4 else 2
-        code = GRPC_CODE_NAMES[number] if number < len(GRPC_CODE_NAMES) else "UNKNOWN"
-        message = fields.get("grpc-message", "")
-        if "%" in message:  # percent-encoded on the wire; rare enough to import for
-            from urllib.parse import unquote
-
-            message = unquote(message)
-        if "\n" in message or "\r" in message:  # details are shown on one line
-            message = " ".join(message.split())
-        self._status = (code, message or code.lower())
+        for event in self._connection.receive_data(data):
+            if isinstance(event, MessagesReceived):
+                self._messages += event.messages
+            elif isinstance(event, ResponseHeaders):
+                self._metadata = event.headers
+            elif isinstance(event, GoAwayReceived):
+                if event.error_code == ENHANCE_YOUR_CALM and event.debug_data == TOO_MANY_PINGS:
+                    keepalive_slowdown["factor"] = min(keepalive_slowdown["factor"] * 2, 64)
+                    self.pings_refused = True
+            elif isinstance(event, (CallEnded, ProtocolError)):
+                self._status = (event.code, event.details)
+        if reply := self._connection.data_to_send():
+            self._send(reply)
+        if self._status is not None and self._status[0] != "OK":
+            self.close()
