@@ -39,7 +39,7 @@ SETTINGS_HEADER_TABLE_SIZE, SETTINGS_ENABLE_PUSH, SETTINGS_INITIAL_WINDOW_SIZE =
 SETTINGS_MAX_FRAME_SIZE, SETTINGS_MAX_HEADER_LIST_SIZE = 0x5, 0x6
 DEFAULT_WINDOW = 65_535  # a peer's initial windows until its SETTINGS say otherwise
 MAX_WINDOW = 2**31 - 1
-RESERVED_BIT_CLEARED = 0x7FFFFFFF  # a stream id or window increment: its first bit is reserved
+STREAM_ID_BITS = 0x7FFFFFFF  # a stream id or window increment has 31 bits: the first is reserved
 MAX_FRAME = 16_384  # the largest frame a peer may send us: we never raise the default
 MAX_HEADER_BLOCK = 64 * 1024  # a header block, CONTINUATIONs included, and its decoded list
 GRPC_CODE_NAMES = (
@@ -250,7 +250,7 @@ class ClientConnection:
             if len(incoming) < end:
                 break
             kind, flags = incoming[start + 3], incoming[start + 4]
-            stream_id = int.from_bytes(incoming[start + 5 : start + 9], "big") & RESERVED_BIT_CLEARED
+            stream_id = int.from_bytes(incoming[start + 5 : start + 9], "big") & STREAM_ID_BITS
             self._on_frame(kind, flags, stream_id, memoryview(incoming)[start + 9 : end])
             start = end
         del incoming[:start]
@@ -449,7 +449,7 @@ class ClientConnection:
         if len(payload) != 4:
             self._protocol_error("a malformed WINDOW_UPDATE frame")
             return
-        increment = int.from_bytes(payload, "big") & RESERVED_BIT_CLEARED
+        increment = int.from_bytes(payload, "big") & STREAM_ID_BITS
         if stream_id == 0:
             self._send_window += increment
             window = self._send_window
@@ -469,7 +469,7 @@ class ClientConnection:
         if len(payload) < 8:
             self._protocol_error("a malformed GOAWAY frame")
             return
-        last_stream = int.from_bytes(payload[:4], "big") & RESERVED_BIT_CLEARED
+        last_stream = int.from_bytes(payload[:4], "big") & STREAM_ID_BITS
         code = int.from_bytes(payload[4:8], "big")
         self._events.append(GoAwayReceived(code, last_stream, bytes(payload[8:])))
         if last_stream < STREAM_ID:  # our call was never processed: safe to make again
