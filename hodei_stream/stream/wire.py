@@ -33,8 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from hodei_stream.endpoint import ClientSettings
-from hodei_stream.state_folder import ENV_TLS_CA, ENV_TOKEN
+from hodei_stream.endpoint import ClientSettings, Route
 from hodei_stream.stream.http2 import (
     ENHANCE_YOUR_CALM,
     CallEnded,
@@ -76,29 +75,27 @@ class CallError(Exception):
         self.details = details
 
 
-def _connect(target: str, timeout: float, tls_ca: str | None) -> tuple[socket.socket, str, bool, bool]:
-    """A connected socket for ``unix:/path`` or ``host:port``, its authority, whether the
-    way there is private (a Unix socket, loopback, or TLS): where a token may go, and whether
-    it is TLS."""
+def _connect(target: str, timeout: float, settings: ClientSettings) -> tuple[socket.socket, Route]:
+    """A connected socket for ``unix:/path`` or ``host:port``, and the way it took
+    (``endpoint.Route``: TLS or not, whether a token may go there)."""
     give_up = time.monotonic() + timeout
     try:
-        if target.startswith("unix:"):
+        route = Route.to(target, settings)
+        if route.unix_path is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
-            sock.connect(target.removeprefix("unix:"))
-            return sock, "localhost", True, False
-        host, _, port = target.rpartition(":")
-        host = host.strip("[]")
-        sock = socket.create_connection((host, int(port)), timeout=timeout)
+            sock.connect(route.unix_path)
+            return sock, route
+        sock = socket.create_connection((route.host, route.port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if not tls_ca:
-            return sock, target, host in ("localhost", "127.0.0.1", "::1"), False
+        if not route.tls_ca:
+            return sock, route
         import ssl
 
-        context = ssl.create_default_context(cafile=tls_ca)
+        context = ssl.create_default_context(cafile=route.tls_ca)
         context.set_alpn_protocols(["h2"])
         sock.settimeout(max(give_up - time.monotonic(), 0.001))  # connect and handshake within ``timeout``
-        tls = context.wrap_socket(sock, server_hostname=host)
+        tls = context.wrap_socket(sock, server_hostname=route.host)
     except (OSError, ValueError) as error:
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
         raise CallError("UNAVAILABLE", f"failed to connect to {target}: {reason}") from None
@@ -107,7 +104,7 @@ def _connect(target: str, timeout: float, tls_ca: str | None) -> tuple[socket.so
         raise CallError(
             "UNAVAILABLE", f"the TLS server at {target} does not speak HTTP/2 (no ALPN h2): not a gRPC server"
         )
-    return tls, target, True, True
+    return tls, route
 
 
 class Call:
@@ -141,8 +138,8 @@ class Call:
         ]
         self._keepalive_timeout = keepalive_timeout or settings.keepalive_s or KEEPALIVE_TIMEOUT_S
         self._closed = threading.Event()
-        self._sock, authority, private, tls = _connect(
-            target, CONNECT_TIMEOUT_S if timeout is None else min(timeout, CONNECT_TIMEOUT_S), settings.tls_ca
+        self._sock, route = _connect(
+            target, CONNECT_TIMEOUT_S if timeout is None else min(timeout, CONNECT_TIMEOUT_S), settings
         )
         self._metadata: list[tuple[str, str]] | None = None
         self._messages: list[bytes] = []  # received, not yet yielded
@@ -156,15 +153,16 @@ class Call:
         metadata = []
         if timeout is not None:
             metadata.append(("grpc-timeout", grpc_timeout(timeout)))
-        if token := settings.token:
-            if not private:
-                self.close()
-                raise CallError(
-                    "UNAUTHENTICATED", f"{ENV_TOKEN} is only sent over TLS ({ENV_TLS_CA}) or to this machine"
-                )
-            metadata.append(("authorization", f"Bearer {token}"))
+        if refused := route.token_refused:
+            self.close()
+            raise CallError("UNAUTHENTICATED", refused)
+        metadata += route.authorization.items()
         self._connection = ClientConnection(
-            method, request, authority=authority, scheme="https" if tls else "http", metadata=metadata
+            method,
+            request,
+            authority="localhost" if route.unix_path is not None else target,
+            scheme="https" if route.tls_ca else "http",
+            metadata=metadata,
         )
         self._send(self._connection.data_to_send())
 

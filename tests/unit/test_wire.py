@@ -16,6 +16,7 @@ from pathlib import Path
 import hpack
 import pytest
 
+from hodei_stream.endpoint import ClientSettings, Route
 from hodei_stream.stream import http2, wire
 from hodei_stream.stream.http2 import frame
 from hodei_stream.stream.wire import Call, CallError
@@ -551,3 +552,15 @@ def test_too_many_pings_is_marked_on_the_call(socket_path: Path, monkeypatch: py
     assert failure.value.code == "UNAVAILABLE"
     assert answer.pings_refused
     assert wire.keepalive_slowdown["factor"] == 2
+
+
+def test_one_route_decides_tls_and_where_the_token_may_go() -> None:
+    token = ClientSettings(token="secret", tls_ca="/ca.pem")
+    assert Route.to("unix:/run/h.sock", token) == ("/run/h.sock", "localhost", 0, None, "secret")  # no TLS in a socket
+    assert Route.to("[::1]:50051", ClientSettings(token="secret")).token_refused is None
+    assert Route.to("remote:443", token).token_refused is None  # over TLS
+    remote = Route.to("remote:50051", ClientSettings(token="secret"))
+    assert remote.token_refused == "HODEI_TOKEN is only sent over TLS (HODEI_TLS_CA) or to this machine"
+    assert remote.authorization == {"authorization": "Bearer secret"}
+    assert "secret" not in repr(remote)
+    assert Route.to("remote:50051", ClientSettings()).authorization == {}
