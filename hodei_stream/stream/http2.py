@@ -90,10 +90,9 @@ class ResponseHeaders(NamedTuple):
     headers: list[tuple[str, str]]
 
 
-class MessagesReceived(NamedTuple):
-    """The gRPC messages (decompressed) that the bytes of one ``receive_data`` completed."""
-
-    messages: list[bytes]
+class MessagesReceived(list[bytes]):
+    """The gRPC messages (decompressed) that the bytes of one ``receive_data`` completed: the
+    event is their list, so the DATA path makes no object beyond it."""
 
 
 class PingReceived(NamedTuple):
@@ -184,6 +183,7 @@ class ClientConnection:
         self._header_block: bytearray | None = None  # a header block awaiting its CONTINUATIONs
         self._header_block_ends_stream = False
         self._unacknowledged = 0  # bytes of DATA read since our last WINDOW_UPDATE
+        self._top_up_at = limits.receive_window // 2  # unacknowledged bytes that make one
         self._buffer = bytearray()  # the stream's DATA: length-prefixed gRPC messages
         self._has_headers = False  # the response's headers came
         self._encoding = "identity"  # the response's grpc-encoding
@@ -225,6 +225,8 @@ class ClientConnection:
 
     def data_to_send(self) -> bytes:
         """The bytes to write to the peer now (and forget)."""
+        if not self._outbound:  # the common case on the DATA path: nothing to answer
+            return b""
         data = bytes(self._outbound)
         self._outbound.clear()
         return data
@@ -254,7 +256,7 @@ class ClientConnection:
             self._on_frame(kind, flags, stream_id, memoryview(incoming)[start + 9 : end])
             start = end
         del incoming[:start]
-        if self._unacknowledged >= self._limits.receive_window // 2 and self._status is None:
+        if self._unacknowledged >= self._top_up_at and self._status is None:
             self._outbound += window_update(0, self._unacknowledged) + window_update(STREAM_ID, self._unacknowledged)
             self._unacknowledged = 0
         if self._buffer:
@@ -269,7 +271,7 @@ class ClientConnection:
     def _take_messages(self) -> None:
         """The whole messages at the front of the stream's DATA, as one event."""
         buffer = self._buffer
-        batch = []
+        batch = MessagesReceived()
         start = 0
         while len(buffer) - start >= 5:
             size = int.from_bytes(buffer[start + 1 : start + 5], "big")
@@ -286,7 +288,7 @@ class ClientConnection:
             start = end
         del buffer[:start]
         if batch:
-            self._events.append(MessagesReceived(batch))
+            self._events.append(batch)
 
     def _decompress(self, compressed: bytearray) -> bytes | None:
         """A message sent with the compressed flag, decoded as ``grpc-encoding`` says, at

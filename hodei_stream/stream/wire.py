@@ -302,8 +302,11 @@ class Call:
         if not data:
             return
         for event in self._connection.receive_data(data):
-            if isinstance(event, MessagesReceived):
-                self._messages += event.messages
+            if type(event) is MessagesReceived:
+                if self._messages:
+                    self._messages += event
+                else:
+                    self._messages = event
             elif isinstance(event, ResponseHeaders):
                 self._metadata = event.headers
             elif isinstance(event, GoAwayReceived):

@@ -164,8 +164,8 @@ def fed(chunks: list[bytes]) -> Outcome:
         for event in made:
             assert ending is None, "an event after the terminal one"
             if isinstance(event, MessagesReceived):
-                assert event.messages, "an empty MessagesReceived"
-                messages += event.messages
+                assert event, "an empty MessagesReceived"
+                messages += event
             elif isinstance(event, (CallEnded, ProtocolError)):
                 ending = event
         events += made
