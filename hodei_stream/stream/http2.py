@@ -162,6 +162,22 @@ Event = (
 )
 
 
+def request_header_block(path: str, authority: str, scheme: str, metadata: list[tuple[str, str]]) -> bytes:
+    """A gRPC request's headers, HPACK-encoded, ``metadata`` after the gRPC ones."""
+    headers = [
+        (":method", "POST"),
+        (":scheme", scheme),
+        (":path", path),
+        (":authority", authority),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+        ("grpc-accept-encoding", ACCEPTED_ENCODINGS),
+        *metadata,
+    ]
+    # Never indexed: the server's header table is then never ours to keep in step.
+    return hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(name, value) for name, value in headers])
+
+
 class ClientConnection:
     """A client's HTTP/2 connection carrying one gRPC call (``STREAM_ID``): ``path`` with the
     request message ``request``; ``metadata`` follows the gRPC headers (``grpc-timeout``,
@@ -191,18 +207,7 @@ class ClientConnection:
         self._ended = False  # the terminal event was returned
         self._events: list[Event] = []  # of the ``receive_data`` under way
         self._outbound = bytearray()
-        headers = [
-            (":method", "POST"),
-            (":scheme", scheme),
-            (":path", path),
-            (":authority", authority),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-            ("grpc-accept-encoding", ACCEPTED_ENCODINGS),
-            *metadata,
-        ]
-        # Never indexed: the server's header table is then never ours to keep in step.
-        block = hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(name, value) for name, value in headers])
+        block = request_header_block(path, authority, scheme, metadata)
         our_settings = b"".join(
             key.to_bytes(2, "big") + value.to_bytes(4, "big")
             for key, value in ((SETTINGS_ENABLE_PUSH, 0), (SETTINGS_MAX_HEADER_LIST_SIZE, limits.max_header_block))
@@ -383,20 +388,23 @@ class ClientConnection:
         elif kind == WINDOW_UPDATE:
             self._on_window_update(stream_id, payload)
         elif kind == RST_STREAM and stream_id == STREAM_ID:
-            if len(payload) != 4:
-                self._protocol_error("a malformed RST_STREAM frame")
-                return
-            code = int.from_bytes(payload, "big")
-            self._events.append(StreamReset(code))
-            if code == CANCEL:
-                self._fail("CANCELLED", "the server cancelled the call (RST_STREAM CANCEL)")
-            else:
-                self._fail(RESET_CODES.get(code, "INTERNAL"), f"stream reset by the server (HTTP/2 error {code})")
+            self._on_reset(payload)
         elif kind == GOAWAY:
             self._on_goaway(payload)
         elif kind == PUSH_PROMISE:
             self._protocol_error("PUSH_PROMISE, though we disabled push")
         # Anything else (PRIORITY, unknown types, frames of other streams) asks nothing of us.
+
+    def _on_reset(self, payload: memoryview) -> None:
+        if len(payload) != 4:
+            self._protocol_error("a malformed RST_STREAM frame")
+            return
+        code = int.from_bytes(payload, "big")
+        self._events.append(StreamReset(code))
+        if code == CANCEL:
+            self._fail("CANCELLED", "the server cancelled the call (RST_STREAM CANCEL)")
+        else:
+            self._fail(RESET_CODES.get(code, "INTERNAL"), f"stream reset by the server (HTTP/2 error {code})")
 
     def _unpad(self, payload: memoryview) -> memoryview:
         if not payload or payload[0] >= len(payload):

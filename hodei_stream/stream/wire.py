@@ -269,16 +269,7 @@ class Call:
                 # The silence counts toward the keepalive whatever woke us (the deadline or a
                 # watchdog tick, both checked above), so ticks never postpone a PING.
                 self._quiet_s += wait
-                if self._quiet_s < limit - 1e-6:
-                    continue
-                self._quiet_s = 0.0
-                if self._ping_sent:
-                    self._fail("UNAVAILABLE", f"no answer to a keepalive ping within {self._keepalive_timeout:g} s")
-                    return b""
-                self._ping_sent = True
-                self._connection.ping(b"keepaliv")
-                self._send(self._connection.data_to_send())
-                if self._status is not None:
+                if self._quiet_s >= limit - 1e-6 and not self._on_keepalive_limit():
                     return b""
                 continue
             except OSError as error:
@@ -292,6 +283,18 @@ class Call:
             self._ping_sent = False  # anything at all from the peer shows the path is alive
             self._quiet_s = 0.0
             return data
+
+    def _on_keepalive_limit(self) -> bool:
+        """A silence as long as the keepalive allows: a PING, or the call's end when the last
+        one went unanswered; whether the call goes on."""
+        self._quiet_s = 0.0
+        if self._ping_sent:
+            self._fail("UNAVAILABLE", f"no answer to a keepalive ping within {self._keepalive_timeout:g} s")
+            return False
+        self._ping_sent = True
+        self._connection.ping(b"keepaliv")
+        self._send(self._connection.data_to_send())
+        return self._status is None
 
     def _receive(self) -> None:
         """Read what the server sent next and act on it (blocks until something comes)."""
