@@ -22,6 +22,7 @@ from hodei_stream.endpoint import (
     MAX_MESSAGE_BYTES,
     UNARY_TIMEOUT_S,
     ClientSettings,
+    Route,
     Server,
 )
 from hodei_stream.exit_codes import ClientError, ExitStatus
@@ -39,23 +40,24 @@ CHANNEL_OPTIONS = [
 
 
 def open_channel(target: str, settings: ClientSettings) -> grpc.Channel:
-    """Plaintext, as the platform speaks; TLS when ``HODEI_TLS_CA`` names the CA bundle to
-    trust; with a token (``HODEI_TOKEN``, or the token file of this user's server at that
-    address: ``state_folder.client_token``), every call carries ``authorization: Bearer
-    <token>`` (without TLS gRPC sends a token only to a loopback address or a Unix socket)."""
-    token, ca_path = settings.token, settings.tls_ca
-    if not token and not ca_path:
+    """Plaintext, as the platform speaks; TLS to a TCP address when ``HODEI_TLS_CA`` names the
+    CA bundle to trust; with a token (``HODEI_TOKEN``, or the token file of this user's server at
+    that address: ``state_folder.client_token``), every call carries ``authorization: Bearer
+    <token>`` (without TLS gRPC sends a token only to a loopback address or a Unix socket).
+    The way is ``endpoint.Route``'s, as for every client."""
+    route = Route.to(target, settings)
+    if not route.token and not route.tls_ca:
         return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
-    if ca_path:
+    if route.tls_ca:
         try:
-            credentials = grpc.ssl_channel_credentials(Path(ca_path).read_bytes())
+            credentials = grpc.ssl_channel_credentials(Path(route.tls_ca).read_bytes())
         except OSError as error:
-            raise ClientError(f"cannot read {ENV_TLS_CA}={ca_path} ({error.strerror})", ExitStatus.USAGE) from None
+            raise ClientError(f"cannot read {ENV_TLS_CA}={route.tls_ca} ({error.strerror})", ExitStatus.USAGE) from None
     else:
-        local = grpc.LocalConnectionType.UDS if target.startswith("unix:") else grpc.LocalConnectionType.LOCAL_TCP
+        local = grpc.LocalConnectionType.UDS if route.unix_path is not None else grpc.LocalConnectionType.LOCAL_TCP
         credentials = grpc.local_channel_credentials(local)
-    if token:
-        credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
+    if route.token:
+        credentials = grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(route.token))
     return grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
 
 

@@ -79,6 +79,54 @@ class ClientSettings(NamedTuple):
         return f"ClientSettings(token={shown}, tls_ca={self.tls_ca!r}, keepalive_s={self.keepalive_s!r})"
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+class Route(NamedTuple):
+    """The transport policy, decided here for every client of a server (stream-logs'
+    ``wire.Call``, ``hodei``'s grpcio channel, ``hodei-server status``'s health probe): a Unix
+    socket or TCP, TLS or not, and whether the token may go that way."""
+
+    unix_path: str | None  # a Unix socket's path; None: TCP to ``host``:``port``
+    host: str
+    port: int
+    tls_ca: str | None  # TCP with TLS, trusting this CA bundle (HODEI_TLS_CA); None: plaintext
+    token: str | None  # sent as ``authorization: Bearer``
+
+    @classmethod
+    def to(cls, target: str, settings: ClientSettings) -> Route:
+        """The way to ``target`` (``unix:/path``, ``host:port`` or ``[v6]:port``); ValueError
+        when its port is no number.  A Unix socket is private already: no TLS over it."""
+        if target.startswith("unix:"):
+            return cls(target.removeprefix("unix:"), "localhost", 0, None, settings.token)
+        host, _, port = target.rpartition(":")
+        return cls(None, host.strip("[]"), int(port), settings.tls_ca, settings.token)
+
+    @property
+    def private(self) -> bool:
+        """Whether the way is private (a Unix socket, loopback, or TLS): where a token may go."""
+        return self.unix_path is not None or self.tls_ca is not None or self.host in LOOPBACK_HOSTS
+
+    @property
+    def token_refused(self) -> str | None:
+        """Why the token may not go this way (one line), None when it may or there is none."""
+        if self.token and not self.private:
+            return f"{ENV_TOKEN} is only sent over TLS ({ENV_TLS_CA}) or to this machine"
+        return None
+
+    @property
+    def authorization(self) -> dict[str, str]:
+        """The call metadata that carries the token (none without one)."""
+        return {"authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def __repr__(self) -> str:  # the token never in a repr, hence never in a log
+        shown = "'…'" if self.token else None
+        where = (
+            f"unix_path={self.unix_path!r}" if self.unix_path is not None else f"host={self.host!r}, port={self.port}"
+        )
+        return f"Route({where}, tls_ca={self.tls_ca!r}, token={shown})"
+
+
 class Server:
     """A server to call: its target, whether it is this user's embedded server, and how to
     reach it (``settings``, not part of its identity: two equal servers may differ there)."""

@@ -53,10 +53,10 @@ from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from hodei_stream.address import Address
+from hodei_stream.endpoint import ClientSettings, Route
 from hodei_stream.own_python import module_command
 from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
 from hodei_stream.server.security import (
-    AUTHORIZATION_KEY,
     Security,
     TLSFilesError,
     UnsafeStateFolder,
@@ -70,6 +70,7 @@ from hodei_stream.state_folder import (
     ACCESS_SOCKET,
     ACCESS_TOKEN,
     ACCESS_TOKEN_FILE,
+    ENV_TLS_CA,
     ENV_TOKEN,
     STATE_FILE_NAME,
     TOKEN_FILE_NAME,
@@ -350,33 +351,54 @@ def command_status(home: Path) -> int:
     folder = open_state_folder(home, create=False)  # (stop and status create nothing)
     if folder is not None and (running := running_server(folder)):
         print(f"hodei-server: running {reach(running, home)}; state in {home}")
-        if store_not_serving(running.address):
+        if store_not_serving(running.address, os.environ.get(ENV_TLS_CA) or None):
             print(f"hodei-server: its store cannot write (health: NOT_SERVING); the cause is in {home / LOG_FILE_NAME}")
         return 0
     print(f"hodei-server: not running (state in {home})")
     return 1
 
 
-def store_not_serving(address: str) -> bool:
+def store_not_serving(address: str, tls_ca: str | None) -> bool:
     """Whether the server says, through ``grpc.health.v1``, that it is not serving (its store
-    cannot write).  False when it serves, or cannot be asked (TLS, a wrong token, no answer).
-    It is asked as any client asks it, with the token ``client_token`` gives."""
-    address, token = client_token(address)
+    cannot write).  False when it serves, or cannot be asked (a wrong token, no answer)."""
+    return health_status(address, tls_ca) == HealthCheckResponse.NOT_SERVING
 
-    async def check() -> bool:
-        if address.startswith("unix:"):
-            channel = Channel(path=address.removeprefix("unix:"))
+
+def health_status(address: str, tls_ca: str | None) -> HealthCheckResponse.ServingStatus.ValueType | None:
+    """What the server's ``grpc.health.v1`` says of the whole server, None when it cannot be
+    asked.  It is asked as any client asks it (``endpoint.Route``): with the token
+    ``client_token`` gives, over TLS trusting ``tls_ca`` (``HODEI_TLS_CA``) on TCP."""
+    address, token = client_token(address)
+    try:
+        route = Route.to(address, ClientSettings(token, tls_ca))
+    except ValueError:
+        return None
+    if route.token_refused:
+        return None
+
+    async def check() -> HealthCheckResponse.ServingStatus.ValueType | None:
+        if route.unix_path is not None:
+            channel = Channel(path=route.unix_path)
+        elif route.tls_ca:
+            import ssl
+
+            try:
+                context = ssl.create_default_context(cafile=route.tls_ca)
+            except (OSError, ssl.SSLError):
+                return None
+            context.set_alpn_protocols(["h2"])
+            channel = Channel(route.host, route.port, ssl=context)
         else:
-            host, _, port = address.rpartition(":")
-            channel = Channel(host.strip("[]"), int(port))
+            channel = Channel(route.host, route.port)
         try:
-            metadata = {AUTHORIZATION_KEY: f"Bearer {token}"} if token else None
-            reply = await HealthStub(channel).Check(HealthCheckRequest(), metadata=metadata, timeout=5)
+            reply = await HealthStub(channel).Check(
+                HealthCheckRequest(), metadata=route.authorization or None, timeout=5
+            )
         except (OSError, GRPCError, asyncio.TimeoutError, StreamTerminatedError):
-            return False
+            return None
         finally:
             channel.close()
-        return reply is not None and reply.status == HealthCheckResponse.NOT_SERVING
+        return None if reply is None else reply.status
 
     return asyncio.run(check())
 

@@ -34,11 +34,23 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from grpclib.metadata import encode_grpc_message
 from grpclib.protocol import H2Protocol
 from grpclib.reflection.service import ServerReflection
-from grpclib.server import Handler as ConnectionHandler
 from grpclib.server import Stream
 from h2.connection import ConnectionState
 from h2.stream import StreamState
+from h2.windows import LARGEST_FLOW_CONTROL_WINDOW
 
+from hodei_stream.server.grpclib_private import (
+    STREAM_ID_BITS,
+    ProtocolServer,
+    connection_of,
+    h2_connection_of,
+    h2_stream_of,
+    has_unsent_bytes,
+    holds_part_of_a_frame,
+    method_table,
+    set_method_table,
+    transport_of,
+)
 from hodei_stream.server.store import JobStore
 from hodei_stream.server.validation import quoted
 
@@ -95,7 +107,7 @@ def bound_request_size(stream: Stream[Any, Any]) -> None:
     its bytes are read: grpclib would buffer whatever length a client announces.  grpclib
     reads a message as its 5-byte prefix then ``recv_data(length)``, so the bound goes there
     (grpclib is pinned below 0.5 in pyproject.toml; tests/server/test_bad_input.py covers it)."""
-    h2_stream = stream._stream  # noqa: SLF001
+    h2_stream = h2_stream_of(stream)
     buffer = h2_stream.buffer  # what grpclib's recv_data reads; not the stream: no reference cycle
 
     async def recv_data(size: int) -> bytes:
@@ -128,8 +140,8 @@ async def send_data(stream: Stream[Any, Any], data: bytes) -> None:
     closed stream) grpclib's ``send_data`` waits or raises as before.  grpclib is pinned below
     0.5 and h2 below 5 in pyproject.toml; tests/interop and tests/e2e cover this path.
     """
-    h2_stream = stream._stream  # noqa: SLF001
-    h2_connection = h2_stream._h2_connection  # noqa: SLF001
+    h2_stream = h2_stream_of(stream)
+    h2_connection = h2_connection_of(h2_stream)
     connection = h2_stream.connection
     size = len(data)
     number = h2_stream.id
@@ -141,7 +153,7 @@ async def send_data(stream: Stream[Any, Any], data: bytes) -> None:
         or h2_connection.state_machine.state is not ConnectionState.SERVER_OPEN
         or not connection.write_ready.is_set()
         or size > min(h2_connection.outbound_flow_control_window, state.outbound_flow_control_window)
-        or h2_connection._data_to_send  # noqa: SLF001 - never so: grpclib writes out whatever h2 makes
+        or has_unsent_bytes(h2_connection)
         or not size
     ):
         await h2_stream.send_data(data)
@@ -159,7 +171,7 @@ async def send_data(stream: Stream[Any, Any], data: bytes) -> None:
         frames = b"".join(parts)
     h2_connection.outbound_flow_control_window -= size
     state.outbound_flow_control_window -= size
-    h2_stream._transport.write(frames)  # noqa: SLF001
+    transport_of(h2_stream).write(frames)
     h2_stream.data_sent += size
     connection.data_sent += size
     connection.data_send_process()  # what grpclib's keepalive pings go by
@@ -168,7 +180,6 @@ async def send_data(stream: Stream[Any, Any], data: bytes) -> None:
 # A WINDOW_UPDATE frame's length (4) and type (8): the first 4 bytes of its 9-byte header.
 WINDOW_UPDATE_START = b"\x00\x00\x04\x08"
 WINDOW_UPDATE_BYTES = 13
-MAX_WINDOW = 2**31 - 1
 
 
 class ServerProtocol(H2Protocol):
@@ -186,14 +197,11 @@ class ServerProtocol(H2Protocol):
 
     def _credited(self, data: bytes) -> bool:
         """Credit ``data``'s WINDOW_UPDATE frames if that is all it holds; whether it did."""
-        h2_connection = self.connection._connection  # noqa: SLF001
-        incoming = h2_connection.incoming_buffer
+        h2_connection = connection_of(self)
         if (
             len(data) % WINDOW_UPDATE_BYTES
-            or incoming._data  # noqa: SLF001 - a frame cut across reads is h2's to finish
-            or incoming._preamble_len  # noqa: SLF001
-            or incoming._headers_buffer  # noqa: SLF001
-            or h2_connection._data_to_send  # noqa: SLF001
+            or holds_part_of_a_frame(h2_connection)
+            or has_unsent_bytes(h2_connection)
             or h2_connection.state_machine.state is not ConnectionState.SERVER_OPEN
         ):
             return False
@@ -202,20 +210,20 @@ class ServerProtocol(H2Protocol):
         for start in range(0, len(data), WINDOW_UPDATE_BYTES):
             if data[start : start + 4] != WINDOW_UPDATE_START:
                 return False
-            stream_id = int.from_bytes(data[start + 5 : start + 9], "big") & MAX_WINDOW
-            increment = int.from_bytes(data[start + 9 : start + 13], "big") & MAX_WINDOW
+            stream_id = int.from_bytes(data[start + 5 : start + 9], "big") & STREAM_ID_BITS
+            increment = int.from_bytes(data[start + 9 : start + 13], "big") & STREAM_ID_BITS
             if not increment:
                 return False
             if not stream_id:
                 connection_window += increment
-                if connection_window > MAX_WINDOW:
+                if connection_window > LARGEST_FLOW_CONTROL_WINDOW:
                     return False
                 continue
             state = h2_connection.streams.get(stream_id)
             if state is None or state.state_machine.state not in SENDING_STATES:
                 return False
             window = stream_windows.get(stream_id, state.outbound_flow_control_window) + increment
-            if window > MAX_WINDOW:
+            if window > LARGEST_FLOW_CONTROL_WINDOW:
                 return False
             stream_windows[stream_id] = window
         # All valid: credit them, and wake whoever waits for credit (grpclib's send_data).
@@ -231,15 +239,10 @@ class ServerProtocol(H2Protocol):
         return True
 
 
-class GrpcServer(grpclib.server.Server):
+class GrpcServer(ProtocolServer):
     """grpclib's server, its connections ``ServerProtocol``s."""
 
-    def _protocol_factory(self) -> H2Protocol:
-        # grpclib's own, but for the protocol's class.
-        self.__gc_step__()
-        handler = ConnectionHandler(self._mapping, self._codec, self._status_details_codec, self.__dispatch__)
-        self._handlers.add(handler)
-        return ServerProtocol(handler, self._config, self._h2_config)
+    protocol_class = ServerProtocol
 
 
 async def unimplemented(path: str, stream: Stream[Empty, Empty]) -> None:
@@ -313,7 +316,7 @@ def grpc_server(services: Collection[IServable], store: JobStore) -> grpclib.ser
     """A grpclib server for ``services``, with health, reflection and the answers above."""
     health = Health(store, service_names(services))
     server = GrpcServer(ServerReflection.extend([*services, health]), codec=RequestCodec())
-    # grpclib looks methods up in this table with ``.get`` and has no hook for unknown ones;
-    # grpclib is pinned below 0.5 in pyproject.toml and tests/server/test_grpc_tooling.py covers this.
-    server._mapping = ServedMethods(server._mapping)  # noqa: SLF001
+    # grpclib looks methods up in this table with ``.get`` and has no hook for unknown ones
+    # (tests/server/test_grpc_tooling.py covers this).
+    set_method_table(server, ServedMethods(method_table(server)))
     return server

@@ -48,7 +48,17 @@ from pathlib import Path
 
 from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.spool import JobSpool, process_start_time
-from hodei_stream.server.supervisor_protocol import Exited, Hello, JobCommand, MessageKind, Resume, Started
+from hodei_stream.server.supervisor_protocol import (
+    Cancel,
+    Done,
+    Exited,
+    Hello,
+    JobCommand,
+    MessageKind,
+    Received,
+    Resume,
+    Started,
+)
 
 MAX_LINE_BYTES = 2 * 1024 * 1024
 READ_CHUNK = 1 << 16
@@ -286,23 +296,23 @@ class Supervisor:
             received = self.message_reader.feed(chunk) if chunk else None
         except BlockingIOError:
             return
-        except (OSError, ValueError):  # reset, or a message no server sends (too long, unknown)
+        except (OSError, ValueError):  # reset, or a message no server sends (too long, unknown, unreadable)
             received = None
         try:
             if received is not None:
                 self.on_messages(received)
                 return
         except (ValueError, KeyError, TypeError):
-            pass  # a RESUME without its sequence: not a server we can talk to
+            pass  # a RESUME whose sequence is no number: not a server we can talk to
         self.disconnect()
 
-    def on_messages(self, received: list[tuple[MessageKind, bytes]]) -> None:
-        for kind, payload in received:
-            if kind == MessageKind.RESUME and not self.resumed:
-                self.on_resume(supervisor_protocol.decode_message(Resume, payload).after_sequence)
-            elif kind == MessageKind.CANCEL:
+    def on_messages(self, received: list[Received]) -> None:
+        for message in received:
+            if isinstance(message, Resume) and not self.resumed:
+                self.on_resume(message.after_sequence)
+            elif isinstance(message, Cancel):
                 self.begin_stop("cancelled")
-            elif kind == MessageKind.DONE:
+            elif isinstance(message, Done):
                 self.done = True
                 if self.exit_report is None:
                     self.begin_stop("cancelled")  # the server does not want the job (any more)

@@ -11,7 +11,9 @@ has stored the job's outcome and every line (or does not want the job: it is unk
 over), and the supervisor may stop the job if it still runs, forget its spool and exit.
 
 Each JSON message is a record (``Hello``, ``Started``, ``Exited``, ``Cancel``, ``Resume``,
-``Done``): ``encode_message`` frames one, ``decode_message`` reads one back.  ``JobCommand``
+``Done``): ``encode_message`` frames one, ``decode_message`` reads one back, and
+``MessageReader`` (fed bytes, no I/O) turns a connection's bytes into these records and
+``Lines``.  ``JobCommand``
 is what the server hands a new supervisor on its stdin.
 
 A payload is at most ``MAX_PAYLOAD_BYTES`` (8 MiB), on both ends: ``encode`` refuses to make a
@@ -43,7 +45,12 @@ MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 BATCH_BYTES = 1 << 20
 
 
-class MessageTooLong(ValueError):
+class MalformedMessage(ValueError):
+    """What the peer sent is no message of this protocol (an unknown kind, a JSON message that
+    does not read as its record): the peer is not to be trusted."""
+
+
+class MessageTooLong(MalformedMessage):
     """A header announced a payload over ``MAX_PAYLOAD_BYTES``: the peer is not to be trusted."""
 
 
@@ -128,7 +135,15 @@ class Done(NamedTuple):
     """The server has stored everything of the job (or does not want it): forget it."""
 
 
+class Lines(NamedTuple):
+    """A LINES message: its payload of line records (``LINE_HEADER``), kept whole: the server
+    stores it as it came, checked by its records' headers alone."""
+
+    payload: bytes
+
+
 Message = Hello | Started | Exited | Cancel | Resume | Done
+Received = Message | Lines
 MESSAGE_KINDS: dict[type[Message], MessageKind] = {
     Hello: MessageKind.HELLO,
     Started: MessageKind.STARTED,
@@ -137,6 +152,7 @@ MESSAGE_KINDS: dict[type[Message], MessageKind] = {
     Resume: MessageKind.RESUME,
     Done: MessageKind.DONE,
 }
+KIND_RECORDS: dict[MessageKind, type[Message]] = {kind: record for record, kind in MESSAGE_KINDS.items()}
 Record = TypeVar("Record", bound=Message)
 
 
@@ -231,22 +247,37 @@ def last_sequence(payload: bytes) -> int:
 
 
 class MessageReader:
-    """Reassembles messages from a socket's chunks (the supervisor's side)."""
+    """The protocol's messages from a connection's bytes, without I/O: ``feed`` the bytes as
+    they are read (cut anywhere), and it returns the records they completed (``Lines`` for a
+    LINES message, the JSON ones as their records), or raises ``MalformedMessage``.  The
+    supervisor's event loop and the server's worker drive one each."""
 
     def __init__(self) -> None:
         self.buffer = bytearray()
 
-    def feed(self, chunk: bytes) -> list[tuple[MessageKind, bytes]]:
+    def feed(self, chunk: bytes) -> list[Received]:
         self.buffer += chunk
-        messages: list[tuple[MessageKind, bytes]] = []
+        received: list[Received] = []
         while len(self.buffer) >= HEADER.size:
             kind, size = HEADER.unpack_from(self.buffer)
             end = HEADER.size + checked_size(size)
             if len(self.buffer) < end:
                 break
-            messages.append((MessageKind(kind), bytes(self.buffer[HEADER.size : end])))
+            payload = bytes(self.buffer[HEADER.size : end])
             del self.buffer[:end]
-        return messages
+            if kind == MessageKind.LINES:
+                received.append(Lines(payload))
+                continue
+            record_type = KIND_RECORDS.get(kind)
+            if record_type is None:
+                raise MalformedMessage(f"a supervisor message of unknown kind {kind}")
+            try:
+                received.append(decode_message(record_type, payload))
+            except (ValueError, KeyError, TypeError) as error:
+                raise MalformedMessage(
+                    f"a {record_type.__name__} message that does not read ({error!r:.100})"
+                ) from None
+        return received
 
 
 def connect(path: str) -> socket.socket:

@@ -47,7 +47,8 @@ from hodei_stream.server.supervisor_protocol import (
     Exited,
     Hello,
     JobCommand,
-    MessageKind,
+    Lines,
+    Received,
     Resume,
     Started,
 )
@@ -356,10 +357,9 @@ class Worker:
         run: JobRun | None = None
         transport = connection.transport
         try:
-            hello = await connection.queue.get()
-            if hello is None or hello[0] != MessageKind.HELLO:
+            introduction = await connection.queue.get()
+            if not isinstance(introduction, Hello):
                 return
-            introduction = supervisor_protocol.decode_message(Hello, hello[1])
             run = self.runs.get(introduction.job_id)
             if run is None:
                 # Not a job this server runs (over already, or unknown here): stop it.
@@ -379,7 +379,7 @@ class Worker:
             connection.run = run
             while message := await connection.queue.get():
                 connection.handling = True
-                await self._on_message(run, transport, *message)
+                await self._on_message(run, transport, message)
                 await self.store.wait_for_backlog(job_id)
                 connection.handling = False
         except (OSError, ValueError):
@@ -397,24 +397,20 @@ class Worker:
         if not self.store.has_ended(run.job_id):
             self.store.append_payload(run.job_id, payload)
 
-    async def _on_message(self, run: JobRun, transport: asyncio.Transport, kind: MessageKind, payload: bytes) -> None:
+    async def _on_message(self, run: JobRun, transport: asyncio.Transport, message: Received) -> None:
         job_id = run.job_id
-        if kind == MessageKind.LINES:
-            self.on_lines(run, payload)
+        if isinstance(message, Lines):
+            self.on_lines(run, message.payload)
         elif self.store.has_ended(job_id):
             # Finished already (the outcome came before a reconnect, or from the spool, or the
             # store failed it): DONE once all of it is on disk, so the spool is kept till then.
-            if kind == MessageKind.EXITED:
+            if isinstance(message, Exited):
                 await self.store.sync()
                 transport.write(supervisor_protocol.encode_message(Done()))
-        elif kind == MessageKind.STARTED:
-            self.store.update(
-                job_id,
-                status=pb.JOB_STATUS_RUNNING,
-                started_ns=supervisor_protocol.decode_message(Started, payload).started_ns,
-            )
-        elif kind == MessageKind.EXITED:
-            await self._finish(job_id, supervisor_protocol.decode_message(Exited, payload), run.cancel_reason)
+        elif isinstance(message, Started):
+            self.store.update(job_id, status=pb.JOB_STATUS_RUNNING, started_ns=message.started_ns)
+        elif isinstance(message, Exited):
+            await self._finish(job_id, message, run.cancel_reason)
             await self.store.sync()  # on disk before the supervisor forgets its spool
             transport.write(supervisor_protocol.encode_message(Done()))
 
@@ -430,7 +426,7 @@ class SupervisorConnection(asyncio.Protocol):
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.reader = supervisor_protocol.MessageReader()
-        self.queue: asyncio.Queue[tuple[MessageKind, bytes] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[Received | None] = asyncio.Queue()
         self.run: JobRun | None = None  # once the task answered the HELLO
         self.handling = False  # the task is handling a message
         self.paused = False
@@ -443,12 +439,12 @@ class SupervisorConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            for kind, payload in self.reader.feed(data):
-                if kind == MessageKind.LINES and self.run and not (self.handling or self.paused or self.queue.qsize()):
-                    self.worker.on_lines(self.run, payload)
+            for message in self.reader.feed(data):
+                if type(message) is Lines and self.run and not (self.handling or self.paused or self.queue.qsize()):
+                    self.worker.on_lines(self.run, message.payload)
                     self.hold_back(self.run.job_id)
                 else:
-                    self.queue.put_nowait((kind, payload))  # (paused: the task waits between them)
+                    self.queue.put_nowait(message)  # (paused: the task waits between them)
         except ValueError:
             self.transport.close()  # nonsense (a gap, a message too long): the supervisor resumes
 

@@ -375,7 +375,7 @@ class Follower:
             return
         seen = self.seen
         decode = messages.decode_entry
-        for received in call.batches():
+        for received in call.message_batches():
             batch: list[LogLine] = []
             for message in received:
                 try:
@@ -416,7 +416,7 @@ class Follower:
         decode = messages.decode_entry
         source = self.seen.new_pass()
         suspect: ContentKey | None = None  # a line the server held at the last tick that we had not shown
-        for received in call.batches(idle_s=WATCHDOG_S):
+        for received in call.message_batches(idle_s=WATCHDOG_S):
             if not received:
                 job = self.client.get_job(self.job_id)
                 if job.status in FINAL_STATUSES:

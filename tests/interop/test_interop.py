@@ -166,7 +166,7 @@ def test_a_grpcio_server_that_finds_our_pings_too_many_makes_us_ping_less(monkey
             f"127.0.0.1:{port}", "/hodei.LogStreamService/SubscribeLogs", b"", keepalive_time=0.3, keepalive_timeout=5
         )
         with pytest.raises(CallError) as failure:
-            list(call.batches())
+            list(call.message_batches())
     finally:
         logs.done.set()
         server.stop(grace=None)

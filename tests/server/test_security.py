@@ -16,12 +16,14 @@ from typing import Any
 
 import grpc
 import pytest
+from grpclib.health.v1.health_pb2 import HealthCheckResponse
 from server_helpers import all_logs, grpcurl, grpcurl_binary, hodei_server, shell_job, subscribe
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server, server_at
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.server.daemon import health_status
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool
 from hodei_stream.state_folder import client_token
 from tests.conftest import self_signed_certificate
@@ -390,3 +392,11 @@ def test_stream_logs_sends_the_token_and_speaks_tls(tls_token_server: str, monke
     plaintext = stream_logs(tls_token_server, job_id)
     assert plaintext.returncode == ExitStatus.UNREACHABLE
     assert len(plaintext.stderr.strip().splitlines()) == 1 and "Traceback" not in plaintext.stderr
+
+
+def test_the_status_probe_takes_the_way_every_client_takes(tls_token_server: str) -> None:
+    """``hodei-server status``'s health probe goes as the clients go (``endpoint.Route``): TLS
+    trusting HODEI_TLS_CA, with the token; plaintext to a TLS server cannot ask."""
+    ca = os.environ["HODEI_TLS_CA"]
+    assert health_status(tls_token_server, ca) == HealthCheckResponse.SERVING
+    assert health_status(tls_token_server, None) is None

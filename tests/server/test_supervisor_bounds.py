@@ -4,7 +4,6 @@ is refused before anything is read (or allocated) for it."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -97,7 +96,7 @@ def test_both_readers_refuse_a_length_over_the_cap() -> None:
         reader.feed(HEADER.pack(MessageKind.RESUME, MAX_PAYLOAD_BYTES + 1))
     assert supervisor_protocol.MessageReader().feed(
         supervisor_protocol.encode_json(MessageKind.RESUME, {"after_sequence": 3})
-    ) == [(MessageKind.RESUME, json.dumps({"after_sequence": 3}).encode())]
+    ) == [supervisor_protocol.Resume(3)]
     with pytest.raises(MessageTooLong):
         supervisor_protocol.encode(MessageKind.LINES, b"x" * (MAX_PAYLOAD_BYTES + 1))
 

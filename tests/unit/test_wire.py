@@ -16,8 +16,10 @@ from pathlib import Path
 import hpack
 import pytest
 
-from hodei_stream.stream import wire
-from hodei_stream.stream.wire import Call, CallError, frame
+from hodei_stream.endpoint import ClientSettings, Route
+from hodei_stream.stream import http2, wire
+from hodei_stream.stream.http2 import frame
+from hodei_stream.stream.wire import Call, CallError
 
 OK_HEADERS = [(":status", "200"), ("content-type", "application/grpc")]
 
@@ -27,7 +29,7 @@ def message(payload: bytes) -> bytes:
 
 
 def headers_frames(headers: list[tuple[str, str]], flags: int = 0) -> bytes:
-    return frame(wire.HEADERS, wire.END_HEADERS | flags, 1, hpack.Encoder().encode(headers))
+    return frame(http2.HEADERS, http2.END_HEADERS | flags, 1, hpack.Encoder().encode(headers))
 
 
 class Peer:
@@ -67,51 +69,51 @@ def call(path: Path) -> Call:
 def test_padding_continuation_ping_and_settings(socket_path: Path) -> None:
     block = hpack.Encoder().encode([*OK_HEADERS, ("x-hodei-sequences", "exact")])
     padded_priority_headers = frame(
-        wire.HEADERS, wire.PADDED | wire.PRIORITY, 1, b"\x02" + b"\x00" * 5 + block[:3] + b"\x00\x00"
+        http2.HEADERS, http2.PADDED | http2.PRIORITY, 1, b"\x02" + b"\x00" * 5 + block[:3] + b"\x00\x00"
     )
-    continuation = frame(wire.CONTINUATION, wire.END_HEADERS, 1, block[3:])
+    continuation = frame(http2.CONTINUATION, http2.END_HEADERS, 1, block[3:])
     first, second = message(b"one"), message(b"two" * 10)
     data = first + second
     script = (
-        frame(wire.SETTINGS, 0, 0)
+        frame(http2.SETTINGS, 0, 0)
         + padded_priority_headers
         + continuation
-        + frame(wire.PING, 0, 0, b"12345678")
-        + frame(wire.DATA, wire.PADDED, 1, b"\x03" + data[:10] + b"\x00" * 3)  # a message cut in two frames
-        + frame(wire.DATA, 0, 1, data[10:])
-        + headers_frames([("grpc-status", "0")], wire.END_STREAM)
+        + frame(http2.PING, 0, 0, b"12345678")
+        + frame(http2.DATA, http2.PADDED, 1, b"\x03" + data[:10] + b"\x00" * 3)  # a message cut in two frames
+        + frame(http2.DATA, 0, 1, data[10:])
+        + headers_frames([("grpc-status", "0")], http2.END_STREAM)
     )
     peer = Peer(socket_path, script)
     answer = call(socket_path)
     assert ("x-hodei-sequences", "exact") in answer.initial_metadata()
-    assert [m for batch in answer.batches() for m in batch] == [b"one", b"two" * 10]
+    assert [m for batch in answer.message_batches() for m in batch] == [b"one", b"two" * 10]
     peer.thread.join(10)
-    assert frame(wire.SETTINGS, wire.ACK, 0) in peer.received
-    assert frame(wire.PING, wire.ACK, 0, b"12345678") in peer.received
-    assert peer.received.startswith(wire.PREFACE)
+    assert frame(http2.SETTINGS, http2.ACK, 0) in peer.received
+    assert frame(http2.PING, http2.ACK, 0, b"12345678") in peer.received
+    assert peer.received.startswith(http2.PREFACE)
 
 
 @pytest.mark.parametrize(
     ("script", "code", "details"),
     [
         (
-            headers_frames([*OK_HEADERS, ("grpc-status", "5"), ("grpc-message", "no%20job%20x")], wire.END_STREAM),
+            headers_frames([*OK_HEADERS, ("grpc-status", "5"), ("grpc-message", "no%20job%20x")], http2.END_STREAM),
             "NOT_FOUND",
             "no job x",
         ),
         (
-            headers_frames(OK_HEADERS) + frame(wire.RST_STREAM, 0, 1, (2).to_bytes(4, "big")),
+            headers_frames(OK_HEADERS) + frame(http2.RST_STREAM, 0, 1, (2).to_bytes(4, "big")),
             "INTERNAL",
             "stream reset by the server (HTTP/2 error 2)",
         ),
         (
-            frame(wire.GOAWAY, 0, 0, (0).to_bytes(4, "big") + (0).to_bytes(4, "big")),
+            frame(http2.GOAWAY, 0, 0, (0).to_bytes(4, "big") + (0).to_bytes(4, "big")),
             "UNAVAILABLE",
             "the server is going away (HTTP/2 error 0)",
         ),
-        (headers_frames([(":status", "404")], wire.END_STREAM), "UNIMPLEMENTED", "HTTP status 404: not a gRPC answer"),
+        (headers_frames([(":status", "404")], http2.END_STREAM), "UNIMPLEMENTED", "HTTP status 404: not a gRPC answer"),
         (
-            headers_frames(OK_HEADERS) + frame(wire.DATA, wire.END_STREAM, 1, message(b"x")),
+            headers_frames(OK_HEADERS) + frame(http2.DATA, http2.END_STREAM, 1, message(b"x")),
             "INTERNAL",
             "the server ended the call without a status",
         ),
@@ -121,7 +123,7 @@ def test_padding_continuation_ping_and_settings(socket_path: Path) -> None:
 def test_failures(socket_path: Path, script: bytes, code: str, details: str) -> None:
     Peer(socket_path, script)
     with pytest.raises(CallError) as failure:
-        for _ in call(socket_path).batches():
+        for _ in call(socket_path).message_batches():
             pass
     assert (failure.value.code, failure.value.details) == (code, details)
 
@@ -129,13 +131,13 @@ def test_failures(socket_path: Path, script: bytes, code: str, details: str) -> 
 def test_a_dropped_connection_is_unavailable_after_what_came(socket_path: Path) -> None:
     Peer(
         socket_path,
-        headers_frames(OK_HEADERS) + frame(wire.DATA, 0, 1, message(b"kept") + b"\x00\x00"),
+        headers_frames(OK_HEADERS) + frame(http2.DATA, 0, 1, message(b"kept") + b"\x00\x00"),
         close_after=True,
     )
     received: list[bytes] = []
 
     def read_all() -> None:
-        for batch in call(socket_path).batches():
+        for batch in call(socket_path).message_batches():
             received.extend(batch)
 
     with pytest.raises(CallError) as failure:
@@ -178,7 +180,7 @@ class Responder:
 
 def client_frames(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
     """The (type, flags, stream, payload) of each complete frame the client sent."""
-    data = data.removeprefix(wire.PREFACE)
+    data = data.removeprefix(http2.PREFACE)
     while len(data) >= 9:
         length = int.from_bytes(data[:3], "big")
         if len(data) < 9 + length:
@@ -202,22 +204,22 @@ def answer_pings(conn: socket.socket, until: float, received: bytearray) -> None
         pings = [
             payload
             for kind, flags, _, payload in client_frames(bytes(received))
-            if kind == wire.PING and not flags & wire.ACK
+            if kind == http2.PING and not flags & http2.ACK
         ]
         for payload in pings[acknowledged:]:
-            conn.sendall(frame(wire.PING, wire.ACK, 0, payload))
+            conn.sendall(frame(http2.PING, http2.ACK, 0, payload))
         acknowledged = len(pings)
 
 
 def failure_of(path: Path, **options: float) -> CallError:
     with pytest.raises(CallError) as failure:
-        for _ in Call(f"unix:{path}", "/hodei.LogStreamService/SubscribeLogs", b"request", **options).batches():
+        for _ in Call(f"unix:{path}", "/hodei.LogStreamService/SubscribeLogs", b"request", **options).message_batches():
             pass
     return failure.value
 
 
 def reset(code: int) -> bytes:
-    return headers_frames(OK_HEADERS) + frame(wire.RST_STREAM, 0, 1, code.to_bytes(4, "big"))
+    return headers_frames(OK_HEADERS) + frame(http2.RST_STREAM, 0, 1, code.to_bytes(4, "big"))
 
 
 @pytest.mark.parametrize(
@@ -225,7 +227,7 @@ def reset(code: int) -> bytes:
     [
         *[
             (
-                headers_frames([(":status", status), ("content-type", "text/html")], wire.END_STREAM),
+                headers_frames([(":status", status), ("content-type", "text/html")], http2.END_STREAM),
                 code,
                 f"HTTP status {status}: not a gRPC answer",
             )
@@ -243,75 +245,75 @@ def reset(code: int) -> bytes:
             ]
         ],
         (
-            headers_frames([(":status", "503"), ("grpc-status", "5"), ("grpc-message", "gone")], wire.END_STREAM),
+            headers_frames([(":status", "503"), ("grpc-status", "5"), ("grpc-message", "gone")], http2.END_STREAM),
             "NOT_FOUND",
             "gone",
         ),
         (
-            headers_frames([(":status", "502")]) + frame(wire.DATA, 0, 1, b"<html>bad gateway"),
+            headers_frames([(":status", "502")]) + frame(http2.DATA, 0, 1, b"<html>bad gateway"),
             "UNAVAILABLE",
             "HTTP status 502: not a gRPC answer",
         ),
-        (reset(wire.REFUSED_STREAM), "UNAVAILABLE", "stream reset by the server (HTTP/2 error 7)"),
-        (reset(wire.CANCEL), "CANCELLED", "the server cancelled the call (RST_STREAM CANCEL)"),
-        (reset(wire.ENHANCE_YOUR_CALM), "RESOURCE_EXHAUSTED", "stream reset by the server (HTTP/2 error 11)"),
+        (reset(http2.REFUSED_STREAM), "UNAVAILABLE", "stream reset by the server (HTTP/2 error 7)"),
+        (reset(http2.CANCEL), "CANCELLED", "the server cancelled the call (RST_STREAM CANCEL)"),
+        (reset(http2.ENHANCE_YOUR_CALM), "RESOURCE_EXHAUSTED", "stream reset by the server (HTTP/2 error 11)"),
         (
-            frame(wire.GOAWAY, 0, 0, (0).to_bytes(4, "big") + (11).to_bytes(4, "big") + b"too_many_pings"),
+            frame(http2.GOAWAY, 0, 0, (0).to_bytes(4, "big") + (11).to_bytes(4, "big") + b"too_many_pings"),
             "UNAVAILABLE",
             "the server is going away (HTTP/2 error 11: too_many_pings)",
         ),
         (
-            frame(wire.HEADERS, wire.END_HEADERS, 1, b"\xff\xff\xff\xff\xff"),
+            frame(http2.HEADERS, http2.END_HEADERS, 1, b"\xff\xff\xff\xff\xff"),
             "INTERNAL",
             "the server's headers do not decode (HPACK: ",
         ),
         (
-            frame(wire.HEADERS, wire.END_HEADERS, 1, b"\x3f\xff\xff\xff\x0f"),
+            frame(http2.HEADERS, http2.END_HEADERS, 1, b"\x3f\xff\xff\xff\x0f"),
             "INTERNAL",
             "the server's headers do not decode (HPACK: ",
         ),
         (
-            frame(wire.DATA, 0, 1, message(b"x")),
+            frame(http2.DATA, 0, 1, message(b"x")),
             "INTERNAL",
             "HTTP/2 protocol error from the server: DATA before the response headers",
         ),
         (
-            frame(wire.CONTINUATION, wire.END_HEADERS, 1, b""),
+            frame(http2.CONTINUATION, http2.END_HEADERS, 1, b""),
             "INTERNAL",
             "HTTP/2 protocol error from the server: a CONTINUATION frame without HEADERS",
         ),
         (
-            frame(wire.HEADERS, 0, 1, b"") + frame(wire.PING, 0, 0, b"12345678"),
+            frame(http2.HEADERS, 0, 1, b"") + frame(http2.PING, 0, 0, b"12345678"),
             "INTERNAL",
             "HTTP/2 protocol error from the server: a header block interrupted by another frame",
         ),
         (
-            b"\x01\x00\x00" + bytes((wire.DATA, 0)) + (1).to_bytes(4, "big"),
+            b"\x01\x00\x00" + bytes((http2.DATA, 0)) + (1).to_bytes(4, "big"),
             "INTERNAL",
             "HTTP/2 protocol error from the server: a frame of 65536 bytes, above 16384",
         ),
         (
-            frame(wire.HEADERS, wire.PADDED | wire.END_HEADERS, 1, b"\x09abc"),
+            frame(http2.HEADERS, http2.PADDED | http2.END_HEADERS, 1, b"\x09abc"),
             "INTERNAL",
             "HTTP/2 protocol error from the server: padding longer than its frame",
         ),
         (
-            frame(wire.SETTINGS, 0, 0, b"\x00\x05\x00\x00\x00\x01"),
+            frame(http2.SETTINGS, 0, 0, b"\x00\x05\x00\x00\x00\x01"),
             "INTERNAL",
             "HTTP/2 protocol error from the server: SETTINGS_MAX_FRAME_SIZE 1",
         ),
         (
-            frame(wire.PUSH_PROMISE, wire.END_HEADERS, 1, b"\x00\x00\x00\x02"),
+            frame(http2.PUSH_PROMISE, http2.END_HEADERS, 1, b"\x00\x00\x00\x02"),
             "INTERNAL",
             "HTTP/2 protocol error from the server: PUSH_PROMISE, though we disabled push",
         ),
         (
-            frame(wire.WINDOW_UPDATE, 0, 0, (0).to_bytes(4, "big")),
+            frame(http2.WINDOW_UPDATE, 0, 0, (0).to_bytes(4, "big")),
             "INTERNAL",
             "HTTP/2 protocol error from the server: a WINDOW_UPDATE of 0",
         ),
         (
-            headers_frames([*OK_HEADERS, ("grpc-status", "13"), ("grpc-message", "two%0Alines")], wire.END_STREAM),
+            headers_frames([*OK_HEADERS, ("grpc-status", "13"), ("grpc-message", "two%0Alines")], http2.END_STREAM),
             "INTERNAL",
             "two lines",
         ),
@@ -335,11 +337,11 @@ def test_compressed_messages_are_decoded(socket_path: Path, encoding: str, encod
     Peer(
         socket_path,
         headers_frames([*OK_HEADERS, ("grpc-encoding", encoding)])
-        + frame(wire.DATA, 0, 1, data)
-        + headers_frames([("grpc-status", "0")], wire.END_STREAM),
+        + frame(http2.DATA, 0, 1, data)
+        + headers_frames([("grpc-status", "0")], http2.END_STREAM),
     )
     answer = call(socket_path)
-    assert [m for batch in answer.batches() for m in batch] == [b"one" * 100, b"two", b""]
+    assert [m for batch in answer.message_batches() for m in batch] == [b"one" * 100, b"two", b""]
 
 
 @pytest.mark.parametrize(
@@ -370,8 +372,8 @@ def test_undecodable_compressed_messages(
     Peer(
         socket_path,
         headers_frames([*OK_HEADERS, *extra])
-        + frame(wire.DATA, 0, 1, fixed)
-        + headers_frames([("grpc-status", "0")], wire.END_STREAM),
+        + frame(http2.DATA, 0, 1, fixed)
+        + headers_frames([("grpc-status", "0")], http2.END_STREAM),
     )
     failure = failure_of(socket_path, timeout=10)
     assert (failure.code, failure.details.startswith(details)) == (code, True), failure
@@ -380,12 +382,12 @@ def test_undecodable_compressed_messages(
 def test_a_gzip_bomb_is_an_error_not_memory(socket_path: Path) -> None:
     """65 MiB of zeros in ~65 KB of gzip: refused at the 64 MiB message limit."""
     bomb = gzip_message(bytes(65 * 1024 * 1024), gzip.compress)
-    data_frames = b"".join(frame(wire.DATA, 0, 1, bomb[i : i + 16384]) for i in range(0, len(bomb), 16384))
+    data_frames = b"".join(frame(http2.DATA, 0, 1, bomb[i : i + 16384]) for i in range(0, len(bomb), 16384))
     Peer(
         socket_path,
         headers_frames([*OK_HEADERS, ("grpc-encoding", "gzip")])
         + data_frames
-        + headers_frames([("grpc-status", "0")], wire.END_STREAM),
+        + headers_frames([("grpc-status", "0")], http2.END_STREAM),
     )
     failure = failure_of(socket_path, timeout=20)
     assert (failure.code, failure.details) == (
@@ -399,8 +401,8 @@ def test_a_continuation_flood_is_cut_at_64_kib(socket_path: Path) -> None:
 
     def flood(conn: socket.socket) -> None:
         conn.recv(65536)
-        conn.sendall(frame(wire.HEADERS, 0, 1, b"\x88"))
-        chunk = frame(wire.CONTINUATION, 0, 1, b"\x00" * 16384) * 64
+        conn.sendall(frame(http2.HEADERS, 0, 1, b"\x88"))
+        chunk = frame(http2.CONTINUATION, 0, 1, b"\x00" * 16384) * 64
         for _ in range(100):
             conn.sendall(chunk)
 
@@ -434,13 +436,15 @@ def test_an_answered_ping_keeps_a_quiet_call_alive(socket_path: Path) -> None:
     def quiet(conn: socket.socket) -> None:
         conn.sendall(headers_frames(OK_HEADERS))
         answer_pings(conn, time.monotonic() + 1.5, received)
-        conn.sendall(frame(wire.DATA, 0, 1, message(b"late")) + headers_frames([("grpc-status", "0")], wire.END_STREAM))
+        conn.sendall(
+            frame(http2.DATA, 0, 1, message(b"late")) + headers_frames([("grpc-status", "0")], http2.END_STREAM)
+        )
         answer_pings(conn, time.monotonic() + 1, received)
 
     Responder(socket_path, quiet)
     answer = Call(f"unix:{socket_path}", "/m", b"", keepalive_time=0.2, keepalive_timeout=0.5)
-    assert [m for batch in answer.batches() for m in batch] == [b"late"]
-    pings = [payload for kind, flags, _, payload in client_frames(bytes(received)) if kind == wire.PING]
+    assert [m for batch in answer.message_batches() for m in batch] == [b"late"]
+    pings = [payload for kind, flags, _, payload in client_frames(bytes(received)) if kind == http2.PING]
     assert len(pings) >= 3  # one every 0.2 s of silence over 1.5 s, each answered
 
 
@@ -453,7 +457,7 @@ def test_a_unary_deadline_covers_the_whole_call_and_is_sent(socket_path: Path) -
     elapsed = time.monotonic() - started
     assert (failure.value.code, failure.value.details) == ("DEADLINE_EXCEEDED", "no answer within the call's deadline")
     assert 0.7 <= elapsed < 3, elapsed
-    block = next(payload for kind, _, _, payload in client_frames(bytes(received)) if kind == wire.HEADERS)
+    block = next(payload for kind, _, _, payload in client_frames(bytes(received)) if kind == http2.HEADERS)
     sent = dict(hpack.Decoder().decode(block))
     assert sent["grpc-timeout"] == "800m"
     assert sent["grpc-accept-encoding"] == "identity,deflate,gzip"
@@ -474,20 +478,20 @@ def test_the_request_waits_for_the_peers_window(socket_path: Path) -> None:
 
     def slow_reader(conn: socket.socket) -> None:
         answer_pings(conn, time.monotonic() + 0.5, received)
-        before = sum(len(p) for kind, _, _, p in client_frames(bytes(received)) if kind == wire.DATA)
+        before = sum(len(p) for kind, _, _, p in client_frames(bytes(received)) if kind == http2.DATA)
         conn.sendall(
-            frame(wire.SETTINGS, 0, 0, b"\x00\x05\x00\x00\x80\x00")
-            + wire.window_update(0, 100_000)
-            + wire.window_update(1, 100_000)
+            frame(http2.SETTINGS, 0, 0, b"\x00\x05\x00\x00\x80\x00")
+            + http2.window_update(0, 100_000)
+            + http2.window_update(1, 100_000)
         )
         answer_pings(conn, time.monotonic() + 0.5, received)
-        conn.sendall(headers_frames([*OK_HEADERS, ("grpc-status", "0"), ("x-before", str(before))], wire.END_STREAM))
+        conn.sendall(headers_frames([*OK_HEADERS, ("grpc-status", "0"), ("x-before", str(before))], http2.END_STREAM))
 
     Responder(socket_path, slow_reader)
     answer = Call(f"unix:{socket_path}", "/m", request)
     before = int(dict(answer.initial_metadata())["x-before"])
-    list(answer.batches())
-    sizes = [len(p) for kind, _, _, p in client_frames(bytes(received)) if kind == wire.DATA]
+    list(answer.message_batches())
+    sizes = [len(p) for kind, _, _, p in client_frames(bytes(received)) if kind == http2.DATA]
     assert before == 65_535 and sum(sizes) == len(request) + 5
     assert (
         sum(sizes[:4]) == 65_535 and max(sizes[:4]) == 16_384 and max(sizes[4:]) == 32_768
@@ -507,11 +511,11 @@ def test_answered_within_tells_a_call_that_hangs_without_headers(socket_path: Pa
 
 
 def test_answered_within_is_true_once_the_headers_came(tmp_path: Path) -> None:
-    Peer(tmp_path / "peer.sock", headers_frames(OK_HEADERS) + headers_frames([("grpc-status", "0")], wire.END_STREAM))
+    Peer(tmp_path / "peer.sock", headers_frames(OK_HEADERS) + headers_frames([("grpc-status", "0")], http2.END_STREAM))
     answer = call(tmp_path / "peer.sock")
     assert answer.answered_within(5)
     assert answer.initial_metadata()[:1] == OK_HEADERS[:1]
-    assert list(answer.batches()) == []
+    assert list(answer.message_batches()) == []
 
 
 def test_watchdog_ticks_in_silences_and_keepalive_pings_go_on(
@@ -521,28 +525,42 @@ def test_watchdog_ticks_in_silences_and_keepalive_pings_go_on(
     received = bytearray()
 
     def quiet(conn: socket.socket) -> None:
-        conn.sendall(headers_frames(OK_HEADERS) + frame(wire.DATA, 0, 1, message(b"first")))
+        conn.sendall(headers_frames(OK_HEADERS) + frame(http2.DATA, 0, 1, message(b"first")))
         answer_pings(conn, time.monotonic() + 1.2, received)
-        conn.sendall(frame(wire.DATA, 0, 1, message(b"late")) + headers_frames([("grpc-status", "0")], wire.END_STREAM))
+        conn.sendall(
+            frame(http2.DATA, 0, 1, message(b"late")) + headers_frames([("grpc-status", "0")], http2.END_STREAM)
+        )
         answer_pings(conn, time.monotonic() + 1, received)
 
     Responder(socket_path, quiet)
     answer = Call(f"unix:{socket_path}", "/m", b"", keepalive_time=0.3, keepalive_timeout=0.5)
-    batches = list(answer.batches(idle_s=0.1))
+    batches = list(answer.message_batches(idle_s=0.1))
     assert batches[0] == [b"first"] and batches[-1] == [b"late"]
     assert all(batch == [] for batch in batches[1:-1])
     assert len(batches) - 2 >= 5  # ~one tick per 0.1 s of silence (a PING's answer is not silence)
-    pings = [payload for kind, flags, _, payload in client_frames(bytes(received)) if kind == wire.PING]
+    pings = [payload for kind, flags, _, payload in client_frames(bytes(received)) if kind == http2.PING]
     assert len(pings) >= 2  # one per 0.3 s of silence: ticks do not postpone them
 
 
 def test_too_many_pings_is_marked_on_the_call(socket_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(wire.keepalive_slowdown, "factor", 1)
-    goaway = frame(wire.GOAWAY, 0, 0, (1).to_bytes(4, "big") + (11).to_bytes(4, "big") + b"too_many_pings")
+    goaway = frame(http2.GOAWAY, 0, 0, (1).to_bytes(4, "big") + (11).to_bytes(4, "big") + b"too_many_pings")
     Peer(socket_path, headers_frames(OK_HEADERS) + goaway, close_after=True)
     answer = call(socket_path)
     with pytest.raises(CallError) as failure:
-        list(answer.batches())
+        list(answer.message_batches())
     assert failure.value.code == "UNAVAILABLE"
     assert answer.pings_refused
     assert wire.keepalive_slowdown["factor"] == 2
+
+
+def test_one_route_decides_tls_and_where_the_token_may_go() -> None:
+    token = ClientSettings(token="secret", tls_ca="/ca.pem")
+    assert Route.to("unix:/run/h.sock", token) == ("/run/h.sock", "localhost", 0, None, "secret")  # no TLS in a socket
+    assert Route.to("[::1]:50051", ClientSettings(token="secret")).token_refused is None
+    assert Route.to("remote:443", token).token_refused is None  # over TLS
+    remote = Route.to("remote:50051", ClientSettings(token="secret"))
+    assert remote.token_refused == "HODEI_TOKEN is only sent over TLS (HODEI_TLS_CA) or to this machine"
+    assert remote.authorization == {"authorization": "Bearer secret"}
+    assert "secret" not in repr(remote)
+    assert Route.to("remote:50051", ClientSettings()).authorization == {}
