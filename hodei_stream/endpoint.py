@@ -79,9 +79,6 @@ class ClientSettings(NamedTuple):
         return f"ClientSettings(token={shown}, tls_ca={self.tls_ca!r}, keepalive_s={self.keepalive_s!r})"
 
 
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
-
-
 class Route(NamedTuple):
     """The transport policy, decided here for every client of a server (stream-logs'
     ``wire.Call``, ``hodei``'s grpcio channel, ``hodei-server status``'s health probe): a Unix
@@ -95,17 +92,19 @@ class Route(NamedTuple):
 
     @classmethod
     def to(cls, target: str, settings: ClientSettings) -> Route:
-        """The way to ``target`` (``unix:/path``, ``host:port`` or ``[v6]:port``); ValueError
-        when its port is no number.  A Unix socket is private already: no TLS over it."""
-        if target.startswith("unix:"):
-            return cls(target.removeprefix("unix:"), "localhost", 0, None, settings.token)
-        host, _, port = target.rpartition(":")
-        return cls(None, host.strip("[]"), int(port), settings.tls_ca, settings.token)
+        """The way to ``target`` (``unix:/path``, ``host:port`` or ``[v6]:port``);
+        ``AddressError`` (a ValueError) when it is none of them.  A Unix socket is private
+        already: no TLS over it."""
+        address = Address.parse(target)
+        if address.is_unix:
+            return cls(address.path, "localhost", 0, None, settings.token)
+        return cls(None, address.host, address.port, settings.tls_ca, settings.token)
 
     @property
     def private(self) -> bool:
-        """Whether the way is private (a Unix socket, loopback, or TLS): where a token may go."""
-        return self.unix_path is not None or self.tls_ca is not None or self.host in LOOPBACK_HOSTS
+        """Whether the way is private (a Unix socket, loopback, or TLS): where a token may go.
+        Loopback is the server's own rule (``Address.is_loopback``: 127.0.0.0/8, ::1, localhost)."""
+        return self.unix_path is not None or self.tls_ca is not None or Address(self.host).is_loopback()
 
     @property
     def token_refused(self) -> str | None:
