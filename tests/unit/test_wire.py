@@ -557,7 +557,8 @@ def test_too_many_pings_is_marked_on_the_call(socket_path: Path, monkeypatch: py
 def test_one_route_decides_tls_and_where_the_token_may_go() -> None:
     token = ClientSettings(token="secret", tls_ca="/ca.pem")
     assert Route.to("unix:/run/h.sock", token) == ("/run/h.sock", "localhost", 0, None, "secret")  # no TLS in a socket
-    assert Route.to("[::1]:50051", ClientSettings(token="secret")).token_refused is None
+    for loopback in ("[::1]:50051", "127.0.0.2:50051", "LOCALHOST:50051"):  # the server's own loopback rule
+        assert Route.to(loopback, ClientSettings(token="secret")).token_refused is None
     assert Route.to("remote:443", token).token_refused is None  # over TLS
     remote = Route.to("remote:50051", ClientSettings(token="secret"))
     assert remote.token_refused == "HODEI_TOKEN is only sent over TLS (HODEI_TLS_CA) or to this machine"
