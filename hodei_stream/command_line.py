@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from hodei_stream.environment import ENV_LAUNCHER
 from hodei_stream.exit_codes import ExitStatus
 
 # The longest execution timeout a job may ask for (the server refuses more): 24 days, the
@@ -21,8 +22,6 @@ from hodei_stream.exit_codes import ExitStatus
 MAX_JOB_TIMEOUT_S = 24 * 24 * 3600
 # The most jobs one ListJobs answers (the embedded server's cap).
 MAX_LIST_LIMIT = 1000
-# Set by job_scripts/stream-logs: the launcher the user ran, for "watch it again" hints.
-ENV_LAUNCHER = "HODEI_STREAM_LAUNCHER"
 
 
 class UsageParser(argparse.ArgumentParser):
