@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from hodei_stream.environment import ENV_LAUNCHER
 from hodei_stream.exit_codes import ExitStatus
 
 # The longest execution timeout a job may ask for (the server refuses more): 24 days, the
@@ -80,16 +79,16 @@ def bounded(
     return parse
 
 
-def command_to_rerun(program: str, module: str) -> str:
+def command_to_rerun(program: str, module: str, launcher: str | None) -> str:
     """How the user can run ``program`` again, as a command that works where they are: its
-    name when it is on PATH, else the launcher they ran (``job_scripts/stream-logs``), else
-    the installed script beside this Python, else ``python -m module``."""
+    name when it is on PATH, else the launcher they ran (``launcher``, the environment's:
+    ``job_scripts/stream-logs``), else the installed script beside this Python, else
+    ``python -m module``."""
     import shlex  # here, not at the top: only a Ctrl+C needs them (start-up time)
     import shutil
 
     if shutil.which(program):
         return program
-    launcher = os.environ.get(ENV_LAUNCHER)
     if launcher and os.access(launcher, os.X_OK):
         return shlex.quote(launcher)
     installed = os.path.join(os.path.dirname(sys.executable), program)
@@ -98,12 +97,12 @@ def command_to_rerun(program: str, module: str) -> str:
     return f"{shlex.quote(sys.executable)} -m {module}"
 
 
-def watch_again_hint(job_ids: list[str], server_url: str | None = None) -> str:
+def watch_again_hint(job_ids: list[str], server_url: str | None, launcher: str | None) -> str:
     """The line after Ctrl+C: the job goes on, and the command that watches it again
-    (with ``--server`` when the user named one)."""
+    (with ``--server`` when the user named one; ``launcher``: ``command_to_rerun``'s)."""
     import shlex
 
-    command = [command_to_rerun("stream-logs", "hodei_stream.stream.cli")]
+    command = [command_to_rerun("stream-logs", "hodei_stream.stream.cli", launcher)]
     if server_url:
         command += ["--server", shlex.quote(server_url)]
     return f"⏹  stopped watching; the job goes on. Watch it again with: {' '.join([*command, *job_ids])}"

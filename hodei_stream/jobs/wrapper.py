@@ -37,7 +37,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -61,6 +60,7 @@ from hodei_stream.endpoint import (
     resolve,
     surviving_restart,
 )
+from hodei_stream.environment import Environment
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.jobs.payload import PayloadError, job_spec
 from hodei_stream.jobs.usage import usage_message
@@ -170,6 +170,12 @@ class JobScript(cli.Application):
     # The job being watched, for the Ctrl+C message.
     watched_job_id: str | None = None
     server: Server  # set by ``main`` once the command line named it
+
+    def __init__(self, executable: str | None = None, environment: Environment | None = None) -> None:
+        """plumbum makes the script with its ``executable``; its environment is read here,
+        once (or given)."""
+        super().__init__(executable)
+        self.environment = Environment.of_process() if environment is None else environment
 
     # ----- what subclasses provide ------------------------------------------------------
 
@@ -389,16 +395,15 @@ class JobScript(cli.Application):
 
     def goodbye(self, job_id: str) -> str:
         """After Ctrl+C: the job goes on, and a command that watches it again, runnable as printed."""
-        return "\n" + watch_again_hint([job_id], self.server_url)
+        return "\n" + watch_again_hint([job_id], self.server_url, self.environment.launcher)
 
     def fail(self, message: str, status: ExitStatus) -> int:
         self.say(f"{self.PROGNAME}: {message}")
         return status
 
-    @staticmethod
-    def say(text: str) -> None:
+    def say(self, text: str) -> None:
         # stderr, like the streamer's banners, so that stdout carries only the job's log lines.
-        print(text, file=sys.stderr, flush=True)
+        print(text, file=self.environment.stderr, flush=True)
 
 
 def streamer_command_line(server: Server, job_id: str, streamed: Path | None = None) -> list[str]:

@@ -14,6 +14,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from hodei_stream.api import FINAL_STATUSES, JOB_STATUS_COMPLETED, check_job_id, status_name
 from hodei_stream.command_line import (
@@ -23,6 +24,7 @@ from hodei_stream.command_line import (
     watch_again_hint,
 )
 from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
+from hodei_stream.environment import Environment
 from hodei_stream.exit_codes import ClientError, ExitStatus, worst
 from hodei_stream.records import LogLine
 from hodei_stream.stream import format as fmt
@@ -113,7 +115,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def conflict(args: argparse.Namespace) -> str | None:
+class Options(NamedTuple):
+    """stream-logs' command line, parsed: what to follow, what to show and how, how to connect."""
+
+    job_ids: tuple[str, ...]
+    server: str | None
+    tail: int | None
+    no_history: bool
+    no_follow: bool
+    grep: tuple[str, ...]
+    invert: bool
+    stdout_only: bool
+    stderr_only: bool
+    color: str
+    no_timestamps: bool
+    arrival_time: bool
+    quiet: bool
+    stderr: bool
+    json: bool
+    output: str | None
+    raw: bool
+    stats: bool
+    no_reconnect: bool
+    reconnect_timeout: float | None
+
+    @classmethod
+    def of(cls, parsed: argparse.Namespace) -> Options:
+        """The options ``build_parser()`` parsed, frozen (its lists as tuples)."""
+        values = {name: getattr(parsed, name) for name in cls._fields}
+        return cls(**{**values, "job_ids": tuple(parsed.job_ids), "grep": tuple(parsed.grep)})
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    """The command line as ``Options``, checked once: a usage error ends the command (exit 2)."""
+    parser = build_parser()
+    options = Options.of(parser.parse_args(argv))
+    if (problem := conflict(options)) is not None:
+        parser.error(problem)
+    return options
+
+
+def conflict(args: Options) -> str | None:
     """Options that ask for two incompatible things: the usage error to give, or None."""
     if args.no_follow and (args.no_history or args.tail == 0):
         return f"{'--no-history' if args.no_history else '--tail 0'} and --no-follow together would show nothing"
@@ -132,18 +174,7 @@ def conflict(args: argparse.Namespace) -> str | None:
     return None
 
 
-def use_colour(choice: str, fd: int) -> bool:
-    """Colour on the stream actually written: --color, then NO_COLOR / FORCE_COLOR, then isatty."""
-    if choice != "auto":
-        return choice == "always"
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR", "0") not in ("", "0", "false"):
-        return True
-    return os.isatty(fd) and os.environ.get("TERM") != "dumb"
-
-
-def line_filter(args: argparse.Namespace) -> Callable[[LogLine], bool] | None:
+def line_filter(args: Options) -> Callable[[LogLine], bool] | None:
     """The predicate --grep/--invert/--stdout-only/--stderr-only describe (None: keep all)."""
     patterns = [re.compile(p) for p in args.grep]
     if not patterns and not args.stdout_only and not args.stderr_only:
@@ -194,30 +225,27 @@ def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environment: Environment | None = None) -> int:
+    """stream-logs: its command line (``sys.argv`` by default) in this process's environment
+    (or the one given); the exit status."""
     signal.signal(signal.SIGTERM, _raise_interrupted)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if (problem := conflict(args)) is not None:
-        parser.error(problem)
-    log_fd = 2 if args.stderr else 1
-    colour = False if args.json else use_colour(args.color, log_fd)
+    options = parse_options(argv)
+    env = Environment.of_process() if environment is None else environment
     export_fd = None
-    if args.output:
+    if options.output:
         try:
-            export_fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+            export_fd = os.open(options.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         except OSError as error:
-            print(f"stream-logs: cannot write {args.output}: {error.strerror}", file=sys.stderr)
+            print(f"stream-logs: cannot write {options.output}: {error.strerror}", file=env.stderr)
             return ExitStatus.USAGE
-    writer = Writer(log_fd=log_fd, notice_fd=2, export_fd=export_fd)
+    writer = Writer(log_fd=2 if options.stderr else 1, notice_fd=2, export_fd=export_fd)
     try:
-        keep = line_filter(args)
+        keep = line_filter(options)
     except re.error as error:
         writer.notice(f"stream-logs: bad --grep pattern: {error}")
         return ExitStatus.USAGE
-    escape = not args.raw and not args.json and os.isatty(log_fd)
     try:
-        return Session(args, writer, colour, keep, escape).run()
+        return Session(options, env, writer, keep).run()
     except ReaderGone:
         silence_stdout()  # our reader left (| head): nothing more to show anyone
         return ExitStatus.OK
@@ -229,24 +257,25 @@ class Session:
     """One run of stream-logs: the jobs, their followers, and what is shown."""
 
     def __init__(
-        self,
-        args: argparse.Namespace,
-        writer: Writer,
-        colour: bool,
-        keep: Callable[[LogLine], bool] | None,
-        escape: bool = False,
+        self, options: Options, env: Environment, writer: Writer, keep: Callable[[LogLine], bool] | None
     ) -> None:
-        self.args = args
+        self.args = options
+        self.env = env
         self.writer = writer
-        self.colour = colour
         self.keep = keep
+        log_is_terminal = env.stderr_isatty if options.stderr else env.stdout_isatty
+        # Colour where the log lines go, and where the banners go (stderr).
+        self.colour = False if options.json else env.use_colour(options.color, on_stderr=options.stderr)
+        self.colour_err = self.colour if options.stderr else env.use_colour(options.color, on_stderr=True)
         # Labels as asked (several ids), even when one of them turns out unknown.
-        self.several = len(args.job_ids) > 1
+        self.several = len(options.job_ids) > 1
         # What the reader sees: colours, and control characters escaped on a terminal;
         # the export file (-o) gets the exact text, uncoloured.
-        self.style = fmt.Style(colour=colour, timestamps=not args.no_timestamps, job_labels=self.several, escape=escape)
-        self.plain = fmt.Style(colour=False, timestamps=not args.no_timestamps, job_labels=self.several)
-        self.stats = LatencyStats() if args.stats else None
+        escape = not options.raw and not options.json and log_is_terminal
+        timestamps = not options.no_timestamps
+        self.style = fmt.Style(colour=self.colour, timestamps=timestamps, job_labels=self.several, escape=escape)
+        self.plain = fmt.Style(colour=False, timestamps=timestamps, job_labels=self.several)
+        self.stats = LatencyStats() if options.stats else None
         self.followers: list[Follower] = []
 
     def run(self) -> int:
@@ -263,7 +292,8 @@ class Session:
         except (KeyboardInterrupt, Interrupted):  # the user's, from the first call on
             for follower in self.followers:
                 follower.cancel()
-            self.writer.notice(f"\n{watch_again_hint(job_ids, self._server_to_repeat(server))}")
+            hint = watch_again_hint(job_ids, self._server_to_repeat(server), self.env.launcher)
+            self.writer.notice(f"\n{hint}")
             return ExitStatus.INTERRUPTED
 
     def _server_to_repeat(self, server: Server) -> str | None:
@@ -314,10 +344,6 @@ class Session:
         if self.stats is not None:
             self.writer.notice(self.stats.summary())
         return worst(statuses)
-
-    @property
-    def colour_err(self) -> bool:
-        return self.colour if self.args.stderr else use_colour(self.args.color, 2)
 
     def show(self, batch: list[LogLine]) -> None:
         """Lines that arrived together: measured, filtered, formatted, written at once."""
