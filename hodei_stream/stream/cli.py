@@ -155,36 +155,36 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     return options
 
 
-def conflict(args: Options) -> str | None:
+def conflict(options: Options) -> str | None:
     """Options that ask for two incompatible things: the usage error to give, or None."""
-    if args.no_follow and (args.no_history or args.tail == 0):
-        return f"{'--no-history' if args.no_history else '--tail 0'} and --no-follow together would show nothing"
-    if args.no_history and args.tail is not None:
+    if options.no_follow and (options.no_history or options.tail == 0):
+        return f"{'--no-history' if options.no_history else '--tail 0'} and --no-follow together would show nothing"
+    if options.no_history and options.tail is not None:
         return "--tail N shows history; --no-history shows none: choose one"
-    if args.invert and not args.grep:
+    if options.invert and not options.grep:
         return "--invert needs --grep"
-    if args.no_reconnect and args.reconnect_timeout is not None:
+    if options.no_reconnect and options.reconnect_timeout is not None:
         return "--reconnect-timeout has no effect with --no-reconnect"
-    if args.json and args.raw:
+    if options.json and options.raw:
         return "--json escapes every control character: --raw does not apply"
-    if args.json and args.color == "always":
+    if options.json and options.color == "always":
         return "--json is never coloured: --color=always does not apply"
-    if args.no_timestamps and args.arrival_time:
+    if options.no_timestamps and options.arrival_time:
         return "--arrival-time changes the time shown; --no-timestamps shows none"
     return None
 
 
-def line_filter(args: Options) -> Callable[[LogLine], bool] | None:
+def line_filter(options: Options) -> Callable[[LogLine], bool] | None:
     """The predicate --grep/--invert/--stdout-only/--stderr-only describe (None: keep all)."""
-    patterns = [re.compile(p) for p in args.grep]
-    if not patterns and not args.stdout_only and not args.stderr_only:
+    patterns = [re.compile(p) for p in options.grep]
+    if not patterns and not options.stdout_only and not options.stderr_only:
         return None
 
     def keep(line: LogLine) -> bool:
-        if (args.stdout_only and line.is_stderr) or (args.stderr_only and not line.is_stderr):
+        if (options.stdout_only and line.is_stderr) or (options.stderr_only and not line.is_stderr):
             return False
         if patterns:
-            return bool(any(p.search(line.text) for p in patterns) != args.invert)
+            return bool(any(p.search(line.text) for p in patterns) != options.invert)
         return True
 
     return keep
@@ -259,7 +259,7 @@ class Session:
     def __init__(
         self, options: Options, env: Environment, writer: Writer, keep: Callable[[LogLine], bool] | None
     ) -> None:
-        self.args = options
+        self.options = options
         self.env = env
         self.writer = writer
         self.keep = keep
@@ -279,11 +279,11 @@ class Session:
         self.followers: list[Follower] = []
 
     def run(self) -> int:
-        args = self.args
+        options = self.options
         try:
             # Any case is a job id; the server's (and the hint's) form is lowercase.
-            job_ids = list(dict.fromkeys(check_job_id(job_id) for job_id in args.job_ids))
-            server = resolve(args.server)
+            job_ids = list(dict.fromkeys(check_job_id(job_id) for job_id in options.job_ids))
+            server = resolve(options.server)
         except (ClientError, ServerAddressError) as error:
             self.writer.notice(f"stream-logs: {error}")
             return error.status
@@ -303,10 +303,10 @@ class Session:
             default = resolve(None).target
         except ServerAddressError:
             default = None
-        return self.args.server if self.args.server and server.target != default else None
+        return self.options.server if self.options.server and server.target != default else None
 
     def _watch(self, server: Server, job_ids: list[str]) -> int:
-        args = self.args
+        options = self.options
         statuses: list[int] = []
         try:
             ensure_running(server)
@@ -322,16 +322,16 @@ class Session:
                     statuses.append(error.status)
                     continue
                 found.append(job_id)
-                if not args.quiet:
+                if not options.quiet:
                     self.writer.notice(fmt.format_header(job_id, self.colour_err))
-            timeout = DEFAULT_RECONNECT_TIMEOUT_S if args.reconnect_timeout is None else args.reconnect_timeout
-            policy = ReconnectPolicy(enabled=not args.no_reconnect, give_up_after_s=timeout)
+            timeout = DEFAULT_RECONNECT_TIMEOUT_S if options.reconnect_timeout is None else options.reconnect_timeout
+            policy = ReconnectPolicy(enabled=not options.no_reconnect, give_up_after_s=timeout)
             self.followers = [
                 Follower(
                     client,
                     job_id,
-                    history=not args.no_history and args.tail != 0,
-                    tail=args.tail or 0,
+                    history=not options.no_history and options.tail != 0,
+                    tail=options.tail or 0,
                     reconnect=policy,
                     notice=self.writer.notice,
                 )
@@ -353,8 +353,8 @@ class Session:
                 self.stats.add(line, arrived_ns)
         if self.keep is not None:
             batch = [line for line in batch if self.keep(line)]
-        shown_ns = arrived_ns if self.args.arrival_time else None
-        if self.args.json:
+        shown_ns = arrived_ns if self.options.arrival_time else None
+        if self.options.json:
             shown = [fmt.format_json(line) for line in batch]
         else:
             shown = [fmt.format_line(line, self.style, shown_ns) for line in batch]
@@ -365,7 +365,7 @@ class Session:
 
     def _follow(self) -> list[int]:
         """Show every follower's lines until all have ended; their exit statuses."""
-        if self.args.no_follow:
+        if self.options.no_follow:
             return [self._history_only(follower) for follower in self.followers]
         if len(self.followers) == 1:
             # One job: read the stream on this thread, no hand-off in the way of latency.
@@ -410,9 +410,9 @@ class Session:
         return statuses
 
     def _history_only(self, follower: Follower) -> int:
-        if self.args.tail:
+        if self.options.tail:
             self.show(
-                list(deque((line for batch in follower.history_batches() for line in batch), maxlen=self.args.tail))
+                list(deque((line for batch in follower.history_batches() for line in batch), maxlen=self.options.tail))
             )
         else:
             for batch in follower.history_batches():
@@ -436,7 +436,7 @@ class Session:
             error_message=execution.error_message if execution is not None else "",
             how=how,
         )
-        if not self.args.quiet:
+        if not self.options.quiet:
             self.writer.notice(fmt.format_ending(ending, self.colour_err, job_labels=self.several))
         if job.status == JOB_STATUS_COMPLETED:
             return ExitStatus.OK
