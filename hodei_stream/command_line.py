@@ -1,5 +1,8 @@
-"""What every hodei-stream command line shares: the parser's manners, checked numbers,
-the real version, a command to run again, and a quiet exit on a closed pipe.
+"""What every hodei-stream command line shares: the one-line usage error, the range a
+number must lie in, the installed version, a command to run again, and a quiet exit on a
+closed pipe.  argparse's commands (``stream-logs``, ``hodei``, ``hodei-server``) use
+``UsageParser`` and ``bounded``; the job scripts (plumbum) reach the same through
+``hodei_stream.jobs.usage``.
 
 Kept to the standard library and light imports: ``stream-logs`` imports this on its way to
 the first line.
@@ -12,7 +15,7 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from hodei_stream.exit_codes import ExitStatus
 
@@ -23,27 +26,40 @@ MAX_JOB_TIMEOUT_S = 24 * 24 * 3600
 MAX_LIST_LIMIT = 1000
 
 
+def refuse_usage(program: str, message: str, stderr: TextIO) -> ExitStatus:
+    """Say on ``stderr`` why a command line is refused, in the one line every command gives
+    (what is wrong, and where the help is); the exit status to leave with."""
+    print(f"{program}: {message} (see {program} --help)", file=stderr, flush=True)
+    return ExitStatus.USAGE
+
+
+def installed_version() -> str | None:
+    """The installed hodei-stream's version; None when it runs from a tree never installed.
+    Read from the package's metadata only when asked (start-up time)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hodei-stream")
+    except PackageNotFoundError:
+        return None
+
+
 class UsageParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose usage errors are one line and exit 2, and which knows
-    the installed version (``-V``/``--version``)."""
+    """An ``ArgumentParser`` whose usage errors are ``refuse_usage``'s one line and exit 2,
+    and which can print the installed version (``add_version``: ``-V``/``--version``)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(ExitStatus.USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(refuse_usage(self.prog, message, sys.stderr))
 
     def add_version(self) -> None:
         self.add_argument("-V", "--version", action=_VersionAction, nargs=0, help="print the version and exit")
 
 
 class _VersionAction(argparse.Action):
-    """Print the package's version, read from its metadata only when asked (start-up time)."""
+    """Print the package's version, looked up only when asked (start-up time)."""
 
     def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            number = version("hodei-stream")
-        except PackageNotFoundError:
-            number = "unknown (not installed as a package)"
+        number = installed_version() or "unknown (not installed as a package)"
         try:
             print(f"{parser.prog.split()[0]} (hodei-stream) {number}", flush=True)
         except BrokenPipeError:

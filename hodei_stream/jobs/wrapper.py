@@ -31,7 +31,6 @@ Scripts that run several jobs (pipelines, ``hodei_stream.jobs.pipeline``) overri
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import inspect
 import re
 import shutil
@@ -52,7 +51,7 @@ from plumbum.commands.modifiers import BG, Future
 
 from hodei_stream.api import FINAL_STATUSES, duration_s, status_name
 from hodei_stream.client import HodeiClient
-from hodei_stream.command_line import watch_again_hint
+from hodei_stream.command_line import installed_version, refuse_usage, watch_again_hint
 from hodei_stream.endpoint import (
     Server,
     ServerAddressError,
@@ -83,13 +82,6 @@ META_SWITCHES = tuple(
     for name in ("ShowHelp", "ShowHelpAll", "ShowVersion", "ShowCompletion")
     if hasattr(application, name)
 )
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("hodei-stream")
-    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "(not installed)"
 
 
 @dataclass(frozen=True)
@@ -146,7 +138,7 @@ class JobScript(cli.Application):
     # Whether the streamer copies the job's lines to a file of this run (for ``explain_failure``
     # and the stage tables); a script that reads no line back copies none.
     KEEPS_STREAMED_LINES: ClassVar[bool] = True
-    VERSION = package_version()  # what -v/--version prints after the script's name
+    VERSION = installed_version() or "(not installed)"  # what -v/--version prints after the script's name
 
     server_url = cli.SwitchAttr(
         "--server",
@@ -225,7 +217,7 @@ class JobScript(cli.Application):
             raise SystemExit(self.usage_error(usage_message(error, positional))) from None
 
     def usage_error(self, message: str) -> int:
-        return self.fail(f"{message} (see {self.PROGNAME} --help)", ExitStatus.USAGE)
+        return refuse_usage(str(self.PROGNAME), message, self.environment.stderr)
 
     # ----- the flow shared by every script ----------------------------------------------
 

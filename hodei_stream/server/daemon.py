@@ -43,15 +43,14 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
-from importlib import metadata
 from pathlib import Path
-from typing import NoReturn
 
 from grpclib.client import Channel
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
+from hodei_stream.command_line import UsageParser, installed_version
 from hodei_stream.own_python import module_command
 from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server, is_loopback
 from hodei_stream.server.security import (
@@ -392,23 +391,10 @@ def listen_address(value: str) -> str:
     return value
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors in one line (plus where to look), exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def package_version() -> str:
-    try:
-        return metadata.version("hodei-stream")
-    except metadata.PackageNotFoundError:
-        return "unknown (not installed)"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="hodei-server", description="The embedded Hodei-compatible server.")
-    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {package_version()}")
+    parser = UsageParser(prog="hodei-server", description="The embedded Hodei-compatible server.")
+    version = installed_version() or "unknown (not installed)"
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {version}")
     parser.add_argument("command", choices=["run", "start", "stop", "status"])
     parser.add_argument(
         "--listen",
