@@ -67,6 +67,21 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+class OutOfRange(ValueError):
+    """A number that parsed, but is not finite or lies outside its range."""
+
+
+def in_range(text: str, kind: Callable[[str], float], low: float, high: float, *, low_open: bool) -> float:
+    """``text`` as a ``kind`` (``int`` or ``float``) in ``[low, high]`` (``(low, high]`` with
+    ``low_open``); nan and the infinities never pass.  The one decision behind every
+    command's numeric options: ``ValueError`` when ``text`` is not a ``kind`` at all,
+    ``OutOfRange`` when it is one out of range; each parser words them its own way."""
+    value = kind(text)
+    if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+        raise OutOfRange(text)
+    return value
+
+
 def bounded(
     kind: Callable[[str], float],
     low: float,
@@ -84,12 +99,11 @@ def bounded(
 
     def parse(text: str) -> float:
         try:
-            value = kind(text)
+            return in_range(text, kind, low, high, low_open=low_open)
+        except OutOfRange:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: expected {wanted}") from None
         except ValueError:
             raise argparse.ArgumentTypeError(f"'{text}' is not {wanted}") from None
-        if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
-            raise argparse.ArgumentTypeError(f"{text} is out of range: expected {wanted}")
-        return value
 
     parse.__name__ = kind.__name__  # argparse names the type in some messages
     return parse
