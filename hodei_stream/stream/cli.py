@@ -57,6 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--server", metavar="URL", help="host:port or unix:/path (default: $HODEI_GRPC_URL, else the embedded server)"
     )
+    add_what_to_show(parser)
+    add_how_to_show(parser)
+    connection = parser.add_argument_group("connection")
+    connection.add_argument("--no-reconnect", action="store_true", help="fail at once when the connection drops")
+    connection.add_argument(
+        "--reconnect-timeout",
+        type=bounded(float, 0, MAX_RECONNECT_TIMEOUT_S, unit="s"),
+        metavar="S",
+        help=f"give up reconnecting after S seconds (0 to {MAX_RECONNECT_TIMEOUT_S}; default 60)",
+    )
+    return parser
+
+
+def add_what_to_show(parser: argparse.ArgumentParser) -> None:
+    """Which lines: history or not, and filters."""
     history = parser.add_argument_group("what to show")
     history.add_argument(
         "--tail", type=bounded(int, 0), metavar="N", help="only the last N lines of history (N >= 0), then follow"
@@ -76,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     streams = history.add_mutually_exclusive_group()
     streams.add_argument("--stdout-only", action="store_true", help="only the job's stdout lines")
     streams.add_argument("--stderr-only", action="store_true", help="only the job's stderr lines")
+
+
+def add_how_to_show(parser: argparse.ArgumentParser) -> None:
+    """How the lines look, and where they go."""
     look = parser.add_argument_group("how to show it")
     look.add_argument(
         "--color",
@@ -104,15 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
     look.add_argument(
         "--stats", action="store_true", help="at the end: line count and delivery latency p50/p99/max (stderr)"
     )
-    connection = parser.add_argument_group("connection")
-    connection.add_argument("--no-reconnect", action="store_true", help="fail at once when the connection drops")
-    connection.add_argument(
-        "--reconnect-timeout",
-        type=bounded(float, 0, MAX_RECONNECT_TIMEOUT_S, unit="s"),
-        metavar="S",
-        help=f"give up reconnecting after S seconds (0 to {MAX_RECONNECT_TIMEOUT_S}; default 60)",
-    )
-    return parser
 
 
 class Options(NamedTuple):
