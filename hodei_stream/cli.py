@@ -12,15 +12,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from hodei_stream.api import check_job_id, duration_s, status_name
+from hodei_stream.api import MAX_JOB_TIMEOUT_S, MAX_LIST_LIMIT, check_job_id, duration_s, last_execution, status_name
 from hodei_stream.client import HodeiClient
-from hodei_stream.command_line import (
-    MAX_JOB_TIMEOUT_S,
-    MAX_LIST_LIMIT,
-    UsageParser,
-    bounded,
-    silence_stdout,
-)
+from hodei_stream.command_line import UsageParser, bounded, silence_stdout
 from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
 from hodei_stream.environment import Environment
 from hodei_stream.exit_codes import ClientError, ExitStatus
@@ -115,7 +109,7 @@ def exit_code_number(text: str) -> int | None:
 def describe(job: pb.GetJobResponse) -> dict[str, object]:
     """What ``hodei status`` reports, as plain data (also its --json output): always the
     same keys, numbers as numbers, None (JSON null) where there is no value."""
-    execution = job.executions[-1] if job.executions else pb.JobExecution()  # not started: all empty
+    execution = last_execution(job) or pb.JobExecution()  # not started: all empty
     started = execution.HasField("start_time")
     ended = started and execution.HasField("end_time")
     return {

@@ -161,11 +161,11 @@ class HodeiClient:
         except grpc.RpcError as error:
             raise_for(error, self.server, f"GetLogs {job_id}", job_id)
 
-    def all_logs(self, job_id: str, since_sequence: int = 0, page: int = 1000) -> Iterator[pb.JobLogEntry]:
+    def all_logs(self, job_id: str, since_sequence: int = 0, page_lines: int = 1000) -> Iterator[pb.JobLogEntry]:
         """Every stored line of the job after ``since_sequence``, oldest first, paged through
         GetLogs: the one pager of the grpcio client's users."""
         while True:
-            response = self.get_logs(job_id, since_sequence=since_sequence, limit=page)
+            response = self.get_logs(job_id, since_sequence=since_sequence, limit=page_lines)
             entries = list(response.entries)
             if since_sequence:  # a server that answers the same page again: not twice
                 entries = [entry for entry in entries if entry.sequence > since_sequence]

@@ -19,12 +19,6 @@ from typing import NoReturn, TextIO
 
 from hodei_stream.exit_codes import ExitStatus
 
-# The longest execution timeout a job may ask for (the server refuses more): 24 days, the
-# longest a grpc-timeout / asyncio timer is exact for.
-MAX_JOB_TIMEOUT_S = 24 * 24 * 3600
-# The most jobs one ListJobs answers (the embedded server's cap).
-MAX_LIST_LIMIT = 1000
-
 
 def refuse_usage(program: str, message: str, stderr: TextIO) -> ExitStatus:
     """Say on ``stderr`` why a command line is refused, in the one line every command gives

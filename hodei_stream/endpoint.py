@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 
+from hodei_stream.address import Address, AddressError, NoSocketPath
 from hodei_stream.exit_codes import ClientError, ExitStatus, for_grpc_code
 from hodei_stream.own_python import module_command
 from hodei_stream.state_folder import (
@@ -138,15 +139,15 @@ def parse_url(url: str) -> str:
     for scheme in ("http://", "grpc://"):
         if url.startswith(scheme):
             url = url[len(scheme) :].rstrip("/")
-    if url.startswith("unix:"):
-        path = url[len("unix:") :].removeprefix("//")
-        if not path:
-            raise ServerAddressError(f"server URL '{url}' names no socket path (expected unix:/path)")
-        return f"unix:{os.path.abspath(os.path.expanduser(path))}"
-    host, sep, port = url.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    try:
+        address: Address | None = Address.parse(url)
+    except NoSocketPath:
+        raise ServerAddressError(f"server URL '{url}' names no socket path (expected unix:/path)") from None
+    except AddressError:
+        address = None
+    if address is None or (not address.is_unix and address.port == 0):  # (port 0 is for listening)
         raise ServerAddressError(f"server URL '{url}' is not host:port or unix:/path")
-    return url
+    return address.absolute().target
 
 
 def resolve(flag: str | None) -> Server:

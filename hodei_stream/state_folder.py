@@ -10,6 +10,8 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
+from hodei_stream.address import Address
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -27,8 +29,6 @@ ACCESS_SOCKET = "socket"  # a Unix socket: only its user (mode 0600)
 ACCESS_TOKEN_FILE = "token file"  # the token in TOKEN_FILE_NAME
 ACCESS_TOKEN = "token"  # the token it was started with (HODEI_TOKEN)
 ACCESS_OPEN = "open"  # TCP with no token (--no-token): any local user
-# Host names a loopback server records as the address it binds.
-LOOPBACK_NAMES = {"localhost": "127.0.0.1"}
 
 
 def state_home() -> Path:
@@ -54,15 +54,15 @@ def is_answering(target: str, timeout: float = 1.0) -> bool:
     """True when something accepts connections at ``unix:/path`` or ``host:port`` (a plain
     connect, no gRPC)."""
     try:
-        if target.startswith("unix:"):
+        address = Address.parse(target)
+        if address.is_unix:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
                 probe.settimeout(timeout)
-                probe.connect(target.removeprefix("unix:"))
+                probe.connect(address.path)
         else:
-            host, _, port = target.rpartition(":")
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            with socket.create_connection((address.host, address.port), timeout=timeout):
                 pass
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # (ValueError: no address, or a NUL in a path)
         return False
     return True
 
@@ -101,7 +101,10 @@ def client_token(target: str) -> tuple[str, str | None]:
             return target, None
         state = json.loads(read_in_folder(folder, STATE_FILE_NAME) or b"")
         address = state["address"]
-        if state.get("access") != ACCESS_TOKEN_FILE or loopback_spelling(address) != loopback_spelling(target):
+        if (
+            state.get("access") != ACCESS_TOKEN_FILE
+            or Address.parse(address).recorded() != Address.parse(target).recorded()
+        ):
             return target, None
         os.kill(state["pid"], 0)  # a live process (for a user other than root: one of ours)
         token = (read_in_folder(folder, TOKEN_FILE_NAME) or b"").decode().strip()
@@ -110,10 +113,3 @@ def client_token(target: str) -> tuple[str, str | None]:
     finally:
         os.close(folder)
     return (address, token) if token else (target, None)
-
-
-def loopback_spelling(address: str) -> tuple[str, str]:
-    """``host:port`` as the server records it: (host without brackets, localhost as 127.0.0.1; port)."""
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]").lower()
-    return LOOPBACK_NAMES.get(host, host), port

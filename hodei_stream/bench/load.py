@@ -239,7 +239,7 @@ def million_run(server: Server, lines: int = 1_000_000) -> bool:
         final = client.wait_final(job_id, deadline_s=RUN_TIMEOUT_S)
         ended = time.monotonic()
         paged, last, in_order = 0, 0, True
-        for entry in client.all_logs(job_id, page=5000):
+        for entry in client.all_logs(job_id, page_lines=5000):
             in_order &= entry.sequence == last + 1 and entry.line == str(last + 1)
             last = entry.sequence
             paged += 1

@@ -18,7 +18,7 @@ import time
 
 from plumbum import cli
 
-from hodei_stream.api import FINAL_STATUSES, QUEUED_AT_KEY, STATUS_NAMES, check_job_id, status_name
+from hodei_stream.api import FINAL_STATUSES, QUEUED_AT_KEY, STATUS_NAMES, check_job_id, last_execution, status_name
 from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.jobs.usage import number_switch
@@ -76,7 +76,7 @@ class TraceJob(JobScript):
 def server_times(job: pb.GetJobResponse) -> dict[str, float | None]:
     """The states GetJob itself dates: QUEUED from our server's ``queued_at``, RUNNING from the
     last execution's start, the final state from its end."""
-    execution = job.executions[-1] if job.executions else None
+    execution = last_execution(job)
     if execution is None:
         return {}
     times: dict[str, float | None] = {}

@@ -49,7 +49,7 @@ from plumbum.cli.switches import SwitchError
 from plumbum.commands.base import ERROUT, BaseCommand
 from plumbum.commands.modifiers import BG, Future
 
-from hodei_stream.api import FINAL_STATUSES, duration_s, status_name
+from hodei_stream.api import FINAL_STATUSES, duration_s, last_execution, status_name
 from hodei_stream.client import HodeiClient
 from hodei_stream.command_line import installed_version, refuse_usage, watch_again_hint
 from hodei_stream.endpoint import (
@@ -409,7 +409,7 @@ def streamer_command_line(server: Server, job_id: str, streamed: Path | None = N
 
 def outcome_of(job: pb.GetJobResponse, job_id: str, name: str, fallback_duration_s: float) -> JobOutcome:
     """A ``JobOutcome`` from GetJob: the last execution's times and exit code when it has them."""
-    execution = job.executions[-1] if job.executions else None
+    execution = last_execution(job)
     ran_s = duration_s(job)
     return JobOutcome(
         job_id=job_id,

@@ -7,7 +7,6 @@ socket or port 0 in-process and learn the address actually bound.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import sqlite3
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import grpclib.server
 
+from hodei_stream.address import Address, AddressError
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.rpc import grpc_server
 from hodei_stream.server.security import Security, require_token
@@ -22,7 +22,7 @@ from hodei_stream.server.servicers import JobExecutionService, LogStreamService
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.store import JobStore
 from hodei_stream.server.worker import Worker
-from hodei_stream.state_folder import is_answering, loopback_spelling
+from hodei_stream.state_folder import is_answering
 
 
 class ListenAddressError(ValueError):
@@ -53,8 +53,12 @@ class EmbeddedServer:
 def listening_socket(address: str, security: Security = Security()) -> tuple[socket.socket, str]:
     """Bind ``unix:/path`` (mode 0600), a loopback ``host:port``, or (only with a token and
     TLS) any ``host:port``; the socket and its real address."""
-    if address.startswith("unix:"):
-        path = Path(address.removeprefix("unix:"))
+    try:
+        parsed = Address.parse(address)
+    except AddressError:
+        raise ListenAddressError(f"will not listen on '{address}': expected unix:/path or host:port") from None
+    if parsed.is_unix:
+        path = Path(parsed.path)
         if path.exists():
             if is_answering(address):
                 raise ListenAddressError(f"another server already listens on {address}")
@@ -63,26 +67,15 @@ def listening_socket(address: str, security: Security = Security()) -> tuple[soc
         listener.bind(str(path))
         path.chmod(0o600)
         return listener, f"unix:{path}"
-    host, port = loopback_spelling(address)
-    if not port.isdigit():
-        raise ListenAddressError(f"will not listen on '{address}': expected unix:/path or host:port")
-    if not is_loopback(address) and not (security.token and security.tls):
+    if not parsed.is_loopback() and not (security.token and security.tls):
         raise ListenAddressError(
             f"will not listen on '{address}' without both a token (HODEI_TOKEN) and TLS (--tls-cert/--tls-key):"
             " use unix:/path or a loopback host:port (127.0.0.1, [::1])"
         )
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.create_server((host, int(port)), family=family)
-    bound_port = listener.getsockname()[1]
-    return listener, f"[{host}]:{bound_port}" if family == socket.AF_INET6 else f"{host}:{bound_port}"
-
-
-def is_loopback(address: str) -> bool:
-    """Whether ``host:port`` names a loopback address (127.0.0.0/8, ::1, localhost)."""
-    try:
-        return ipaddress.ip_address(loopback_spelling(address)[0]).is_loopback
-    except ValueError:
-        return False
+    recorded = parsed.recorded()
+    family = socket.AF_INET6 if ":" in recorded.host else socket.AF_INET
+    listener = socket.create_server((recorded.host, recorded.port), family=family)
+    return listener, Address(host=recorded.host, port=listener.getsockname()[1]).target
 
 
 def prepare_state_folder(home: Path) -> None:

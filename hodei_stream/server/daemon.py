@@ -51,9 +51,10 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
+from hodei_stream.address import Address
 from hodei_stream.command_line import UsageParser, installed_version
 from hodei_stream.own_python import module_command
-from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server, is_loopback
+from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
 from hodei_stream.server.security import (
     AUTHORIZATION_KEY,
     Security,
@@ -120,7 +121,7 @@ def access_for(address: str, security: Security, no_token: bool) -> str:
         return ACCESS_SOCKET
     if security.token:
         return ACCESS_TOKEN
-    if no_token or not is_loopback(address):  # (elsewhere no token at all: refused at listening)
+    if no_token or not Address.parse(address).is_loopback():  # (elsewhere no token at all: refused at listening)
         return ACCESS_OPEN
     return ACCESS_TOKEN_FILE
 

@@ -7,7 +7,7 @@ span of a payload (its first and last sequence, checked for gaps by its headers 
 lines as ``LogLine`` (GetLogs), and its lines as encoded gRPC messages (SubscribeLogs).
 
 SubscribeLogs sends each line of a job to every subscriber of the job, so a payload is encoded
-once into one ``bytes`` of consecutive messages and shared by all of them (``store.Page``
+once into one ``bytes`` of consecutive messages and shared by all of them (``store.LineBlock``
 keeps it): with 200 followers on a job, encoding per subscriber was most of the server's time.
 """
 

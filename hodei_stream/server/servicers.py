@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpclib import GRPCError, Status
 from grpclib.server import Stream
 
-from hodei_stream.api import QUEUED_AT_KEY
+from hodei_stream.api import MAX_LIST_LIMIT, QUEUED_AT_KEY
 from hodei_stream.proto import hodei_grpc
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER
@@ -35,7 +35,6 @@ from hodei_stream.server.validation import (
 from hodei_stream.server.worker import Worker
 
 DEFAULT_LIST_LIMIT = 50
-MAX_LIST_LIMIT = 1000
 DEFAULT_LOGS_LIMIT = 1000
 WORKER_ID = "embedded"
 EXECUTION_STATE = {

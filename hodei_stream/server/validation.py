@@ -12,17 +12,14 @@ INVALID_ARGUMENT naming the field, never a supervisor that dies with a traceback
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 
 from google.protobuf.duration_pb2 import Duration
 from grpclib import GRPCError, Status
 
+from hodei_stream.api import MAX_JOB_TIMEOUT_DAYS, MAX_JOB_TIMEOUT_S, canonical_job_id
 from hodei_stream.proto import hodei_pb2 as pb
 
-# The longest spelling ``uuid.UUID`` accepts: "urn:uuid:" and 36 characters.  Anything longer
-# is refused before it is parsed.
-MAX_JOB_ID_CHARS = 45
 MAX_NAME_CHARS = 1024
 MAX_DESCRIPTION_CHARS = 64 * 1024
 # Linux's PATH_MAX, and MAX_ARG_STRLEN (128 KiB with its terminating NUL) for one argument or
@@ -37,10 +34,6 @@ MAX_TAGS = 100
 MAX_SEARCH_CHARS = 1024
 MAX_REASON_CHARS = 1024
 MAX_TAG_CHARS = 256
-# A timeout longer than this is more likely a unit mistake than a wish; and the supervisor
-# waits with poll(2), whose timeout is at most 2**31 - 1 ms (24.8 days).
-MAX_TIMEOUT_DAYS = 24
-MAX_TIMEOUT_S = MAX_TIMEOUT_DAYS * 24 * 3600
 # What a refusal quotes of a client's value.
 QUOTED_PREFIX_CHARS = 64
 
@@ -58,13 +51,11 @@ def invalid(message: str) -> GRPCError:
 
 
 def parse_job_id(value: str) -> str:
-    """The canonical lowercase form of a job id, or INVALID_ARGUMENT."""
-    if len(value) <= MAX_JOB_ID_CHARS:
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            pass
-    raise invalid(f"{quoted(value)} is not a job id (expected a UUID)")
+    """The canonical lowercase form of a job id (``api.canonical_job_id``), or INVALID_ARGUMENT."""
+    canonical = canonical_job_id(value)
+    if canonical is None:
+        raise invalid(f"{quoted(value)} is not a job id (expected a UUID)")
+    return canonical
 
 
 def check_definition(definition: pb.JobDefinition) -> None:
@@ -120,11 +111,11 @@ def check_environment(variables: Iterable[tuple[str, str]]) -> int:
 
 def check_timeout(field: str, duration: Duration) -> None:
     """A valid ``google.protobuf.Duration`` (nanos within ±999,999,999 and of the seconds'
-    sign), not negative, at most ``MAX_TIMEOUT_S``; zero means no timeout."""
+    sign), not negative, at most ``MAX_JOB_TIMEOUT_S``; zero means no timeout."""
     seconds, nanos = duration.seconds, duration.nanos
     if not -999_999_999 <= nanos <= 999_999_999 or (seconds > 0 > nanos) or (seconds < 0 < nanos):
         raise invalid(f"{field}: not a valid Duration (seconds {seconds}, nanos {nanos})")
     if seconds < 0 or nanos < 0:
         raise invalid(f"{field}: negative ({seconds + nanos / 1e9:g}s)")
-    if seconds + nanos / 1e9 > MAX_TIMEOUT_S:
-        raise invalid(f"{field}: {seconds:,}s, at most {MAX_TIMEOUT_S:,}s ({MAX_TIMEOUT_DAYS} days)")
+    if seconds + nanos / 1e9 > MAX_JOB_TIMEOUT_S:
+        raise invalid(f"{field}: {seconds:,}s, at most {MAX_JOB_TIMEOUT_S:,}s ({MAX_JOB_TIMEOUT_DAYS} days)")

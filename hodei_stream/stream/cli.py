@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from hodei_stream.api import FINAL_STATUSES, JOB_STATUS_COMPLETED, check_job_id, status_name
+from hodei_stream.api import FINAL_STATUSES, JOB_STATUS_COMPLETED, check_job_id, last_execution, status_name
 from hodei_stream.command_line import (
     UsageParser,
     bounded,
@@ -437,7 +437,7 @@ class Session:
     def _end(self, follower: Follower, how: str = "stream ended") -> int:
         job = follower.final
         assert job is not None, "a follower that ended has the job's final answer"
-        execution = job.executions[-1] if job.executions else None
+        execution = last_execution(job)
         ending = fmt.Ending(
             job_id=follower.job_id,
             status=status_name(job.status),

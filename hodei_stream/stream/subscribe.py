@@ -48,7 +48,7 @@ from hodei_stream.stream import messages
 from hodei_stream.stream.messages import DecodeError, Job
 from hodei_stream.stream.wire import Call, CallError
 
-GET_LOGS_PAGE = 1000
+GET_LOGS_PAGE_LINES = 1000
 # gRPC status codes worth a reconnect: the failure may pass (the README's retry table says
 # why for each).  Every other code (UNIMPLEMENTED, INVALID_ARGUMENT, NOT_FOUND,
 # PERMISSION_DENIED, UNAUTHENTICATED, FAILED_PRECONDITION, OUT_OF_RANGE, DATA_LOSS,
@@ -124,7 +124,9 @@ class LogClient:
             "/hodei.JobExecutionService/GetJob", messages.encode_get_job(job_id), messages.decode_job, job_id
         )
 
-    def get_logs(self, job_id: str, since_sequence: int = 0, limit: int = GET_LOGS_PAGE) -> tuple[list[LogLine], bool]:
+    def get_logs(
+        self, job_id: str, since_sequence: int = 0, limit: int = GET_LOGS_PAGE_LINES
+    ) -> tuple[list[LogLine], bool]:
         """A page of the job's lines after ``since_sequence``, and whether more follow."""
         request = messages.encode_get_logs(job_id, since_sequence, limit)
         return self._unary("/hodei.LogStreamService/GetLogs", request, messages.decode_get_logs, job_id)
@@ -498,7 +500,7 @@ class Follower:
         held: list[LogLine] = []
         since = seen.last_sequence
         while upto is None or since < upto:
-            entries, has_more = self.client.get_logs(self.job_id, since_sequence=since, limit=GET_LOGS_PAGE)
+            entries, has_more = self.client.get_logs(self.job_id, since_sequence=since, limit=GET_LOGS_PAGE_LINES)
             before = since
             batch: list[LogLine] = []
             for line in entries:
@@ -524,7 +526,7 @@ class Follower:
             # ``has_more``: a full page may have more behind it.  A server whose history
             # lacks the gap (or whose sequences are not sane) makes no progress: go on with
             # what we have rather than ask forever.
-            if not (has_more or len(entries) >= GET_LOGS_PAGE) or since == before:
+            if not (has_more or len(entries) >= GET_LOGS_PAGE_LINES) or since == before:
                 break
         self._caught_up = True
         seen.at_last_sequence = not seen.exact

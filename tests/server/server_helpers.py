@@ -34,9 +34,9 @@ def subscribe(
     return [Arrival(entry, time.monotonic()) for entry in client.logs.SubscribeLogs(request, timeout=timeout)]
 
 
-def all_logs(client: HodeiClient, job_id: str, page: int = 1000) -> list[pb.JobLogEntry]:
+def all_logs(client: HodeiClient, job_id: str, page_lines: int = 1000) -> list[pb.JobLogEntry]:
     """Every stored line of a job, paged through GetLogs."""
-    return list(client.all_logs(job_id, page=page))
+    return list(client.all_logs(job_id, page_lines=page_lines))
 
 
 def shell_job(client: HodeiClient, script: str, timeout_s: float | None = None) -> str:

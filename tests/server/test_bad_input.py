@@ -15,13 +15,13 @@ import grpc
 import pytest
 from server_helpers import all_logs, shell_job, subscribe
 
+from hodei_stream.api import MAX_JOB_TIMEOUT_S
 from hodei_stream.client import HodeiClient, client_error
 from hodei_stream.endpoint import Server
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server.rpc import MAX_REQUEST_BYTES
 from hodei_stream.server.supervisor import MAX_LINE_BYTES
-from hodei_stream.server.validation import MAX_TIMEOUT_S
 
 
 def rpc_error(call: object) -> grpc.RpcError:
@@ -184,7 +184,7 @@ def test_a_definition_at_every_limit_runs(client: HodeiClient) -> None:
         tags=["t"] * 100,
         arguments=["-c", 'printf "%s %s %s\\n" "${#0}" "$EMPTY" "${#BIG}"', "a" * 131_071],
         environment={"EMPTY": "", "BIG": "b" * (131_071 - len("BIG="))},
-        timeout=duration(MAX_TIMEOUT_S),
+        timeout=duration(MAX_JOB_TIMEOUT_S),
     )
     job_id = client.jobs.QueueJob(pb.QueueJobRequest(job_definition=at_limits), timeout=10).job_id.value
     assert client.wait_final(job_id).status == pb.JOB_STATUS_COMPLETED

@@ -87,7 +87,7 @@ def test_history_survives_a_restart(home: Path, launch_server: Callable[[Path], 
     with HodeiClient(second.server) as client:
         job = client.get_job(done)
         assert job.status == pb.JOB_STATUS_FAILED and job.executions[0].exit_code == "3"
-        entries = all_logs(client, done, page=5000)
+        entries = all_logs(client, done, page_lines=5000)
         assert [e.sequence for e in entries] == list(range(1, 20002))
         assert [e.line for e in entries if not e.is_stderr] == [str(n) for n in range(1, 20001)]
         assert [e.line for e in entries if e.is_stderr] == ["bye"]

@@ -43,7 +43,7 @@ def spooled_count(home: Path, job_id: str) -> int:
 
 def stored_count(client: HodeiClient, job_id: str) -> int:
     """The last sequence the server has (the tests check elsewhere that they are 1..N)."""
-    entries = all_logs(client, job_id, page=5000)
+    entries = all_logs(client, job_id, page_lines=5000)
     return entries[-1].sequence if entries else 0
 
 
@@ -90,7 +90,7 @@ def test_jobs_run_on_while_the_server_is_killed_and_every_line_arrives(
         assert client.wait_final(job_id).status == pb.JOB_STATUS_COMPLETED
         assert [a.entry.sequence for a in arrivals] == list(range(1, 3001))
         assert [a.entry.line for a in arrivals] == [str(n) for n in range(1, 3001)]
-        assert [e.line for e in all_logs(client, job_id, page=5000)] == [str(n) for n in range(1, 3001)]
+        assert [e.line for e in all_logs(client, job_id, page_lines=5000)] == [str(n) for n in range(1, 3001)]
     # The server confirmed it has everything: the supervisor forgot its spool and exited.
     wait_until(lambda: not (home / SPOOL_FOLDER_NAME / f"{job_id}.lines").exists(), what="the spool removed")
     wait_until(
@@ -114,7 +114,7 @@ def test_kill_during_a_heavy_write_loses_nothing_and_corrupts_nothing(
     second = launch_server(home)
     with HodeiClient(second.server) as client:
         assert client.wait_final(job_id, deadline_s=60).status == pb.JOB_STATUS_COMPLETED
-        entries = all_logs(client, job_id, page=5000)
+        entries = all_logs(client, job_id, page_lines=5000)
         assert [e.sequence for e in entries] == list(range(1, total + 1))
         assert [e.line for e in entries] == [str(n) for n in range(1, total + 1)]
     with sqlite3.connect(home / DATABASE_NAME) as database:

@@ -129,7 +129,7 @@ def test_get_logs_pages_oldest_first(client: HodeiClient) -> None:
     assert [e.line for e in last.entries] == [str(n) for n in range(2001, 2501)] and not last.has_more
     assert len(client.get_logs(job_id, since_sequence=-5, limit=-1).entries) >= 1  # clamped, not an error
     assert len(client.get_logs(job_id, limit=2**31 - 1).entries) == 2500
-    assert [e.sequence for e in all_logs(client, job_id, page=700)] == list(range(1, 2501))
+    assert [e.sequence for e in all_logs(client, job_id, page_lines=700)] == list(range(1, 2501))
 
 
 def test_history_then_live_exactly_once_in_order(client: HodeiClient, wait_until: WaitUntil) -> None:

@@ -151,7 +151,7 @@ def test_a_page_bigger_than_a_response_is_split_and_resumed_in_its_middle(tmp_pa
             assert after == 8, source
             await store.sync()
             deadline = asyncio.get_running_loop().time() + 10
-            while store.logs[job_id].pages:  # all committed: nothing kept in memory
+            while store.logs[job_id].blocks:  # all committed: nothing kept in memory
                 assert asyncio.get_running_loop().time() < deadline, "the buffer was never trimmed"
                 await asyncio.sleep(0.01)
         await store.close()

@@ -61,7 +61,7 @@ def test_timeout_and_kill_grace_hold_while_the_server_is_stopped(
     with HodeiClient(server.server) as client:
         job = client.wait_final(job_id)
         assert job.status == pb.JOB_STATUS_TIMEOUT
-        entries = all_logs(client, job_id, page=5000)
+        entries = all_logs(client, job_id, page_lines=5000)
     # Every line the job wrote while the server was stopped reached it, once, in order.
     assert [entry.sequence for entry in entries] == list(range(1, len(entries) + 1))
     assert len(entries) > 20000

@@ -196,7 +196,7 @@ def test_store_trims_committed_lines_and_bounds_pages(tmp_path: Path) -> None:
         while store.logs[job_id].first_sequence == 1:  # the writer commits, then the buffer shrinks
             assert asyncio.get_running_loop().time() < deadline, "the buffer was never trimmed"
             await asyncio.sleep(0.01)
-        assert store.logs[job_id].pages[0].first_sequence > 1
+        assert store.logs[job_id].blocks[0].first_sequence > 1
         # Lines older than the buffer come from SQLite, seamlessly; encoded ones stay aligned.
         assert [line.sequence for line in await store.read(job_id, 0, limit=5000)] == list(range(1, 1001))
         for after in (0, 995):

@@ -4,17 +4,17 @@ Jobs' records (status, times, a few short fields) live in memory and are written
 SQLite; a job's definition (its command, arguments, environment: any size) is kept only until
 it is committed and then read back from SQLite when asked for.  Log lines are the hot
 path, and they are never taken apart on it: a LINES payload from a job's supervisor (its
-lines in the supervisor protocol's layout) becomes one ``Page`` (``append_payload`` checks its
+lines in the supervisor protocol's layout) becomes one ``LineBlock`` (``append_payload`` checks its
 sequences by the headers alone), which goes into the job's in-memory buffer (``JobLog``: a
-reader sees it at once) and to the writer thread (``Writer``), which commits pages in batches
-(WAL), off the event loop, a job's consecutive pages joined into one row of ``log_pages``.
-The buffer keeps every page not yet committed plus a window of recent ones, each with its
+reader sees it at once) and to the writer thread (``Writer``), which commits blocks in batches
+(WAL), off the event loop, a job's consecutive blocks joined into one row of ``log_pages``.
+The buffer keeps every block not yet committed plus a window of recent ones, each with its
 lines encoded as gRPC messages once a subscriber asked for them (encoded once, sent to all);
 older history is read from SQLite in the reading thread (``Reader``), a page at a time, so
 the event loop is never held by the disk.  ``LogLine`` objects are made only for GetLogs
 (``read``).  ``JobStore``'s methods are called on the event loop's thread.
 
-A state folder from before pages (a ``log_lines`` table, one row per line) is converted once,
+A state folder from before ``log_pages`` (a ``log_lines`` table, one row per line) is converted once,
 in one transaction, when the store opens it (``schema.convert_log_lines``).
 
 A job is reported final (``get``, ``list_jobs``, the end of its SubscribeLogs streams) only
@@ -52,7 +52,7 @@ from hodei_stream.server.store.schema import (
     convert_log_lines,
     open_database,
 )
-from hodei_stream.server.store.types import Commit, EncodedPage, Forget, JobRecord, NewJob, Page
+from hodei_stream.server.store.types import Commit, EncodedPage, Forget, JobRecord, LineBlock, NewJob
 from hodei_stream.server.store.writer import Writer
 
 logger = logging.getLogger(__name__)
@@ -228,12 +228,12 @@ class JobStore:
             return  # all of it stored already (sent again after a reconnect)
         if first != stored + 1:
             raise ValueError(f"job {job_id}: line {first} after line {stored}")
-        page = Page(job_id, first, last, payload[start:] if start else payload)
-        self.logs[job_id].append(page)
-        self.pending_bytes += len(page.payload)
+        block = LineBlock(job_id, first, last, payload[start:] if start else payload)
+        self.logs[job_id].append(block)
+        self.pending_bytes += len(block.payload)
         self.jobs[job_id] = self.jobs[job_id].with_line_count(last)
         self.fanout.wake(job_id)  # (before the writer is told: see ``Writer.put``)
-        self.writer.put(page)
+        self.writer.put(block)
         if self.write_error is not None:
             self._fail(job_id, self.write_error)
 
@@ -242,10 +242,10 @@ class JobStore:
         (fewer when a page's byte bound is reached)."""
         log = self.logs.get(job_id)
         if log is not None and after_sequence + 1 >= log.first_sequence:
-            return first_page(lines_after(log.pages_from(after_sequence + 1), after_sequence, limit))
+            return first_page(lines_after(log.blocks_from(after_sequence + 1), after_sequence, limit))
         # Older than the buffer (or a job from before this server started): all committed.
-        pages = await self.reader.pages(job_id, after_sequence, limit)
-        return first_page(lines_after(pages, after_sequence, limit))
+        blocks = await self.reader.blocks(job_id, after_sequence, limit)
+        return first_page(lines_after(blocks, after_sequence, limit))
 
     async def follow(self, job_id: str, after_sequence: int) -> AsyncIterator[EncodedPage]:
         """Pages of ``job_id``'s lines with sequence > ``after_sequence``, encoded for the wire,
@@ -269,7 +269,7 @@ class JobStore:
         nothing after ``after_sequence`` yet."""
         log = self.logs.get(job_id)
         if log is not None and after_sequence + 1 >= log.first_sequence:
-            return encoded_page(log.pages_from(after_sequence + 1), after_sequence, log.messages)
+            return encoded_page(log.blocks_from(after_sequence + 1), after_sequence, log.messages)
         # Older than the buffer: read and encoded in the reading thread, for this reader alone.
         return await self.reader.encoded_page(job_id, after_sequence)
 

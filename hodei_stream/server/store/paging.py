@@ -10,10 +10,11 @@ from itertools import accumulate
 
 from hodei_stream.records import LogLine
 from hodei_stream.server.entries import payload_lines
-from hodei_stream.server.store.types import EncodedPage, Page
+from hodei_stream.server.store.types import EncodedPage, LineBlock
 
-# A page of lines: at most this many, and no more encoded bytes than fit comfortably under a
-# client's default 4 MiB message limit (always at least one line, up to 2 MiB long).
+# A page, what one GetLogs answer or one write to a SubscribeLogs stream carries: at most this
+# many lines, and no more encoded bytes than fit comfortably under a client's default 4 MiB
+# message limit (always at least one line, up to 2 MiB long).
 PAGE_LINES = 5000
 PAGE_BYTES = 3 * 1024 * 1024
 # What a line costs in a GetLogsResponse beyond its UTF-8 text, at most: the entry's tag and
@@ -36,33 +37,33 @@ def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())  # isascii: O(1) in CPython
 
 
-def lines_after(pages: Iterable[Page], after_sequence: int, limit: int) -> list[LogLine]:
-    """Up to ``limit`` lines of these consecutive pages with sequence > ``after_sequence``."""
+def lines_after(blocks: Iterable[LineBlock], after_sequence: int, limit: int) -> list[LogLine]:
+    """Up to ``limit`` lines of these consecutive blocks with sequence > ``after_sequence``."""
     lines: list[LogLine] = []
-    for page in pages:
-        if page.last_sequence <= after_sequence:
+    for block in blocks:
+        if block.last_sequence <= after_sequence:
             continue
-        lines += payload_lines(page.job_id, page.payload, after_sequence, limit - len(lines))
+        lines += payload_lines(block.job_id, block.payload, after_sequence, limit - len(lines))
         if len(lines) >= limit:
             break
     return lines
 
 
 def encoded_page(
-    pages: Iterable[Page], after_sequence: int, messages: Callable[[Page], tuple[bytes, array[int]]]
+    blocks: Iterable[LineBlock], after_sequence: int, messages: Callable[[LineBlock], tuple[bytes, array[int]]]
 ) -> EncodedPage | None:
-    """The encoded messages of the lines after ``after_sequence`` in these consecutive pages,
+    """The encoded messages of the lines after ``after_sequence`` in these consecutive blocks,
     as many as fit in one page; None when there is none."""
     parts: list[bytes | memoryview] = []
     size = count = 0
     last = after_sequence
-    for page in pages:
-        if page.last_sequence <= last:
+    for block in blocks:
+        if block.last_sequence <= last:
             continue
-        data, offsets = messages(page)
-        skip = max(last + 1 - page.first_sequence, 0)  # (pages converted from before may have gaps)
+        data, offsets = messages(block)
+        skip = max(last + 1 - block.first_sequence, 0)  # (blocks converted from log_lines may have gaps)
         begin = offsets[skip]
-        end = len(offsets) - 1  # the index after the page's last line
+        end = len(offsets) - 1  # the index after the block's last line
         fits = min(bisect_right(offsets, begin + PAGE_BYTES - size) - 1, skip + PAGE_LINES - count, end)
         if fits <= skip:
             if parts:
@@ -71,7 +72,7 @@ def encoded_page(
         parts.append(data if skip == 0 and fits == end else memoryview(data)[begin : offsets[fits]])
         size += offsets[fits] - begin
         count += fits - skip
-        last = page.first_sequence + fits - 1
+        last = block.first_sequence + fits - 1
         if fits < end:
             break  # the page is full
     if not parts:

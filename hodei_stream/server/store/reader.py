@@ -13,7 +13,7 @@ from typing import TypeVar
 from hodei_stream.server.entries import HEADER_SIZE, encode_payload
 from hodei_stream.server.store.paging import PAGE_BYTES, PAGE_LINES, encoded_page
 from hodei_stream.server.store.schema import open_database
-from hodei_stream.server.store.types import EncodedPage, Page
+from hodei_stream.server.store.types import EncodedPage, LineBlock
 
 Result = TypeVar("Result")
 
@@ -37,8 +37,8 @@ class Reader:
         """The committed log text's bytes, per job."""
         return await self._run(self._log_sizes)
 
-    async def pages(self, job_id: str, after_sequence: int, lines: int) -> list[Page]:
-        """The committed pages holding at least ``lines`` lines (or ``PAGE_BYTES``) after
+    async def blocks(self, job_id: str, after_sequence: int, lines: int) -> list[LineBlock]:
+        """The committed blocks holding at least ``lines`` lines (or ``PAGE_BYTES``) after
         ``after_sequence``, or all there are."""
         return await self._run(self._read_committed, job_id, after_sequence, lines)
 
@@ -73,27 +73,27 @@ class Reader:
             self.database = open_database(self.path)
         return self.database
 
-    def _read_committed(self, job_id: str, after_sequence: int, lines: int) -> list[Page]:
+    def _read_committed(self, job_id: str, after_sequence: int, lines: int) -> list[LineBlock]:
         rows = self._database().execute(
             "SELECT first_sequence, last_sequence, payload FROM log_pages"
             " WHERE job_id = ? AND last_sequence > ? ORDER BY last_sequence",
             (job_id, after_sequence),
         )
-        pages: list[Page] = []
+        blocks: list[LineBlock] = []
         size = 0
         for first, last, payload in rows:
-            pages.append(Page(job_id, first, last, payload))
+            blocks.append(LineBlock(job_id, first, last, payload))
             size += len(payload)
             if last - after_sequence >= lines or size >= PAGE_BYTES:
                 break
-        return pages
+        return blocks
 
     def _read_committed_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
-        encoded: list[Page] = []
+        encoded: list[LineBlock] = []
         wanted = PAGE_LINES
         for row in self._read_committed(job_id, after_sequence, PAGE_LINES):
             data, offsets = encode_payload(job_id, row.payload, after_sequence, wanted)
             first = max(row.first_sequence, after_sequence + 1)
-            encoded.append(Page(job_id, first, first + len(offsets) - 2, b"", data, offsets))
+            encoded.append(LineBlock(job_id, first, first + len(offsets) - 2, b"", data, offsets))
             wanted -= len(offsets) - 1
-        return encoded_page(encoded, after_sequence, Page.messages)
+        return encoded_page(encoded, after_sequence, LineBlock.messages)

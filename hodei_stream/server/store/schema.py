@@ -1,5 +1,5 @@
 """The store's SQLite schema, its statements, and the one-time conversion of a state folder
-from before pages (a ``log_lines`` table, one row per line), which users can still have."""
+from before ``log_pages`` (a ``log_lines`` table, one row per line), which users can still have."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ RECORD_COLUMNS = [field.name for field in fields(JobRecord)]
 
 def _pages_of_rows(rows: Iterable[tuple[str, int, int, int, str]]) -> Iterator[tuple[str, int, int, bytes]]:
     """``log_lines`` rows (ordered by job and sequence) as ``log_pages`` rows: runs of
-    consecutive sequences of one job (a page never spans a gap), read
+    consecutive sequences of one job (a row never spans a gap), read
     ``MIGRATION_CHUNK_LINES`` rows at a time (memory stays bounded whatever the table holds),
     as payloads of up to the supervisor protocol's ``BATCH_BYTES``."""
     runs = groupby(enumerate(rows), key=lambda numbered: (numbered[1][0], numbered[1][1] - numbered[0]))
@@ -64,7 +64,7 @@ def _pages_of_rows(rows: Iterable[tuple[str, int, int, int, str]]) -> Iterator[t
 
 
 def convert_log_lines(database: sqlite3.Connection) -> None:
-    """Turn the ``log_lines`` table of a state folder from before pages (a row per line) into
+    """Turn the ``log_lines`` table of a state folder from before ``log_pages`` (a row per line) into
     ``log_pages`` rows, in one transaction: all of it, or (interrupted) none of it."""
     if not database.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'log_lines'").fetchone():
         return

@@ -1,4 +1,4 @@
-"""The store's data types: a job's record, a page of its lines, and what the writer is handed
+"""The store's data types: a job's record, a block of its lines, and what the writer is handed
 and reports back."""
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ class NewJob:
 
 
 @dataclass(slots=True, eq=False)
-class Page:
-    """A job's lines ``first_sequence``..``last_sequence`` as one LINES payload, and, once a
+class LineBlock:
+    """A job's lines ``first_sequence``..``last_sequence`` as one LINES payload (the unit the
+    store buffers and commits; a page is what one answer carries, ``paging.py``), and, once a
     subscriber asked, the same lines as consecutive encoded gRPC messages with the offset of
     each in them (``offsets[i]``: line ``first_sequence + i``; one more: the end)."""
 
@@ -86,7 +87,7 @@ class Forget:
 
 # What the writer thread is handed: new jobs, status records, a job's lines, retention,
 # sync barriers; None stops it.
-Pending = NewJob | JobRecord | Page | Forget | Future[None] | None
+Pending = NewJob | JobRecord | LineBlock | Forget | Future[None] | None
 
 
 @dataclass(frozen=True)

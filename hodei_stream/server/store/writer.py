@@ -1,4 +1,4 @@
-"""The writer thread: it commits what the store hands it (new jobs, records, pages of lines,
+"""The writer thread: it commits what the store hands it (new jobs, records, blocks of lines,
 retention, sync barriers) in batches, one transaction each, off the event loop, and reports
 each commit, or each failed attempt, back to the loop.  A failed batch is tried again with
 back-off, on a new connection, until it is committed or the store closes."""
@@ -17,9 +17,9 @@ from itertools import chain
 from pathlib import Path
 
 from hodei_stream.server.store.schema import INSERT_JOB, UPDATE_JOB, open_database
-from hodei_stream.server.store.types import Commit, Forget, JobRecord, NewJob, Page, Pending
+from hodei_stream.server.store.types import Commit, Forget, JobRecord, LineBlock, NewJob, Pending
 
-# The writer joins a job's consecutive pages of one batch into rows of about this size (a
+# The writer joins a job's consecutive blocks of one batch into rows of about this size (a
 # single bigger payload is a row of its own): few rows, and a read of a few lines from disk
 # does not fetch much more than it needs.
 ROW_BYTES = 64 * 1024
@@ -35,23 +35,23 @@ INSERT_ROWS = 249
 INSERT_BYTES = 1024 * 1024
 
 
-def _rows(pages: list[Page]) -> Iterator[tuple[str, int, int, bytes]]:
-    """A job's consecutive pages as ``log_pages`` rows of about ``ROW_BYTES`` each."""
-    group: list[Page] = []
+def _rows(blocks: list[LineBlock]) -> Iterator[tuple[str, int, int, bytes]]:
+    """A job's consecutive blocks as ``log_pages`` rows of about ``ROW_BYTES`` each."""
+    group: list[LineBlock] = []
     size = 0
-    for page in pages:
-        if group and size + len(page.payload) > ROW_BYTES:
+    for block in blocks:
+        if group and size + len(block.payload) > ROW_BYTES:
             yield _row(group)
             group, size = [], 0
-        group.append(page)
-        size += len(page.payload)
+        group.append(block)
+        size += len(block.payload)
     if group:
         yield _row(group)
 
 
-def _row(pages: list[Page]) -> tuple[str, int, int, bytes]:
-    payload = pages[0].payload if len(pages) == 1 else b"".join(page.payload for page in pages)
-    return pages[0].job_id, pages[0].first_sequence, pages[-1].last_sequence, payload
+def _row(blocks: list[LineBlock]) -> tuple[str, int, int, bytes]:
+    payload = blocks[0].payload if len(blocks) == 1 else b"".join(block.payload for block in blocks)
+    return blocks[0].job_id, blocks[0].first_sequence, blocks[-1].last_sequence, payload
 
 
 def _insert_rows(database: sqlite3.Connection, rows: list[tuple[str, int, int, bytes]]) -> None:
@@ -87,7 +87,7 @@ def _job_ids(batch: list[Pending]) -> set[str]:
     """The jobs whose lines or records are in ``batch``."""
     ids: set[str] = set()
     for item in batch:
-        if isinstance(item, JobRecord | Page):
+        if isinstance(item, JobRecord | LineBlock):
             ids.add(item.job_id)
         elif isinstance(item, NewJob):
             ids.add(item.record.job_id)
@@ -190,7 +190,7 @@ class Writer:
 def _commit(database: sqlite3.Connection, batch: list[Pending]) -> Commit:
     """Write ``batch`` in one transaction; what it stored."""
     commit = Commit()
-    pages_by_job: dict[str, list[Page]] = {}  # inserted together, after the loop
+    blocks_by_job: dict[str, list[LineBlock]] = {}  # inserted together, after the loop
     database.execute("BEGIN")
     try:
         for item in batch:
@@ -198,7 +198,7 @@ def _commit(database: sqlite3.Connection, batch: list[Pending]) -> Commit:
                 commit.barriers.append(item)
             elif isinstance(item, Forget):
                 for job_id in item.job_ids:
-                    pages_by_job.pop(job_id, None)
+                    blocks_by_job.pop(job_id, None)
                 database.executemany("DELETE FROM log_pages WHERE job_id = ?", [(i,) for i in item.job_ids])
                 database.executemany("DELETE FROM jobs WHERE job_id = ?", [(i,) for i in item.job_ids])
             elif isinstance(item, NewJob):
@@ -210,12 +210,12 @@ def _commit(database: sqlite3.Connection, batch: list[Pending]) -> Commit:
                 # Reported too, so that a final job's buffer is let go once all is on disk.
                 commit.sequences.setdefault(item.job_id, item.line_count)
             elif item is not None:
-                pages_by_job.setdefault(item.job_id, []).append(item)
+                blocks_by_job.setdefault(item.job_id, []).append(item)
         rows: list[tuple[str, int, int, bytes]] = []
-        for job_id, pages in pages_by_job.items():
-            rows += _rows(pages)
-            commit.sequences[job_id] = pages[-1].last_sequence
-            commit.payload_bytes[job_id] = sum(len(page.payload) for page in pages)
+        for job_id, blocks in blocks_by_job.items():
+            rows += _rows(blocks)
+            commit.sequences[job_id] = blocks[-1].last_sequence
+            commit.payload_bytes[job_id] = sum(len(block.payload) for block in blocks)
         _insert_rows(database, rows)
         # (A job's line_count column is not kept up with its lines: what its record said
         # last.  The lines of a job not final are counted when the store opens.)
