@@ -51,7 +51,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
-from hodei_stream.address import Address
+from hodei_stream.address import HIGHEST_PORT, Address, AddressError, NoSocketPath
 from hodei_stream.command_line import UsageParser, installed_version
 from hodei_stream.own_python import module_command
 from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
@@ -419,15 +419,16 @@ def store_not_serving(address: str) -> bool:
 
 
 def listen_address(value: str) -> str:
-    """``--listen``: ``unix:PATH`` (made absolute: the server runs from /) or ``host:port``."""
-    if value.startswith("unix:"):
-        if not value.removeprefix("unix:"):
-            raise argparse.ArgumentTypeError("'unix:' needs a path, e.g. unix:/tmp/hodei.sock")
-        return f"unix:{os.path.abspath(os.path.expanduser(value.removeprefix('unix:')))}"
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"'{value}' is not unix:/path or host:port with a port from 0 to 65535")
-    return value
+    """``--listen``: ``unix:PATH`` (made absolute: the server runs from /) or ``host:port``
+    (``[v6]:port``), in the address's one spelling."""
+    try:
+        return Address.parse(value).absolute().target
+    except NoSocketPath:
+        raise argparse.ArgumentTypeError("'unix:' needs a path, e.g. unix:/tmp/hodei.sock") from None
+    except AddressError:
+        raise argparse.ArgumentTypeError(
+            f"'{value}' is not unix:/path or host:port with a port from 0 to {HIGHEST_PORT}"
+        ) from None
 
 
 def build_parser(environ: Mapping[str, str]) -> UsageParser:
