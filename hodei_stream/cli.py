@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +16,7 @@ from hodei_stream.api import MAX_JOB_TIMEOUT_S, MAX_LIST_LIMIT, check_job_id, du
 from hodei_stream.client import HodeiClient
 from hodei_stream.command_line import UsageParser, bounded, silence_stdout
 from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
+from hodei_stream.environment import Environment
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.stream import cli as stream_cli
@@ -124,26 +124,26 @@ def describe(job: pb.GetJobResponse) -> dict[str, object]:
     }
 
 
-def for_people(text: str) -> str:
+def for_people(text: str, env: Environment) -> str:
     """A server-given text (a job's name, an error message) safe for this terminal: control
     characters escaped as in stream-logs; exact text into a pipe or file."""
-    return visible(text) if os.isatty(1) else text
+    return visible(text) if env.stdout_isatty else text
 
 
-def dispatch(args: argparse.Namespace, server: Server) -> int:
+def dispatch(args: argparse.Namespace, server: Server, env: Environment) -> int:
     with HodeiClient(server) as client:
         if args.command == "submit":
-            print(submit(client, args), flush=True)
+            print(submit(client, args), file=env.stdout, flush=True)
             return ExitStatus.OK
         if args.command == "run":
             job_id = submit(client, args)
             # The embedded server unnamed, so that the streamer may start it again if it dies.
             where = [] if server.embedded else ["--server", server.target]
-            return stream_cli.main([*where, *args.stream_option, job_id])
+            return stream_cli.main([*where, *args.stream_option, job_id], env)
         if args.command == "status":
             report = describe(client.get_job(check_job_id(args.job_id)))
             if args.json:
-                print(json.dumps(report, ensure_ascii=False))
+                print(json.dumps(report, ensure_ascii=False), file=env.stdout)
             else:
                 for key, value in report.items():
                     if key == "exit_code" and value is None and report["status"] == "FAILED":
@@ -152,39 +152,43 @@ def dispatch(args: argparse.Namespace, server: Server) -> int:
                         continue  # not there yet (times, exit code) or none at all
                     if key == "duration_s":  # seconds for scripts (--json), "1m05s" for people
                         key, value = "duration", format_duration(float(value))  # type: ignore[arg-type]
-                    print(f"{key:>13}: {for_people(str(value))}")
+                    print(f"{key:>13}: {for_people(str(value), env)}", file=env.stdout)
             return ExitStatus.OK
         if args.command == "list":
             response = client.list_jobs(limit=args.limit)
             for summary in response.jobs:
-                print(f"{summary.job_id.value}  {status_name(summary.status):<9}  {for_people(summary.name)}")
-            print(f"({len(response.jobs)} of {response.total_count} jobs)", file=sys.stderr)
+                name = for_people(summary.name, env)
+                print(f"{summary.job_id.value}  {status_name(summary.status):<9}  {name}", file=env.stdout)
+            print(f"({len(response.jobs)} of {response.total_count} jobs)", file=env.stderr)
             return ExitStatus.OK
         if args.command == "cancel":
             answer = client.cancel_job(check_job_id(args.job_id), reason=args.reason)
-            print(answer.message or ("cancelled" if answer.success else "not cancelled"), file=sys.stderr)
+            print(answer.message or ("cancelled" if answer.success else "not cancelled"), file=env.stderr)
             return ExitStatus.OK if answer.success else ExitStatus.JOB_FAILED
     raise AssertionError(f"unhandled command {args.command}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environment: Environment | None = None) -> int:
+    """``hodei``: its command line (``sys.argv`` by default) in this process's environment
+    (or the one given); the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["bench"]:  # its own options; imported only when asked for
         from hodei_stream.bench.__main__ import main as bench_main
 
         return bench_main(arguments[1:])
     args = build_parser().parse_args(arguments)
+    env = Environment.of_process() if environment is None else environment
     try:
         server = resolve(args.server)
         ensure_running(server)
-        status = dispatch(args, server)
-        sys.stdout.flush()  # here, not at exit, where a closed pipe would be a traceback
+        status = dispatch(args, server, env)
+        env.stdout.flush()  # here, not at exit, where a closed pipe would be a traceback
         return status
     except (ServerAddressError, ClientError) as error:
-        print(f"hodei: {error}", file=sys.stderr)
+        print(f"hodei: {error}", file=env.stderr)
         return error.status
     except KeyboardInterrupt:
-        print("\nhodei: interrupted", file=sys.stderr)
+        print("\nhodei: interrupted", file=env.stderr)
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:  # our reader left (| head): what it wanted, it has
         silence_stdout()

@@ -11,13 +11,14 @@ line ("--records needs --etl"); ``JobScript`` (``hodei_stream.jobs.wrapper``) pr
 from __future__ import annotations
 
 import ast
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from plumbum import cli
 from plumbum.cli.switches import SwitchError
+
+from hodei_stream.command_line import OutOfRange, in_range
 
 
 class OptionValueError(ValueError):
@@ -26,7 +27,8 @@ class OptionValueError(ValueError):
 
 @dataclass(frozen=True)
 class Number:
-    """A switch's argument type: ``kind`` (int or float) parsed, finite, within [low, high]."""
+    """A switch's argument type: ``kind`` (int or float) parsed, finite, within [low, high]
+    (``command_line.in_range`` decides; this says it in the job scripts' words)."""
 
     option: str
     kind: type[int] | type[float]
@@ -35,12 +37,11 @@ class Number:
 
     def __call__(self, text: str) -> float:  # an int for kind=int (mypy counts int as a float)
         try:
-            value = self.kind(text)
+            return in_range(text, self.kind, self.low, self.high, low_open=False)
+        except OutOfRange:
+            raise OptionValueError(f"{self.option} takes {self.described()}, not {text}") from None
         except ValueError:
             raise OptionValueError(f"{self.option} takes {self.described()}, not {text!r}") from None
-        if not (math.isfinite(value) and self.low <= value <= self.high):
-            raise OptionValueError(f"{self.option} takes {self.described()}, not {text}")
-        return value
 
     def described(self) -> str:
         what = "a whole number" if self.kind is int else "a number"

@@ -31,13 +31,11 @@ Scripts that run several jobs (pipelines, ``hodei_stream.jobs.pipeline``) overri
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import inspect
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -53,7 +51,7 @@ from plumbum.commands.modifiers import BG, Future
 
 from hodei_stream.api import FINAL_STATUSES, duration_s, last_execution, status_name
 from hodei_stream.client import HodeiClient
-from hodei_stream.command_line import watch_again_hint
+from hodei_stream.command_line import installed_version, refuse_usage, watch_again_hint
 from hodei_stream.endpoint import (
     Server,
     ServerAddressError,
@@ -61,6 +59,7 @@ from hodei_stream.endpoint import (
     resolve,
     surviving_restart,
 )
+from hodei_stream.environment import Environment
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.jobs.payload import PayloadError, job_spec
 from hodei_stream.jobs.usage import usage_message
@@ -83,13 +82,6 @@ META_SWITCHES = tuple(
     for name in ("ShowHelp", "ShowHelpAll", "ShowVersion", "ShowCompletion")
     if hasattr(application, name)
 )
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("hodei-stream")
-    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "(not installed)"
 
 
 @dataclass(frozen=True)
@@ -146,7 +138,7 @@ class JobScript(cli.Application):
     # Whether the streamer copies the job's lines to a file of this run (for ``explain_failure``
     # and the stage tables); a script that reads no line back copies none.
     KEEPS_STREAMED_LINES: ClassVar[bool] = True
-    VERSION = package_version()  # what -v/--version prints after the script's name
+    VERSION = installed_version() or "(not installed)"  # what -v/--version prints after the script's name
 
     server_url = cli.SwitchAttr(
         "--server",
@@ -170,6 +162,12 @@ class JobScript(cli.Application):
     # The job being watched, for the Ctrl+C message.
     watched_job_id: str | None = None
     server: Server  # set by ``main`` once the command line named it
+
+    def __init__(self, executable: str | None = None, environment: Environment | None = None) -> None:
+        """plumbum makes the script with its ``executable``; its environment is read here,
+        once (or given)."""
+        super().__init__(executable)
+        self.environment = Environment.of_process() if environment is None else environment
 
     # ----- what subclasses provide ------------------------------------------------------
 
@@ -219,7 +217,7 @@ class JobScript(cli.Application):
             raise SystemExit(self.usage_error(usage_message(error, positional))) from None
 
     def usage_error(self, message: str) -> int:
-        return self.fail(f"{message} (see {self.PROGNAME} --help)", ExitStatus.USAGE)
+        return refuse_usage(str(self.PROGNAME), message, self.environment.stderr)
 
     # ----- the flow shared by every script ----------------------------------------------
 
@@ -389,16 +387,15 @@ class JobScript(cli.Application):
 
     def goodbye(self, job_id: str) -> str:
         """After Ctrl+C: the job goes on, and a command that watches it again, runnable as printed."""
-        return "\n" + watch_again_hint([job_id], self.server_url)
+        return "\n" + watch_again_hint([job_id], self.server_url, self.environment.launcher)
 
     def fail(self, message: str, status: ExitStatus) -> int:
         self.say(f"{self.PROGNAME}: {message}")
         return status
 
-    @staticmethod
-    def say(text: str) -> None:
+    def say(self, text: str) -> None:
         # stderr, like the streamer's banners, so that stdout carries only the job's log lines.
-        print(text, file=sys.stderr, flush=True)
+        print(text, file=self.environment.stderr, flush=True)
 
 
 def streamer_command_line(server: Server, job_id: str, streamed: Path | None = None) -> list[str]:

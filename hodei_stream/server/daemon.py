@@ -42,17 +42,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from importlib import metadata
 from pathlib import Path
-from typing import NoReturn
 
 from grpclib.client import Channel
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
-from hodei_stream.address import Address
+from hodei_stream.address import HIGHEST_PORT, Address, AddressError, NoSocketPath
+from hodei_stream.command_line import UsageParser, installed_version
 from hodei_stream.endpoint import ClientSettings, Route
 from hodei_stream.own_python import module_command
 from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
@@ -264,21 +264,41 @@ def log_tail(log: int) -> str:
     return (text.strip().splitlines() or ["no reason given"])[-1].removeprefix("hodei-server: ")
 
 
-def command_start(address: str, home: Path, run_options: list[str], security: Security) -> int:
+def command_start(
+    address: str, home: Path, run_options: list[str], security: Security, environ: Mapping[str, str]
+) -> int:
+    """``start``: a detached ``run`` (it inherits ``environ``), once the lock is ours; the exit status."""
     try:
-        security.ssl_context()  # named here, not only in server.log
-        folder = open_state_folder(home, create=True)
-        assert folder is not None  # (created)
-        try:
-            lock = StateLock(folder)
-            log = open_in_folder(folder, LOG_FILE_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT)
-        except OSError as error:
-            raise unusable_folder(home, error) from None
+        folder, lock, log = open_for_start(home, security)
     except (ServerRefused, UnsafeStateFolder, TLSFilesError) as error:
         print(f"hodei-server: {error}", file=sys.stderr)
         return 1
     give_up = time.monotonic() + START_TIMEOUT_S
-    # Another start may be under way: wait for its server to answer, or for the lock.
+    if (status := wait_for_lock(lock, folder, address, home, give_up)) is not None:
+        return status
+    process = spawn_run(address, home, run_options, security, environ, lock, log)
+    lock.close()  # the server's copy holds the lock now, for as long as it lives
+    return wait_for_answer(process, folder, home, log, give_up)
+
+
+def open_for_start(home: Path, security: Security) -> tuple[int, StateLock, int]:
+    """What ``start`` needs before it may start a server: the checked state folder, its lock
+    (not yet taken) and ``server.log``; refused with a reason for the user."""
+    security.ssl_context()  # named here, not only in server.log
+    folder = open_state_folder(home, create=True)
+    assert folder is not None  # (created)
+    try:
+        lock = StateLock(folder)
+        log = open_in_folder(folder, LOG_FILE_NAME, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    except OSError as error:
+        raise unusable_folder(home, error) from None
+    return folder, lock, log
+
+
+def wait_for_lock(lock: StateLock, folder: int, address: str, home: Path, give_up: float) -> int | None:
+    """Take the state folder's lock; another start may be under way, so wait for its server
+    to answer or for the lock.  None once the lock is ours, else the exit status: 0 when a
+    server already serves the folder at ``address``, 1 when another holds it."""
     while not lock.try_acquire():
         if running := running_server(folder):
             if running.address != address:
@@ -294,7 +314,20 @@ def command_start(address: str, home: Path, run_options: list[str], security: Se
             print(f"hodei-server: another server holds the state folder {home} ({lock.holder()})", file=sys.stderr)
             return 1
         time.sleep(0.02)
-    process = subprocess.Popen(
+    return None
+
+
+def spawn_run(
+    address: str,
+    home: Path,
+    run_options: list[str],
+    security: Security,
+    environ: Mapping[str, str],
+    lock: StateLock,
+    log: int,
+) -> subprocess.Popen[bytes]:
+    """``run``, detached, handed the lock already taken; its output goes to ``server.log``."""
+    return subprocess.Popen(
         [
             *module_command("hodei_stream.server.daemon"),
             "run",
@@ -305,7 +338,7 @@ def command_start(address: str, home: Path, run_options: list[str], security: Se
             str(lock.descriptor),
         ],
         # The token goes by the environment: a command line is visible to every user.
-        env={**os.environ, "HODEI_STREAM_HOME": str(home), **({ENV_TOKEN: security.token} if security.token else {})},
+        env={**environ, "HODEI_STREAM_HOME": str(home), **({ENV_TOKEN: security.token} if security.token else {})},
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,
@@ -313,7 +346,11 @@ def command_start(address: str, home: Path, run_options: list[str], security: Se
         cwd="/",
         start_new_session=True,  # detached: no terminal, not in our process group
     )
-    lock.close()  # the server's copy holds the lock now, for as long as it lives
+
+
+def wait_for_answer(process: subprocess.Popen[bytes], folder: int, home: Path, log: int, give_up: float) -> int:
+    """Wait until the spawned server records itself as serving (exit status 0), or gives up
+    or ends first (1, with why)."""
     while (running := running_server(folder)) is None or running.pid != process.pid:
         if process.poll() is not None:
             print(f"hodei-server: did not start: {log_tail(log)}", file=sys.stderr)
@@ -404,34 +441,23 @@ def health_status(address: str, tls_ca: str | None) -> HealthCheckResponse.Servi
 
 
 def listen_address(value: str) -> str:
-    """``--listen``: ``unix:PATH`` (made absolute: the server runs from /) or ``host:port``."""
-    if value.startswith("unix:"):
-        if not value.removeprefix("unix:"):
-            raise argparse.ArgumentTypeError("'unix:' needs a path, e.g. unix:/tmp/hodei.sock")
-        return f"unix:{os.path.abspath(os.path.expanduser(value.removeprefix('unix:')))}"
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"'{value}' is not unix:/path or host:port with a port from 0 to 65535")
-    return value
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors in one line (plus where to look), exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def package_version() -> str:
+    """``--listen``: ``unix:PATH`` (made absolute: the server runs from /) or ``host:port``
+    (``[v6]:port``), in the address's one spelling."""
     try:
-        return metadata.version("hodei-stream")
-    except metadata.PackageNotFoundError:
-        return "unknown (not installed)"
+        return Address.parse(value).absolute().target
+    except NoSocketPath:
+        raise argparse.ArgumentTypeError("'unix:' needs a path, e.g. unix:/tmp/hodei.sock") from None
+    except AddressError:
+        raise argparse.ArgumentTypeError(
+            f"'{value}' is not unix:/path or host:port with a port from 0 to {HIGHEST_PORT}"
+        ) from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="hodei-server", description="The embedded Hodei-compatible server.")
-    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {package_version()}")
+def build_parser(environ: Mapping[str, str]) -> UsageParser:
+    """``hodei-server``'s command line; ``environ`` gives the token options' defaults."""
+    parser = UsageParser(prog="hodei-server", description="The embedded Hodei-compatible server.")
+    version = installed_version() or "unknown (not installed)"
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {version}")
     parser.add_argument("command", choices=["run", "start", "stop", "status"])
     parser.add_argument(
         "--listen",
@@ -452,21 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         default=defaults.batch_flush_interval_s * 1000,
         help="longest a gathered line waits, in ms (default %(default)s)",
     )
-    parser.add_argument(
-        "--token",
-        default=os.environ.get(ENV_TOKEN) or None,
-        help=f"require this token from clients (default ${ENV_TOKEN}; prefer the variable:"
-        " a command line is visible to other users)",
-    )
-    parser.add_argument(
-        "--no-token",
-        action="store_true",
-        default=os.environ.get(ENV_NO_TOKEN, "") not in ("", "0"),
-        help=f"run, start: on loopback TCP, require no token (default ${ENV_NO_TOKEN}): any local user"
-        " can then run commands as you",
-    )
-    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve TLS with this certificate chain")
-    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the private key of --tls-cert")
+    add_access_options(parser, environ)
     parser.add_argument(
         "--keep-jobs",
         action="store_true",
@@ -482,37 +494,78 @@ def main(argv: list[str] | None = None) -> int:
     )
     # `start` hands the state folder's lock, already taken, to the `run` it spawns.
     parser.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)
+    return parser
+
+
+def add_access_options(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """Who may reach the server: the token (defaults from ``environ``) and TLS."""
+    parser.add_argument(
+        "--token",
+        default=environ.get(ENV_TOKEN) or None,
+        help=f"require this token from clients (default ${ENV_TOKEN}; prefer the variable:"
+        " a command line is visible to other users)",
+    )
+    parser.add_argument(
+        "--no-token",
+        action="store_true",
+        default=environ.get(ENV_NO_TOKEN, "") not in ("", "0"),
+        help=f"run, start: on loopback TCP, require no token (default ${ENV_NO_TOKEN}): any local user"
+        " can then run commands as you",
+    )
+    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve TLS with this certificate chain")
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the private key of --tls-cert")
+
+
+def parse_arguments(argv: list[str] | None, environ: Mapping[str, str]) -> argparse.Namespace:
+    """The command line, parsed and checked: options that contradict each other are a usage error."""
+    parser = build_parser(environ)
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.no_token and args.token and args.command in ("run", "start"):
         parser.error(f"--no-token (or {ENV_NO_TOKEN}) and a token ({ENV_TOKEN} or --token) contradict each other")
+    return args
+
+
+def run_settings(args: argparse.Namespace) -> ServerSettings:
+    """The server's tunables as ``run`` was given them (out-of-range values clamped)."""
+    return ServerSettings(
+        batch_capacity=max(1, args.batch_capacity),
+        batch_flush_interval_s=max(0.0, args.batch_flush_ms / 1000),
+        supervisor_linger_s=max(0.0, args.supervisor_linger),
+    )
+
+
+def run_options(args: argparse.Namespace, security: Security) -> list[str]:
+    """The options ``start`` hands on to the ``run`` it spawns (the token goes by the environment)."""
+    options = [
+        "--batch-capacity",
+        str(args.batch_capacity),
+        "--batch-flush-ms",
+        str(args.batch_flush_ms),
+        "--supervisor-linger",
+        str(args.supervisor_linger),
+    ]
+    if args.tls_cert:
+        options += ["--tls-cert", str(security.tls_cert), "--tls-key", str(security.tls_key)]
+    if args.no_token:
+        options.append("--no-token")
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``hodei-server``: its environment is read here, once, and handed on."""
+    environ = dict(os.environ)
+    args = parse_arguments(argv, environ)
     home = state_home()
     address = args.listen or listen_address(embedded_target(home))  # (one spelling for each address)
     tls = (args.tls_cert.absolute(), args.tls_key.absolute()) if args.tls_cert else (None, None)
     security = Security(args.token, *tls)
     try:
         if args.command == "run":
-            settings = ServerSettings(
-                batch_capacity=max(1, args.batch_capacity),
-                batch_flush_interval_s=max(0.0, args.batch_flush_ms / 1000),
-                supervisor_linger_s=max(0.0, args.supervisor_linger),
-            )
-            return command_run(address, home, settings, security, args.no_token, args.lock_fd)
+            return command_run(address, home, run_settings(args), security, args.no_token, args.lock_fd)
         if args.command == "start":
-            run_options = [
-                "--batch-capacity",
-                str(args.batch_capacity),
-                "--batch-flush-ms",
-                str(args.batch_flush_ms),
-                "--supervisor-linger",
-                str(args.supervisor_linger),
-            ]
-            if args.tls_cert:
-                run_options += ["--tls-cert", str(security.tls_cert), "--tls-key", str(security.tls_key)]
-            if args.no_token:
-                run_options.append("--no-token")
-            return command_start(address, home, run_options, security)
+            return command_start(address, home, run_options(args, security), security, environ)
         if args.command == "stop":
             return command_stop(home, args.keep_jobs)
         return command_status(home)

@@ -14,6 +14,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from hodei_stream.api import FINAL_STATUSES, JOB_STATUS_COMPLETED, check_job_id, last_execution, status_name
 from hodei_stream.command_line import (
@@ -23,6 +24,7 @@ from hodei_stream.command_line import (
     watch_again_hint,
 )
 from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
+from hodei_stream.environment import Environment
 from hodei_stream.exit_codes import ClientError, ExitStatus, worst
 from hodei_stream.records import LogLine
 from hodei_stream.stream import format as fmt
@@ -55,6 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--server", metavar="URL", help="host:port or unix:/path (default: $HODEI_GRPC_URL, else the embedded server)"
     )
+    add_what_to_show(parser)
+    add_how_to_show(parser)
+    connection = parser.add_argument_group("connection")
+    connection.add_argument("--no-reconnect", action="store_true", help="fail at once when the connection drops")
+    connection.add_argument(
+        "--reconnect-timeout",
+        type=bounded(float, 0, MAX_RECONNECT_TIMEOUT_S, unit="s"),
+        metavar="S",
+        help=f"give up reconnecting after S seconds (0 to {MAX_RECONNECT_TIMEOUT_S}; default 60)",
+    )
+    return parser
+
+
+def add_what_to_show(parser: argparse.ArgumentParser) -> None:
+    """Which lines: history or not, and filters."""
     history = parser.add_argument_group("what to show")
     history.add_argument(
         "--tail", type=bounded(int, 0), metavar="N", help="only the last N lines of history (N >= 0), then follow"
@@ -74,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     streams = history.add_mutually_exclusive_group()
     streams.add_argument("--stdout-only", action="store_true", help="only the job's stdout lines")
     streams.add_argument("--stderr-only", action="store_true", help="only the job's stderr lines")
+
+
+def add_how_to_show(parser: argparse.ArgumentParser) -> None:
+    """How the lines look, and where they go."""
     look = parser.add_argument_group("how to show it")
     look.add_argument(
         "--color",
@@ -102,58 +123,78 @@ def build_parser() -> argparse.ArgumentParser:
     look.add_argument(
         "--stats", action="store_true", help="at the end: line count and delivery latency p50/p99/max (stderr)"
     )
-    connection = parser.add_argument_group("connection")
-    connection.add_argument("--no-reconnect", action="store_true", help="fail at once when the connection drops")
-    connection.add_argument(
-        "--reconnect-timeout",
-        type=bounded(float, 0, MAX_RECONNECT_TIMEOUT_S, unit="s"),
-        metavar="S",
-        help=f"give up reconnecting after S seconds (0 to {MAX_RECONNECT_TIMEOUT_S}; default 60)",
-    )
-    return parser
 
 
-def conflict(args: argparse.Namespace) -> str | None:
+class Options(NamedTuple):
+    """stream-logs' command line, parsed: what to follow, what to show and how, how to connect."""
+
+    job_ids: tuple[str, ...]
+    server: str | None
+    tail: int | None
+    no_history: bool
+    no_follow: bool
+    grep: tuple[str, ...]
+    invert: bool
+    stdout_only: bool
+    stderr_only: bool
+    color: str
+    no_timestamps: bool
+    arrival_time: bool
+    quiet: bool
+    stderr: bool
+    json: bool
+    output: str | None
+    raw: bool
+    stats: bool
+    no_reconnect: bool
+    reconnect_timeout: float | None
+
+    @classmethod
+    def of(cls, parsed: argparse.Namespace) -> Options:
+        """The options ``build_parser()`` parsed, frozen (its lists as tuples)."""
+        values = {name: getattr(parsed, name) for name in cls._fields}
+        return cls(**{**values, "job_ids": tuple(parsed.job_ids), "grep": tuple(parsed.grep)})
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    """The command line as ``Options``, checked once: a usage error ends the command (exit 2)."""
+    parser = build_parser()
+    options = Options.of(parser.parse_args(argv))
+    if (problem := conflict(options)) is not None:
+        parser.error(problem)
+    return options
+
+
+def conflict(options: Options) -> str | None:
     """Options that ask for two incompatible things: the usage error to give, or None."""
-    if args.no_follow and (args.no_history or args.tail == 0):
-        return f"{'--no-history' if args.no_history else '--tail 0'} and --no-follow together would show nothing"
-    if args.no_history and args.tail is not None:
+    if options.no_follow and (options.no_history or options.tail == 0):
+        return f"{'--no-history' if options.no_history else '--tail 0'} and --no-follow together would show nothing"
+    if options.no_history and options.tail is not None:
         return "--tail N shows history; --no-history shows none: choose one"
-    if args.invert and not args.grep:
+    if options.invert and not options.grep:
         return "--invert needs --grep"
-    if args.no_reconnect and args.reconnect_timeout is not None:
+    if options.no_reconnect and options.reconnect_timeout is not None:
         return "--reconnect-timeout has no effect with --no-reconnect"
-    if args.json and args.raw:
+    if options.json and options.raw:
         return "--json escapes every control character: --raw does not apply"
-    if args.json and args.color == "always":
+    if options.json and options.color == "always":
         return "--json is never coloured: --color=always does not apply"
-    if args.no_timestamps and args.arrival_time:
+    if options.no_timestamps and options.arrival_time:
         return "--arrival-time changes the time shown; --no-timestamps shows none"
     return None
 
 
-def use_colour(choice: str, fd: int) -> bool:
-    """Colour on the stream actually written: --color, then NO_COLOR / FORCE_COLOR, then isatty."""
-    if choice != "auto":
-        return choice == "always"
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR", "0") not in ("", "0", "false"):
-        return True
-    return os.isatty(fd) and os.environ.get("TERM") != "dumb"
-
-
-def line_filter(args: argparse.Namespace) -> Callable[[LogLine], bool] | None:
+def line_filter(options: Options) -> Callable[[LogLine], bool] | None:
     """The predicate --grep/--invert/--stdout-only/--stderr-only describe (None: keep all)."""
-    patterns = [re.compile(p) for p in args.grep]
-    if not patterns and not args.stdout_only and not args.stderr_only:
+    patterns = [re.compile(p) for p in options.grep]
+    if not patterns and not options.stdout_only and not options.stderr_only:
         return None
 
     def keep(line: LogLine) -> bool:
-        if (args.stdout_only and line.is_stderr) or (args.stderr_only and not line.is_stderr):
+        if (options.stdout_only and line.is_stderr) or (options.stderr_only and not line.is_stderr):
             return False
         if patterns:
-            return bool(any(p.search(line.text) for p in patterns) != args.invert)
+            return bool(any(p.search(line.text) for p in patterns) != options.invert)
         return True
 
     return keep
@@ -194,30 +235,27 @@ def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environment: Environment | None = None) -> int:
+    """stream-logs: its command line (``sys.argv`` by default) in this process's environment
+    (or the one given); the exit status."""
     signal.signal(signal.SIGTERM, _raise_interrupted)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if (problem := conflict(args)) is not None:
-        parser.error(problem)
-    log_fd = 2 if args.stderr else 1
-    colour = False if args.json else use_colour(args.color, log_fd)
+    options = parse_options(argv)
+    env = Environment.of_process() if environment is None else environment
     export_fd = None
-    if args.output:
+    if options.output:
         try:
-            export_fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+            export_fd = os.open(options.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         except OSError as error:
-            print(f"stream-logs: cannot write {args.output}: {error.strerror}", file=sys.stderr)
+            print(f"stream-logs: cannot write {options.output}: {error.strerror}", file=env.stderr)
             return ExitStatus.USAGE
-    writer = Writer(log_fd=log_fd, notice_fd=2, export_fd=export_fd)
+    writer = Writer(log_fd=2 if options.stderr else 1, notice_fd=2, export_fd=export_fd)
     try:
-        keep = line_filter(args)
+        keep = line_filter(options)
     except re.error as error:
         writer.notice(f"stream-logs: bad --grep pattern: {error}")
         return ExitStatus.USAGE
-    escape = not args.raw and not args.json and os.isatty(log_fd)
     try:
-        return Session(args, writer, colour, keep, escape).run()
+        return Session(options, env, writer, keep).run()
     except ReaderGone:
         silence_stdout()  # our reader left (| head): nothing more to show anyone
         return ExitStatus.OK
@@ -229,32 +267,33 @@ class Session:
     """One run of stream-logs: the jobs, their followers, and what is shown."""
 
     def __init__(
-        self,
-        args: argparse.Namespace,
-        writer: Writer,
-        colour: bool,
-        keep: Callable[[LogLine], bool] | None,
-        escape: bool = False,
+        self, options: Options, env: Environment, writer: Writer, keep: Callable[[LogLine], bool] | None
     ) -> None:
-        self.args = args
+        self.options = options
+        self.env = env
         self.writer = writer
-        self.colour = colour
         self.keep = keep
+        log_is_terminal = env.stderr_isatty if options.stderr else env.stdout_isatty
+        # Colour where the log lines go, and where the banners go (stderr).
+        self.colour = False if options.json else env.use_colour(options.color, on_stderr=options.stderr)
+        self.colour_err = self.colour if options.stderr else env.use_colour(options.color, on_stderr=True)
         # Labels as asked (several ids), even when one of them turns out unknown.
-        self.several = len(args.job_ids) > 1
+        self.several = len(options.job_ids) > 1
         # What the reader sees: colours, and control characters escaped on a terminal;
         # the export file (-o) gets the exact text, uncoloured.
-        self.style = fmt.Style(colour=colour, timestamps=not args.no_timestamps, job_labels=self.several, escape=escape)
-        self.plain = fmt.Style(colour=False, timestamps=not args.no_timestamps, job_labels=self.several)
-        self.stats = LatencyStats() if args.stats else None
+        escape = not options.raw and not options.json and log_is_terminal
+        timestamps = not options.no_timestamps
+        self.style = fmt.Style(colour=self.colour, timestamps=timestamps, job_labels=self.several, escape=escape)
+        self.plain = fmt.Style(colour=False, timestamps=timestamps, job_labels=self.several)
+        self.stats = LatencyStats() if options.stats else None
         self.followers: list[Follower] = []
 
     def run(self) -> int:
-        args = self.args
+        options = self.options
         try:
             # Any case is a job id; the server's (and the hint's) form is lowercase.
-            job_ids = list(dict.fromkeys(check_job_id(job_id) for job_id in args.job_ids))
-            server = resolve(args.server)
+            job_ids = list(dict.fromkeys(check_job_id(job_id) for job_id in options.job_ids))
+            server = resolve(options.server)
         except (ClientError, ServerAddressError) as error:
             self.writer.notice(f"stream-logs: {error}")
             return error.status
@@ -263,7 +302,8 @@ class Session:
         except (KeyboardInterrupt, Interrupted):  # the user's, from the first call on
             for follower in self.followers:
                 follower.cancel()
-            self.writer.notice(f"\n{watch_again_hint(job_ids, self._server_to_repeat(server))}")
+            hint = watch_again_hint(job_ids, self._server_to_repeat(server), self.env.launcher)
+            self.writer.notice(f"\n{hint}")
             return ExitStatus.INTERRUPTED
 
     def _server_to_repeat(self, server: Server) -> str | None:
@@ -273,10 +313,10 @@ class Session:
             default = resolve(None).target
         except ServerAddressError:
             default = None
-        return self.args.server if self.args.server and server.target != default else None
+        return self.options.server if self.options.server and server.target != default else None
 
     def _watch(self, server: Server, job_ids: list[str]) -> int:
-        args = self.args
+        options = self.options
         statuses: list[int] = []
         try:
             ensure_running(server)
@@ -292,16 +332,16 @@ class Session:
                     statuses.append(error.status)
                     continue
                 found.append(job_id)
-                if not args.quiet:
+                if not options.quiet:
                     self.writer.notice(fmt.format_header(job_id, self.colour_err))
-            timeout = DEFAULT_RECONNECT_TIMEOUT_S if args.reconnect_timeout is None else args.reconnect_timeout
-            policy = ReconnectPolicy(enabled=not args.no_reconnect, give_up_after_s=timeout)
+            timeout = DEFAULT_RECONNECT_TIMEOUT_S if options.reconnect_timeout is None else options.reconnect_timeout
+            policy = ReconnectPolicy(enabled=not options.no_reconnect, give_up_after_s=timeout)
             self.followers = [
                 Follower(
                     client,
                     job_id,
-                    history=not args.no_history and args.tail != 0,
-                    tail=args.tail or 0,
+                    history=not options.no_history and options.tail != 0,
+                    tail=options.tail or 0,
                     reconnect=policy,
                     notice=self.writer.notice,
                 )
@@ -315,10 +355,6 @@ class Session:
             self.writer.notice(self.stats.summary())
         return worst(statuses)
 
-    @property
-    def colour_err(self) -> bool:
-        return self.colour if self.args.stderr else use_colour(self.args.color, 2)
-
     def show(self, batch: list[LogLine]) -> None:
         """Lines that arrived together: measured, filtered, formatted, written at once."""
         arrived_ns = time.time_ns()
@@ -327,8 +363,8 @@ class Session:
                 self.stats.add(line, arrived_ns)
         if self.keep is not None:
             batch = [line for line in batch if self.keep(line)]
-        shown_ns = arrived_ns if self.args.arrival_time else None
-        if self.args.json:
+        shown_ns = arrived_ns if self.options.arrival_time else None
+        if self.options.json:
             shown = [fmt.format_json(line) for line in batch]
         else:
             shown = [fmt.format_line(line, self.style, shown_ns) for line in batch]
@@ -339,7 +375,7 @@ class Session:
 
     def _follow(self) -> list[int]:
         """Show every follower's lines until all have ended; their exit statuses."""
-        if self.args.no_follow:
+        if self.options.no_follow:
             return [self._history_only(follower) for follower in self.followers]
         if len(self.followers) == 1:
             # One job: read the stream on this thread, no hand-off in the way of latency.
@@ -384,9 +420,9 @@ class Session:
         return statuses
 
     def _history_only(self, follower: Follower) -> int:
-        if self.args.tail:
+        if self.options.tail:
             self.show(
-                list(deque((line for batch in follower.history_batches() for line in batch), maxlen=self.args.tail))
+                list(deque((line for batch in follower.history_batches() for line in batch), maxlen=self.options.tail))
             )
         else:
             for batch in follower.history_batches():
@@ -410,7 +446,7 @@ class Session:
             error_message=execution.error_message if execution is not None else "",
             how=how,
         )
-        if not self.args.quiet:
+        if not self.options.quiet:
             self.writer.notice(fmt.format_ending(ending, self.colour_err, job_labels=self.several))
         if job.status == JOB_STATUS_COMPLETED:
             return ExitStatus.OK

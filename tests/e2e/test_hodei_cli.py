@@ -4,6 +4,7 @@ pipes (one closed before hodei writes)."""
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
 import os
 import signal
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from hodei_stream import cli
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
+from hodei_stream.environment import Environment
 from hodei_stream.proto import hodei_pb2 as pb
 
 from .streaming import HODEI, STREAM_LOGS, read_timed, submit
@@ -174,6 +177,23 @@ def test_names_with_escape_sequences_are_shown_escaped_on_a_terminal(server: Ser
         assert not any("\033" in text for text in on_tty.texts)
     piped = hodei(server, "status", "--json", job_id)
     assert json.loads(piped.stdout)["name"] == "evil \033]0;owned\007 \033[2J name"
+
+
+def test_the_environment_given_decides_the_escaping_not_the_real_terminal(server: Server) -> None:
+    """hodei reads whether stdout is a terminal once, from the Environment its main is handed:
+    the same command escapes for a terminal and gives the exact text to a pipe."""
+    name = "evil \033[2J name"
+    job_id = submit(server, "true", name=name)
+    with HodeiClient(server) as client:
+        client.wait_final(job_id)
+    shown = {}
+    for terminal in (True, False):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        env = Environment.made_of(io.StringIO(), stdout, stderr, terminal, terminal, dict(os.environ))
+        assert cli.main(["--server", server.target, "status", job_id], env) == 0
+        shown[terminal] = stdout.getvalue()
+    assert "evil \\x1b[2J name" in shown[True] and "\033" not in shown[True], shown
+    assert name in shown[False], shown
 
 
 def test_hodei_run_interrupted_leaves_the_job_and_says_how_to_watch_it(server: Server) -> None:
