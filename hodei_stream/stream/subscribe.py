@@ -205,6 +205,14 @@ class ContentPass:
     times in one write) come one after another: a run of one key is new beyond the number
     of times that key was shown before the run began, so each look-alike is shown as often
     as the job wrote it, and a repeat of all of them adds none.
+
+    One subscription to the platform is two sources in one: the history, with true numbers,
+    then the whole buffer again, each copy numbered with the job's count.  Where the history
+    ends with the line the buffer starts with (a buffer of one line, or of look-alikes only),
+    the two would make one run.  The numbers tell them apart: they rise through the history
+    and the live lines, and the first number that does not rise is the first copy, which
+    starts a run of its own.  (Lines forwarded after the job's end are numbered 0 and say
+    nothing.)
     """
 
     def __init__(self, seen: SeenLines) -> None:
@@ -212,11 +220,18 @@ class ContentPass:
         self._run_key: ContentKey | None = None
         self._run_shown_before = 0
         self._run_length = 0
+        self._last_sequence = 0  # the number the last line carried (0: none yet, or no number)
+        self._copying = False  # the last number did not rise: copies of the buffer go on
 
     def is_new(self, line: LogLine) -> bool:
         """Whether ``line`` is new; if so, it counts as handed on."""
         key = content_key(line)
-        if key == self._run_key:
+        first_copy = False
+        if line.sequence:
+            rose = line.sequence > self._last_sequence
+            first_copy = not rose and not self._copying
+            self._copying, self._last_sequence = not rose, line.sequence
+        if key == self._run_key and not first_copy:
             self._run_length += 1
         else:
             self._run_key, self._run_shown_before, self._run_length = key, self.seen.times_shown(key), 1

@@ -220,6 +220,21 @@ def test_tail_though_the_platform_sends_its_whole_buffer(
     assert numbers(following.lines) == [8, 9, 10, 11, 12, 13, 14, 15]
 
 
+def test_a_buffer_of_one_line_sent_again_is_shown_once(start_platform: Callable[..., Platform], tmp_path: Path) -> None:
+    # One line buffered when stream-logs subscribes: the history ends with the line the
+    # re-sent buffer starts with, under the same number.  It is shown once.
+    platform = start_platform(**FAST)
+    (done,) = gates(tmp_path, "done")
+    job_id = submit(platform.server, f"echo ready; {done.wait}; {numbered(1, 3)}")
+    wait_until(lambda: held_lines(platform, job_id) == ["ready"], 30, "the job's first line")
+    following = Following(platform.url, job_id)
+    following.wait_for("[OUT] ready")
+    done.open()
+    status, stderr = following.finish()
+    assert status == ExitStatus.OK, stderr
+    assert following.lines == ["[OUT] ready", "[OUT] n=1", "[OUT] n=2", "[OUT] n=3"]
+
+
 def test_no_history_though_the_platform_sends_its_whole_buffer(
     start_platform: Callable[..., Platform], tmp_path: Path
 ) -> None:

@@ -59,3 +59,39 @@ def test_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     again = seen.new_pass()
     assert not any(again.is_new(line) for line in lines[-100:])
     assert seen.new_pass().is_new(lines[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(RUNS, st.data())
+def test_a_platform_subscription_shows_its_history_and_live_lines_once(
+    runs: list[tuple[str, int]], data: st.DataObject
+) -> None:
+    # One subscription: the history (true numbers), the whole buffer again (each copy under
+    # the job's count), then live lines (numbered as each is counted).  Also when the history
+    # ends with the line the buffer starts with: a buffer of one line, or of look-alikes.  (A
+    # live look-alike of the history's last line, stamped at the same instant and carrying
+    # the count from before it, would be that line's copy to the letter: no client can tell.)
+    lines, _ = log_of(runs)
+    numbered = [line._replace(sequence=number) for number, line in enumerate(lines, start=1)]
+    held = data.draw(st.integers(1, len(numbered)))
+    history, live = numbered[:held], numbered[held:]
+    copies = [line._replace(sequence=held) for line in history]
+    live_numbers = [held + 1 + offset for offset in range(len(live))]
+    arriving = history + copies + [line._replace(sequence=n) for line, n in zip(live, live_numbers, strict=True)]
+    source = SeenLines().new_pass()
+    shown = [line for line in arriving if source.is_new(line)]
+    assert [(line.text, line.captured_ns) for line in shown] == [(line.text, line.captured_ns) for line in lines]
+
+
+def test_a_buffer_of_one_line_sent_again_is_shown_once() -> None:
+    ready = LogLine("job", 1, 1_700_000_000_000_000_000, False, "ready")
+    source = SeenLines().new_pass()
+    assert source.is_new(ready)  # the history
+    assert not source.is_new(ready)  # the buffer again, under the job's count: 1
+    assert source.is_new(ready._replace(sequence=2))  # the job wrote it again at that instant
+
+
+def test_look_alikes_forwarded_after_the_end_are_each_shown() -> None:
+    source = SeenLines().new_pass()
+    after_end = [LogLine("job", 0, 1_700_000_000_000_000_000, False, "retrying")] * 3
+    assert all(source.is_new(line) for line in after_end)
