@@ -71,7 +71,11 @@ def in_range(text: str, kind: Callable[[str], float], low: float, high: float, *
     command's numeric options: ``ValueError`` when ``text`` is not a ``kind`` at all,
     ``OutOfRange`` when it is one out of range; each parser words them its own way."""
     value = kind(text)
-    if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer too large for a float: out of every range
+        finite = False
+    if not finite or value < low or (low_open and value == low) or value > high:
         raise OutOfRange(text)
     return value
 

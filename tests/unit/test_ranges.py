@@ -39,6 +39,7 @@ def test_in_range_passes(
         ("nan", float, 0, math.inf, False),
         ("inf", float, 0, math.inf, False),  # even with no upper bound
         ("-inf", float, -math.inf, 0, False),
+        ("9" * 400, int, 0, math.inf, False),  # too large for a float: out of every range, no OverflowError
     ],
 )
 def test_in_range_refuses_out_of_range(
