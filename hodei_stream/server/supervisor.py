@@ -47,10 +47,10 @@ import tty
 from pathlib import Path
 
 from hodei_stream.server import supervisor_protocol
+from hodei_stream.server.output_lines import LineSplitter
 from hodei_stream.server.spool import JobSpool, process_start_time
 from hodei_stream.server.supervisor_protocol import Exited, Hello, JobCommand, MessageKind, Resume, Started
 
-MAX_LINE_BYTES = 2 * 1024 * 1024
 READ_CHUNK = 1 << 16
 # After the main process exited: a read that finds nothing new for this long means the
 # output is drained (what the job wrote before exiting is readable at once).
@@ -64,55 +64,6 @@ HANDSHAKE_TIMEOUT_S = 5.0
 # Bytes waiting for a server that does not read (slow, stopped, gone) at most, beyond one
 # message: further lines stay in the spool and follow from there once it reads again.
 OUTGOING_LIMIT_BYTES = 2 * 1024 * 1024
-
-
-def cut_long_line(data: bytes) -> list[bytes]:
-    """Split ``data`` into pieces of at most ``MAX_LINE_BYTES``, never inside a UTF-8 character."""
-    pieces: list[bytes] = []
-    while len(data) > MAX_LINE_BYTES:
-        cut = MAX_LINE_BYTES
-        # Back off over continuation bytes (0b10xxxxxx) so a character is not cut in two.
-        while cut > MAX_LINE_BYTES - 3 and data[cut] & 0xC0 == 0x80:
-            cut -= 1
-        pieces.append(data[:cut])
-        data = data[cut:]
-    pieces.append(data)
-    return pieces
-
-
-def cut_long_text(text: str) -> list[str]:
-    """``text`` in pieces of at most ``MAX_LINE_BYTES`` of UTF-8, cut between characters.  (On
-    the decoded text: an invalid byte became a U+FFFD of 3 bytes.)"""
-    if len(text) <= MAX_LINE_BYTES // 4:  # 4 bytes per character at most: it fits
-        return [text]
-    data = text.encode()
-    return [text] if len(data) <= MAX_LINE_BYTES else [piece.decode() for piece in cut_long_line(data)]
-
-
-class LineSplitter:
-    """Turns one stream's chunks into lines (without their ``\\n``)."""
-
-    def __init__(self) -> None:
-        self.partial = b""
-
-    def feed(self, chunk: bytes) -> list[str]:
-        data = self.partial + chunk if self.partial else chunk
-        end = data.rfind(b"\n")
-        self.partial = data[end + 1 :]
-        # All complete lines decoded at once: a ``\\n`` is never inside a UTF-8 sequence, so
-        # this is what decoding line by line gives, without a call per line.
-        lines = data[:end].decode(errors="replace").split("\n") if end >= 0 else []
-        if end * 3 > MAX_LINE_BYTES:  # (else no line can reach the limit, even all U+FFFD)
-            lines = [piece for line in lines for piece in cut_long_text(line)]
-        if len(self.partial) > MAX_LINE_BYTES:
-            *full, self.partial = cut_long_line(self.partial)
-            lines += [piece for part in full for piece in cut_long_text(part.decode(errors="replace"))]
-        return lines
-
-    def finish(self) -> list[str]:
-        """The last line, if the stream ended without a newline."""
-        rest, self.partial = self.partial, b""
-        return cut_long_text(rest.decode(errors="replace")) if rest else []
 
 
 class LogBatcher:
