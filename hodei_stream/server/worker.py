@@ -33,7 +33,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from hodei_stream.own_python import module_command
 from hodei_stream.proto import hodei_pb2 as pb
@@ -42,6 +41,7 @@ from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool, is_running
 from hodei_stream.server.store import JobStore
 from hodei_stream.server.supervisor_connection import SupervisorConnection
+from hodei_stream.server.supervisor_launch import process_exit, write_and_close
 from hodei_stream.server.supervisor_protocol import (
     Cancel,
     Done,
@@ -95,36 +95,6 @@ def timeout_s(definition: pb.JobDefinition) -> float | None:
 def job_environment(definition: pb.JobDefinition) -> dict[str, str]:
     inherited = {name: os.environ[name] for name in INHERITED_ENVIRONMENT if name in os.environ}
     return {**inherited, **definition.environment}
-
-
-def write_and_close(pipe: BinaryIO, data: bytes) -> None:
-    try:
-        with pipe:
-            pipe.write(data)
-    except BrokenPipeError:
-        pass  # the supervisor is gone already: its exit is handled as any other
-
-
-async def process_exit(pid: int) -> None:
-    """Return when process ``pid`` has ended (at once if it has already).  Not only for our
-    own children: a supervisor adopted from a previous server is watched the same way."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    ended = asyncio.get_running_loop().create_future()
-    loop = asyncio.get_running_loop()
-
-    def exited() -> None:
-        if not ended.done():
-            ended.set_result(None)
-
-    loop.add_reader(pidfd, exited)
-    try:
-        await ended
-    finally:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
 
 
 class Worker:
