@@ -49,6 +49,7 @@ from pathlib import Path
 from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.output_lines import LineSplitter
 from hodei_stream.server.spool import JobSpool, process_start_time
+from hodei_stream.server.supervisor_link import LogBatcher
 from hodei_stream.server.supervisor_protocol import Exited, Hello, JobCommand, MessageKind, Resume, Started
 
 READ_CHUNK = 1 << 16
@@ -64,34 +65,6 @@ HANDSHAKE_TIMEOUT_S = 5.0
 # Bytes waiting for a server that does not read (slow, stopped, gone) at most, beyond one
 # message: further lines stay in the spool and follow from there once it reads again.
 OUTGOING_LIMIT_BYTES = 2 * 1024 * 1024
-
-
-class LogBatcher:
-    """Holds line records (``supervisor_protocol.line_records``) until ``capacity`` are pending
-    or the oldest waited ``flush_interval_s``."""
-
-    def __init__(self, capacity: int, flush_interval_s: float) -> None:
-        self.capacity = capacity
-        self.flush_interval_s = flush_interval_s
-        self.pending: list[bytes] = []
-        self.oldest_at = 0.0
-
-    def add(self, records: list[bytes], now: float) -> None:
-        if records and not self.pending:
-            self.oldest_at = now
-        self.pending += records
-
-    def due_in(self, now: float) -> float | None:
-        """Seconds until a flush is due (0: now), None when nothing is pending."""
-        if not self.pending:
-            return None
-        if len(self.pending) >= self.capacity:
-            return 0.0
-        return max(0.0, self.oldest_at + self.flush_interval_s - now)
-
-    def take(self) -> list[bytes]:
-        records, self.pending = self.pending, []
-        return records
 
 
 class Supervisor:

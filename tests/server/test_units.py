@@ -21,7 +21,7 @@ from hodei_stream.server.output_lines import MAX_LINE_BYTES, LineSplitter, cut_l
 from hodei_stream.server.servicers import parse_job_id
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.store import PAGE_BYTES, JobRecord, JobStore
-from hodei_stream.server.supervisor import LogBatcher
+from hodei_stream.server.supervisor_link import LogBatcher
 
 
 def test_splitter_keeps_what_the_job_wrote() -> None:
