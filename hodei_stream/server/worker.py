@@ -31,6 +31,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,13 +53,8 @@ from hodei_stream.server.supervisor_protocol import (
     Resume,
     Started,
 )
-from hodei_stream.state_folder import ENV_TOKEN
 
 WORKER_SOCKET_NAME = "worker.sock"
-# What a job inherits from the server's environment before its own ``environment`` is laid
-# over it: enough for a shell and python3 to behave as in a login, nothing the server holds
-# (no HODEI_TOKEN, no credentials of the server's own).
-INHERITED_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 OUTCOME_STATUS = {
     "completed": pb.JOB_STATUS_COMPLETED,
     "failed": pb.JOB_STATUS_FAILED,
@@ -92,8 +88,7 @@ def timeout_s(definition: pb.JobDefinition) -> float | None:
     return definition.timeout.execution_timeout.ToNanoseconds() / 1e9 or None
 
 
-def job_environment(definition: pb.JobDefinition) -> dict[str, str]:
-    inherited = {name: os.environ[name] for name in INHERITED_ENVIRONMENT if name in os.environ}
+def job_environment(definition: pb.JobDefinition, inherited: Mapping[str, str]) -> dict[str, str]:
     return {**inherited, **definition.environment}
 
 
@@ -179,8 +174,8 @@ class Worker:
         return JobCommand(
             command=definition.command,
             arguments=list(definition.arguments),
-            environment=job_environment(definition),
-            working_directory=str(Path.home()),
+            environment=job_environment(definition, self.settings.environment.job_inherited),
+            working_directory=self.settings.environment.job_working_directory,
             timeout_s=timeout_s(definition),
             batch_capacity=self.settings.batch_capacity,
             batch_flush_interval_s=self.settings.batch_flush_interval_s,
@@ -205,7 +200,7 @@ class Worker:
                     run.job_id,
                 ],
                 stdin=subprocess.PIPE,
-                env={name: value for name, value in os.environ.items() if name != ENV_TOKEN},
+                env=dict(self.settings.environment.supervisor),
                 start_new_session=True,  # a Ctrl+C or SIGKILL meant for the server is not the job's
             )
         except OSError as error:
