@@ -38,6 +38,7 @@ from pathlib import Path
 from hodei_stream.own_python import module_command
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server import supervisor_protocol
+from hodei_stream.server.job_outcome import OUTCOME_STATUS, timeout_s
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool, is_running
 from hodei_stream.server.store import JobStore
@@ -55,12 +56,6 @@ from hodei_stream.server.supervisor_protocol import (
 )
 
 WORKER_SOCKET_NAME = "worker.sock"
-OUTCOME_STATUS = {
-    "completed": pb.JOB_STATUS_COMPLETED,
-    "failed": pb.JOB_STATUS_FAILED,
-    "timeout": pb.JOB_STATUS_TIMEOUT,
-    "cancelled": pb.JOB_STATUS_CANCELLED,
-}
 # A supervisor that exited: how long its connection may still take to deliver the last messages.
 LAST_FRAMES_WAIT_S = 5.0
 # Starting up: how long the jobs imported from spools may take to be committed before the
@@ -79,13 +74,6 @@ class JobRun:
     cancel_reason: str | None = None
     attached: asyncio.Event = field(default_factory=asyncio.Event)  # a supervisor said HELLO
     detached: asyncio.Event = field(default_factory=asyncio.Event)  # its connection ended
-
-
-def timeout_s(definition: pb.JobDefinition) -> float | None:
-    """The job's execution timeout in seconds; None when it has none."""
-    if not definition.timeout.HasField("execution_timeout"):
-        return None
-    return definition.timeout.execution_timeout.ToNanoseconds() / 1e9 or None
 
 
 def job_environment(definition: pb.JobDefinition, inherited: Mapping[str, str]) -> dict[str, str]:
