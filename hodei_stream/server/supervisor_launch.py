@@ -4,7 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import BinaryIO
+import subprocess
+from typing import TYPE_CHECKING, BinaryIO
+
+from hodei_stream.own_python import module_command
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+
+def start_supervisor(socket_path: Path, job_id: str, environment: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start the supervisor of job ``job_id``, its stdin a pipe for the job's ``JobCommand``;
+    OSError when it cannot start.
+
+    Not asyncio's subprocesses: they kill their children when the loop closes, and a
+    supervisor must outlive this server (``stop --keep-jobs``, a crash)."""
+    return subprocess.Popen(
+        [*module_command("hodei_stream.server.supervisor"), "--socket", str(socket_path), "--job-id", job_id],
+        stdin=subprocess.PIPE,
+        env=dict(environment),
+        start_new_session=True,  # a Ctrl+C or SIGKILL meant for the server is not the job's
+    )
 
 
 def write_and_close(pipe: BinaryIO, data: bytes) -> None:
