@@ -15,6 +15,8 @@ from hodei_stream.server.supervisor_protocol import Exited, JobCommand
 
 
 class JobProcess:
+    """One job's process group, from its start to its reaping."""
+
     def __init__(self, spec: JobCommand) -> None:
         self.spec = spec
         self.stop_reason: str | None = None  # "cancelled" or "timeout" once we stop the job

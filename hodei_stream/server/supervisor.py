@@ -44,6 +44,8 @@ DRAIN_IDLE_S = 0.05
 
 
 class Supervisor:
+    """One job's run: its process, its terminals' output and the link that carries its lines."""
+
     def __init__(self, job_id: str, spec: JobCommand, socket_path: str) -> None:
         self.spec = spec
         self.spool = JobSpool(Path(spec.spool_directory), job_id)
