@@ -1,8 +1,42 @@
-"""The embedded server's tunables, in one immutable object handed down from the daemon."""
+"""The embedded server's tunables and what it takes from its environment, in one immutable
+object handed down from the daemon."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hodei_stream.state_folder import ENV_TOKEN
+
+# What a job inherits from the server's environment before its own ``environment`` is laid
+# over it: enough for a shell and python3 to behave as in a login, nothing the server holds
+# (no HODEI_TOKEN, no credentials of the server's own).
+INHERITED_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+
+
+@dataclass(frozen=True)
+class ServerEnvironment:
+    """The server's environment as its jobs see it, read once (``read``) when the server's
+    settings are made, at its start: the worker never reads ``os.environ``."""
+
+    # Laid under each job's own ``environment``: the ``INHERITED_ENVIRONMENT`` that is set.
+    job_inherited: Mapping[str, str]
+    # Where every job starts: the server's home folder.
+    job_working_directory: str
+    # A job's supervisor runs in the server's environment but for the token: the supervisor
+    # needs none, and its job must not find it.
+    supervisor: Mapping[str, str]
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] = os.environ) -> ServerEnvironment:
+        return cls(
+            job_inherited={name: environ[name] for name in INHERITED_ENVIRONMENT if name in environ},
+            # (As ``Path.home()`` finds it: $HOME, else the user's entry in the password database.)
+            job_working_directory=str(Path(environ["HOME"]) if "HOME" in environ else Path.home()),
+            supervisor={name: value for name, value in environ.items() if name != ENV_TOKEN},
+        )
 
 
 @dataclass(frozen=True)
@@ -47,3 +81,5 @@ class ServerSettings:
     retention_max_age_s: float = 30 * 24 * 3600.0
     retention_max_bytes: int = 2 * 1024**3
     retention_interval_s: float = 3600.0
+    # Read here, when the settings are made; a test can hand in its own.
+    environment: ServerEnvironment = field(default_factory=ServerEnvironment.read)

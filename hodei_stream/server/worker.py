@@ -1,46 +1,42 @@
 """The local worker: one supervisor process per job, and what it reports.
 
-``launch`` starts ``python -m hodei_stream.server.supervisor`` with the job's spec on its
-stdin; the supervisor connects back to the worker socket (``worker.sock`` in the state
-folder), says HELLO, is told where to RESUME, and then streams STARTED, LINES and EXITED
-messages, which become status changes and stored lines (a supervisor is read no further
-while its job's lines wait for the disk beyond the store's bounds, ``JobStore.backlogged``:
-the job is slowed, the server's memory stays bounded).  ``cancel`` sends a CANCEL message: the supervisor stops the
-job's whole process group.  The server never touches a healthy job's processes itself.
+``launch`` starts ``python -m hodei_stream.server.supervisor`` (``supervisor_launch``) with
+the job's spec on its stdin; the supervisor connects back to the worker socket
+(``worker.sock`` in the state folder; ``supervisor_connection``), says HELLO, is told where
+to RESUME, and then streams STARTED, LINES and EXITED messages, which become status changes
+and stored lines (a supervisor is read no further while its job's lines wait for the disk
+beyond the store's bounds, ``JobStore.backlogged``: the job is slowed, the server's memory
+stays bounded).  ``cancel`` sends a CANCEL message: the supervisor stops the job's whole
+process group.  The server never touches a healthy job's processes itself.
 
 Jobs outlive the server: supervisors run in sessions of their own and reconnect to the next
-server.  Before it answers anyone, that server imports the spool of every job its
-predecessor left unfinished whose outcome is known already (the job ended, or its supervisor
-is gone), so that its first answer is the job's true final state; it ``adopt``s the others and
+server.  Before it answers anyone, that server finishes from their spools the jobs its
+predecessor left whose outcome is known (``spool_import``); it ``adopt``s the others and
 waits for their supervisors.  A supervisor that is gone (its pid no longer runs, or it never
-came back within ``reattach_timeout_s``) is replaced by its spool: the server imports the
-lines the job wrote and the outcome, if the job ended, or marks the job FAILED and says why.
+came back within ``reattach_timeout_s``) is replaced by its spool.
 
-Every final state carries a message for users: the job's own error, else what ended it
-("cancelled: <reason>", "exceeded its timeout of N s", "exited with status N").  A job the
-store could not write for is stopped (its output could not be kept) and FAILED with the
-store's message; its supervisor is told DONE, and so forgets its spool, only once the store
-committed everything.
+Every final state carries a message for users (``job_outcome``).  A job the store could not
+write for is stopped (its output could not be kept) and FAILED with the store's message; its
+supervisor is told DONE, and so forgets its spool, only once the store committed everything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
-from hodei_stream.own_python import module_command
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server import supervisor_protocol
+from hodei_stream.server.job_outcome import record_outcome, timeout_s
 from hodei_stream.server.settings import ServerSettings
-from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool, is_running
+from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool
+from hodei_stream.server.spool_import import forget_once_committed, import_spool, take_over
 from hodei_stream.server.store import JobStore
+from hodei_stream.server.supervisor_connection import SupervisorConnection
+from hodei_stream.server.supervisor_launch import process_exit, start_supervisor, write_and_close
 from hodei_stream.server.supervisor_protocol import (
     Cancel,
     Done,
@@ -52,24 +48,10 @@ from hodei_stream.server.supervisor_protocol import (
     Resume,
     Started,
 )
-from hodei_stream.state_folder import ENV_TOKEN
 
 WORKER_SOCKET_NAME = "worker.sock"
-# What a job inherits from the server's environment before its own ``environment`` is laid
-# over it: enough for a shell and python3 to behave as in a login, nothing the server holds
-# (no HODEI_TOKEN, no credentials of the server's own).
-INHERITED_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
-OUTCOME_STATUS = {
-    "completed": pb.JOB_STATUS_COMPLETED,
-    "failed": pb.JOB_STATUS_FAILED,
-    "timeout": pb.JOB_STATUS_TIMEOUT,
-    "cancelled": pb.JOB_STATUS_CANCELLED,
-}
 # A supervisor that exited: how long its connection may still take to deliver the last messages.
 LAST_FRAMES_WAIT_S = 5.0
-# Starting up: how long the jobs imported from spools may take to be committed before the
-# server answers anyway (only a store that cannot write takes longer).
-STARTUP_IMPORT_WAIT_S = 10.0
 
 
 @dataclass
@@ -85,46 +67,8 @@ class JobRun:
     detached: asyncio.Event = field(default_factory=asyncio.Event)  # its connection ended
 
 
-def timeout_s(definition: pb.JobDefinition) -> float | None:
-    """The job's execution timeout in seconds; None when it has none."""
-    if not definition.timeout.HasField("execution_timeout"):
-        return None
-    return definition.timeout.execution_timeout.ToNanoseconds() / 1e9 or None
-
-
-def job_environment(definition: pb.JobDefinition) -> dict[str, str]:
-    inherited = {name: os.environ[name] for name in INHERITED_ENVIRONMENT if name in os.environ}
+def job_environment(definition: pb.JobDefinition, inherited: Mapping[str, str]) -> dict[str, str]:
     return {**inherited, **definition.environment}
-
-
-def write_and_close(pipe: BinaryIO, data: bytes) -> None:
-    try:
-        with pipe:
-            pipe.write(data)
-    except BrokenPipeError:
-        pass  # the supervisor is gone already: its exit is handled as any other
-
-
-async def process_exit(pid: int) -> None:
-    """Return when process ``pid`` has ended (at once if it has already).  Not only for our
-    own children: a supervisor adopted from a previous server is watched the same way."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    ended = asyncio.get_running_loop().create_future()
-    loop = asyncio.get_running_loop()
-
-    def exited() -> None:
-        if not ended.done():
-            ended.set_result(None)
-
-    loop.add_reader(pidfd, exited)
-    try:
-        await ended
-    finally:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
 
 
 class Worker:
@@ -142,24 +86,7 @@ class Worker:
         supervisors, and adopt the jobs still running."""
         self.spool_folder.mkdir(mode=0o700, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
-        running: list[str] = []
-        imports: list[JobSpool] = []
-        for record in self.store.unfinished():
-            spool = JobSpool(self.spool_folder, record.job_id)
-            state = spool.read_state()
-            pid = state.get("supervisor_pid", 0)
-            if pid and not is_running(pid, state.get("supervisor_start_time")):
-                await self._import(spool, f"(pid {pid}) died")
-                imports.append(spool)
-            elif spool.read_exit():
-                # Ended while no server ran; its supervisor still waits to hand it over, and
-                # is told DONE when it comes back (the job is no run of ours any more).
-                await self._import(spool, "")
-                imports.append(spool)
-            else:
-                running.append(record.job_id)
-        if imports:
-            await self._forget_once_committed(imports, STARTUP_IMPORT_WAIT_S)
+        running = await take_over(self.store, self.spool_folder)
         self.listener = await asyncio.get_running_loop().create_unix_server(
             lambda: SupervisorConnection(self), path=str(self.socket_path)
         )
@@ -209,8 +136,8 @@ class Worker:
         return JobCommand(
             command=definition.command,
             arguments=list(definition.arguments),
-            environment=job_environment(definition),
-            working_directory=str(Path.home()),
+            environment=job_environment(definition, self.settings.environment.job_inherited),
+            working_directory=self.settings.environment.job_working_directory,
             timeout_s=timeout_s(definition),
             batch_capacity=self.settings.batch_capacity,
             batch_flush_interval_s=self.settings.batch_flush_interval_s,
@@ -224,23 +151,13 @@ class Worker:
         """Start the job's supervisor, tell it ``spec`` (a ``JobCommand`` as JSON) and see it
         through to its end."""
         try:
-            # Not asyncio's subprocesses: they kill their children when the loop closes, and
-            # a supervisor must outlive this server (``stop --keep-jobs``, a crash).
-            supervisor = subprocess.Popen(  # noqa: ASYNC220 (a fork-exec: brief, and the reason is above)
-                [
-                    *module_command("hodei_stream.server.supervisor"),
-                    "--socket",
-                    str(self.socket_path),
-                    "--job-id",
-                    run.job_id,
-                ],
-                stdin=subprocess.PIPE,
-                env={name: value for name, value in os.environ.items() if name != ENV_TOKEN},
-                start_new_session=True,  # a Ctrl+C or SIGKILL meant for the server is not the job's
-            )
+            supervisor = start_supervisor(self.socket_path, run.job_id, self.settings.environment.supervisor)
         except OSError as error:
-            await self._finish(
-                run.job_id, Exited.never_ran("failed", f"cannot start the job's supervisor: {error}", 0), None
+            await record_outcome(
+                self.store,
+                run.job_id,
+                Exited.never_ran("failed", f"cannot start the job's supervisor: {error}", 0),
+                None,
             )
             del self.runs[run.job_id]
             return
@@ -282,74 +199,8 @@ class Worker:
             del self.runs[run.job_id]
         if not self.store.has_ended(run.job_id):
             spool = JobSpool(self.spool_folder, run.job_id)
-            await self._import(spool, how)
-            await self._forget_once_committed([spool])
-
-    async def _forget_once_committed(self, spools: list[JobSpool], wait_s: float | None = None) -> None:
-        """Remove these imported spools once the store committed what they held (never
-        before: a server that dies meanwhile, or a store that cannot write, leaves them to the
-        next server); give up waiting after ``wait_s``."""
-        try:
-            await asyncio.wait_for(self.store.sync(), wait_s)
-        except asyncio.TimeoutError:
-            return
-        for spool in spools:
-            spool.remove()
-
-    async def _import(self, spool: JobSpool, how: str) -> None:
-        """Finish a job whose supervisor is gone or done from its spool: the lines the server
-        lacks, the outcome if the job ended, else FAILED (and the job's processes stopped,
-        since nothing would capture their output any more)."""
-        job_id = spool.job_id
-        try:
-            for payload in spool.payloads_after(self.store.get(job_id).line_count):  # type: ignore[union-attr]
-                self.store.append_payload(job_id, payload)
-        except ValueError:
-            pass  # a damaged spool: the lines before the damage are what is kept
-        report = spool.read_exit()
-        if report:
-            await self._finish(job_id, supervisor_protocol.from_json(Exited, report), None)
-        else:
-            state = spool.read_state()
-            if is_running(state.get("job_pid", 0), state.get("job_start_time")):
-                try:
-                    os.killpg(state["job_pid"], signal.SIGKILL)
-                except OSError:
-                    pass  # ended meanwhile
-            await self._finish(
-                job_id,
-                Exited.never_ran(
-                    "failed",
-                    f"the job's supervisor {how} without reporting the job's exit;"
-                    " the job was stopped and its output up to then is kept",
-                    time.time_ns(),
-                ),
-                None,
-            )
-
-    async def _finish(self, job_id: str, report: Exited, cancel_reason: str | None) -> None:
-        """Record the job's outcome (an EXITED report) with a message users can read."""
-        message = report.error or await self._outcome_message(job_id, report, cancel_reason)
-        self.store.update(
-            job_id,
-            status=OUTCOME_STATUS[report.outcome],
-            exit_code=report.exit_code,
-            error_message=message,
-            ended_ns=report.ended_ns or time.time_ns(),
-        )
-
-    async def _outcome_message(self, job_id: str, report: Exited, cancel_reason: str | None) -> str:
-        """What ended a job whose report carries no error of its own."""
-        outcome = report.outcome
-        if outcome == "timeout":
-            definition = pb.JobDefinition.FromString(await self.store.definition(job_id))
-            return f"exceeded its timeout of {timeout_s(definition) or 0:g} s"
-        if outcome == "cancelled":
-            # Without a reason here, a previous server cancelled it (the reason is not kept).
-            return f"cancelled: {cancel_reason}" if cancel_reason else "cancelled by a previous server"
-        if outcome == "failed":
-            return f"exited with status {report.exit_code}"
-        return ""
+            await import_spool(self.store, spool, how)
+            await forget_once_committed(self.store, [spool])
 
     async def serve(self, connection: SupervisorConnection) -> None:
         """A supervisor's conversation, but for the LINES messages its connection stores as
@@ -410,57 +261,6 @@ class Worker:
         elif isinstance(message, Started):
             self.store.update(job_id, status=pb.JOB_STATUS_RUNNING, started_ns=message.started_ns)
         elif isinstance(message, Exited):
-            await self._finish(job_id, message, run.cancel_reason)
+            await record_outcome(self.store, job_id, message, run.cancel_reason)
             await self.store.sync()  # on disk before the supervisor forgets its spool
             transport.write(supervisor_protocol.encode_message(Done()))
-
-
-class SupervisorConnection(asyncio.Protocol):
-    """A supervisor's connection to the worker socket.  Messages are parsed as its bytes
-    arrive, and a LINES message is stored right there, in the loop iteration that read it:
-    a task reading a stream would take it one iteration later, on every line's way to its
-    followers.  Any other message (and LINES behind one) goes, in order, to the connection's
-    task (``Worker.serve``), which may have to wait.  While the job's lines wait for the
-    disk beyond the store's bounds, the connection is not read: the supervisor keeps them."""
-
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.reader = supervisor_protocol.MessageReader()
-        self.queue: asyncio.Queue[Received | None] = asyncio.Queue()
-        self.run: JobRun | None = None  # once the task answered the HELLO
-        self.handling = False  # the task is handling a message
-        self.paused = False
-        self.resuming: asyncio.Task[None] | None = None
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
-        self.task = asyncio.create_task(self.worker.serve(self), name="supervisor connection")
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            for message in self.reader.feed(data):
-                if type(message) is Lines and self.run and not (self.handling or self.paused or self.queue.qsize()):
-                    self.worker.on_lines(self.run, message.payload)
-                    self.hold_back(self.run.job_id)
-                else:
-                    self.queue.put_nowait(message)  # (paused: the task waits between them)
-        except ValueError:
-            self.transport.close()  # nonsense (a gap, a message too long): the supervisor resumes
-
-    def hold_back(self, job_id: str) -> None:
-        """Stop reading while the job's lines wait for the disk beyond the store's bounds."""
-        if not self.closed and self.worker.store.backlogged(job_id):
-            self.paused = True
-            self.transport.pause_reading()
-            self.resuming = asyncio.create_task(self._resume_once_written(job_id))
-
-    async def _resume_once_written(self, job_id: str) -> None:
-        await self.worker.store.wait_for_backlog(job_id)
-        self.paused = False
-        if not self.closed:
-            self.transport.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.queue.put_nowait(None)

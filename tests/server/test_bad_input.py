@@ -20,8 +20,8 @@ from hodei_stream.client import HodeiClient, client_error
 from hodei_stream.endpoint import Server
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.server.output_lines import MAX_LINE_BYTES
 from hodei_stream.server.rpc import MAX_REQUEST_BYTES
-from hodei_stream.server.supervisor import MAX_LINE_BYTES
 
 
 def rpc_error(call: object) -> grpc.RpcError:

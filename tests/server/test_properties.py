@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hodei_stream.records import LogLine
-from hodei_stream.server import supervisor
-from hodei_stream.server.supervisor import LineSplitter
+from hodei_stream.server import output_lines
+from hodei_stream.server.output_lines import LineSplitter
 from hodei_stream.stream.format import Style, format_line
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -30,13 +30,13 @@ def split(data: bytes, cuts: list[int]) -> list[str]:
 
 @given(st.binary(max_size=200), st.lists(st.integers(min_value=0), max_size=10))
 def test_splitter_output_does_not_depend_on_how_the_output_was_read(data: bytes, cuts: list[int]) -> None:
-    with mock.patch.object(supervisor, "MAX_LINE_BYTES", SMALL_MAX_LINE_BYTES):
+    with mock.patch.object(output_lines, "MAX_LINE_BYTES", SMALL_MAX_LINE_BYTES):
         assert split(data, cuts) == split(data, [])
 
 
 @given(st.text(max_size=200), st.lists(st.integers(min_value=0), max_size=10))
 def test_splitter_loses_nothing_and_keeps_lines_under_the_limit(text: str, cuts: list[int]) -> None:
-    with mock.patch.object(supervisor, "MAX_LINE_BYTES", SMALL_MAX_LINE_BYTES):
+    with mock.patch.object(output_lines, "MAX_LINE_BYTES", SMALL_MAX_LINE_BYTES):
         lines = split(text.encode(), cuts)
     assert all(len(line.encode()) <= SMALL_MAX_LINE_BYTES for line in lines)
     # Cut pieces of an overlong line are lines of their own: joined, they are the text again

@@ -20,8 +20,8 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import LogLine
 from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.entries import payload_lines
+from hodei_stream.server.output_lines import MAX_LINE_BYTES, LineSplitter
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool
-from hodei_stream.server.supervisor import MAX_LINE_BYTES, LineSplitter
 from hodei_stream.server.supervisor_protocol import HEADER, MAX_PAYLOAD_BYTES, MessageKind, MessageTooLong
 
 Launch = Callable[..., Any]

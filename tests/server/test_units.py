@@ -17,15 +17,11 @@ from hodei_stream.records import LogLine
 from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.entries import encode_payload, log_entry, payload_lines
 from hodei_stream.server.fanout import Fanout
+from hodei_stream.server.output_lines import MAX_LINE_BYTES, LineSplitter, cut_long_line
 from hodei_stream.server.servicers import parse_job_id
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.store import PAGE_BYTES, JobRecord, JobStore
-from hodei_stream.server.supervisor import (
-    MAX_LINE_BYTES,
-    LineSplitter,
-    LogBatcher,
-    cut_long_line,
-)
+from hodei_stream.server.supervisor_link import LogBatcher
 
 
 def test_splitter_keeps_what_the_job_wrote() -> None:
