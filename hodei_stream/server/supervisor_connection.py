@@ -22,7 +22,7 @@ class SupervisorConnection(asyncio.Protocol):
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self.reader = supervisor_protocol.MessageReader()
+        self.reader = supervisor_protocol.RecordReader()
         self.queue: asyncio.Queue[Received | None] = asyncio.Queue()
         self.run: JobRun | None = None  # once the task answered the HELLO
         self.handling = False  # the task is handling a message

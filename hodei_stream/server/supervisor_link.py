@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 from hodei_stream.server import supervisor_protocol
-from hodei_stream.server.supervisor_protocol import Cancel, Done, Exited, Hello, MessageKind, Received, Resume, Started
+from hodei_stream.server.supervisor_protocol import Cancel, Done, Exited, Hello, Received, RecordKind, Resume, Started
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -91,7 +91,7 @@ class WorkerLink:
         self.next_sequence = 1
         # The server, when connected; else when to try again, with a delay that doubles.
         self.connection: socket.socket | None = None
-        self.message_reader = supervisor_protocol.MessageReader()
+        self.record_reader = supervisor_protocol.RecordReader()
         self.reconnect_at = 0.0
         self.reconnect_delay_s = RECONNECT_FIRST_S
         # Until the server answered HELLO with RESUME, nothing but HELLO goes out; a server
@@ -121,13 +121,13 @@ class WorkerLink:
         except OSError:
             self.retry_later()
             return
-        self.connection, self.message_reader = connection, supervisor_protocol.MessageReader()
+        self.connection, self.record_reader = connection, supervisor_protocol.RecordReader()
         self.resumed, self.exit_queued = False, False
         self.handshake_deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
         self.outgoing.clear()
         self.watching_writes = False
         self.selector.register(connection, selectors.EVENT_READ, "server")
-        self.queue(supervisor_protocol.encode_message(Hello(self.job_id, self.next_sequence - 1, os.getpid())))
+        self.queue(supervisor_protocol.encode_record(Hello(self.job_id, self.next_sequence - 1, os.getpid())))
 
     def on_resume(self, after_sequence: int) -> None:
         """The server stored every line up to ``after_sequence``: send what it lacks (from the
@@ -135,7 +135,7 @@ class WorkerLink:
         self.resumed = True
         self.reconnect_delay_s = RECONNECT_FIRST_S
         if self.started_report:
-            self.queue(supervisor_protocol.encode_message(self.started_report))
+            self.queue(supervisor_protocol.encode_record(self.started_report))
         self.queued_through, self.behind = after_sequence, True
         self.catch_up()
 
@@ -185,10 +185,10 @@ class WorkerLink:
                 self.behind = False
             else:
                 self.queued_through = supervisor_protocol.last_sequence(payload)
-                self.queue(supervisor_protocol.encode(MessageKind.LINES, payload))
+                self.queue(supervisor_protocol.encode(RecordKind.LINES, payload))
         if self.connection is not None and not self.behind and self.exit_report and not self.exit_queued:
             self.exit_queued = True
-            self.queue(supervisor_protocol.encode_message(self.exit_report))
+            self.queue(supervisor_protocol.encode_record(self.exit_report))
 
     def add_lines(self, texts: list[str], is_stderr: bool) -> None:
         """Number lines just read (captured now) and hold them for the next batch."""
@@ -210,12 +210,12 @@ class WorkerLink:
                 self.behind = True
                 continue
             self.queued_through = last
-            self.queue(supervisor_protocol.encode(MessageKind.LINES, records))
+            self.queue(supervisor_protocol.encode(RecordKind.LINES, records))
 
     def report_started(self, report: Started) -> None:
         self.started_report = report
         if self.connection is not None and self.resumed:
-            self.queue(supervisor_protocol.encode_message(report))
+            self.queue(supervisor_protocol.encode_record(report))
 
     def report_exit(self, report: Exited) -> None:
         """The job's outcome: spooled at once (for a server that finds this supervisor gone),
@@ -237,7 +237,7 @@ class WorkerLink:
         assert self.connection is not None
         try:
             chunk = self.connection.recv(RECEIVE_CHUNK)
-            received = self.message_reader.feed(chunk) if chunk else None
+            received = self.record_reader.feed(chunk) if chunk else None
         except BlockingIOError:
             return
         except (OSError, ValueError):  # reset, or a message no server sends (too long, unknown, unreadable)

@@ -1,24 +1,24 @@
-"""The small message protocol between a job's supervisor and the server, over a Unix socket.
+"""The link protocol between a job's supervisor and the server, over a Unix socket.
 
-A message is a 5-byte header (kind: 1 byte, payload length: 4 bytes, big-endian) and the
-payload.  Control messages carry JSON; ``LINES`` carries a batch of captured lines in a binary
-layout, because it is the hot path.  The supervisor opens the connection and introduces
-itself with ``HELLO`` (job id, its pid and the last sequence it wrote); the server answers
-``RESUME`` with the last sequence it stored, and the supervisor sends every line after that
-one (from its spool) before it goes on live.  So a supervisor reconnects to a restarted
-server, and nothing is lost or sent twice.  ``DONE`` ends a job's conversation: the server
-has stored the job's outcome and every line (or does not want the job: it is unknown or
-over), and the supervisor may stop the job if it still runs, forget its spool and exit.
+Its unit is a record (not a gRPC message, not an HTTP/2 frame): a 5-byte header (kind: 1
+byte, payload length: 4 bytes, big-endian) and the payload.  Control records carry JSON;
+``LINES`` carries a batch of captured lines in a binary layout, because it is the hot path.
+The supervisor opens the connection and introduces itself with ``HELLO`` (job id, its pid and
+the last sequence it wrote); the server answers ``RESUME`` with the last sequence it stored,
+and the supervisor sends every line after that one (from its spool) before it goes on live.
+So a supervisor reconnects to a restarted server, and nothing is lost or sent twice.
+``DONE`` ends a job's conversation: the server has stored the job's outcome and every line
+(or does not want the job: it is unknown or over), and the supervisor may stop the job if it
+still runs, forget its spool and exit.
 
-Each JSON message is a record (``Hello``, ``Started``, ``Exited``, ``Cancel``, ``Resume``,
-``Done``): ``encode_message`` frames one, ``decode_message`` reads one back, and
-``MessageReader`` (fed bytes, no I/O) turns a connection's bytes into these records and
-``Lines``.  ``JobCommand``
-is what the server hands a new supervisor on its stdin.
+Each JSON record has a type (``Hello``, ``Started``, ``Exited``, ``Cancel``, ``Resume``,
+``Done``): ``encode_record`` frames one, ``decode_record`` reads one back, and
+``RecordReader`` (fed bytes, no I/O) turns a connection's bytes into these records and
+``Lines``.  ``JobCommand`` is what the server hands a new supervisor on its stdin.
 
 A payload is at most ``MAX_PAYLOAD_BYTES`` (8 MiB), on both ends: ``encode`` refuses to make a
 longer one, and both readers refuse a header announcing one before reading (let alone
-allocating) its payload.  The largest message is a ``LINES`` batch: the supervisor closes a
+allocating) its payload.  The largest record is a ``LINES`` batch: the supervisor closes a
 batch once it holds ``BATCH_BYTES`` (1 MiB, also the spool's hand-over size), so a batch is
 under 1 MiB plus one line, and a line is at most 2 MiB of UTF-8 (the supervisor cuts longer
 ones, after invalid bytes became U+FFFD): about 3 MiB in all.
@@ -45,22 +45,22 @@ MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 BATCH_BYTES = 1 << 20
 
 
-class MalformedMessage(ValueError):
+class MalformedRecord(ValueError):
     """What the peer sent is no message of this protocol (an unknown kind, a JSON message that
     does not read as its record): the peer is not to be trusted."""
 
 
-class MessageTooLong(MalformedMessage):
+class RecordTooLong(MalformedRecord):
     """A header announced a payload over ``MAX_PAYLOAD_BYTES``: the peer is not to be trusted."""
 
 
 def checked_size(size: int) -> int:
     if size > MAX_PAYLOAD_BYTES:
-        raise MessageTooLong(f"a supervisor message of {size} bytes (at most {MAX_PAYLOAD_BYTES})")
+        raise RecordTooLong(f"a supervisor message of {size} bytes (at most {MAX_PAYLOAD_BYTES})")
     return size
 
 
-class MessageKind(enum.IntEnum):
+class RecordKind(enum.IntEnum):
     HELLO = 1  # supervisor → server, JSON ``Hello``
     STARTED = 2  # supervisor → server, JSON ``Started``
     LINES = 3  # supervisor → server, a binary batch of lines (see LINE_HEADER)
@@ -70,11 +70,11 @@ class MessageKind(enum.IntEnum):
     DONE = 7  # server → supervisor, JSON ``Done``: everything is stored, forget the job
 
 
-def encode(kind: MessageKind, payload: bytes) -> bytes:
+def encode(kind: RecordKind, payload: bytes) -> bytes:
     return HEADER.pack(kind, checked_size(len(payload))) + payload
 
 
-def encode_json(kind: MessageKind, value: dict[str, Any]) -> bytes:
+def encode_json(kind: RecordKind, value: dict[str, Any]) -> bytes:
     return encode(kind, json.dumps(value).encode())
 
 
@@ -142,26 +142,26 @@ class Lines(NamedTuple):
     payload: bytes
 
 
-Message = Hello | Started | Exited | Cancel | Resume | Done
-Received = Message | Lines
-MESSAGE_KINDS: dict[type[Message], MessageKind] = {
-    Hello: MessageKind.HELLO,
-    Started: MessageKind.STARTED,
-    Exited: MessageKind.EXITED,
-    Cancel: MessageKind.CANCEL,
-    Resume: MessageKind.RESUME,
-    Done: MessageKind.DONE,
+JsonRecord = Hello | Started | Exited | Cancel | Resume | Done
+Received = JsonRecord | Lines
+RECORD_KINDS: dict[type[JsonRecord], RecordKind] = {
+    Hello: RecordKind.HELLO,
+    Started: RecordKind.STARTED,
+    Exited: RecordKind.EXITED,
+    Cancel: RecordKind.CANCEL,
+    Resume: RecordKind.RESUME,
+    Done: RecordKind.DONE,
 }
-KIND_RECORDS: dict[MessageKind, type[Message]] = {kind: record for record, kind in MESSAGE_KINDS.items()}
-Record = TypeVar("Record", bound=Message)
+KIND_RECORDS: dict[RecordKind, type[JsonRecord]] = {kind: record for record, kind in RECORD_KINDS.items()}
+SomeRecord = TypeVar("SomeRecord", bound=JsonRecord)
 
 
-def encode_message(message: Message) -> bytes:
+def encode_record(record: JsonRecord) -> bytes:
     """A JSON message, framed, of the kind its record says."""
-    return encode_json(MESSAGE_KINDS[type(message)], message._asdict())
+    return encode_json(RECORD_KINDS[type(record)], record._asdict())
 
 
-def from_json(record_type: type[Record], value: dict[str, Any]) -> Record:
+def from_json(record_type: type[SomeRecord], value: dict[str, Any]) -> SomeRecord:
     """A message's record from its JSON object: each field by name (KeyError when one without
     a default is missing); other keys are left out."""
     defaults = record_type._field_defaults
@@ -171,7 +171,7 @@ def from_json(record_type: type[Record], value: dict[str, Any]) -> Record:
     return record_type(*fields)
 
 
-def decode_message(record_type: type[Record], payload: bytes) -> Record:
+def decode_record(record_type: type[SomeRecord], payload: bytes) -> SomeRecord:
     """A JSON message's payload as its record (ValueError when it is no JSON, KeyError or
     TypeError when it is not such a message)."""
     return from_json(record_type, json.loads(payload))
@@ -246,10 +246,10 @@ def last_sequence(payload: bytes) -> int:
     return sequence
 
 
-class MessageReader:
+class RecordReader:
     """The protocol's messages from a connection's bytes, without I/O: ``feed`` the bytes as
     they are read (cut anywhere), and it returns the records they completed (``Lines`` for a
-    LINES message, the JSON ones as their records), or raises ``MalformedMessage``.  The
+    LINES message, the JSON ones as their records), or raises ``MalformedRecord``.  The
     supervisor's event loop and the server's worker drive one each."""
 
     def __init__(self) -> None:
@@ -265,18 +265,16 @@ class MessageReader:
                 break
             payload = bytes(self.buffer[HEADER.size : end])
             del self.buffer[:end]
-            if kind == MessageKind.LINES:
+            if kind == RecordKind.LINES:
                 received.append(Lines(payload))
                 continue
             record_type = KIND_RECORDS.get(kind)
             if record_type is None:
-                raise MalformedMessage(f"a supervisor message of unknown kind {kind}")
+                raise MalformedRecord(f"a supervisor message of unknown kind {kind}")
             try:
-                received.append(decode_message(record_type, payload))
+                received.append(decode_record(record_type, payload))
             except (ValueError, KeyError, TypeError) as error:
-                raise MalformedMessage(
-                    f"a {record_type.__name__} message that does not read ({error!r:.100})"
-                ) from None
+                raise MalformedRecord(f"a {record_type.__name__} message that does not read ({error!r:.100})") from None
         return received
 
 

@@ -129,7 +129,7 @@ class Worker:
         if run.cancel_reason is None:
             run.cancel_reason = reason
             if run.connection:
-                run.connection.write(supervisor_protocol.encode_message(Cancel(reason)))
+                run.connection.write(supervisor_protocol.encode_record(Cancel(reason)))
         return True
 
     def job_command(self, definition: pb.JobDefinition) -> JobCommand:
@@ -214,7 +214,7 @@ class Worker:
             run = self.runs.get(introduction.job_id)
             if run is None:
                 # Not a job this server runs (over already, or unknown here): stop it.
-                transport.write(supervisor_protocol.encode_message(Done()))
+                transport.write(supervisor_protocol.encode_record(Done()))
                 return
             if run.connection is not None:
                 run.connection.close()  # a stale connection of the same supervisor
@@ -224,9 +224,9 @@ class Worker:
             run.attached.set()
             record = self.store.get(job_id)
             assert record is not None, "a job with a supervisor is in the store"
-            transport.write(supervisor_protocol.encode_message(Resume(record.line_count)))
+            transport.write(supervisor_protocol.encode_record(Resume(record.line_count)))
             if run.cancel_reason is not None:
-                transport.write(supervisor_protocol.encode_message(Cancel(run.cancel_reason)))
+                transport.write(supervisor_protocol.encode_record(Cancel(run.cancel_reason)))
             connection.run = run
             while message := await connection.queue.get():
                 connection.handling = True
@@ -257,10 +257,10 @@ class Worker:
             # store failed it): DONE once all of it is on disk, so the spool is kept till then.
             if isinstance(message, Exited):
                 await self.store.sync()
-                transport.write(supervisor_protocol.encode_message(Done()))
+                transport.write(supervisor_protocol.encode_record(Done()))
         elif isinstance(message, Started):
             self.store.update(job_id, status=pb.JOB_STATUS_RUNNING, started_ns=message.started_ns)
         elif isinstance(message, Exited):
             await record_outcome(self.store, job_id, message, run.cancel_reason)
             await self.store.sync()  # on disk before the supervisor forgets its spool
-            transport.write(supervisor_protocol.encode_message(Done()))
+            transport.write(supervisor_protocol.encode_record(Done()))

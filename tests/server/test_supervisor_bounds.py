@@ -22,7 +22,7 @@ from hodei_stream.server import supervisor_protocol
 from hodei_stream.server.entries import payload_lines
 from hodei_stream.server.output_lines import MAX_LINE_BYTES, LineSplitter
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool
-from hodei_stream.server.supervisor_protocol import HEADER, MAX_PAYLOAD_BYTES, MessageKind, MessageTooLong
+from hodei_stream.server.supervisor_protocol import HEADER, MAX_PAYLOAD_BYTES, RecordKind, RecordTooLong
 
 Launch = Callable[..., Any]
 WaitUntil = Callable[..., Any]
@@ -72,7 +72,7 @@ def test_an_oversized_length_prefix_is_refused_at_once(home: Path, launch_server
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as peer:
         peer.settimeout(10)
         peer.connect(str(home / "worker.sock"))
-        peer.sendall(HEADER.pack(MessageKind.HELLO, 0xFFFF_FFF0) + b"{" * 4096)
+        peer.sendall(HEADER.pack(RecordKind.HELLO, 0xFFFF_FFF0) + b"{" * 4096)
         # The server hangs up instead of waiting for (and buffering) 4 GiB.
         deadline = time.monotonic() + 10
         while chunk := peer.recv(1 << 16):
@@ -91,14 +91,14 @@ def resident_kib(pid: int) -> int:
 
 
 def test_both_readers_refuse_a_length_over_the_cap() -> None:
-    reader = supervisor_protocol.MessageReader()
-    with pytest.raises(MessageTooLong):
-        reader.feed(HEADER.pack(MessageKind.RESUME, MAX_PAYLOAD_BYTES + 1))
-    assert supervisor_protocol.MessageReader().feed(
-        supervisor_protocol.encode_json(MessageKind.RESUME, {"after_sequence": 3})
+    reader = supervisor_protocol.RecordReader()
+    with pytest.raises(RecordTooLong):
+        reader.feed(HEADER.pack(RecordKind.RESUME, MAX_PAYLOAD_BYTES + 1))
+    assert supervisor_protocol.RecordReader().feed(
+        supervisor_protocol.encode_json(RecordKind.RESUME, {"after_sequence": 3})
     ) == [supervisor_protocol.Resume(3)]
-    with pytest.raises(MessageTooLong):
-        supervisor_protocol.encode(MessageKind.LINES, b"x" * (MAX_PAYLOAD_BYTES + 1))
+    with pytest.raises(RecordTooLong):
+        supervisor_protocol.encode(RecordKind.LINES, b"x" * (MAX_PAYLOAD_BYTES + 1))
 
 
 def test_the_largest_lines_batch_fits_the_cap() -> None:
@@ -114,7 +114,7 @@ def test_the_largest_lines_batch_fits_the_cap() -> None:
     batches = list(supervisor_protocol.batch_records(records, 1))
     assert batches[0][1] == 1 and batches[-1][2] == len(texts)
     for payload, first, last in batches:
-        supervisor_protocol.encode(MessageKind.LINES, payload)  # within the cap
+        supervisor_protocol.encode(RecordKind.LINES, payload)  # within the cap
         assert supervisor_protocol.last_sequence(payload) == last
         assert [line.text for line in payload_lines("job", payload)] == texts[first - 1 : last]
     lines = [LogLine("job", n, 0, False, text) for n, text in enumerate(texts, 1)]

@@ -1,6 +1,6 @@
 """Property tests for the supervisor's link (hodei_stream/server/supervisor_protocol.py's
-``MessageReader``), fed bytes with no socket: any stream of messages, cut anywhere, reads back
-as the records it was made of; bytes that are no such stream end in ``MalformedMessage`` (never
+``RecordReader``), fed bytes with no socket: any stream of messages, cut anywhere, reads back
+as the records it was made of; bytes that are no such stream end in ``MalformedRecord`` (never
 another exception), and a reader never returns what a stream cut short did not complete."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from hodei_stream.server.supervisor_protocol import (
     Exited,
     Hello,
     Lines,
-    MalformedMessage,
-    MessageKind,
-    MessageReader,
+    MalformedRecord,
     Received,
+    RecordKind,
+    RecordReader,
     Resume,
     Started,
 )
@@ -47,8 +47,8 @@ records: st.SearchStrategy[Received] = st.one_of(
 
 def framed(record: Received) -> bytes:
     if isinstance(record, Lines):
-        return supervisor_protocol.encode(MessageKind.LINES, record.payload)
-    return supervisor_protocol.encode_message(record)
+        return supervisor_protocol.encode(RecordKind.LINES, record.payload)
+    return supervisor_protocol.encode_record(record)
 
 
 def cut(data: bytes, points: list[int]) -> list[bytes]:
@@ -58,7 +58,7 @@ def cut(data: bytes, points: list[int]) -> list[bytes]:
 
 
 def read(chunks: list[bytes]) -> list[Received]:
-    reader = MessageReader()
+    reader = RecordReader()
     return [record for chunk in chunks for record in reader.feed(chunk)]
 
 
@@ -79,10 +79,10 @@ def test_a_stream_cut_short_gives_only_the_records_it_completed(sent: list[Recei
 
 
 def outcome(chunks: list[bytes]) -> list[Received] | str:
-    """The records read, or what ``MalformedMessage`` said."""
+    """The records read, or what ``MalformedRecord`` said."""
     try:
         return read(chunks)
-    except MalformedMessage as error:
+    except MalformedRecord as error:
         return f"malformed: {error}"
 
 
@@ -96,7 +96,7 @@ def test_any_bytes_read_as_records_or_end_in_malformed_message(noise: bytes, poi
 
 def test_a_json_message_that_is_not_its_record_is_malformed() -> None:
     for payload in (b"{", b"[]", b"{}", b'{"after_sequence": 1, "x": 2}'[:-1]):
-        with pytest.raises(MalformedMessage):
-            MessageReader().feed(HEADER.pack(MessageKind.RESUME, len(payload)) + payload)
-    with pytest.raises(MalformedMessage):
-        MessageReader().feed(HEADER.pack(0xEE, 0))
+        with pytest.raises(MalformedRecord):
+            RecordReader().feed(HEADER.pack(RecordKind.RESUME, len(payload)) + payload)
+    with pytest.raises(MalformedRecord):
+        RecordReader().feed(HEADER.pack(0xEE, 0))

@@ -63,10 +63,10 @@ def test_batcher_honours_capacity_and_flush_interval() -> None:
 
 def test_frames_round_trip_in_any_chunking() -> None:
     lines = [LogLine("job", 1, 123, False, "héllo\r"), LogLine("job", 2, 456, True, "")]
-    stream = supervisor_protocol.encode_message(supervisor_protocol.Hello("job", 0)) + supervisor_protocol.encode(
-        supervisor_protocol.MessageKind.LINES, supervisor_protocol.encode_line_records(lines)
+    stream = supervisor_protocol.encode_record(supervisor_protocol.Hello("job", 0)) + supervisor_protocol.encode(
+        supervisor_protocol.RecordKind.LINES, supervisor_protocol.encode_line_records(lines)
     )
-    reader = supervisor_protocol.MessageReader()
+    reader = supervisor_protocol.RecordReader()
     received = [record for byte in stream for record in reader.feed(bytes([byte]))]
     assert [type(record) for record in received] == [supervisor_protocol.Hello, supervisor_protocol.Lines]
     lines_message = received[1]
@@ -83,15 +83,13 @@ def test_each_json_message_reads_back_as_the_record_it_was() -> None:
         supervisor_protocol.Resume(40),
         supervisor_protocol.Done(),
     ]
-    stream = b"".join(supervisor_protocol.encode_message(message) for message in messages)
-    assert supervisor_protocol.MessageReader().feed(stream) == messages
+    stream = b"".join(supervisor_protocol.encode_record(message) for message in messages)
+    assert supervisor_protocol.RecordReader().feed(stream) == messages
     # A HELLO without the pid still reads (the pid has a default); one without its job does not.
-    hello = supervisor_protocol.encode_json(
-        supervisor_protocol.MessageKind.HELLO, {"job_id": "job", "last_sequence": 0}
-    )
-    assert supervisor_protocol.decode_message(supervisor_protocol.Hello, hello[5:]).pid is None
+    hello = supervisor_protocol.encode_json(supervisor_protocol.RecordKind.HELLO, {"job_id": "job", "last_sequence": 0})
+    assert supervisor_protocol.decode_record(supervisor_protocol.Hello, hello[5:]).pid is None
     with pytest.raises(KeyError):
-        supervisor_protocol.decode_message(supervisor_protocol.Resume, b"{}")
+        supervisor_protocol.decode_record(supervisor_protocol.Resume, b"{}")
 
 
 def test_an_exit_status_becomes_the_outcome_users_read() -> None:
