@@ -74,6 +74,16 @@ POLL_INTERVAL_S = 0.25
 ContentKey = tuple[int, bool, str]  # a line's capture time (ns), whether on stderr, its text
 
 
+def decoded(call: Call, received: list[bytes]) -> list[LogLine]:
+    """The log entries of gRPC messages that arrived together.  One that does not decode is
+    the server's fault: the call is closed and fails INTERNAL, as grpcio says it."""
+    try:
+        return [messages.decode_entry(message) for message in received]
+    except DecodeError as error:
+        call.close()
+        raise CallError("INTERNAL", f"a log entry that does not decode ({error})") from None
+
+
 class ReconnectPolicy(NamedTuple):  # not a dataclass: ``dataclasses`` costs ~10 ms of start-up
     enabled: bool = True
     give_up_after_s: float = 60.0  # without a working connection
@@ -389,15 +399,9 @@ class Follower:
             yield from self._watch_inexact(call)
             return
         seen = self.seen
-        decode = messages.decode_entry
         for received in call.message_batches():
             batch: list[LogLine] = []
-            for message in received:
-                try:
-                    line = decode(message)
-                except DecodeError as error:  # the server's fault: INTERNAL, as grpcio says it
-                    call.close()
-                    raise CallError("INTERNAL", f"a log entry that does not decode ({error})") from None
+            for line in decoded(call, received):
                 # The common case, once per line: exact sequences, the next one.  What
                 # SeenLines.is_new and .add would decide, without their two calls.
                 if line.sequence == seen.last_sequence + 1:
@@ -428,7 +432,6 @@ class Follower:
         means the stream is stuck (a path gone silent, the platform's stalled forwarding):
         the follow goes on by GetLogs alone.
         """
-        decode = messages.decode_entry
         source = self.seen.new_pass()
         suspect: ContentKey | None = None  # a line the server held at the last tick that we had not shown
         for received in call.message_batches(idle_s=WATCHDOG_S):
@@ -448,15 +451,7 @@ class Follower:
                 else:  # it may be on its way to us: stuck only if it is still not here at the next tick
                     suspect = newest
                 continue
-            batch: list[LogLine] = []
-            for message in received:
-                try:
-                    line = decode(message)
-                except DecodeError as error:  # the server's fault: INTERNAL, as grpcio says it
-                    call.close()
-                    raise CallError("INTERNAL", f"a log entry that does not decode ({error})") from None
-                if source.is_new(line):
-                    batch.append(line)
+            batch = [line for line in decoded(call, received) if source.is_new(line)]
             if batch:
                 self._progress = True
                 self.seen.at_last_sequence = False
