@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import json
 import logging
 import os
@@ -43,19 +42,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-
-from grpclib.client import Channel
-from grpclib.exceptions import GRPCError, StreamTerminatedError
-from grpclib.health.v1.health_grpc import HealthStub
-from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from hodei_stream.address import HIGHEST_PORT, Address, AddressError, NoSocketPath
 from hodei_stream.command_line import UsageParser, installed_version
-from hodei_stream.endpoint import ClientSettings, Route
 from hodei_stream.own_python import module_command
 from hodei_stream.server.app import ListenAddressError, StateFolderError, create_server
+from hodei_stream.server.health_probe import store_not_serving
 from hodei_stream.server.security import (
     Security,
     TLSFilesError,
@@ -65,6 +59,7 @@ from hodei_stream.server.security import (
     open_state_folder,
 )
 from hodei_stream.server.settings import ServerSettings
+from hodei_stream.server.state_lock import RunningServer, StateLock, running_server
 from hodei_stream.state_folder import (
     ACCESS_OPEN,
     ACCESS_SOCKET,
@@ -74,9 +69,7 @@ from hodei_stream.state_folder import (
     ENV_TOKEN,
     STATE_FILE_NAME,
     TOKEN_FILE_NAME,
-    client_token,
     embedded_target,
-    is_answering,
     read_in_folder,
     state_home,
 )
@@ -84,7 +77,6 @@ from hodei_stream.state_folder import (
 # Set (to anything but empty or 0), the same as ``--no-token`` on ``run`` and ``start``.
 ENV_NO_TOKEN = "HODEI_NO_TOKEN"
 LOG_FILE_NAME = "server.log"
-LOCK_FILE_NAME = "server.lock"
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 30.0
 # The signal that asks a running server to stop and leave its jobs running.
@@ -95,24 +87,6 @@ LOG_TAIL_BYTES = 4096
 
 class ServerRefused(Exception):
     """This server cannot run; the message is one line for the user (exit 1)."""
-
-
-@dataclass(frozen=True)
-class RunningServer:
-    pid: int
-    address: str
-    access: str | None  # ACCESS_*; None from a server that did not record it
-
-
-def running_server(folder: int) -> RunningServer | None:
-    """The server recorded in the state folder, if its process lives and it answers."""
-    try:
-        state = json.loads(read_in_folder(folder, STATE_FILE_NAME) or b"")
-        os.kill(state["pid"], 0)
-        server = RunningServer(state["pid"], state["address"], state.get("access"))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    return server if is_answering(server.address) else None
 
 
 def access_for(address: str, security: Security, no_token: bool) -> str:
@@ -136,42 +110,6 @@ def reach(running: RunningServer, home: Path) -> str:
         ACCESS_OPEN: "no token (--no-token): any local user can reach it and run commands as you",
     }.get(running.access or "")
     return f"(pid {running.pid}) at {running.address}" + (f": {who}" if who else "")
-
-
-class StateLock:
-    """``server.lock``: whoever holds its ``flock`` is the state folder's one server.  The
-    holder writes its pid in it, so a refused server can name it even before it answers."""
-
-    def __init__(self, folder: int, inherited: int | None = None) -> None:
-        self.folder = folder
-        # Created without truncating: the holder's pid stays readable until we hold the lock.
-        self.descriptor = (
-            inherited if inherited is not None else open_in_folder(folder, LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT)
-        )
-
-    def try_acquire(self) -> bool:
-        """Take the lock unless another process holds it (an inherited descriptor holds it already)."""
-        try:
-            fcntl.flock(self.descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def record_holder(self) -> None:
-        os.set_inheritable(self.descriptor, False)  # not into the supervisors: they outlive us
-        os.ftruncate(self.descriptor, 0)
-        os.pwrite(self.descriptor, str(os.getpid()).encode(), 0)
-
-    def holder(self) -> str:
-        """Who holds the lock, as a user reads it: pid and address (once it answers)."""
-        pid = os.pread(self.descriptor, 32, 0).decode(errors="replace").strip() or "?"
-        running = running_server(self.folder)
-        if running is not None:
-            return f"pid {running.pid}, at {running.address}"
-        return f"pid {pid}, still starting or not answering"
-
-    def close(self) -> None:
-        os.close(self.descriptor)
 
 
 async def serve(
@@ -393,51 +331,6 @@ def command_status(home: Path) -> int:
         return 0
     print(f"hodei-server: not running (state in {home})")
     return 1
-
-
-def store_not_serving(address: str, tls_ca: str | None) -> bool:
-    """Whether the server says, through ``grpc.health.v1``, that it is not serving (its store
-    cannot write).  False when it serves, or cannot be asked (a wrong token, no answer)."""
-    return health_status(address, tls_ca) == HealthCheckResponse.NOT_SERVING
-
-
-def health_status(address: str, tls_ca: str | None) -> HealthCheckResponse.ServingStatus.ValueType | None:
-    """What the server's ``grpc.health.v1`` says of the whole server, None when it cannot be
-    asked.  It is asked as any client asks it (``endpoint.Route``): with the token
-    ``client_token`` gives, over TLS trusting ``tls_ca`` (``HODEI_TLS_CA``) on TCP."""
-    address, token = client_token(address)
-    try:
-        route = Route.to(address, ClientSettings(token, tls_ca))
-    except ValueError:
-        return None
-    if route.token_refused:
-        return None
-
-    async def check() -> HealthCheckResponse.ServingStatus.ValueType | None:
-        if route.unix_path is not None:
-            channel = Channel(path=route.unix_path)
-        elif route.tls_ca:
-            import ssl
-
-            try:
-                context = ssl.create_default_context(cafile=route.tls_ca)
-            except (OSError, ssl.SSLError):
-                return None
-            context.set_alpn_protocols(["h2"])
-            channel = Channel(route.host, route.port, ssl=context)
-        else:
-            channel = Channel(route.host, route.port)
-        try:
-            reply = await HealthStub(channel).Check(
-                HealthCheckRequest(), metadata=route.authorization or None, timeout=5
-            )
-        except (OSError, GRPCError, asyncio.TimeoutError, StreamTerminatedError):
-            return None
-        finally:
-            channel.close()
-        return None if reply is None else reply.status
-
-    return asyncio.run(check())
 
 
 def listen_address(value: str) -> str:

@@ -23,7 +23,7 @@ from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server, server_at
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.server.daemon import health_status
+from hodei_stream.server.health_probe import health_status
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool
 from hodei_stream.state_folder import client_token
 from tests.conftest import self_signed_certificate
