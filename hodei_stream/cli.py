@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 
-from hodei_stream.api import MAX_JOB_TIMEOUT_S, MAX_LIST_LIMIT, check_job_id, duration_s, last_execution, status_name
+from hodei_stream.api import (
+    FINAL_STATUSES,
+    MAX_JOB_TIMEOUT_S,
+    MAX_LIST_LIMIT,
+    STATUS_NAMES,
+    check_job_id,
+    duration_s,
+    last_execution,
+    status_name,
+)
 from hodei_stream.client import HodeiClient
 from hodei_stream.command_line import UsageParser, bounded, silence_stdout
 from hodei_stream.endpoint import Server, ServerAddressError, ensure_running, resolve
@@ -66,6 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"at most N jobs (1 to {MAX_LIST_LIMIT}; default 20)",
     )
+    listing.add_argument(
+        "--status",
+        type=status_numbers,
+        action="append",
+        default=[],
+        metavar="STATUS",
+        help="only jobs in this status, as hodei status prints it, in any case (repeatable, or a comma list)",
+    )
+    listing.add_argument("--name", type=name_pattern, metavar="REGEX", help="only jobs whose name REGEX matches")
+    listing.add_argument(
+        "--tag", action="append", default=[], metavar="TAG", help="only jobs with this tag (repeatable: all of them)"
+    )
+    listing.add_argument("--wide", action="store_true", help="a TAGS column as well")
+    listing.add_argument("--json", action="store_true", help="one JSON object per job and line, as hodei status --json")
     cancel = commands.add_parser("cancel", help="cancel a job (its whole process group is stopped)")
     cancel.add_argument("job_id", metavar="JOB_ID")
     cancel.add_argument("--reason", default="cancelled with hodei cancel")
@@ -73,6 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="benchmark stream-logs beside grpcurl/jq and a native client (hodei bench --help)"
     )
     return parser
+
+
+def status_numbers(text: str) -> frozenset[int]:
+    """``--status``: one status name or a comma list of them, in any case → their numbers."""
+    wanted = [part.strip().upper() for part in text.split(",")]
+    unknown = [part for part in wanted if part not in STATUS_NAMES]
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a status (one of {', '.join(STATUS_NAMES)})")
+    return frozenset(STATUS_NAMES.index(part) for part in wanted)
+
+
+def name_pattern(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as error:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a regular expression ({error})") from None
 
 
 def parse_env(pairs: Sequence[str]) -> dict[str, str]:
@@ -124,6 +165,97 @@ def describe(job: pb.GetJobResponse) -> dict[str, object]:
     }
 
 
+def format_age(seconds: float) -> str:
+    """How long ago, in the largest whole unit as ``kubectl get`` shows it: 45s, 12m, 3h, 2d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(int(seconds), 0)}s"
+
+
+def summary_duration_s(summary: pb.JobSummary) -> float | None:
+    """Start to end, in seconds, as ``duration_s`` of ``hodei status``: None until the job ended
+    (a running job's time so far would make the column mean two things)."""
+    if summary.HasField("duration"):
+        return summary.duration.ToNanoseconds() / 1e9
+    if summary.HasField("started_at") and summary.HasField("completed_at"):
+        return (summary.completed_at.ToNanoseconds() - summary.started_at.ToNanoseconds()) / 1e9
+    return None
+
+
+def listed_jobs(
+    client: HodeiClient, args: argparse.Namespace
+) -> Iterator[tuple[pb.JobSummary, pb.GetJobResponse | None]]:
+    """The jobs ``hodei list`` shows, newest first, at most ``--limit``, each with its GetJob
+    answer when a column or filter needs one (exit code, tags, --json), else None.
+
+    The server is sent what it can filter (one status; a name that is plain text, as its
+    search term), and every filter is applied here again: a Hodei platform ignores them, and
+    the search term matches ids too.  With filters, one page of the most jobs a ListJobs
+    answers is read, so that filtering here still fills ``--limit``.  ListJobs' summaries have
+    no exit code and no tags: GetJob is asked per job, only for the jobs shown (and, for
+    ``--tag``, those looked at until ``--limit`` matched), never more than that one page."""
+    statuses = frozenset().union(*args.status)
+    literal = args.name is not None and re.escape(args.name.pattern) == args.name.pattern
+    filtered = bool(statuses or args.name or args.tag)
+    response = client.list_jobs(
+        limit=MAX_LIST_LIMIT if filtered else args.limit,
+        status=next(iter(statuses)) if len(statuses) == 1 else None,
+        search_term=args.name.pattern if literal else "",
+    )
+    shown = 0
+    for summary in response.jobs:
+        if shown >= args.limit:
+            return
+        if statuses and summary.status not in statuses:
+            continue
+        if args.name is not None and not args.name.search(summary.name):
+            continue
+        needs_job = args.json or args.wide or args.tag or summary.status in FINAL_STATUSES
+        job = client.get_job(summary.job_id.value) if needs_job else None
+        if args.tag and (job is None or not set(args.tag) <= set(job.job.tags)):
+            continue
+        shown += 1
+        yield summary, job
+
+
+def list_row(summary: pb.JobSummary, job: pb.GetJobResponse | None, now_s: float, wide: bool) -> list[str]:
+    """One row of ``hodei list``'s table, ``-`` wherever the value is unknown."""
+    execution = last_execution(job) if job is not None else None
+    exit_code = exit_code_number(execution.exit_code) if execution is not None else None
+    duration = summary_duration_s(summary)
+    row = [
+        summary.job_id.value,
+        summary.name,
+        status_name(summary.status),
+        "-" if exit_code is None else str(exit_code),
+        format_age(now_s - summary.created_at.ToNanoseconds() / 1e9) if summary.HasField("created_at") else "-",
+        "-" if duration is None else format_duration(duration),
+    ]
+    if wide:
+        row.append(",".join(job.job.tags) if job is not None and job.job.tags else "-")
+    return row
+
+
+def print_list(client: HodeiClient, args: argparse.Namespace, env: Environment) -> int:
+    if args.json:
+        for _, job in listed_jobs(client, args):
+            assert job is not None  # --json asks GetJob for every job
+            print(json.dumps(describe(job), ensure_ascii=False), file=env.stdout)
+        return ExitStatus.OK
+    header = ["ID", "NAME", "STATUS", "EXIT", "AGE", "DURATION", *(["TAGS"] if args.wide else [])]
+    now_s = time.time()
+    rows = [
+        [for_people(cell, env) for cell in list_row(summary, job, now_s, args.wide)]
+        for summary, job in listed_jobs(client, args)
+    ]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), file=env.stdout)
+    print(f"(jobs shown: {len(rows)})", file=env.stderr)
+    return ExitStatus.OK
+
+
 def for_people(text: str, env: Environment) -> str:
     """A server-given text (a job's name, an error message) safe for this terminal: control
     characters escaped as in stream-logs; exact text into a pipe or file."""
@@ -155,12 +287,7 @@ def dispatch(args: argparse.Namespace, server: Server, env: Environment) -> int:
                     print(f"{key:>13}: {for_people(str(value), env)}", file=env.stdout)
             return ExitStatus.OK
         if args.command == "list":
-            response = client.list_jobs(limit=args.limit)
-            for summary in response.jobs:
-                name = for_people(summary.name, env)
-                print(f"{summary.job_id.value}  {status_name(summary.status):<9}  {name}", file=env.stdout)
-            print(f"({len(response.jobs)} of {response.total_count} jobs)", file=env.stderr)
-            return ExitStatus.OK
+            return print_list(client, args, env)
         if args.command == "cancel":
             answer = client.cancel_job(check_job_id(args.job_id), reason=args.reason)
             print(answer.message or ("cancelled" if answer.success else "not cancelled"), file=env.stderr)

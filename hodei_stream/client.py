@@ -130,10 +130,15 @@ class HodeiClient:
         except grpc.RpcError as error:
             raise_for(error, self.server, f"GetJob {job_id}", job_id)
 
-    def list_jobs(self, limit: int = 50, offset: int = 0, search_term: str = "") -> pb.ListJobsResponse:
-        request = pb.ListJobsRequest(limit=limit, offset=offset)
-        if search_term:
-            request.search_term = search_term
+    def list_jobs(
+        self, limit: int = 50, offset: int = 0, search_term: str = "", status: int | None = None
+    ) -> pb.ListJobsResponse:
+        request = pb.ListJobsRequest(
+            limit=limit,
+            offset=offset,
+            status=None if status is None else pb.JobStatus.Name(status),  # None: unset, every status
+            search_term=search_term or None,
+        )
         try:
             response: pb.ListJobsResponse = self.jobs.ListJobs(request, timeout=UNARY_TIMEOUT_S)
             return response

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
 from hodei_stream.environment import Environment
 from hodei_stream.proto import hodei_pb2 as pb
+from tests.conftest import wait_until
 
 from .streaming import HODEI, STREAM_LOGS, read_timed, submit
 
@@ -103,6 +105,9 @@ def test_cancel_reason_in_status_and_on_the_end_line(server: Server) -> None:
         (["submit", "--timeout", "soon", "--", "true"], "argument --timeout: 'soon' is not a number"),
         (["list", "--limit", "0"], "argument --limit: 0 is out of range"),
         (["list", "--limit", "1001"], "at most 1000"),
+        (["list", "--status", "done"], "argument --status: 'done' is not a status (one of PENDING, QUEUED,"),
+        (["list", "--status", "failed,"], "argument --status: 'failed,' is not a status"),
+        (["list", "--name", "etl-("], "argument --name: 'etl-(' is not a regular expression"),
         (["status"], "the following arguments are required: JOB_ID"),
         (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
         ([], "the following arguments are required: COMMAND"),
@@ -133,6 +138,8 @@ def test_version_is_the_packages(home: Path) -> None:
     "args",
     [
         ["list", "--limit", "100"],
+        ["list", "--limit", "100", "--wide"],
+        ["list", "--limit", "100", "--json"],
         ["status", "JOB"],
         ["status", "--json", "JOB"],
         ["submit", "--", "true"],
@@ -214,3 +221,84 @@ def test_hodei_run_interrupted_leaves_the_job_and_says_how_to_watch_it(server: S
     with HodeiClient(server) as client:
         assert client.get_job(job_id).status == pb.JOB_STATUS_RUNNING
         client.cancel_job(job_id)
+
+
+@pytest.fixture
+def three_jobs(server: Server) -> Iterator[dict[str, str]]:
+    """A completed, a failed (exit 3, tagged) and a running job, by name; the running one is
+    cancelled afterwards."""
+    with HodeiClient(server) as client:
+        jobs = {
+            "fine": client.queue_job("fine", "/bin/bash", ["-c", "echo ok"], tags=["cicd"]),
+            "broken job": client.queue_job("broken job", "/bin/bash", ["-c", "exit 3"], tags=["cicd", "etl"]),
+            "still going": client.queue_job("still going", "/bin/bash", ["-c", "sleep 60"]),
+        }
+        client.wait_final(jobs["fine"])
+        client.wait_final(jobs["broken job"])
+        wait_until(lambda: client.get_job(jobs["still going"]).status == pb.JOB_STATUS_RUNNING, 30, "a running job")
+        try:
+            yield jobs
+        finally:
+            client.cancel_job(jobs["still going"])
+
+
+def table(server: Server, *args: str) -> list[dict[str, str]]:
+    """``hodei list``'s rows as {column: cell}, each cell read at its header's offset (so a
+    row out of alignment reads wrong)."""
+    result = hodei(server, "list", *args)
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    names = header.split()
+    starts = [header.index(name) for name in names]
+    columns = list(zip(names, starts, [*starts[1:], None], strict=True))
+    return [{name: row[start:end].strip() for name, start, end in columns} for row in rows]
+
+
+def test_list_columns_are_aligned_with_exit_code_age_and_duration(three_jobs: dict[str, str], server: Server) -> None:
+    rows = table(server)
+    assert [row["NAME"] for row in rows] == ["still going", "broken job", "fine"]  # newest first
+    by_name = {row["NAME"]: row for row in rows}
+    assert {name: by_name[name]["ID"] for name in three_jobs} == three_jobs
+    assert [by_name[name]["STATUS"] for name in three_jobs] == ["COMPLETED", "FAILED", "RUNNING"]
+    assert [by_name[name]["EXIT"] for name in three_jobs] == ["0", "3", "-"]
+    assert by_name["still going"]["DURATION"] == "-"  # start to end: none until it ends
+    for name in ("fine", "broken job"):
+        assert by_name[name]["DURATION"].endswith("s") and float(by_name[name]["DURATION"][:-1]) < 30
+    assert all(row["AGE"][:-1].isdigit() and row["AGE"][-1] in "smhd" for row in rows)
+    assert "TAGS" not in rows[0]
+    wide = {row["NAME"]: row["TAGS"] for row in table(server, "--wide")}
+    assert wide == {"fine": "cicd", "broken job": "cicd,etl", "still going": "-"}
+
+
+def test_list_json_is_status_json_per_line(three_jobs: dict[str, str], server: Server) -> None:
+    result = hodei(server, "list", "--json")
+    assert result.returncode == 0, result.stderr
+    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [report["name"] for report in reports] == ["still going", "broken job", "fine"]
+    for report in reports:
+        assert list(report) == STATUS_FIELDS
+        if report["status"] != "RUNNING":  # a running job's report is the same only once it ended
+            assert report == final_status_json(server, str(report["job_id"]))
+    assert reports[1]["exit_code"] == 3 and reports[0]["exit_code"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--status", "failed"], ["broken job"]),
+        (["--status", "Completed,FAILED"], ["broken job", "fine"]),
+        (["--status", "running", "--status", "completed"], ["still going", "fine"]),
+        (["--status", "timeout"], []),
+        (["--name", "going"], ["still going"]),
+        (["--name", "^(fine|broken)"], ["broken job", "fine"]),
+        (["--name", "^b", "--status", "completed"], []),
+        (["--tag", "cicd"], ["broken job", "fine"]),
+        (["--tag", "cicd", "--tag", "etl"], ["broken job"]),
+        (["--tag", "cicd", "--limit", "1"], ["broken job"]),
+        (["--limit", "2"], ["still going", "broken job"]),
+    ],
+)
+def test_list_filters(three_jobs: dict[str, str], server: Server, args: list[str], names: list[str]) -> None:
+    assert [row["NAME"] for row in table(server, *args)] == names
+    result = hodei(server, "list", "--json", *args)
+    assert [json.loads(line)["name"] for line in result.stdout.splitlines()] == names
