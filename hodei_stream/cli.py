@@ -197,7 +197,7 @@ def listed_jobs(
     ``--tag``, those looked at until ``--limit`` matched), never more than that one page."""
     statuses = frozenset().union(*args.status)
     literal = args.name is not None and re.escape(args.name.pattern) == args.name.pattern
-    filtered = bool(statuses or args.name or args.tag)
+    filtered = bool(statuses or args.tag) or args.name is not None
     response = client.list_jobs(
         limit=MAX_LIST_LIMIT if filtered else args.limit,
         status=next(iter(statuses)) if len(statuses) == 1 else None,
