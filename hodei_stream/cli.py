@@ -212,7 +212,12 @@ def listed_jobs(
         if args.name is not None and not args.name.search(summary.name):
             continue
         needs_job = args.json or args.wide or args.tag or summary.status in FINAL_STATUSES
-        job = client.get_job(summary.job_id.value) if needs_job else None
+        try:
+            job = client.get_job(summary.job_id.value) if needs_job else None
+        except ClientError as error:
+            if error.status != ExitStatus.NOT_FOUND:
+                raise
+            continue  # forgotten (retention) since ListJobs answered: no longer a job to list
         if args.tag and (job is None or not set(args.tag) <= set(job.job.tags)):
             continue
         shown += 1
