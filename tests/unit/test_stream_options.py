@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hodei_stream.stream.cli import Options, build_parser, parse_options
+from hodei_stream.stream.options import Options, build_parser, parse_options
 
 JOB = "550e8400-e29b-41d4-a716-446655440000"
 
