@@ -1,6 +1,7 @@
 """Jobs outlive their server: SIGKILL the server (real processes), start it again, and every
 line the job wrote meanwhile is delivered, once, in order; a supervisor that died too leaves
-a FAILED job with its log; the store survives a kill in the middle of a heavy write."""
+a FAILED job with its log; the store (its pages compressed) survives a kill in the middle of a
+heavy write."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server.entries import payload_lines
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, JobSpool, is_running
 from hodei_stream.server.store import DATABASE_NAME
+from hodei_stream.server.store.schema import ZLIB
 from hodei_stream.state_folder import embedded_target
 
 Launch = Callable[..., Any]
@@ -98,38 +100,58 @@ def test_jobs_run_on_while_the_server_is_killed_and_every_line_arrives(
     )
 
 
-def test_kill_during_a_heavy_write_loses_nothing_and_corrupts_nothing(
+def committed_lines(database: sqlite3.Connection, job_id: str) -> tuple[int, int]:
+    """How many of the job's lines are committed, in all and in compressed rows."""
+    (total, compressed) = database.execute(
+        "SELECT coalesce(sum(last_sequence - first_sequence + 1), 0),"
+        " coalesce(sum(CASE WHEN compression = ? THEN last_sequence - first_sequence + 1 END), 0)"
+        " FROM log_pages WHERE job_id = ?",
+        (ZLIB, job_id),
+    ).fetchone()
+    return total, compressed
+
+
+def page_rows(database: sqlite3.Connection, job_id: str) -> list[tuple[int, int, bytes]]:
+    """The job's committed rows, in order: first and last sequence, payload as stored."""
+    return database.execute(
+        "SELECT first_sequence, last_sequence, payload FROM log_pages WHERE job_id = ? ORDER BY last_sequence",
+        (job_id,),
+    ).fetchall()
+
+
+def test_kill_during_a_heavy_write_of_compressed_pages_loses_nothing_and_corrupts_nothing(
     home: Path, launch_server: Launch, wait_until: WaitUntil
 ) -> None:
-    total = 200_000
+    total = 300_000
+    expected = [f"line number {n}" for n in range(1, total + 1)]
     first = launch_server(home)
-    with HodeiClient(first.server) as client:
-        job_id = shell_job(client, f"seq 1 {total}")
-        wait_until(
-            lambda: client.get_logs(job_id, since_sequence=20_000, limit=1).entries,
-            poll=0.001,
-            what="20,000 lines stored",
-        )
-    sigkill(first)
+    with HodeiClient(first.server) as client, sqlite3.connect(home / DATABASE_NAME) as database:
+        job_id = shell_job(client, f"seq 1 {total} | sed 's/^/line number /'")
+        # Killed while the job writes and the writer commits compressed pages of it.
+        wait_until(lambda: committed_lines(database, job_id)[1] >= 20_000, poll=0.001, what="20,000 lines committed")
+        sigkill(first)
+        acknowledged = page_rows(database, job_id)  # committed before the kill: they must stay as they are
+    database.close()
+    assert acknowledged[-1][1] < total, "every line was committed before the kill: write more lines"
     second = launch_server(home)
     with HodeiClient(second.server) as client:
         assert client.wait_final(job_id, deadline_s=60).status == pb.JOB_STATUS_COMPLETED
         entries = all_logs(client, job_id, page_lines=5000)
         assert [e.sequence for e in entries] == list(range(1, total + 1))
-        assert [e.line for e in entries] == [str(n) for n in range(1, total + 1)]
+        assert [e.line for e in entries] == expected
     with sqlite3.connect(home / DATABASE_NAME) as database:
         assert database.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert database.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         # (GetLogs answers from memory what the writer thread is still committing.)
-        wait_until(
-            lambda: (
-                database.execute(
-                    "SELECT sum(last_sequence - first_sequence + 1) FROM log_pages WHERE job_id = ?", (job_id,)
-                ).fetchone()
-                == (total,)
-            ),
-            what="every line committed",
-        )
+        wait_until(lambda: committed_lines(database, job_id)[0] == total, what="every line committed")
+        # Each line in one row, the rows in order, those committed before the kill as they were.
+        rows = page_rows(database, job_id)
+        assert [first for first, *_ in rows] == [1] + [last + 1 for _, last, *_ in rows[:-1]]
+        assert rows[-1][1] == total
+        assert rows[: len(acknowledged)] == acknowledged
+        # Compressed, those written after the restart too (a row of a line or two may not be).
+        assert committed_lines(database, job_id)[1] >= 0.9 * total
+    database.close()
 
 
 def test_a_supervisor_that_died_with_the_server_away_leaves_a_failed_job_and_its_log(

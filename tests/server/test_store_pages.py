@@ -1,11 +1,13 @@
-"""The store's pages: a job's lines kept and stored as LINES payloads, read back a line, a
-page or a part of one at a time, from memory and from SQLite; and the conversion of a state
-folder from before pages (one row per line)."""
+"""The store's pages: a job's lines kept and stored as LINES payloads (compressed on disk),
+read back a line, a page or a part of one at a time, from memory and from SQLite; retention by
+the bytes on disk; and the state folders from before pages (one row per line, converted) and
+from before compression (read as they are)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from hodei_stream.server.entries import payload_lines, span
 from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.settings import ServerSettings
 from hodei_stream.server.store import DATABASE_NAME, PAGE_BYTES, SCHEMA, JobRecord, JobStore
+from hodei_stream.server.store.schema import STORED, ZLIB
 
 # The log table of the store before pages (its ``jobs`` table is the same as now).
 LINES_SCHEMA = """
@@ -30,6 +33,18 @@ CREATE TABLE log_lines (
     text TEXT NOT NULL,
     PRIMARY KEY (job_id, sequence)
 ) WITHOUT ROWID;
+"""
+
+# ``log_pages`` before its rows were compressed (the ``jobs`` table is the same as now).
+UNCOMPRESSED_SCHEMA = """
+DROP TABLE log_pages;
+CREATE TABLE log_pages (
+    job_id TEXT NOT NULL,
+    first_sequence INTEGER NOT NULL,
+    last_sequence INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (job_id, last_sequence)
+);
 """
 
 
@@ -69,8 +84,36 @@ async def every_entry(store: JobStore, job_id: str, after: int) -> list[pb.JobLo
     return found
 
 
+def disk_bytes(home: Path, job_id: str) -> int:
+    """The bytes of a job's log pages in the database, as stored (compressed or not)."""
+    with sqlite3.connect(home / DATABASE_NAME) as database:
+        (size,) = database.execute("SELECT sum(length(payload)) FROM log_pages WHERE job_id = ?", (job_id,)).fetchone()
+    database.close()
+    return int(size)
+
+
+def stored_rows(home: Path, job_id: str) -> list[tuple[int, int, int, int]]:
+    """A job's ``log_pages`` rows: first and last sequence, payload bytes as stored, compression."""
+    with sqlite3.connect(home / DATABASE_NAME) as database:
+        rows = database.execute(
+            "SELECT first_sequence, last_sequence, length(payload), compression FROM log_pages"
+            " WHERE job_id = ? ORDER BY last_sequence",
+            (job_id,),
+        ).fetchall()
+    database.close()
+    return rows
+
+
 def new_store(home: Path, **settings: object) -> JobStore:
     return JobStore(home, ServerSettings(**settings), Fanout())  # type: ignore[arg-type]
+
+
+def store_finished_job(store: JobStore, job_id: str, lines: list[LogLine], block_lines: int, ended_ns: int = 1) -> None:
+    """A finished job with these lines, handed to the store in payloads of ``block_lines``."""
+    store.create_job(JobRecord(job_id, "name", pb.JOB_STATUS_RUNNING, created_ns=1), b"")
+    for start in range(0, len(lines), block_lines):
+        store.append_payload(job_id, payload(lines[start : start + block_lines]))
+    store.update(job_id, status=pb.JOB_STATUS_COMPLETED, ended_ns=ended_ns)
 
 
 def test_span_reads_headers_and_refuses_gaps_and_cut_payloads() -> None:
@@ -191,8 +234,8 @@ def test_a_state_folder_from_before_pages_is_converted_once(tmp_path: Path) -> N
         store.update(running, status=pb.JOB_STATUS_COMPLETED)
         await store.sync()
         assert await every_line(store, running, 45, limit=1000) == lines_of(running, 46, 10)
-        # Retention sizes the converted pages as it sized the lines (their UTF-8 text): to the byte.
-        running_size = sum(len(line.text.encode()) for line in stored[running] + lines_of(running, 51, 5))
+        # Retention sizes the converted pages by their bytes on disk: to the byte.
+        running_size = disk_bytes(tmp_path, running)
         assert await store.prune(max_age_s=1e12, max_bytes=running_size) == [finished]
         assert await store.prune(max_age_s=1e12, max_bytes=running_size) == []
         assert await store.prune(max_age_s=1e12, max_bytes=running_size - 1) == [running]
@@ -208,6 +251,107 @@ def test_a_state_folder_from_before_pages_is_converted_once(tmp_path: Path) -> N
     async def reopen() -> None:
         reopened = new_store(tmp_path)  # a second opening has nothing to convert
         assert reopened.jobs == {}
+        await reopened.close()
+
+    asyncio.run(reopen())
+
+
+def test_pages_are_compressed_on_disk_and_read_from_the_middle_of_a_row(tmp_path: Path) -> None:
+    job_id = str(uuid.uuid4())
+    expected = lines_of(job_id, 1, 20_000, text="line number")
+
+    async def scenario() -> None:
+        store = new_store(tmp_path, store_commit_interval_s=5.0)  # one batch: rows of several payloads
+        store_finished_job(store, job_id, expected, block_lines=700)
+        await store.sync()
+        assert job_id not in store.logs  # all on disk: every read below decompresses
+        rows = stored_rows(tmp_path, job_id)
+        assert len(rows) > 3 and {compression for *_, compression in rows} == {ZLIB}
+        assert [first for first, *_ in rows] == [1] + [last + 1 for _, last, *_ in rows[:-1]]
+        assert rows[-1][1] == 20_000
+        text_bytes = sum(len(line.text.encode()) + 1 for line in expected)  # (a newline each, as a file has)
+        assert sum(size for _, _, size, _ in rows) < 0.5 * text_bytes
+        second_row, third_row = rows[1][0], rows[2][0]
+        # The start of a row, the middle of a payload and of a row, the ends of both.
+        for after in (0, 1, 699, 700, second_row - 1, second_row, second_row + 350, third_row - 2, 19_999):
+            assert await store.read(job_id, after, limit=7) == expected[after : after + 7]
+            assert await every_line(store, job_id, after, limit=5000) == expected[after:]
+            got = await every_entry(store, job_id, after)
+            assert [(entry.sequence, entry.line, entry.is_stderr) for entry in got] == [
+                (line.sequence, line.text, line.is_stderr) for line in expected[after:]
+            ]
+        assert await store.read(job_id, 20_000) == []
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_retention_counts_the_bytes_on_disk_not_the_text(tmp_path: Path) -> None:
+    older, newer = str(uuid.uuid4()), str(uuid.uuid4())
+    lines = {job_id: lines_of(job_id, 1, 5000, text="line number") for job_id in (older, newer)}
+    text_bytes = sum(len(line.text.encode()) for line in lines[newer])
+
+    async def scenario() -> None:
+        store = new_store(tmp_path)
+        now_ns = time.time_ns()
+        store_finished_job(store, older, lines[older], block_lines=1000, ended_ns=now_ns - 2)
+        store_finished_job(store, newer, lines[newer], block_lines=1000, ended_ns=now_ns - 1)
+        await store.sync()
+        on_disk = {job_id: disk_bytes(tmp_path, job_id) for job_id in (older, newer)}
+        # Both jobs fit, compressed, where the text of one would not.
+        assert on_disk[older] + on_disk[newer] < text_bytes
+        assert await store.prune(max_age_s=1e12, max_bytes=text_bytes) == []
+        assert await store.prune(max_age_s=1e12, max_bytes=on_disk[older] + on_disk[newer] - 1) == [older]
+        assert await store.prune(max_age_s=1e12, max_bytes=on_disk[newer]) == []
+        assert await every_line(store, newer, 0, limit=5000) == lines[newer]
+        await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_state_folder_from_before_compression_is_read_and_written_on(tmp_path: Path) -> None:
+    finished, running = str(uuid.uuid4()), str(uuid.uuid4())
+    stored = {finished: lines_of(finished, 1, 3000), running: lines_of(running, 1, 50)}
+    with sqlite3.connect(tmp_path / DATABASE_NAME) as database:
+        database.executescript(SCHEMA + UNCOMPRESSED_SCHEMA)
+        for job_id, status in ((finished, pb.JOB_STATUS_COMPLETED), (running, pb.JOB_STATUS_RUNNING)):
+            database.execute(
+                "INSERT INTO jobs VALUES (?, 'name', x'', ?, 1, 2, 3, '0', '', ?)",
+                (job_id, status, len(stored[job_id])),
+            )
+        for job_id, lines in stored.items():
+            for start in range(0, len(lines), 1000):
+                block = lines[start : start + 1000]
+                database.execute(
+                    "INSERT INTO log_pages VALUES (?, ?, ?, ?)",
+                    (job_id, block[0].sequence, block[-1].sequence, payload(block)),
+                )
+    database.close()
+    added = lines_of(running, 51, 1000)
+
+    async def scenario() -> None:
+        store = new_store(tmp_path)
+        assert store.get(running).line_count == 50  # type: ignore[union-attr]
+        assert await every_line(store, finished, 0, limit=1000) == stored[finished]
+        assert await every_line(store, finished, 1500, limit=700) == stored[finished][1500:]
+        assert [entry.sequence for entry in await every_entry(store, finished, 999)] == list(range(1000, 3001))
+        # The running job's supervisor goes on: its new lines are compressed, after the old ones.
+        store.append_payload(running, payload(added))
+        store.update(running, status=pb.JOB_STATUS_COMPLETED)
+        await store.sync()
+        assert running not in store.logs
+        assert await every_line(store, running, 40, limit=5000) == stored[running][40:] + added
+        assert await store.prune(max_age_s=1e12, max_bytes=disk_bytes(tmp_path, running)) == [finished]
+        await store.close()
+
+    asyncio.run(scenario())
+    rows = stored_rows(tmp_path, running)
+    assert [(first, last, compression) for first, last, _, compression in rows] == [(1, 50, STORED), (51, 1050, ZLIB)]
+    assert rows[0][2] == len(payload(stored[running]))  # the old row as it was
+
+    async def reopen() -> None:
+        reopened = new_store(tmp_path)  # upgraded already: opens as a store of today's layout
+        assert await every_line(reopened, running, 0, limit=5000) == stored[running] + added
         await reopened.close()
 
     asyncio.run(reopen())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 import uuid
@@ -224,7 +225,7 @@ def test_a_job_past_its_backlog_waits_for_the_writer(tmp_path: Path) -> None:
 def test_retention_forgets_old_and_oversized_finished_jobs_never_a_running_one(tmp_path: Path) -> None:
     day_ns = 24 * 3600 * 10**9
     now_ns = time.time_ns()
-    # (id, status, ended how many days ago, lines of 1000 bytes)
+    # (id, status, ended how many days ago, lines of 990 random hex digits: ~500 bytes compressed)
     jobs = [
         ("old", pb.JOB_STATUS_COMPLETED, 40, 1),
         ("running", pb.JOB_STATUS_RUNNING, None, 5),
@@ -241,11 +242,12 @@ def test_retention_forgets_old_and_oversized_finished_jobs_never_a_running_one(t
             store.create_job(
                 JobRecord(ids[name], name, status, created_ns=now_ns - 50 * day_ns, ended_ns=ended_ns), b""
             )
-            append_lines(store, ids[name], lines_of(ids[name], 1, count, text="z" * 990))
+            lines = [LogLine(ids[name], n, n, False, os.urandom(495).hex()) for n in range(1, count + 1)]
+            append_lines(store, ids[name], lines)
         await store.sync()
-        # 30 days; at most 12 kB of log text: "old" is too old, then "older-big" makes room.
-        assert await store.prune(max_age_s=30 * 24 * 3600, max_bytes=12_000) == [ids["old"], ids["older-big"]]
-        assert await store.prune(max_age_s=30 * 24 * 3600, max_bytes=12_000) == []
+        # 30 days; at most 7 kB on disk (~8.9 kB in all): "old" is too old, then "older-big" makes room.
+        assert await store.prune(max_age_s=30 * 24 * 3600, max_bytes=7_000) == [ids["old"], ids["older-big"]]
+        assert await store.prune(max_age_s=30 * 24 * 3600, max_bytes=7_000) == []
         # However small the limit, the running job stays.
         assert await store.prune(max_age_s=0, max_bytes=0) == [ids["newer-big"], ids["recent"]]
         assert [record.job_id for record in store.jobs.values()] == [ids["running"]]

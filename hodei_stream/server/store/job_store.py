@@ -7,7 +7,8 @@ path, and they are never taken apart on it: a LINES payload from a job's supervi
 lines in the supervisor protocol's layout) becomes one ``LineBlock`` (``append_payload`` checks its
 sequences by the headers alone), which goes into the job's in-memory buffer (``JobLog``: a
 reader sees it at once) and to the writer thread (``Writer``), which commits blocks in batches
-(WAL), off the event loop, a job's consecutive blocks joined into one row of ``log_pages``.
+(WAL), off the event loop, a job's consecutive blocks joined into one row of ``log_pages``,
+compressed (zlib) there and decompressed only for a read of those lines from disk.
 The buffer keeps every block not yet committed plus a window of recent ones, each with its
 lines encoded as gRPC messages once a subscriber asked for them (encoded once, sent to all);
 older history is read from SQLite in the reading thread (``Reader``), a page at a time, so
@@ -15,7 +16,8 @@ the event loop is never held by the disk.  ``LogLine`` objects are made only for
 (``read``).  ``JobStore``'s methods are called on the event loop's thread.
 
 A state folder from before ``log_pages`` (a ``log_lines`` table, one row per line) is converted once,
-in one transaction, when the store opens it (``schema.convert_log_lines``).
+in one transaction, when the store opens it; one from before compression has its rows read as
+they are, beside the compressed ones written since (``schema.upgrade``).
 
 A job is reported final (``get``, ``list_jobs``, the end of its SubscribeLogs streams) only
 once its final record, and so every line before it, is committed.  A write that fails (a full
@@ -49,8 +51,8 @@ from hodei_stream.server.store.schema import (
     DATABASE_NAME,
     RECORD_COLUMNS,
     SCHEMA,
-    convert_log_lines,
     open_database,
+    upgrade,
 )
 from hodei_stream.server.store.types import Commit, EncodedPage, Forget, JobRecord, LineBlock, NewJob
 from hodei_stream.server.store.writer import Writer
@@ -87,7 +89,7 @@ class JobStore:
         self.commit_seen = asyncio.Event()  # set, and replaced, on every commit
         with open_database(self.path) as database:
             database.executescript(SCHEMA)
-            convert_log_lines(database)
+            upgrade(database)
             for row in database.execute(f"SELECT {', '.join(RECORD_COLUMNS)} FROM jobs"):
                 record = JobRecord(*row)
                 if not record.is_final:
@@ -204,7 +206,8 @@ class JobStore:
 
     async def prune(self, max_age_s: float, max_bytes: int) -> list[str]:
         """Forget finished jobs (and their logs) that ended more than ``max_age_s`` ago, then
-        the oldest finished ones until the stored log text fits in ``max_bytes``.  A job that
+        the oldest finished ones until the committed logs' bytes on disk (compressed) fit in
+        ``max_bytes``.  A job that
         has not finished is never touched.  Returns the ids forgotten."""
         forgotten = expired(self.jobs.values(), await self.reader.log_sizes(), max_age_s, max_bytes)
         for job_id in forgotten:

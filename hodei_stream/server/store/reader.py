@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from hodei_stream.server.entries import HEADER_SIZE, encode_payload
+from hodei_stream.server.entries import encode_payload
 from hodei_stream.server.store.paging import PAGE_BYTES, PAGE_LINES, encoded_page
-from hodei_stream.server.store.schema import open_database
+from hodei_stream.server.store.schema import open_database, unpacked
 from hodei_stream.server.store.types import EncodedPage, LineBlock
 
 Result = TypeVar("Result")
@@ -34,12 +34,12 @@ class Reader:
         return await self._run(self._read_definition, job_id)
 
     async def log_sizes(self) -> dict[str, int]:
-        """The committed log text's bytes, per job."""
+        """The committed log pages' bytes on disk (compressed), per job."""
         return await self._run(self._log_sizes)
 
     async def blocks(self, job_id: str, after_sequence: int, lines: int) -> list[LineBlock]:
         """The committed blocks holding at least ``lines`` lines (or ``PAGE_BYTES``) after
-        ``after_sequence``, or all there are."""
+        ``after_sequence``, or all there are, decompressed (only those)."""
         return await self._run(self._read_committed, job_id, after_sequence, lines)
 
     async def encoded_page(self, job_id: str, after_sequence: int) -> EncodedPage | None:
@@ -60,12 +60,7 @@ class Reader:
         return row[0] if row else b""
 
     def _log_sizes(self) -> dict[str, int]:
-        rows = self._database().execute(
-            "SELECT job_id, sum(length(payload) - ? * (last_sequence - first_sequence + 1)) FROM log_pages"
-            " GROUP BY job_id",
-            (HEADER_SIZE,),
-        )
-        return dict(rows.fetchall())
+        return dict(self._database().execute("SELECT job_id, sum(length(payload)) FROM log_pages GROUP BY job_id"))
 
     def _database(self) -> sqlite3.Connection:
         """The reading thread's connection."""
@@ -75,13 +70,14 @@ class Reader:
 
     def _read_committed(self, job_id: str, after_sequence: int, lines: int) -> list[LineBlock]:
         rows = self._database().execute(
-            "SELECT first_sequence, last_sequence, payload FROM log_pages"
+            "SELECT first_sequence, last_sequence, payload, compression FROM log_pages"
             " WHERE job_id = ? AND last_sequence > ? ORDER BY last_sequence",
             (job_id, after_sequence),
         )
         blocks: list[LineBlock] = []
         size = 0
-        for first, last, payload in rows:
+        for first, last, data, compression in rows:
+            payload = unpacked(data, compression)  # (zlib releases the GIL meanwhile)
             blocks.append(LineBlock(job_id, first, last, payload))
             size += len(payload)
             if last - after_sequence >= lines or size >= PAGE_BYTES:

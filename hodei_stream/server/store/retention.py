@@ -1,4 +1,4 @@
-"""Retention: which finished jobs the store forgets, by age and by the size of all stored log text."""
+"""Retention: which finished jobs the store forgets, by age and by the size of all stored logs on disk."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hodei_stream.server.store.types import JobRecord
 
 def expired(records: Iterable[JobRecord], sizes: dict[str, int], max_age_s: float, max_bytes: int) -> list[str]:
     """The finished jobs among ``records`` that ended more than ``max_age_s`` ago, then the
-    oldest finished ones until the log text left (``sizes``: bytes per job) fits in
+    oldest finished ones until the logs left (``sizes``: bytes on disk per job) fit in
     ``max_bytes``, oldest first.  A job that has not finished is never among them."""
     too_old_ns = time.time_ns() - int(max_age_s * 1e9)
     total = sum(sizes.values())

@@ -16,26 +16,26 @@ from functools import cache
 from itertools import chain
 from pathlib import Path
 
-from hodei_stream.server.store.schema import INSERT_JOB, UPDATE_JOB, open_database
+from hodei_stream.server.store.schema import INSERT_JOB, UPDATE_JOB, PageRow, open_database, packed
 from hodei_stream.server.store.types import Commit, Forget, JobRecord, LineBlock, NewJob, Pending
 
 # The writer joins a job's consecutive blocks of one batch into rows of about this size (a
-# single bigger payload is a row of its own): few rows, and a read of a few lines from disk
-# does not fetch much more than it needs.
+# single bigger payload is a row of its own), each compressed whole: few rows, and a read of
+# a few lines from disk does not fetch (and decompress) much more than it needs.
 ROW_BYTES = 64 * 1024
 
 # A failed write is tried again after this long, then twice as long each time up to the maximum.
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
 
-# Rows per INSERT statement: 4 values each stays under the 999 variables per statement that
+# Rows per INSERT statement: 5 values each stays under the 999 variables per statement that
 # SQLite allowed by default before 3.32; and about this many bytes of payloads (SQLite binds a
-# copy of each: a statement of 249 big rows would double the batch in memory).
-INSERT_ROWS = 249
+# copy of each: a statement of 199 big rows would double the batch in memory).
+INSERT_ROWS = 199
 INSERT_BYTES = 1024 * 1024
 
 
-def _rows(blocks: list[LineBlock]) -> Iterator[tuple[str, int, int, bytes]]:
+def _rows(blocks: list[LineBlock]) -> Iterator[PageRow]:
     """A job's consecutive blocks as ``log_pages`` rows of about ``ROW_BYTES`` each."""
     group: list[LineBlock] = []
     size = 0
@@ -49,18 +49,19 @@ def _rows(blocks: list[LineBlock]) -> Iterator[tuple[str, int, int, bytes]]:
         yield _row(group)
 
 
-def _row(blocks: list[LineBlock]) -> tuple[str, int, int, bytes]:
+def _row(blocks: list[LineBlock]) -> PageRow:
     payload = blocks[0].payload if len(blocks) == 1 else b"".join(block.payload for block in blocks)
-    return blocks[0].job_id, blocks[0].first_sequence, blocks[-1].last_sequence, payload
+    # (zlib releases the GIL while it compresses: the event loop goes on meanwhile.)
+    return blocks[0].job_id, blocks[0].first_sequence, blocks[-1].last_sequence, *packed(payload)
 
 
-def _insert_rows(database: sqlite3.Connection, rows: list[tuple[str, int, int, bytes]]) -> None:
+def _insert_rows(database: sqlite3.Connection, rows: list[PageRow]) -> None:
     """Insert ``log_pages`` rows with multi-row INSERTs (up to ``INSERT_ROWS`` rows and about
     ``INSERT_BYTES``), each of which SQLite runs in one step with the GIL released throughout.
     (``executemany`` steps, and takes the GIL back, once per row: while the event loop thread
     is busy, each of those waits up to the interpreter's switch interval, and the writer falls
     behind the jobs, which the total bound then holds back.)"""
-    chunk: list[tuple[str, int, int, bytes]] = []
+    chunk: list[PageRow] = []
     size = 0
     for row in rows:
         chunk.append(row)
@@ -74,7 +75,7 @@ def _insert_rows(database: sqlite3.Connection, rows: list[tuple[str, int, int, b
 
 @cache
 def _insert_statement(rows: int) -> str:
-    return "INSERT OR IGNORE INTO log_pages VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows)
+    return "INSERT OR IGNORE INTO log_pages VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
 
 
 def _is_urgent(item: object) -> bool:
@@ -211,7 +212,7 @@ def _commit(database: sqlite3.Connection, batch: list[Pending]) -> Commit:
                 commit.sequences.setdefault(item.job_id, item.line_count)
             elif item is not None:
                 blocks_by_job.setdefault(item.job_id, []).append(item)
-        rows: list[tuple[str, int, int, bytes]] = []
+        rows: list[PageRow] = []
         for job_id, blocks in blocks_by_job.items():
             rows += _rows(blocks)
             commit.sequences[job_id] = blocks[-1].last_sequence
