@@ -76,8 +76,9 @@ class ServerSettings:
     # job's lines and outcome this long, then exits and leaves them (spooled) to the next server.
     supervisor_linger_s: float = 3600.0
     # Retention: finished jobs and their logs are forgotten once they ended this long ago, and
-    # the oldest finished ones as long as all stored log text exceeds the size (checked at
-    # start and then every ``retention_interval_s``).  A running job is never touched.
+    # the oldest finished ones as long as all stored logs take more than the size on disk
+    # (compressed, as stored; checked at start and then every ``retention_interval_s``).  A
+    # running job is never touched.
     retention_max_age_s: float = 30 * 24 * 3600.0
     retention_max_bytes: int = 2 * 1024**3
     retention_interval_s: float = 3600.0
