@@ -13,6 +13,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from hodei_stream.ci.commands import NO_CI
+from hodei_stream.ci.output import CiChoiceError, CiOutput, chosen_ci
 from hodei_stream.command_line import silence_stdout
 from hodei_stream.environment import Environment
 from hodei_stream.exit_codes import ExitStatus
@@ -40,12 +42,24 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
             return ExitStatus.USAGE
     writer = Writer(log_fd=2 if options.stderr else 1, notice_fd=2, export_fd=export_fd)
     try:
+        ci = chosen_ci(options.ci, env.variables)
+    except CiChoiceError as error:
+        writer.notice(f"stream-logs: {error}")
+        return ExitStatus.USAGE
+    if ci != NO_CI:
+        writer.in_ci(CiOutput(ci), raw_lines=options.raw)
+    if options.junit and not os.access(os.path.dirname(os.path.abspath(options.junit)), os.W_OK):
+        writer.notice(f"stream-logs: cannot write the JUnit report {options.junit}: no such writable folder")
+        return ExitStatus.USAGE
+    try:
         keep = line_filter(options)
     except re.error as error:
         writer.notice(f"stream-logs: bad --grep pattern: {error}")
         return ExitStatus.USAGE
     try:
-        return Session(options, env, writer, keep).run()
+        status = Session(options, env, writer, keep).run()
+        writer.end_guard()  # the CI reads the commands of whatever runs after us
+        return status
     except ReaderGone:
         silence_stdout()  # our reader left (| head): nothing more to show anyone
         return ExitStatus.OK
