@@ -23,7 +23,7 @@ LAST_LINES = 20  # of a failed job's log, in its <failure>
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-class TestCase(NamedTuple):
+class ReportCase(NamedTuple):
     """One job or stage as a testcase."""
 
     name: str
@@ -44,7 +44,7 @@ def xml_safe(text: str) -> str:
     return _NOT_XML.sub(escape, text)
 
 
-def junit_xml(suite: str, cases: Sequence[TestCase]) -> bytes:
+def junit_xml(suite: str, cases: Sequence[ReportCase]) -> bytes:
     """The report of ``cases`` as one testsuite named ``suite``."""
     failures = sum(1 for case in cases if case.failure is not None)
     skipped = sum(1 for case in cases if case.skipped is not None)
@@ -74,7 +74,7 @@ def junit_xml(suite: str, cases: Sequence[TestCase]) -> bytes:
     return document + b"\n"
 
 
-def write_junit(path: str | Path, suite: str, cases: Sequence[TestCase]) -> None:
+def write_junit(path: str | Path, suite: str, cases: Sequence[ReportCase]) -> None:
     """Write the report to ``path`` atomically (a file beside it, then renamed over it)."""
     target = Path(path)
     data = junit_xml(suite, cases)

@@ -31,7 +31,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from hodei_stream.ci.junit import TestCase
+from hodei_stream.ci.junit import ReportCase
 from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ExitStatus
 from hodei_stream.jobs.payload import payload_file
@@ -152,14 +152,14 @@ class PipelineScript(WorkspaceScript):
             return ""
         return outcome.error_message or f"the job {outcome.status}"
 
-    def testcases(self) -> list[TestCase]:
+    def testcases(self) -> list[ReportCase]:
         """The JUnit report: a testcase per stage, its failure where it failed."""
         outcomes = {outcome.job_id: outcome for outcome in self.followed}
         cases = []
         for result in getattr(self, "results", []):
             outcome = outcomes.get(result.job_id)
             if result.status == "SKIPPED" or outcome is None:
-                cases.append(TestCase(result.stage, self.PIPELINE_NAME, 0.0, skipped=result.note or "not run"))
+                cases.append(ReportCase(result.stage, self.PIPELINE_NAME, 0.0, skipped=result.note or "not run"))
                 continue
             ended = dataclasses.replace(outcome, status=result.status, duration_s=result.seconds)
             case = testcase(result.stage, self.PIPELINE_NAME, ended)

@@ -57,7 +57,7 @@ from plumbum.commands.modifiers import BG, Future
 
 from hodei_stream.api import FINAL_STATUSES, duration_s, last_execution, status_name
 from hodei_stream.ci.commands import CI_CHOICES, NO_CI
-from hodei_stream.ci.junit import LAST_LINES, TestCase, write_junit
+from hodei_stream.ci.junit import LAST_LINES, ReportCase, write_junit
 from hodei_stream.ci.output import CiChoiceError, CiOutput, chosen_ci
 from hodei_stream.ci.summary import append_step_summary, markdown_summary
 from hodei_stream.client import HodeiClient
@@ -283,7 +283,7 @@ class JobScript(cli.Application):
         if outcome.exit_status != ExitStatus.OK and (hint := self.explain_failure(client, outcome)):
             self.say(hint)
 
-    def testcases(self) -> list[TestCase]:
+    def testcases(self) -> list[ReportCase]:
         """The JUnit report: a testcase per job followed."""
         return [testcase(outcome.name, str(self.PROGNAME), outcome) for outcome in self.followed]
 
@@ -497,10 +497,10 @@ def failure_message(outcome: JobOutcome) -> str:
     return f"{outcome.status}: {said}{exit_code}, job id {outcome.job_id}"
 
 
-def testcase(name: str, classname: str, outcome: JobOutcome) -> TestCase:
+def testcase(name: str, classname: str, outcome: JobOutcome) -> ReportCase:
     """A job as a JUnit testcase: its time, and for a failure its message and last lines."""
     failed = outcome.exit_status != ExitStatus.OK
-    return TestCase(
+    return ReportCase(
         name=name,
         classname=classname,
         time_s=outcome.duration_s,

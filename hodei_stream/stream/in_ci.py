@@ -77,10 +77,10 @@ class JobsInCi:
             self.junit = None
 
     def write_report(self, path: str) -> None:
-        from hodei_stream.ci.junit import TestCase, write_junit
+        from hodei_stream.ci.junit import ReportCase, write_junit
 
         cases = [
-            TestCase(
+            ReportCase(
                 name=job.ending.job_id,
                 classname="stream-logs",
                 time_s=job.ending.duration_s or 0.0,

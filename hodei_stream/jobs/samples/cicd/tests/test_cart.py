@@ -6,13 +6,13 @@ from decimal import Decimal
 from pricing import Cart, LineItem, money
 
 
-class MoneyTest(unittest.TestCase):
+class MoneyTest(unittest.ReportCase):
     def test_rounds_half_up_to_the_cent(self) -> None:
         self.assertEqual(money("2.345"), Decimal("2.35"))
         self.assertEqual(money("2.344"), Decimal("2.34"))
 
 
-class CartTest(unittest.TestCase):
+class CartTest(unittest.ReportCase):
     def setUp(self) -> None:
         self.cart = Cart()
         self.cart.add("BOOK", "12.50", 2)
@@ -35,7 +35,7 @@ class CartTest(unittest.TestCase):
         self.assertEqual(Cart().total, Decimal("0.00"))
 
 
-class LineItemTest(unittest.TestCase):
+class LineItemTest(unittest.ReportCase):
     def test_refuses_a_zero_quantity(self) -> None:
         with self.assertRaises(ValueError):
             LineItem("BOOK", Decimal("1"), 0)
