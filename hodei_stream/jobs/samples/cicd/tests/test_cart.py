@@ -6,13 +6,13 @@ from decimal import Decimal
 from pricing import Cart, LineItem, money
 
 
-class MoneyTest(unittest.ReportCase):
+class MoneyTest(unittest.TestCase):
     def test_rounds_half_up_to_the_cent(self) -> None:
         self.assertEqual(money("2.345"), Decimal("2.35"))
         self.assertEqual(money("2.344"), Decimal("2.34"))
 
 
-class CartTest(unittest.ReportCase):
+class CartTest(unittest.TestCase):
     def setUp(self) -> None:
         self.cart = Cart()
         self.cart.add("BOOK", "12.50", 2)
@@ -35,7 +35,7 @@ class CartTest(unittest.ReportCase):
         self.assertEqual(Cart().total, Decimal("0.00"))
 
 
-class LineItemTest(unittest.ReportCase):
+class LineItemTest(unittest.TestCase):
     def test_refuses_a_zero_quantity(self) -> None:
         with self.assertRaises(ValueError):
             LineItem("BOOK", Decimal("1"), 0)
