@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
     except CiChoiceError as error:
         writer.notice(f"stream-logs: {error}")
         return ExitStatus.USAGE
-    if ci != NO_CI:
+    if ci != NO_CI and not options.json:  # JSON lines are for a program: no CI output among them
         writer.in_ci(CiOutput(ci), raw_lines=options.raw)
     if options.junit and not os.access(os.path.dirname(os.path.abspath(options.junit)), os.W_OK):
         writer.notice(f"stream-logs: cannot write the JUnit report {options.junit}: no such writable folder")

@@ -181,6 +181,8 @@ def conflict(options: Options) -> str | None:
         return "--reconnect-timeout has no effect with --no-reconnect"
     if options.json and options.raw:
         return "--json escapes every control character: --raw does not apply"
+    if options.json and options.ci in ("github", "gitlab"):
+        return "--json is for a program, not for a CI's log: --ci does not apply"
     if options.json and options.color == "always":
         return "--json is never coloured: --color=always does not apply"
     if options.no_timestamps and options.arrival_time:

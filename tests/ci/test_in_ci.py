@@ -4,6 +4,7 @@ outside a CI the output as it always was."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -182,3 +183,19 @@ def test_the_pipeline_on_gitlab_folds_each_stage_once(home: Path, tmp_path: Path
     sections = read_as_gitlab(output)
     assert len(sections) == 5 and len({section.name for section in sections}) == 5
     assert "❌ stage test FAILED" in output.split(f"section_end:{sections[2].end_s}:{sections[2].name}", 1)[1]
+
+
+def test_an_unknown_hodei_ci_is_a_usage_error(server: Server, tmp_path: Path) -> None:
+    job_id = finished_job(server, ["one"], 0)
+    refused = stream_logs(server, {"HODEI_CI": "jenkins"}, job_id)
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.count("\n") == 1 and "HODEI_CI='jenkins'" in refused.stderr
+    nowhere = stream_logs(server, {}, "--junit", str(tmp_path / "missing" / "report.xml"), job_id)
+    assert nowhere.returncode == 2 and "cannot write the JUnit report" in nowhere.stderr
+    assert stream_logs(server, {}, "--ci", "github", "--json", job_id).returncode == 2
+
+
+def test_json_lines_stay_json_in_a_ci(server: Server) -> None:
+    job_id = finished_job(server, ["##[add-mask]x"], 0)
+    lines = stream_logs(server, GITHUB, "--json", job_id).stdout.splitlines()
+    assert [json.loads(line)["line"] for line in lines] == ["##[add-mask]x"]
