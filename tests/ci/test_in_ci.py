@@ -16,6 +16,7 @@ import pytest
 from hodei_stream.endpoint import Server
 from tests.e2e.streaming import HODEI, STREAM_LOGS, submit
 from tests.jobs.scripts import JOB_TIMEOUT_S, SCRIPTS, UUID
+from tests.platform_standin.fixture import Platform
 
 from .runners import Command, groups_balanced, read_as_github, read_as_gitlab
 
@@ -199,3 +200,24 @@ def test_json_lines_stay_json_in_a_ci(server: Server) -> None:
     job_id = finished_job(server, ["##[add-mask]x"], 0)
     lines = stream_logs(server, GITHUB, "--json", job_id).stdout.splitlines()
     assert [json.loads(line)["line"] for line in lines] == ["##[add-mask]x"]
+
+
+@pytest.mark.timeout(300)
+def test_the_pipeline_as_one_job_is_one_section_and_a_testcase_per_stage(
+    platform: Platform, home: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "one-job.xml"
+    options = ["--keep-going", "--break-tests", "--junit", str(report)]
+    run = run_bytes(
+        [str(SCRIPTS / "cicd_pipeline.sh"), *options],
+        {"HODEI_STREAM_HOME": str(home), "HODEI_GRPC_URL": platform.url, **GITLAB},
+    )
+    assert run.returncode == 1, run.stdout[-3000:]
+    (section,) = read_as_gitlab(run.stdout)
+    assert "Pipeline summary" in run.stdout.split(f"section_end:{section.end_s}:{section.name}", 1)[1]
+    cases = {case.name: case for case in next(iter(junitparser.JUnitXml.fromfile(str(report))))}
+    assert list(cases) == ["checkout", "lint", "test", "build", "package", "deploy"]
+    assert [name for name, case in cases.items() if not case.is_passed] == ["test", "deploy"]
+    (failure,) = cases["test"].result
+    assert isinstance(failure, junitparser.Failure) and "test failed" in failure.message
+    assert cases["deploy"].is_skipped
