@@ -22,8 +22,10 @@ from collections.abc import Mapping
 
 from hodei_stream.ci import commands
 from hodei_stream.ci.commands import CI_CHOICES, GITHUB, GITLAB, NO_CI
+from hodei_stream.stream.format import UNKNOWN_EXIT_CODE, visible
 
 ENV_CI = "HODEI_CI"  # auto, github, gitlab or none: the default of --ci
+LAST_LINES = 20  # of a failed job's log, in its testcase's <failure>
 
 
 class CiChoiceError(ValueError):
@@ -46,6 +48,14 @@ def chosen_ci(option: str | None, variables: Mapping[str, str]) -> str:
     if choice not in CI_CHOICES:
         raise CiChoiceError(f"{ENV_CI}={choice!r}: expected one of {', '.join(CI_CHOICES)}")
     return detected_ci(variables) if choice == "auto" else choice
+
+
+def failure_text(status: str, error_message: str, exit_code: str, job_id: str) -> str:
+    """What an annotation or a testcase says of a job that did not complete: its final
+    status, error message, exit code and id."""
+    said = f"{error_message}; " if error_message else ""
+    code = f"exit code {exit_code}" if exit_code else UNKNOWN_EXIT_CODE
+    return f"{status}: {said}{code}, job id {job_id}"
 
 
 class CiOutput:
@@ -82,8 +92,6 @@ class CiOutput:
         if self.kind == GITHUB:
             return [commands.group(title)]
         if self.kind == GITLAB:
-            from hodei_stream.stream.format import visible
-
             self.opened += 1
             name = commands.section_name("hodei", self.run_id, str(self.opened), title[:40])
             self.sections.append(name)

@@ -57,8 +57,8 @@ from plumbum.commands.modifiers import BG, Future
 
 from hodei_stream.api import FINAL_STATUSES, duration_s, last_execution, status_name
 from hodei_stream.ci.commands import CI_CHOICES, NO_CI
-from hodei_stream.ci.junit import LAST_LINES, ReportCase, write_junit
-from hodei_stream.ci.output import CiChoiceError, CiOutput, chosen_ci
+from hodei_stream.ci.junit import ReportCase, write_junit
+from hodei_stream.ci.output import LAST_LINES, CiChoiceError, CiOutput, chosen_ci, failure_text
 from hodei_stream.ci.summary import append_step_summary, markdown_summary
 from hodei_stream.client import HodeiClient
 from hodei_stream.command_line import installed_version, refuse_usage, watch_again_hint
@@ -490,11 +490,7 @@ def outcome_of(job: pb.GetJobResponse, job_id: str, name: str, fallback_duration
 
 
 def failure_message(outcome: JobOutcome) -> str:
-    """What an annotation or a testcase says of a job that did not complete: its error
-    message, exit code and id."""
-    said = f"{outcome.error_message}; " if outcome.error_message else ""
-    exit_code = f"exit code {outcome.exit_code}" if outcome.exit_code else UNKNOWN_EXIT_CODE
-    return f"{outcome.status}: {said}{exit_code}, job id {outcome.job_id}"
+    return failure_text(outcome.status, outcome.error_message, outcome.exit_code, outcome.job_id)
 
 
 def testcase(name: str, classname: str, outcome: JobOutcome) -> ReportCase:

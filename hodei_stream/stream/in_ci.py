@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections import deque
 from typing import NamedTuple
 
+from hodei_stream.ci.output import LAST_LINES, failure_text
 from hodei_stream.records import LogLine
-from hodei_stream.stream.format import UNKNOWN_EXIT_CODE, Ending
+from hodei_stream.stream.format import Ending
 from hodei_stream.stream.options import Options
 from hodei_stream.stream.write import Writer
 
@@ -48,8 +49,7 @@ class JobsInCi:
         self.open = True
 
     def saw(self, batch: list[LogLine]) -> None:
-        from hodei_stream.ci.junit import LAST_LINES
-
+        """Lines shown: each job's last ones kept for its testcase."""
         for line in batch:
             self.last_lines.setdefault(line.job_id, deque(maxlen=LAST_LINES)).append(line.text)
 
@@ -70,8 +70,7 @@ class JobsInCi:
                     self.writer.notice(job.end_line)
             for job in self.ended:
                 if job.ending.status != "COMPLETED":
-                    title, message = failure_annotation(job.ending)
-                    self.writer.commands(ci.failure(title, message))
+                    self.writer.commands(ci.failure(f"job {job.ending.job_id}", failure_message(job.ending)))
         if self.junit is not None:
             self.write_report(self.junit)
             self.junit = None
@@ -84,7 +83,7 @@ class JobsInCi:
                 name=job.ending.job_id,
                 classname="stream-logs",
                 time_s=job.ending.duration_s or 0.0,
-                failure=None if job.ending.status == "COMPLETED" else failure_annotation(job.ending)[1],
+                failure=None if job.ending.status == "COMPLETED" else failure_message(job.ending),
                 log_tail=tuple(self.last_lines.get(job.ending.job_id, ())),
             )
             for job in self.ended
@@ -95,8 +94,5 @@ class JobsInCi:
             self.writer.notice(f"stream-logs: cannot write the JUnit report {path}: {error.strerror}")
 
 
-def failure_annotation(ending: Ending) -> tuple[str, str]:
-    """The title and message that say a job did not complete: its error message, exit code and id."""
-    exit_code = f"exit code {ending.exit_code}" if ending.exit_code else UNKNOWN_EXIT_CODE
-    said = f"{ending.error_message}; " if ending.error_message else ""
-    return f"job {ending.status}: {ending.job_id}", f"{said}{exit_code}, job id {ending.job_id}"
+def failure_message(ending: Ending) -> str:
+    return failure_text(ending.status, ending.error_message, ending.exit_code, ending.job_id)
