@@ -33,6 +33,14 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
     signal.signal(signal.SIGTERM, _raise_interrupted)
     options = parse_options(argv)
     env = Environment.of_process() if environment is None else environment
+    try:
+        ci = chosen_ci(options.ci, env.variables)
+    except CiChoiceError as error:
+        print(f"stream-logs: {error}", file=env.stderr)
+        return ExitStatus.USAGE
+    if options.junit and not os.access(os.path.dirname(os.path.abspath(options.junit)), os.W_OK):
+        print(f"stream-logs: cannot write the JUnit report {options.junit}: no such writable folder", file=env.stderr)
+        return ExitStatus.USAGE
     export_fd = None
     if options.output:
         try:
@@ -42,20 +50,12 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
             return ExitStatus.USAGE
     writer = Writer(log_fd=2 if options.stderr else 1, notice_fd=2, export_fd=export_fd)
     try:
-        ci = chosen_ci(options.ci, env.variables)
-    except CiChoiceError as error:
-        writer.notice(f"stream-logs: {error}")
-        return ExitStatus.USAGE
-    if ci != NO_CI and not options.json:  # JSON lines are for a program: no CI output among them
-        writer.in_ci(CiOutput(ci), raw_lines=options.raw)
-    if options.junit and not os.access(os.path.dirname(os.path.abspath(options.junit)), os.W_OK):
-        writer.notice(f"stream-logs: cannot write the JUnit report {options.junit}: no such writable folder")
-        return ExitStatus.USAGE
-    try:
         keep = line_filter(options)
     except re.error as error:
         writer.notice(f"stream-logs: bad --grep pattern: {error}")
         return ExitStatus.USAGE
+    if ci != NO_CI and not options.json:  # JSON lines are for a program: no CI output among them
+        writer.in_ci(CiOutput(ci), raw_lines=options.raw)
     try:
         status = Session(options, env, writer, keep).run()
         writer.end_guard()  # the CI reads the commands of whatever runs after us
