@@ -221,3 +221,15 @@ def test_the_pipeline_as_one_job_is_one_section_and_a_testcase_per_stage(
     (failure,) = cases["test"].result
     assert isinstance(failure, junitparser.Failure) and "test failed" in failure.message
     assert cases["deploy"].is_skipped
+
+
+def test_a_script_watching_in_the_background_keeps_its_messages_and_the_job_lines_inert(home: Path) -> None:
+    run = run_bytes(
+        [str(SCRIPTS / "cicd_simple.sh"), "--test", "--break-tests", "--background"],
+        {"HODEI_STREAM_HOME": str(home), **GITHUB},
+    )
+    assert run.returncode == 1
+    read = read_as_github(run.stdout + run.stderr)
+    assert read.names() == ["group", "endgroup", "error"] and groups_balanced(read) and not read.stopped_at_end
+    assert any("[STATUS] job" in line for line in read.shown)  # the status messages, in the log
+    assert any("FAIL: test_discount_comes_off_before_vat" in line for line in read.shown)
