@@ -32,6 +32,7 @@ from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.stream import cli as stream_cli
 from hodei_stream.stream.format import UNKNOWN_EXIT_CODE, format_duration, visible
+from hodei_stream.stream.options import add_ci_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OPT",
         help="pass an option to stream-logs (e.g. --stream-option=--json)",
     )
+    add_ci_options(run)
     job_options(commands.add_parser("submit", help="submit a job and print its id"))
     status = commands.add_parser("status", help="a job's status, exit code and times")
     status.add_argument("job_id", metavar="JOB_ID")
@@ -267,6 +269,15 @@ def for_people(text: str, env: Environment) -> str:
     return visible(text) if env.stdout_isatty else text
 
 
+def ci_arguments(args: argparse.Namespace) -> list[str]:
+    """``hodei run``'s CI options, as stream-logs takes them."""
+    passed = ["--no-ci-groups"] if args.no_ci_groups else []
+    for option, value in (("--ci", args.ci), ("--junit", args.junit)):
+        if value:
+            passed += [option, value]
+    return passed
+
+
 def dispatch(args: argparse.Namespace, server: Server, env: Environment) -> int:
     with HodeiClient(server) as client:
         if args.command == "submit":
@@ -276,7 +287,7 @@ def dispatch(args: argparse.Namespace, server: Server, env: Environment) -> int:
             job_id = submit(client, args)
             # The embedded server unnamed, so that the streamer may start it again if it dies.
             where = [] if server.embedded else ["--server", server.target]
-            return stream_cli.main([*where, *args.stream_option, job_id], env)
+            return stream_cli.main([*where, *ci_arguments(args), *args.stream_option, job_id], env)
         if args.command == "status":
             report = describe(client.get_job(check_job_id(args.job_id)))
             if args.json:

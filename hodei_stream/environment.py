@@ -66,6 +66,11 @@ class Environment(NamedTuple):
         """The launcher script the user ran (``job_scripts/stream-logs``), when it says so."""
         return self.variables.get(ENV_LAUNCHER) or None
 
+    @property
+    def step_summary(self) -> str | None:
+        """The file GitHub Actions renders on the run's page (``GITHUB_STEP_SUMMARY``), when set."""
+        return self.variables.get("GITHUB_STEP_SUMMARY") or None
+
     def use_colour(self, choice: str, on_stderr: bool) -> bool:
         """Colour on the stream actually written (stdout, or stderr with ``on_stderr``):
         ``--color`` (``choice``), then NO_COLOR / FORCE_COLOR, then whether it is a terminal."""

@@ -101,6 +101,17 @@ def wait_until_fixture() -> Callable[..., object]:
     return wait_until
 
 
+# What makes our commands write for a CI: a test asks for a CI itself, or gets none, even
+# when the test suite runs inside GitHub Actions or GitLab CI.
+CI_VARIABLES = ("HODEI_CI", "GITHUB_ACTIONS", "GITLAB_CI", "GITHUB_STEP_SUMMARY")
+
+
+@pytest.fixture(autouse=True)
+def outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in CI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh, empty HODEI_STREAM_HOME (mode 0700), set in os.environ; removed afterwards."""

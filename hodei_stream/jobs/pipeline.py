@@ -16,6 +16,10 @@ every stage whose ``needs`` all completed runs, and the others are skipped, sayi
 stage they wait for), the script says in one line which way it runs, and the summary's table
 has a row per stage: name, job id, status (SKIPPED for the stages never run) and duration.
 Ctrl+C prints the table as it stands.
+
+In a CI each stage run as its own job is a group titled with the stage, a skipped stage a
+warning annotation; the one job of the stages as steps is one group.  The JUnit report has
+a testcase per stage (a skipped one ``<skipped>``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from hodei_stream.ci.junit import ReportCase
 from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ExitStatus
 from hodei_stream.jobs.payload import payload_file
@@ -35,10 +40,10 @@ from hodei_stream.jobs.workspace import Kind, WorkspaceScript
 from hodei_stream.jobs.wrapper import (
     JobOutcome,
     JobRequest,
-    aligned,
     job_log_lines,
     status_mark,
     streamed_lines,
+    testcase,
 )
 
 ONE_JOB_NOTICE = (
@@ -62,10 +67,11 @@ class StageResult:
     duration: str = "-"
     note: str = ""  # why a stage was skipped
     reason: str = ""  # why a stage failed, in its own words (its last "❌ ..." line)
+    seconds: float = 0.0
 
     @classmethod
     def of(cls, stage: str, outcome: JobOutcome) -> StageResult:
-        return cls(stage, outcome.status, outcome.job_id, f"{outcome.duration_s:.2f}s")
+        return cls(stage, outcome.status, outcome.job_id, f"{outcome.duration_s:.2f}s", seconds=outcome.duration_s)
 
 
 class PipelineScript(WorkspaceScript):
@@ -121,10 +127,13 @@ class PipelineScript(WorkspaceScript):
             statuses = {result.stage: result.status for result in self.results}
             if why := reason_to_skip(stage.needs, statuses, failed, self.keep_going):
                 self.say(f"\n⏭ stage {number}/{len(stages)}: {stage.name} skipped: {why}")
+                self.ci_commands(self.ci.notice_of_skip(f"stage {stage.name} skipped", why))
                 self.results.append(StageResult(stage.name, "SKIPPED", note=why))
                 continue
-            self.say(f"\n▶ stage {number}/{len(stages)}: {stage.name}")
-            outcome = self.run_job(client, stage.request)
+            title = f"▶ stage {number}/{len(stages)}: {stage.name}"
+            if not self.ci.active:  # in a CI, the group's title
+                self.say(f"\n{title}")
+            outcome = self.run_job(client, stage.request, title=title)
             result = StageResult.of(stage.name, outcome)
             if outcome.exit_status != ExitStatus.OK:
                 failed = failed or stage.name
@@ -142,6 +151,22 @@ class PipelineScript(WorkspaceScript):
         if outcome.exit_status == ExitStatus.OK:
             return ""
         return outcome.error_message or f"the job {outcome.status}"
+
+    def testcases(self) -> list[ReportCase]:
+        """The JUnit report: a testcase per stage, its failure where it failed."""
+        outcomes = {outcome.job_id: outcome for outcome in self.followed}
+        cases = []
+        for result in getattr(self, "results", []):
+            outcome = outcomes.get(result.job_id)
+            if result.status == "SKIPPED" or outcome is None:
+                cases.append(ReportCase(result.stage, self.PIPELINE_NAME, 0.0, skipped=result.note or "not run"))
+                continue
+            ended = dataclasses.replace(outcome, status=result.status, duration_s=result.seconds)
+            case = testcase(result.stage, self.PIPELINE_NAME, ended)
+            if case.failure is not None and result.reason:
+                case = case._replace(failure=f"{result.reason} ({case.failure})")
+            cases.append(case)
+        return cases
 
     def one_job_request(self, stages: Sequence[Stage]) -> JobRequest:
         return steps_job(
@@ -209,7 +234,9 @@ def results_from_markers(names: Sequence[str], lines: Sequence[str], outcome: Jo
     for line in lines:
         if ended := ENDED.match(line):
             name = ended[3]
-            results[name] = StageResult(name, ended[4], outcome.job_id, f"{ended[5]}s", reason=ended[7] or "")
+            results[name] = StageResult(
+                name, ended[4], outcome.job_id, f"{ended[5]}s", reason=ended[7] or "", seconds=float(ended[5])
+            )
         elif skipped := SKIPPED.match(line):
             results[skipped[3]] = StageResult(skipped[3], "SKIPPED", note=skipped[4])
         elif started := STARTED.match(line):
@@ -221,8 +248,8 @@ def results_from_markers(names: Sequence[str], lines: Sequence[str], outcome: Jo
     return [results.get(name) or StageResult(name, "SKIPPED", note=not_reached) for name in names]
 
 
-def stage_table(results: list[StageResult]) -> list[str]:
-    """Aligned rows: stage, job id, status, duration, and why a stage was skipped."""
-    rows = [("stage", "job id", "status", "duration", "")]
+def stage_table(results: list[StageResult]) -> list[tuple[str, ...]]:
+    """The rows, header first: stage, job id, status, duration, and why a stage was skipped."""
+    rows: list[tuple[str, ...]] = [("stage", "job id", "status", "duration", "")]
     rows += [(r.stage, r.job_id, f"{status_mark(r.status)} {r.status}", r.duration, r.note) for r in results]
-    return aligned(rows)
+    return rows

@@ -22,7 +22,7 @@ from hodei_stream.api import FINAL_STATUSES, QUEUED_AT_KEY, STATUS_NAMES, check_
 from hodei_stream.client import HodeiClient
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.jobs.usage import number_switch
-from hodei_stream.jobs.wrapper import STATUS_POLL_S, JobScript, UsageError, aligned
+from hodei_stream.jobs.wrapper import STATUS_POLL_S, JobScript, UsageError
 from hodei_stream.proto import hodei_pb2 as pb
 
 UNKNOWN = "unknown"
@@ -103,7 +103,7 @@ def clock(epoch_s: float | None) -> str:
     return dt.datetime.fromtimestamp(epoch_s).astimezone().strftime("%H:%M:%S.%f")[:-3]  # the user's local time
 
 
-def timeline_table(timeline: dict[str, float | None]) -> list[str]:
+def timeline_table(timeline: dict[str, float | None]) -> list[tuple[str, str, str]]:
     """One row per state, in the order of a job's life: when it began and how long until the next one."""
     states = sorted(timeline.items(), key=lambda item: life_order(item[0]))
     rows = [("state", "since", "time in state")]
@@ -114,7 +114,7 @@ def timeline_table(timeline: dict[str, float | None]) -> list[str]:
             following = states[index + 1][1]
             spent = f"{following - began:.3f}s" if began is not None and following is not None else UNKNOWN
         rows.append((state, clock(began), spent))
-    return aligned(rows)
+    return rows
 
 
 def main() -> None:

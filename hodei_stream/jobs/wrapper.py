@@ -18,6 +18,11 @@ add to the summary (``summary_rows``).  This module does the rest the same way f
   them): a script that explains a failure reads GetLogs, else that file.
 - the job's state and times come from GetJob alone; where it dates nothing (the platform
   sets no start or end time), the transitions this process saw, else "unknown".
+- in a CI (``--ci``, ``HODEI_CI``, else GitHub Actions or GitLab CI detected): everything on
+  stdout, in order; a collapsible group around each job's log (the streamer keeps the job's
+  lines from issuing CI commands, this process makes the groups); an error annotation for a
+  job that failed; the summary also in the step summary (``GITHUB_STEP_SUMMARY``, as
+  Markdown, wherever it is set); ``--junit FILE`` writes a JUnit report, a testcase per job.
 - Ctrl+C: the streamer is started with SIGINT ignored, so that only this process decides
   what Ctrl+C means: it ends the streamer with SIGTERM, and the streamer's own goodbye
   (the job goes on, and how to watch it again) is the one message the user reads; or, with
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import re
 import shutil
 import signal
@@ -50,6 +56,10 @@ from plumbum.commands.base import ERROUT, BaseCommand
 from plumbum.commands.modifiers import BG, Future
 
 from hodei_stream.api import FINAL_STATUSES, duration_s, last_execution, status_name
+from hodei_stream.ci.commands import CI_CHOICES, NO_CI
+from hodei_stream.ci.junit import ReportCase, write_junit
+from hodei_stream.ci.output import LAST_LINES, CiChoiceError, CiOutput, chosen_ci, failure_text
+from hodei_stream.ci.summary import append_step_summary, markdown_summary
 from hodei_stream.client import HodeiClient
 from hodei_stream.command_line import installed_version, refuse_usage, watch_again_hint
 from hodei_stream.endpoint import (
@@ -157,7 +167,16 @@ class JobScript(cli.Application):
     cancel_on_interrupt = cli.Flag(
         "--cancel-on-interrupt", help="on Ctrl+C, cancel the job (by default Ctrl+C stops watching and the job goes on)"
     )
+    ci_choice = cli.SwitchAttr(
+        "--ci",
+        cli.Set(*CI_CHOICES),
+        argname="CI",
+        help="CI output: a group per job or stage, annotations, job lines kept from issuing CI commands "
+        "(default: $HODEI_CI, else auto: GitHub Actions or GitLab CI when detected)",
+    )
+    junit = cli.SwitchAttr("--junit", str, argname="FILE", help="write a JUnit XML report: a testcase per job or stage")
     poll_interval_s = STATUS_POLL_S  # a switch of its own in trace-job.sh
+    ci = CiOutput(NO_CI)  # set by ``main`` from --ci, HODEI_CI and the CI's variables
 
     # The job being watched, for the Ctrl+C message.
     watched_job_id: str | None = None
@@ -225,15 +244,22 @@ class JobScript(cli.Application):
         try:
             self.check_usage()
             server = resolve(self.server_url)
-        except (UsageError, ServerAddressError) as error:
+            self.ci = CiOutput(chosen_ci(cast("str | None", self.ci_choice), self.environment.variables))
+        except (UsageError, ServerAddressError, CiChoiceError) as error:
             return self.usage_error(str(error))
+        if self.junit and not os.access(os.path.dirname(os.path.abspath(self.junit)), os.W_OK):
+            return self.usage_error(f"cannot write the JUnit report {self.junit}: no such writable folder")
         self.server = server
+        self.followed: list[JobOutcome] = []  # every job followed, in turn: the JUnit report's testcases
         # Removed at the very end: Ctrl+C's table (pipelines) still reads what was streamed.
         self.streamed_logs = Path(tempfile.mkdtemp(prefix="hodei-job-logs-"))
         try:
             ensure_running(server)
             with HodeiClient(server) as client:
-                return int(self.run_jobs(client))
+                status = int(self.run_jobs(client))
+            if self.junit:
+                write_junit(self.junit, str(self.PROGNAME), self.testcases())
+            return status
         except ClientError as error:
             return self.fail(str(error), error.status)
         except ServerAddressError as error:  # the embedded server could not be started
@@ -257,8 +283,13 @@ class JobScript(cli.Application):
         if outcome.exit_status != ExitStatus.OK and (hint := self.explain_failure(client, outcome)):
             self.say(hint)
 
-    def run_job(self, client: HodeiClient, request: JobRequest) -> JobOutcome:
-        """Submit ``request``, stream its log in the chosen mode, return how it ended."""
+    def testcases(self) -> list[ReportCase]:
+        """The JUnit report: a testcase per job followed."""
+        return [testcase(outcome.name, str(self.PROGNAME), outcome) for outcome in self.followed]
+
+    def run_job(self, client: HodeiClient, request: JobRequest, title: str | None = None) -> JobOutcome:
+        """Submit ``request``, stream its log in the chosen mode, return how it ended;
+        ``title``: its group's in a CI."""
         spec = job_spec(request.payload, request.args, request.env, request.bundle)
         job_id = client.queue_job(
             request.name,
@@ -269,17 +300,35 @@ class JobScript(cli.Application):
             tags=request.tags,
         )
         self.say(f"🚀 submitted job '{request.name}' as {job_id} to {client.server}")
-        return self.follow(client, job_id, request.name)
+        return self.follow(client, job_id, request.name, title=title)
 
-    def follow(self, client: HodeiClient, job_id: str, name: str, stream_logs: bool = True) -> JobOutcome:
-        """Stream a job's log in the chosen mode (or only watch it) until it ends; how it ended."""
+    def follow(
+        self, client: HodeiClient, job_id: str, name: str, stream_logs: bool = True, title: str | None = None
+    ) -> JobOutcome:
+        """Stream a job's log in the chosen mode (or only watch it) until it ends; how it
+        ended.  In a CI, inside a group (``title``, else the job's name and id), a failure
+        annotated after it."""
+        title = title or f"🚀 job '{name}' ({job_id})"
+        self.ci_commands(self.ci.open_group(title))
+        try:
+            outcome = self.followed_to_the_end(client, job_id, name, stream_logs)
+        finally:
+            self.ci_commands(self.ci.close_group())
+        if outcome.exit_status != ExitStatus.OK:
+            self.ci_commands(self.ci.failure(f"{title}: {outcome.status}", failure_message(outcome)))
+        self.followed.append(outcome)
+        return outcome
+
+    def followed_to_the_end(self, client: HodeiClient, job_id: str, name: str, stream_logs: bool) -> JobOutcome:
         started = time.monotonic()
         self.watched_job_id = job_id
         self.status_seen_at: dict[str, float] = {}  # status → when (monotonic) this process first saw it
         foreground = self.streams_in_foreground and stream_logs
         streamed = self.streamed_log(job_id) if stream_logs and self.KEEPS_STREAMED_LINES else None
         streamer = (
-            start_streamer(self.streamer_command(client.server, job_id, foreground, streamed)) if stream_logs else None
+            start_streamer(self.streamer_command(client.server, job_id, foreground, streamed, self.ci.kind))
+            if stream_logs
+            else None
         )
         try:
             if streamer is not None and foreground:
@@ -321,13 +370,15 @@ class JobScript(cli.Application):
         return self.foreground or (self.FOREGROUND_BY_DEFAULT and not self.background)
 
     @staticmethod
-    def streamer_command(server: Server, job_id: str, foreground: bool, streamed: Path | None = None) -> BaseCommand:
+    def streamer_command(
+        server: Server, job_id: str, foreground: bool, streamed: Path | None = None, ci: str = NO_CI
+    ) -> BaseCommand:
         """The streamer on this terminal (foreground), or the original's ``stdbuf -o0 -e0 … 2>&1 | cat``.
 
         In the background, ``| cat`` reads the streamer's only pipe and writes to this
         process's stdout: no output is captured, so nothing can fill up and block the streamer.
         """
-        streamer = streamer_command_line(server, job_id, streamed)
+        streamer = streamer_command_line(server, job_id, streamed, ci)
         if foreground:
             return local[streamer[0]][streamer[1:]]
         unbuffered = local["stdbuf"]["-o0", "-e0"][streamer]
@@ -360,7 +411,7 @@ class JobScript(cli.Application):
 
     # ----- output -----------------------------------------------------------------------
 
-    def print_summary(self, outcome: JobOutcome, table: Sequence[str] = ()) -> None:
+    def print_summary(self, outcome: JobOutcome, table: Sequence[Sequence[str]] = ()) -> None:
         exit_code = exit_code_text(outcome)
         rows = [
             ("Job ID", outcome.job_id),
@@ -372,12 +423,23 @@ class JobScript(cli.Application):
             rows.append(("Error", outcome.error_message))
         self.print_block("📋 Summary", rows + self.summary_rows(outcome), table)
 
-    def print_block(self, title: str, rows: Sequence[tuple[str, str]], table: Sequence[str] = ()) -> None:
-        """A summary block: a rule, the title, aligned ``label: value`` rows, a table, a rule."""
+    def print_block(self, title: str, rows: Sequence[tuple[str, str]], table: Sequence[Sequence[str]] = ()) -> None:
+        """A summary block: a rule, the title, aligned ``label: value`` rows, a table (its
+        first row the header), a rule; also appended to the step summary when there is one."""
         width = max(len(label) for label, _ in rows) + 1
         lines = [RULE, title, *(f"   {label + ':':<{width}} {value}" for label, value in rows)]
-        lines += [f"   {line}" for line in table]
+        lines += [f"   {line}" for line in (aligned(table) if table else [])]
         self.say("\n".join([*lines, RULE]))
+        if summary := self.environment.step_summary:
+            try:
+                append_step_summary(summary, markdown_summary(title, rows, table))
+            except OSError as error:
+                self.say(f"{self.PROGNAME}: cannot append to the step summary {summary}: {error.strerror}")
+
+    def ci_commands(self, lines: Sequence[str]) -> None:
+        """CI commands of ours (groups, annotations), on stdout where the job's lines go."""
+        if lines:
+            print("\n".join(lines), file=self.environment.stdout, flush=True)
 
     def interrupted(self, answered: bool) -> int:
         """Ctrl+C reached ``main``: say so, unless ``stop_watching`` already did."""
@@ -394,17 +456,23 @@ class JobScript(cli.Application):
         return status
 
     def say(self, text: str) -> None:
-        # stderr, like the streamer's banners, so that stdout carries only the job's log lines.
-        print(text, file=self.environment.stderr, flush=True)
+        # stderr, like the streamer's banners, so that stdout carries only the job's log lines;
+        # in a CI stdout, in order with them, and unable to issue a command (a server's words).
+        if self.ci.active:
+            print(self.ci.guarded(text), file=self.environment.stdout, flush=True)
+        else:
+            print(text, file=self.environment.stderr, flush=True)
 
 
-def streamer_command_line(server: Server, job_id: str, streamed: Path | None = None) -> list[str]:
+def streamer_command_line(server: Server, job_id: str, streamed: Path | None = None, ci: str = NO_CI) -> list[str]:
     """This interpreter streaming one job: the streamer needs nothing on PATH.
     The embedded server goes unnamed, so that the streamer may start it again if it dies;
-    ``streamed``: a file that also gets every line shown (``-o``)."""
+    ``streamed``: a file that also gets every line shown (``-o``); ``ci``: the CI, whose
+    groups this process makes (the streamer guards the job's lines)."""
     where = [] if server.embedded else ["--server", server.target]
     also = ["-o", str(streamed)] if streamed else []
-    return [*module_command(STREAMER_MODULE), *where, *also, job_id]
+    in_ci = ["--ci", ci, "--no-ci-groups"] if ci != NO_CI else ["--ci", NO_CI]
+    return [*module_command(STREAMER_MODULE), *where, *also, *in_ci, job_id]
 
 
 def outcome_of(job: pb.GetJobResponse, job_id: str, name: str, fallback_duration_s: float) -> JobOutcome:
@@ -418,6 +486,22 @@ def outcome_of(job: pb.GetJobResponse, job_id: str, name: str, fallback_duration
         exit_code=execution.exit_code if execution else "",
         duration_s=fallback_duration_s if ran_s is None else ran_s,
         error_message=execution.error_message if execution else "",
+    )
+
+
+def failure_message(outcome: JobOutcome) -> str:
+    return failure_text(outcome.status, outcome.error_message, outcome.exit_code, outcome.job_id)
+
+
+def testcase(name: str, classname: str, outcome: JobOutcome) -> ReportCase:
+    """A job as a JUnit testcase: its time, and for a failure its message and last lines."""
+    failed = outcome.exit_status != ExitStatus.OK
+    return ReportCase(
+        name=name,
+        classname=classname,
+        time_s=outcome.duration_s,
+        failure=failure_message(outcome) if failed else None,
+        log_tail=tuple(streamed_lines(outcome.streamed)[-LAST_LINES:]) if failed else (),
     )
 
 

@@ -13,6 +13,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from hodei_stream.ci.commands import NO_CI
+from hodei_stream.ci.output import CiChoiceError, CiOutput, chosen_ci
 from hodei_stream.command_line import silence_stdout
 from hodei_stream.environment import Environment
 from hodei_stream.exit_codes import ExitStatus
@@ -31,6 +33,14 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
     signal.signal(signal.SIGTERM, _raise_interrupted)
     options = parse_options(argv)
     env = Environment.of_process() if environment is None else environment
+    try:
+        ci = chosen_ci(options.ci, env.variables)
+    except CiChoiceError as error:
+        print(f"stream-logs: {error}", file=env.stderr)
+        return ExitStatus.USAGE
+    if options.junit and not os.access(os.path.dirname(os.path.abspath(options.junit)), os.W_OK):
+        print(f"stream-logs: cannot write the JUnit report {options.junit}: no such writable folder", file=env.stderr)
+        return ExitStatus.USAGE
     export_fd = None
     if options.output:
         try:
@@ -44,8 +54,12 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
     except re.error as error:
         writer.notice(f"stream-logs: bad --grep pattern: {error}")
         return ExitStatus.USAGE
+    if ci != NO_CI and not options.json:  # JSON lines are for a program: no CI output among them
+        writer.in_ci(CiOutput(ci), raw_lines=options.raw)
     try:
-        return Session(options, env, writer, keep).run()
+        status = Session(options, env, writer, keep).run()
+        writer.end_guard()  # the CI reads the commands of whatever runs after us
+        return status
     except ReaderGone:
         silence_stdout()  # our reader left (| head): nothing more to show anyone
         return ExitStatus.OK

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from hodei_stream.ci.commands import CI_CHOICES
 from hodei_stream.command_line import UsageParser, bounded
 from hodei_stream.records import LogLine
 
@@ -22,7 +23,8 @@ jobs: the worst of their statuses (130, 4, 3, 2, 1, 5, 0 from worst to best).
 on a terminal, control characters in log lines (but tab) are shown as \\xHH; --raw or a
 pipe / file gets them as the job wrote them.
 environment: HODEI_GRPC_URL (server when --server is not given), NO_COLOR, FORCE_COLOR,
-HODEI_STREAM_HOME (the embedded server's state folder)."""
+HODEI_STREAM_HOME (the embedded server's state folder), HODEI_CI (the default of --ci);
+GITHUB_ACTIONS=true / GITLAB_CI=true: what --ci auto finds."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_what_to_show(parser)
     add_how_to_show(parser)
+    add_ci_options(parser)
     connection = parser.add_argument_group("connection")
     connection.add_argument("--no-reconnect", action="store_true", help="fail at once when the connection drops")
     connection.add_argument(
@@ -105,6 +108,24 @@ def add_how_to_show(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_ci_options(parser: argparse.ArgumentParser) -> None:
+    """Output for a CI system, and reports for it."""
+    ci = parser.add_argument_group("in CI")
+    ci.add_argument(
+        "--ci",
+        choices=CI_CHOICES,
+        help="CI output: a collapsible group per job, annotations, job lines kept from issuing "
+        "CI commands (default: $HODEI_CI, else auto: GitHub Actions or GitLab CI when detected)",
+    )
+    ci.add_argument(
+        "--no-ci-groups",
+        action="store_true",
+        help="in CI, only keep the job's lines from issuing commands: no group, no annotation "
+        "(for a caller that makes its own)",
+    )
+    ci.add_argument("--junit", metavar="FILE", help="write a JUnit XML report: a testcase per job")
+
+
 class Options(NamedTuple):
     """stream-logs' command line, parsed: what to follow, what to show and how, how to connect."""
 
@@ -128,6 +149,9 @@ class Options(NamedTuple):
     stats: bool
     no_reconnect: bool
     reconnect_timeout: float | None
+    ci: str | None
+    no_ci_groups: bool
+    junit: str | None
 
     @classmethod
     def of(cls, parsed: argparse.Namespace) -> Options:
@@ -157,6 +181,8 @@ def conflict(options: Options) -> str | None:
         return "--reconnect-timeout has no effect with --no-reconnect"
     if options.json and options.raw:
         return "--json escapes every control character: --raw does not apply"
+    if options.json and options.ci in ("github", "gitlab"):
+        return "--json is for a program, not for a CI's log: --ci does not apply"
     if options.json and options.color == "always":
         return "--json is never coloured: --color=always does not apply"
     if options.no_timestamps and options.arrival_time:

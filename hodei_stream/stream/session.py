@@ -14,6 +14,7 @@ from hodei_stream.environment import Environment
 from hodei_stream.exit_codes import ClientError, ExitStatus, worst
 from hodei_stream.records import LogLine
 from hodei_stream.stream import format as fmt
+from hodei_stream.stream.in_ci import JobsInCi
 from hodei_stream.stream.options import DEFAULT_RECONNECT_TIMEOUT_S, Options
 from hodei_stream.stream.subscribe import Follower, LogClient, ReconnectPolicy
 from hodei_stream.stream.write import Writer
@@ -74,6 +75,7 @@ class Session:
         self.plain = fmt.Style(colour=False, timestamps=timestamps, job_labels=self.several)
         self.stats = LatencyStats() if options.stats else None
         self.followers: list[Follower] = []
+        self.in_ci = JobsInCi(options, writer)
 
     def run(self) -> int:
         options = self.options
@@ -119,8 +121,9 @@ class Session:
                     statuses.append(error.status)
                     continue
                 found.append(job_id)
-                if not options.quiet:
+                if not options.quiet and not self.in_ci.grouped:  # in a CI the group's title
                     self.writer.notice(fmt.format_header(job_id, self.colour_err))
+            self.in_ci.opened(found)
             timeout = DEFAULT_RECONNECT_TIMEOUT_S if options.reconnect_timeout is None else options.reconnect_timeout
             policy = ReconnectPolicy(enabled=not options.no_reconnect, give_up_after_s=timeout)
             self.followers = [
@@ -136,8 +139,11 @@ class Session:
             ]
             statuses += self._follow()
         except (ClientError, ServerAddressError) as error:  # the latter: the embedded server would not start
+            self.in_ci.close()
             self.writer.notice(f"stream-logs: {error}")
             return error.status
+        finally:
+            self.in_ci.close()
         if self.stats is not None:
             self.writer.notice(self.stats.summary())
         return worst(statuses)
@@ -155,6 +161,8 @@ class Session:
             shown = [fmt.format_json(line) for line in batch]
         else:
             shown = [fmt.format_line(line, self.style, shown_ns) for line in batch]
+        if self.in_ci.keeps_lines:
+            self.in_ci.saw(batch)
         exported = None
         if self.writer.export_fd is not None:
             exported = shown if not self.colour else [fmt.format_line(line, self.plain, shown_ns) for line in batch]
@@ -233,8 +241,8 @@ class Session:
             error_message=execution.error_message if execution is not None else "",
             how=how,
         )
-        if not self.options.quiet:
-            self.writer.notice(fmt.format_ending(ending, self.colour_err, job_labels=self.several))
+        end_line = None if self.options.quiet else fmt.format_ending(ending, self.colour_err, job_labels=self.several)
+        self.in_ci.job_ended(ending, end_line)
         if job.status == JOB_STATUS_COMPLETED:
             return ExitStatus.OK
         return ExitStatus.JOB_FAILED
