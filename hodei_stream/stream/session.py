@@ -19,12 +19,12 @@ from hodei_stream.environment import Environment
 from hodei_stream.exit_codes import ClientError, ExitStatus, worst
 from hodei_stream.records import LogLine
 from hodei_stream.stream import format as fmt
-from hodei_stream.stream.merge import Ended, Gathering, Lines, history_of, merged
 from hodei_stream.stream.options import DEFAULT_RECONNECT_TIMEOUT_S, Options
 from hodei_stream.stream.subscribe import Follower, LogClient, ReconnectPolicy
 from hodei_stream.stream.write import Writer
 
 if TYPE_CHECKING:
+    from hodei_stream.stream.merge import Gathering
     from hodei_stream.stream.selection import Found, JobFinder, Labels, Polled
 
 
@@ -194,11 +194,15 @@ class Session:
         return [self._end(follower)]
 
     def _history(self, follower: Follower) -> list[LogLine]:
+        from hodei_stream.stream.merge import history_of
+
         return history_of(follower, self.keep if self.tail_here else None, self.options.tail)
 
     def _follow_many(self, server: Server, client: LogClient) -> list[int]:
         """Several jobs, or jobs chosen by what they are, or a time to stop at: histories
         merged by time, then live lines, jobs joining as they are found; the exit statuses."""
+        from hodei_stream.stream.merge import Gathering, merged  # here: one job is followed without threads
+
         options = self.options
         finder: JobFinder | None = None
         polled: Polled | None = None
@@ -246,6 +250,7 @@ class Session:
     ) -> list[int]:
         """Show what the followers and the finder bring until every job ended (ids only), no
         matching job is left (--until-done), the --until time came, or forever (selectors)."""
+        from hodei_stream.stream.merge import Ended, Lines
         from hodei_stream.stream.selection import Found, Polled
 
         options = self.options

@@ -31,9 +31,11 @@ LEVEL_RANKS = {
 LEVEL_CHOICES = ("trace", "debug", "info", "warn", "error", "fatal")
 
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_RELATIVE = re.compile(r"(?P<sign>[+-]?)(?P<parts>(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+)")
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?")
+# Patterns, not compiled ones: compiled on first use (re caches them), so that stream-logs
+# without --since/--until does not pay for them at start-up.
+_RELATIVE = r"(?P<sign>[+-]?)(?P<parts>(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+)"
+_PART = r"(\d+(?:\.\d+)?)(ms|s|m|h|d)"
+_TIME_OF_DAY = r"(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
 
 
 class BadTime(ValueError):
@@ -43,11 +45,11 @@ class BadTime(ValueError):
 def parse_time(text: str, now_ns: int) -> int:
     """The moment ``text`` names, in ns since the epoch (``now_ns``: the relative forms' now)."""
     spec = text.strip()
-    if (relative := _RELATIVE.fullmatch(spec)) is not None:
-        seconds = sum(float(number) * _UNIT_S[unit] for number, unit in _PART.findall(relative["parts"]))
+    if (relative := re.fullmatch(_RELATIVE, spec)) is not None:
+        seconds = sum(float(number) * _UNIT_S[unit] for number, unit in re.findall(_PART, relative["parts"]))
         offset_ns = int(seconds * 1e9)
         return now_ns + offset_ns if relative["sign"] == "+" else now_ns - offset_ns
-    if (clock := _TIME_OF_DAY.fullmatch(spec)) is not None:
+    if (clock := re.fullmatch(_TIME_OF_DAY, spec)) is not None:
         hour, minute = int(clock[1]), int(clock[2])
         second = int(clock[3] or 0)
         fraction_ns = int((clock[4] or "0").ljust(9, "0"))
