@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from hodei_stream.command_line import UsageParser, bounded
 from hodei_stream.records import LogLine
+from hodei_stream.stream import complete
 from hodei_stream.stream.window import LEVEL_CHOICES, BadTime, parse_time, window_filter
 
 DEFAULT_RECONNECT_TIMEOUT_S = 60.0
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_version()
-    parser.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="job id(s) to follow (UUIDs)")
+    job_ids = parser.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="job id(s) to follow (UUIDs)")
+    job_ids.completer = complete.job_ids  # type: ignore[attr-defined]
     parser.add_argument(
         "--server", metavar="URL", help="host:port or unix:/path (default: $HODEI_GRPC_URL, else the embedded server)"
     )
@@ -218,6 +220,7 @@ class Options(NamedTuple):
 def parse_options(argv: Sequence[str] | None) -> Options:
     """The command line as ``Options``, checked once: a usage error ends the command (exit 2)."""
     parser = build_parser()
+    complete.autocomplete(parser)
     options = Options.of(parser.parse_args(argv))
     if (problem := conflict(options)) is not None:
         parser.error(problem)
