@@ -33,20 +33,24 @@ POLL_PAGE_JOBS = 200
 NO_SELECTORS_THERE = "--all, --name and --tag cannot work there; jobs named by id still work"
 
 
+class CannotList(ClientError):
+    """The server cannot list jobs (not a passing failure): selectors cannot work there."""
+
+
 class JobsClient(LogClient):
     """The calls that choose jobs, besides those that follow them: ListJobs, and GetJob for
     a job's name and tags."""
 
     def list_jobs(self, limit: int, search_term: str) -> list[messages.Summary]:
-        """The newest ``limit`` jobs; ``ClientError`` (exit 4) in one line where the server
-        cannot list them."""
+        """The newest ``limit`` jobs; ``CannotList`` (exit 4) in one line where the server
+        cannot list them, ``CallFailed`` for a failure that may pass."""
         request = messages.encode_list_jobs(limit, search_term)
         try:
             return self._unary("/hodei.JobExecutionService/ListJobs", request, messages.decode_list_jobs, "")
         except CallFailed as error:
             if error.code in ("UNAVAILABLE", "UNAUTHENTICATED", "UNIMPLEMENTED"):
                 raise  # the same for every call: the server's own message says it best
-            raise ClientError(
+            raise CannotList(
                 f"the server at {self.server} could not list jobs ({error}); {NO_SELECTORS_THERE}",
                 ExitStatus.UNREACHABLE,
             ) from None

@@ -251,7 +251,7 @@ class Session:
         """Show what the followers and the finder bring until every job ended (ids only), no
         matching job is left (--until-done), the --until time came, or forever (selectors)."""
         from hodei_stream.stream.merge import Ended, Lines
-        from hodei_stream.stream.selection import Found, Polled
+        from hodei_stream.stream.selection import CannotList, Found, Polled
 
         options = self.options
         statuses: list[int] = []
@@ -288,6 +288,11 @@ class Session:
                 gathering.follow(self._join(item, client), self._history if with_history else None)
             elif isinstance(item, Polled):
                 polled, warned = item, False
+            elif isinstance(item, CannotList):  # jobs were queued on a server that cannot list them
+                self.writer.notice(f"stream-logs: {item}")
+                for follower in self.followers:
+                    follower.cancel()
+                return [*statuses, item.status]
             elif isinstance(item, ClientError) and not warned:  # the next round may list them again
                 self.writer.notice(f"⚠️  {item}; trying again")
                 warned = True

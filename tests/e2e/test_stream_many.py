@@ -10,7 +10,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from hodei_stream.client import HodeiClient
@@ -211,9 +211,22 @@ def test_until_done_ends_when_no_matching_job_is_left(server: Server) -> None:
     assert (nothing.returncode, nothing.stdout) == (0, ""), nothing.stderr
 
 
-def test_selectors_where_list_jobs_fails_say_so_in_one_line(platform: Platform) -> None:
+def test_selectors_where_list_jobs_fails_say_so_in_one_line(start_platform: Callable[..., Platform]) -> None:
+    platform = start_platform()
+    # No job yet: the platform lists nothing without failing; the first job queued makes it fail.
+    watching = subprocess.Popen(
+        [*STREAM_LOGS, "--server", platform.server.target, "--all"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.6)  # a round of ListJobs that lists nothing
     with HodeiClient(platform.server) as client:
         job_id = client.queue_job("listed", "/bin/bash", ["-c", "echo hi; sleep 5"])
+    stdout, stderr = watching.communicate(timeout=15)
+    assert (watching.returncode, stdout) == (4, ""), stderr
+    assert "could not list jobs" in stderr.splitlines()[-1]
+    # Jobs there from the start: one line, exit 4, before anything else.
     result = stream_logs(platform.server, "--all")
     assert result.returncode == 4, result.stderr
     assert result.stdout == ""
