@@ -2,15 +2,13 @@
 way from subscribe through format to write; the end lines and the exit status.
 
 One job named by id is read on this thread (the fastest way to the screen); several jobs,
-jobs chosen by what they are (``selection.py``) and a time window to end at go through
-``merge.py``: histories merged by time, then live lines as they come."""
+jobs chosen by what they are and an --until to come are watched by ``many.py``."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from hodei_stream.api import FINAL_STATUSES, JOB_STATUS_COMPLETED, check_job_id, last_execution, status_name
 from hodei_stream.command_line import watch_again_hint
@@ -22,10 +20,6 @@ from hodei_stream.stream import format as fmt
 from hodei_stream.stream.options import DEFAULT_RECONNECT_TIMEOUT_S, Options
 from hodei_stream.stream.subscribe import Follower, LogClient, ReconnectPolicy
 from hodei_stream.stream.write import Writer
-
-if TYPE_CHECKING:
-    from hodei_stream.stream.merge import Gathering
-    from hodei_stream.stream.selection import Found, JobFinder, Labels, Polled
 
 
 class LatencyStats:
@@ -142,9 +136,11 @@ class Session:
                 found.append(job_id)
                 if not options.quiet:
                     self.writer.notice(fmt.format_header(job_id, self.colour_err))
-            self.followers = [self._follower(client, job_id) for job_id in found]
+            self.followers = [self.follower_for(client, job_id) for job_id in found]
             if options.selects or len(self.followers) != 1 or options.until is not None or self.tail_here:
-                statuses += self._follow_many(server, client)
+                from hodei_stream.stream.many import ManyJobs  # here: one job is followed without threads
+
+                statuses += ManyJobs(self, server, client).run()
             else:
                 statuses += self._follow()
         except (ClientError, ServerAddressError) as error:  # the latter: the embedded server would not start
@@ -154,7 +150,8 @@ class Session:
             self.writer.notice(self.stats.summary())
         return worst(statuses)
 
-    def _follower(self, client: LogClient, job_id: str) -> Follower:
+    def follower_for(self, client: LogClient, job_id: str) -> Follower:
+        """A follower of the job as the options ask (history, tail, reconnects)."""
         options = self.options
         return Follower(
             client,
@@ -184,128 +181,24 @@ class Session:
         self.writer.log(shown, exported)
 
     def _follow(self) -> list[int]:
-        """Show every follower's lines until all have ended; their exit statuses."""
+        """The one job's lines until it ended; its exit status."""
         if self.options.no_follow:
             return [self._history_only(follower) for follower in self.followers]
         # One job: read the stream on this thread, no hand-off in the way of latency.
         follower = self.followers[0]
         for batch in follower.batches():
             self.show(batch)
-        return [self._end(follower)]
+        return [self.end(follower)]
 
-    def _history(self, follower: Follower) -> list[LogLine]:
+    def history(self, follower: Follower) -> list[LogLine]:
+        """The job's history as shown before its live lines (with --tail N after a window:
+        the last N lines the filters keep)."""
         from hodei_stream.stream.merge import history_of
 
         return history_of(follower, self.keep if self.tail_here else None, self.options.tail)
 
-    def _follow_many(self, server: Server, client: LogClient) -> list[int]:
-        """Several jobs, or jobs chosen by what they are, or a time to stop at: histories
-        merged by time, then live lines, jobs joining as they are found; the exit statuses."""
-        from hodei_stream.stream.merge import Gathering, merged  # here: one job is followed without threads
-
-        options = self.options
-        finder: JobFinder | None = None
-        polled: Polled | None = None
-        labels: Labels | None = None
-        if self.prefix == "name" or options.selects:
-            from hodei_stream.stream import selection  # here: only jobs chosen or labelled by name need it
-
-            jobs = selection.JobsClient(server)
-            ids = [follower.job_id for follower in self.followers]
-            by_name = self.prefix == "name"
-            labels = selection.Labels(by_name, self.style.labels)
-            labels.give([selection.Found(job_id, jobs.definition(job_id).name if by_name else "") for job_id in ids])
-            if options.selects:
-                finder = selection.JobFinder(jobs, selection.Selector.of(options), known=ids)
-                found, polled = finder.poll()
-                labels.give(found)
-                for job in found:
-                    self._join(job, client)
-        with_history = not options.no_history and options.tail != 0
-        if with_history:
-            self.show(merged(self._history(follower) for follower in self.followers))
-        if options.no_follow or (options.until is not None and options.until <= time.time_ns()):
-            if finder is not None:
-                finder.stop()
-            return [self._stop_here(follower, "history shown") for follower in self.followers]
-        gathering = Gathering()
-        for follower in self.followers:
-            gathering.follow(follower)
-        if finder is not None:
-            finder.watch(gathering.put)
-        try:
-            return self._gather(gathering, client, finder, polled, labels, with_history)
-        finally:
-            if finder is not None:
-                finder.stop()
-
-    def _gather(
-        self,
-        gathering: Gathering,
-        client: LogClient,
-        finder: JobFinder | None,
-        polled: Polled | None,
-        labels: Labels | None,
-        with_history: bool,
-    ) -> list[int]:
-        """Show what the followers and the finder bring until every job ended (ids only), no
-        matching job is left (--until-done), the --until time came, or forever (selectors)."""
-        from hodei_stream.stream.merge import Ended, Lines
-        from hodei_stream.stream.selection import CannotList, Found, Polled
-
-        options = self.options
-        statuses: list[int] = []
-        ended: set[str] = set()
-        warned = False
-        while True:
-            if gathering.running == 0 and (
-                finder is None or (options.until_done and polled is not None and polled.active <= ended)
-            ):
-                return statuses
-            timeout_s = None if options.until is None else max(0.0, (options.until - time.time_ns()) / 1e9)
-            item = gathering.next(timeout_s)
-            if item is None:  # the --until time came
-                while isinstance(item := gathering.next(0), Lines):
-                    self.show(item.batch)
-                still = [follower for follower in self.followers if follower.job_id not in ended]
-                for follower in still:
-                    follower.cancel()
-                return statuses + [self._stop_here(follower, "--until reached") for follower in still]
-            if isinstance(item, Lines):
-                self.show(item.batch)
-            elif isinstance(item, Ended):
-                ended.add(item.follower.job_id)
-                if isinstance(item.error, ClientError):
-                    self.writer.notice(f"stream-logs: {item.error}")
-                    statuses.append(item.error.status)
-                elif item.error is not None:
-                    raise item.error
-                else:
-                    statuses.append(self._end(item.follower))
-            elif isinstance(item, Found):
-                assert labels is not None, "jobs are found only with labels to give"
-                labels.give([item])
-                gathering.follow(self._join(item, client), self._history if with_history else None)
-            elif isinstance(item, Polled):
-                polled, warned = item, False
-            elif isinstance(item, CannotList):  # jobs were queued on a server that cannot list them
-                self.writer.notice(f"stream-logs: {item}")
-                for follower in self.followers:
-                    follower.cancel()
-                return [*statuses, item.status]
-            elif isinstance(item, ClientError) and not warned:  # the next round may list them again
-                self.writer.notice(f"⚠️  {item}; trying again")
-                warned = True
-
-    def _join(self, job: Found, client: LogClient) -> Follower:
-        """A job a selector found: announced, and a follower for it among the others."""
-        follower = self._follower(client, job.job_id)
-        self.followers.append(follower)
-        if not self.options.quiet:
-            self.writer.notice(fmt.format_joined(job.job_id, self._label(job.job_id), self.colour_err))
-        return follower
-
-    def _label(self, job_id: str) -> str:
+    def label(self, job_id: str) -> str:
+        """What labels the job's lines (and its end line) among several."""
         return self.style.labels.get(job_id) or fmt.job_label(job_id)
 
     def _history_only(self, follower: Follower) -> int:
@@ -316,18 +209,19 @@ class Session:
         else:
             for batch in follower.history_batches():
                 self.show(batch)
-        return self._stop_here(follower, "history shown")
+        return self.stop_here(follower, "history shown")
 
-    def _stop_here(self, follower: Follower, how: str) -> int:
+    def stop_here(self, follower: Follower, how: str) -> int:
         """The end line of a job no longer followed: its final status, or 5 (it goes on)."""
         job = follower.client.get_job(follower.job_id)
         follower.final = job
         if job.status in FINAL_STATUSES:
-            return self._end(follower, how=how)
-        self._end(follower, how=f"{how} (the job goes on)")
+            return self.end(follower, how=how)
+        self.end(follower, how=f"{how} (the job goes on)")
         return ExitStatus.STILL_RUNNING
 
-    def _end(self, follower: Follower, how: str = "stream ended") -> int:
+    def end(self, follower: Follower, how: str = "stream ended") -> int:
+        """The job's end line (unless --quiet), and its exit status."""
         job = follower.final
         assert job is not None, "a follower that ended has the job's final answer"
         execution = last_execution(job)
@@ -340,7 +234,7 @@ class Session:
             how=how,
         )
         if not self.options.quiet:
-            label = self._label(follower.job_id) if self.style.job_labels else ""
+            label = self.label(follower.job_id) if self.style.job_labels else ""
             self.writer.notice(fmt.format_ending(ending, self.colour_err, label=label))
         if job.status == JOB_STATUS_COMPLETED:
             return ExitStatus.OK
