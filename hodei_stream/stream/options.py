@@ -19,8 +19,9 @@ MAX_RECONNECT_TIMEOUT_S = 7 * 24 * 3600  # a week: finite, so a lost server is g
 
 EPILOG = """\
 exit status: 0 the job(s) completed; 1 a job failed, timed out or was cancelled; 2 usage
-error; 3 no such job; 4 server unreachable, not a Hodei server, or it ended the call; 5
---no-follow and the job has not ended; 130 interrupted by you (the job goes on).  Several
+error; 3 no such job; 4 server unreachable, not a Hodei server, or it ended the call (or it
+cannot list jobs, for --all/--name/--tag); 5 --no-follow or an --until reached, and the job
+has not ended; 130 interrupted by you (the job goes on).  Several
 jobs: the worst of their statuses (130, 4, 3, 2, 1, 5, 0 from worst to best).
 on a terminal, control characters in log lines (but tab) are shown as \\xHH; --raw or a
 pipe / file gets them as the job wrote them.
