@@ -31,6 +31,7 @@ from hodei_stream.environment import Environment
 from hodei_stream.exit_codes import ClientError, ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.stream import cli as stream_cli
+from hodei_stream.stream import complete
 from hodei_stream.stream.format import UNKNOWN_EXIT_CODE, format_duration, visible
 from hodei_stream.stream.options import add_ci_options
 
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ci_options(run)
     job_options(commands.add_parser("submit", help="submit a job and print its id"))
     status = commands.add_parser("status", help="a job's status, exit code and times")
-    status.add_argument("job_id", metavar="JOB_ID")
+    status.add_argument("job_id", metavar="JOB_ID").completer = complete.job_ids  # type: ignore[attr-defined]
     status.add_argument("--json", action="store_true", help="one JSON object on stdout")
     listing = commands.add_parser("list", help="recent jobs, newest first")
     listing.add_argument(
@@ -94,11 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--wide", action="store_true", help="a TAGS column as well")
     listing.add_argument("--json", action="store_true", help="one JSON object per job and line, as hodei status --json")
     cancel = commands.add_parser("cancel", help="cancel a job (its whole process group is stopped)")
-    cancel.add_argument("job_id", metavar="JOB_ID")
+    cancel.add_argument("job_id", metavar="JOB_ID").completer = complete.job_ids  # type: ignore[attr-defined]
     cancel.add_argument("--reason", default="cancelled with hodei cancel")
     commands.add_parser(
         "bench", help="benchmark stream-logs beside grpcurl/jq and a native client (hodei bench --help)"
     )
+    completion = commands.add_parser(
+        "completion", help="print the shell completion script of hodei, stream-logs and the job scripts"
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
     return parser
 
 
@@ -319,8 +324,15 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
         from hodei_stream.bench.__main__ import main as bench_main
 
         return bench_main(arguments[1:])
-    args = build_parser().parse_args(arguments)
+    parser = build_parser()
+    complete.autocomplete(parser)
+    args = parser.parse_args(arguments)
     env = Environment.of_process() if environment is None else environment
+    if args.command == "completion":  # no server to ask
+        from hodei_stream.completion import shell_script
+
+        print(shell_script(args.shell), file=env.stdout, end="")
+        return ExitStatus.OK
     try:
         server = resolve(args.server)
         ensure_running(server)

@@ -72,15 +72,23 @@ class Style:
     """How lines are shown (a slotted class, not a dataclass: ``dataclasses`` costs stream-logs
     ~10 ms of start-up); set once per run, never changed."""
 
-    __slots__ = ("colour", "escape", "job_labels", "timestamps")
+    __slots__ = ("colour", "escape", "job_labels", "labels", "timestamps")
 
     def __init__(
-        self, colour: bool = False, timestamps: bool = True, job_labels: bool = False, escape: bool = False
+        self,
+        colour: bool = False,
+        timestamps: bool = True,
+        job_labels: bool = False,
+        escape: bool = False,
+        labels: dict[str, str] | None = None,
     ) -> None:
         self.colour = colour
         self.timestamps = timestamps
-        self.job_labels = job_labels  # prefix each line with its job's short label (several jobs)
+        self.job_labels = job_labels  # prefix each line with its job's label (several jobs)
         self.escape = escape  # show control characters as \xHH (a terminal, without --raw)
+        # Each job's label by id (a job not in it: the short id); jobs that join later are
+        # added to it as they join, and a job's label never changes once given.
+        self.labels = {} if labels is None else labels
 
 
 def job_label(job_id: str) -> str:
@@ -132,10 +140,13 @@ def format_line(line: LogLine, style: Style, shown_ns: int | None = None) -> str
         if style.timestamps:
             shown = f"{GREY}{clock_ms(shown_ns or line.captured_ns)}{RESET} {shown}"
         if style.job_labels:
-            shown = f"{label_colour(line.job_id)}{job_label(line.job_id)}{RESET} {shown}"
+            label = style.labels.get(line.job_id) or job_label(line.job_id)
+            shown = f"{label_colour(line.job_id)}{label}{RESET} {shown}"
         return shown
     shown = f"{clock_ms(shown_ns or line.captured_ns)} {tag} {text}" if style.timestamps else f"{tag} {text}"
-    return f"{job_label(line.job_id)} {shown}" if style.job_labels else shown
+    if style.job_labels:
+        return f"{style.labels.get(line.job_id) or job_label(line.job_id)} {shown}"
+    return shown
 
 
 def rfc3339_ns(epoch_ns: int) -> str:
@@ -166,6 +177,12 @@ def format_header(job_id: str, colour: bool) -> str:
     return f"📡 Streaming logs for job: {job_id}\n{rule}"
 
 
+def format_joined(job_id: str, label: str, colour: bool) -> str:
+    """The line when a job chosen by what it is (--all, --name, --tag) joins the watch."""
+    shown = f"{label_colour(job_id)}{label}{RESET}" if colour else label
+    return f"{shown} 🆕 job {job_id} joined"
+
+
 def format_duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.2f}s"
@@ -188,7 +205,7 @@ class Ending(NamedTuple):
     how: str = "stream ended"  # e.g. "stream ended", "no-follow: history shown"
 
 
-def format_ending(ending: Ending, colour: bool, job_labels: bool = False) -> str:
+def format_ending(ending: Ending, colour: bool, label: str = "") -> str:
     """The end line: how the stream ended, the job's final status, exit code and duration."""
     ok = ending.status == "COMPLETED"
     mark = "✅" if ok else "❌" if ending.status in ("FAILED", "CANCELLED", "TIMEOUT") else "⏳"
@@ -204,5 +221,5 @@ def format_ending(ending: Ending, colour: bool, job_labels: bool = False) -> str
         details.append(f"took {format_duration(ending.duration_s)}")
     if ending.error_message:  # text from the server (a cancel reason, say): kept to one safe line
         details.append(visible(ending.error_message))
-    prefix = f"{job_label(ending.job_id)} " if job_labels else ""
+    prefix = f"{label} " if label else ""
     return f"{prefix}{mark} {ending.how}: " + ", ".join(details)

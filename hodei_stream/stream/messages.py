@@ -6,9 +6,11 @@ the streamer needs three small requests and three answers.  The generated classe
 reference: ``tests/unit/test_messages.py`` encodes random messages with them and decodes with
 this module, and the reverse, so the two cannot drift.
 
-Encoded: ``SubscribeLogsRequest``, ``GetLogsRequest``, ``GetJobRequest`` (byte for byte what
-``SerializeToString`` gives).  Decoded: ``JobLogEntry`` (straight into a ``LogLine``),
-``GetLogsResponse`` and the part of ``GetJobResponse`` the streamer shows (``Job``).  Decoding
+Encoded: ``SubscribeLogsRequest``, ``GetLogsRequest``, ``GetJobRequest``, ``ListJobsRequest``
+(byte for byte what ``SerializeToString`` gives).  Decoded: ``JobLogEntry`` (straight into a
+``LogLine``), ``GetLogsResponse``, the part of ``GetJobResponse`` the streamer shows (``Job``),
+and, for jobs chosen by what they are, the name and tags of a ``GetJobResponse``'s definition
+(``Definition``) and ``ListJobsResponse``'s ids, names and statuses (``Summary``).  Decoding
 follows protobuf's rules: unknown fields (any wire type, groups too) and known fields of an
 unexpected wire type are skipped, the last value of a scalar wins, a message field given twice
 is merged, ints are truncated to their 32 or 64 bits, strings must be UTF-8, groups nest at most
@@ -58,6 +60,21 @@ class Job(NamedTuple):
     executions: list[Execution]
 
 
+class Definition(NamedTuple):
+    """What --name / --tag / --prefix read of a ``GetJobResponse``'s ``JobDefinition``."""
+
+    name: str
+    tags: list[str]
+
+
+class Summary(NamedTuple):
+    """What --all / --name / --tag read of a ``JobSummary``."""
+
+    job_id: str
+    name: str
+    status: int
+
+
 # ---- encoding -------------------------------------------------------------------------------
 
 
@@ -94,6 +111,14 @@ def encode_get_job(job_id: str) -> bytes:
     """A ``GetJobRequest`` (its ``JobId`` always present, as the generated code sends it)."""
     inner = _string(1, job_id)
     return b"\x0a" + _varint(len(inner)) + inner
+
+
+def encode_list_jobs(limit: int, search_term: str = "") -> bytes:
+    """A ``ListJobsRequest`` of the newest ``limit`` jobs, of every status; ``search_term``
+    (an optional field: sent when not empty)."""
+    data = search_term.encode()
+    term = b"\x22" + _varint(len(data)) + data if data else b""
+    return _int(1, limit) + term
 
 
 # ---- decoding -------------------------------------------------------------------------------
@@ -410,3 +435,89 @@ def decode_job(data: bytes) -> Job:
     except IndexError:
         raise DecodeError("a truncated GetJobResponse") from None
     return Job(status, executions)
+
+
+def _job_id(data: bytes, pos: int, end: int, value: str) -> str:
+    """A ``JobId`` merged into ``value``."""
+    while pos < end:
+        tag, pos = _read_tag(data, pos, end)
+        if tag == 0x0A:
+            stop, pos = _length(data, pos, end)
+            value = _text(data, pos, stop)
+            pos = stop
+        else:
+            pos = _skip(data, pos, end, tag)
+    return value
+
+
+def _definition(data: bytes, pos: int, end: int, definition: Definition) -> Definition:
+    """A ``JobDefinition``'s name and tags merged into ``definition``."""
+    name, tags = definition
+    while pos < end:
+        tag, pos = _read_tag(data, pos, end)
+        if tag in (0x12, 0x62):  # name, tags
+            stop, pos = _length(data, pos, end)
+            if tag == 0x12:
+                name = _text(data, pos, stop)
+            else:
+                tags = [*tags, _text(data, pos, stop)]
+            pos = stop
+        else:
+            pos = _skip(data, pos, end, tag)
+    return Definition(name, tags)
+
+
+def decode_definition(data: bytes) -> Definition:
+    """A ``GetJobResponse``: its job definition's name and tags."""
+    definition = Definition("", [])
+    pos, end = 0, len(data)
+    try:
+        while pos < end:
+            tag, pos = _read_tag(data, pos, end)
+            if tag == 0x0A:
+                stop, pos = _length(data, pos, end)
+                definition = _definition(data, pos, stop, definition)
+                pos = stop
+            else:
+                pos = _skip(data, pos, end, tag)
+    except IndexError:
+        raise DecodeError("a truncated GetJobResponse") from None
+    return definition
+
+
+def _summary(data: bytes, pos: int, end: int) -> Summary:
+    job_id = name = ""
+    status = 0
+    while pos < end:
+        tag, pos = _read_tag(data, pos, end)
+        if tag in (0x0A, 0x12):  # job_id, name
+            stop, pos = _length(data, pos, end)
+            if tag == 0x0A:
+                job_id = _job_id(data, pos, stop, job_id)
+            else:
+                name = _text(data, pos, stop)
+            pos = stop
+        elif tag == 0x18:
+            value, pos = _read_varint(data, pos, end)
+            status = _signed(value, 32)
+        else:
+            pos = _skip(data, pos, end, tag)
+    return Summary(job_id, name, status)
+
+
+def decode_list_jobs(data: bytes) -> list[Summary]:
+    """A ``ListJobsResponse``: its jobs, in the server's order (newest first)."""
+    jobs: list[Summary] = []
+    pos, end = 0, len(data)
+    try:
+        while pos < end:
+            tag, pos = _read_tag(data, pos, end)
+            if tag == 0x0A:
+                stop, pos = _length(data, pos, end)
+                jobs.append(_summary(data, pos, stop))
+                pos = stop
+            else:
+                pos = _skip(data, pos, end, tag)
+    except IndexError:
+        raise DecodeError("a truncated ListJobsResponse") from None
+    return jobs

@@ -1,5 +1,8 @@
 """One run of stream-logs: the jobs named, their followers, and each batch of lines on its
-way from subscribe through format to write; the end lines and the exit status."""
+way from subscribe through format to write; the end lines and the exit status.
+
+One job named by id is read on this thread (the fastest way to the screen); several jobs,
+jobs chosen by what they are and an --until to come are watched by ``many.py``."""
 
 from __future__ import annotations
 
@@ -65,15 +68,24 @@ class Session:
         # Colour where the log lines go, and where the banners go (stderr).
         self.colour = False if options.json else env.use_colour(options.color, on_stderr=options.stderr)
         self.colour_err = self.colour if options.stderr else env.use_colour(options.color, on_stderr=True)
-        # Labels as asked (several ids), even when one of them turns out unknown.
-        self.several = len(options.job_ids) > 1
+        # Labels as asked (several ids, or jobs chosen by what they are), even when one of
+        # them turns out unknown.
+        self.several = len(options.job_ids) > 1 or options.selects
+        self.prefix = options.prefix or ("name" if options.selects else "id")
+        labelled = self.several and self.prefix != "none"
+        # --since/--until/--level with --tail N: the last N lines they keep, so the whole
+        # history is read and cut here.
+        windowed = options.since is not None or options.until is not None or options.level is not None
+        self.tail_here = bool(options.tail) and windowed
         # What the reader sees: colours, and control characters escaped on a terminal;
         # the export file (-o) gets the exact text, uncoloured.
         escape = not options.raw and not options.json and log_is_terminal
         timestamps = not options.no_timestamps
-        self.style = fmt.Style(colour=self.colour, timestamps=timestamps, job_labels=self.several, escape=escape)
-        self.plain = fmt.Style(colour=False, timestamps=timestamps, job_labels=self.several)
+        self.style = fmt.Style(colour=self.colour, timestamps=timestamps, job_labels=labelled, escape=escape)
+        self.plain = fmt.Style(colour=False, timestamps=timestamps, job_labels=labelled, labels=self.style.labels)
         self.stats = LatencyStats() if options.stats else None
+        timeout = DEFAULT_RECONNECT_TIMEOUT_S if options.reconnect_timeout is None else options.reconnect_timeout
+        self.policy = ReconnectPolicy(enabled=not options.no_reconnect, give_up_after_s=timeout)
         self.followers: list[Follower] = []
         self.in_ci = JobsInCi(options, writer)
 
@@ -91,7 +103,10 @@ class Session:
         except (KeyboardInterrupt, Interrupted):  # the user's, from the first call on
             for follower in self.followers:
                 follower.cancel()
-            hint = watch_again_hint(job_ids, self._server_to_repeat(server), self.env.launcher)
+            if options.selects:
+                hint = "⏹  stopped watching; the jobs go on."
+            else:
+                hint = watch_again_hint(job_ids, self._server_to_repeat(server), self.env.launcher)
             self.writer.notice(f"\n{hint}")
             return ExitStatus.INTERRUPTED
 
@@ -124,20 +139,13 @@ class Session:
                 if not options.quiet and not self.in_ci.grouped:  # in a CI the group's title
                     self.writer.notice(fmt.format_header(job_id, self.colour_err))
             self.in_ci.opened(found)
-            timeout = DEFAULT_RECONNECT_TIMEOUT_S if options.reconnect_timeout is None else options.reconnect_timeout
-            policy = ReconnectPolicy(enabled=not options.no_reconnect, give_up_after_s=timeout)
-            self.followers = [
-                Follower(
-                    client,
-                    job_id,
-                    history=not options.no_history and options.tail != 0,
-                    tail=options.tail or 0,
-                    reconnect=policy,
-                    notice=self.writer.notice,
-                )
-                for job_id in found
-            ]
-            statuses += self._follow()
+            self.followers = [self.follower_for(client, job_id) for job_id in found]
+            if options.selects or len(self.followers) != 1 or options.until is not None or self.tail_here:
+                from hodei_stream.stream.many import ManyJobs  # here: one job is followed without threads
+
+                statuses += ManyJobs(self, server, client).run()
+            else:
+                statuses += self._follow()
         except (ClientError, ServerAddressError) as error:  # the latter: the embedded server would not start
             self.in_ci.close()
             self.writer.notice(f"stream-logs: {error}")
@@ -147,6 +155,18 @@ class Session:
         if self.stats is not None:
             self.writer.notice(self.stats.summary())
         return worst(statuses)
+
+    def follower_for(self, client: LogClient, job_id: str) -> Follower:
+        """A follower of the job as the options ask (history, tail, reconnects)."""
+        options = self.options
+        return Follower(
+            client,
+            job_id,
+            history=not options.no_history and options.tail != 0,
+            tail=0 if self.tail_here else options.tail or 0,
+            reconnect=self.policy,
+            notice=self.writer.notice,
+        )
 
     def show(self, batch: list[LogLine]) -> None:
         """Lines that arrived together: measured, filtered, formatted, written at once."""
@@ -169,50 +189,25 @@ class Session:
         self.writer.log(shown, exported)
 
     def _follow(self) -> list[int]:
-        """Show every follower's lines until all have ended; their exit statuses."""
+        """The one job's lines until it ended; its exit status."""
         if self.options.no_follow:
             return [self._history_only(follower) for follower in self.followers]
-        if len(self.followers) == 1:
-            # One job: read the stream on this thread, no hand-off in the way of latency.
-            follower = self.followers[0]
-            for batch in follower.batches():
-                self.show(batch)
-            return [self._end(follower)]
-        return self._follow_several()
+        # One job: read the stream on this thread, no hand-off in the way of latency.
+        follower = self.followers[0]
+        for batch in follower.batches():
+            self.show(batch)
+        return [self.end(follower)]
 
-    def _follow_several(self) -> list[int]:
-        import queue  # here: one job (the common case) is followed without threads
-        import threading
+    def history(self, follower: Follower) -> list[LogLine]:
+        """The job's history as shown before its live lines (with --tail N after a window:
+        the last N lines the filters keep)."""
+        from hodei_stream.stream.merge import history_of
 
-        arrivals: queue.SimpleQueue[list[LogLine] | tuple[Follower, Exception | None]] = queue.SimpleQueue()
+        return history_of(follower, self.keep if self.tail_here else None, self.options.tail)
 
-        def pump(follower: Follower) -> None:
-            try:
-                for batch in follower.batches():
-                    arrivals.put(batch)
-                arrivals.put((follower, None))
-            except ClientError as error:
-                arrivals.put((follower, error))
-            except Exception as error:  # noqa: BLE001 (a cancelled stream at Ctrl+C ends its thread quietly)
-                arrivals.put((follower, error))
-
-        for follower in self.followers:
-            threading.Thread(target=pump, args=(follower,), daemon=True).start()
-        statuses: list[int] = []
-        while len(statuses) < len(self.followers):
-            item = arrivals.get()
-            if isinstance(item, list):
-                self.show(item)
-                continue
-            follower, error = item
-            if isinstance(error, ClientError):
-                self.writer.notice(f"stream-logs: {error}")
-                statuses.append(error.status)
-            elif error is not None:
-                raise error
-            else:
-                statuses.append(self._end(follower))
-        return statuses
+    def label(self, job_id: str) -> str:
+        """What labels the job's lines (and its end line) among several."""
+        return self.style.labels.get(job_id) or fmt.job_label(job_id)
 
     def _history_only(self, follower: Follower) -> int:
         if self.options.tail:
@@ -222,14 +217,19 @@ class Session:
         else:
             for batch in follower.history_batches():
                 self.show(batch)
+        return self.stop_here(follower, "history shown")
+
+    def stop_here(self, follower: Follower, how: str) -> int:
+        """The end line of a job no longer followed: its final status, or 5 (it goes on)."""
         job = follower.client.get_job(follower.job_id)
         follower.final = job
         if job.status in FINAL_STATUSES:
-            return self._end(follower, how="history shown")
-        self._end(follower, how="history shown (the job goes on)")
+            return self.end(follower, how=how)
+        self.end(follower, how=f"{how} (the job goes on)")
         return ExitStatus.STILL_RUNNING
 
-    def _end(self, follower: Follower, how: str = "stream ended") -> int:
+    def end(self, follower: Follower, how: str = "stream ended") -> int:
+        """The job's end line (unless --quiet), and its exit status."""
         job = follower.final
         assert job is not None, "a follower that ended has the job's final answer"
         execution = last_execution(job)
@@ -241,7 +241,10 @@ class Session:
             error_message=execution.error_message if execution is not None else "",
             how=how,
         )
-        end_line = None if self.options.quiet else fmt.format_ending(ending, self.colour_err, job_labels=self.several)
+        end_line = None
+        if not self.options.quiet:
+            label = self.label(follower.job_id) if self.style.job_labels else ""
+            end_line = fmt.format_ending(ending, self.colour_err, label=label)
         self.in_ci.job_ended(ending, end_line)
         if job.status == JOB_STATUS_COMPLETED:
             return ExitStatus.OK

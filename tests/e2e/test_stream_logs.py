@@ -461,7 +461,9 @@ def test_usage_errors_are_one_line_and_exit_2(home: Path, options: list[str], me
 def test_no_job_id_is_a_usage_error_and_version_is_the_packages(home: Path) -> None:
     missing = subprocess.run(STREAM_LOGS, capture_output=True, text=True, timeout=30)
     assert missing.returncode == 2
-    assert missing.stderr == "stream-logs: the following arguments are required: JOB_ID (see stream-logs --help)\n"
+    assert missing.stderr == (
+        "stream-logs: name the jobs: JOB_ID, or --all, --name REGEX, --tag TAG (see stream-logs --help)\n"
+    )
     version = subprocess.run([*STREAM_LOGS, "-V"], capture_output=True, text=True, timeout=30)
     assert version.returncode == 0
     assert version.stdout == f"stream-logs (hodei-stream) {importlib.metadata.version('hodei-stream')}\n"

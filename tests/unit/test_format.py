@@ -43,6 +43,11 @@ G, R, Y, GR, D, X = fmt.GREEN, fmt.RED, fmt.YELLOW, fmt.GREY, fmt.DIM, fmt.RESET
         (line(""), PLAIN, "14:23:45.123 [OUT] "),
         (line("bad \ufffd byte"), PLAIN, "14:23:45.123 [OUT] bad \ufffd byte"),
         (line("two jobs"), fmt.Style(job_labels=True), "550e8400 14:23:45.123 [OUT] two jobs"),
+        (
+            line("named"),
+            fmt.Style(job_labels=True, labels={JOB: "etl/550e8400"}),
+            "etl/550e8400 14:23:45.123 [OUT] named",
+        ),
         (line("hello"), COLOUR, f"{GR}14:23:45.123{X} {G}[OUT]{X} hello"),
         (line("oops", err=True), COLOUR, f"{GR}14:23:45.123{X} {R}[ERR]{X} oops"),
         (line("ERROR disk full"), COLOUR, f"{GR}14:23:45.123{X} {G}[OUT]{X} {R}ERROR disk full{X}"),
@@ -153,6 +158,16 @@ def test_header() -> None:
 )
 def test_ending(ending: fmt.Ending, expected: str) -> None:
     assert fmt.format_ending(ending, colour=False) == expected
+
+
+def test_labelled_ending_and_joined_line() -> None:
+    ending = fmt.Ending(JOB, "COMPLETED", "0", 1.5)
+    assert (
+        fmt.format_ending(ending, colour=False, label="build")
+        == "build ✅ stream ended: job COMPLETED, exit code 0, took 1.50s"
+    )
+    assert fmt.format_joined(JOB, "build", colour=False) == f"build 🆕 job {JOB} joined"
+    assert fmt.format_joined(JOB, "build", colour=True) == f"{fmt.label_colour(JOB)}build{X} 🆕 job {JOB} joined"
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0.5, "0.50s"), (59.994, "59.99s"), (61, "1m01s"), (3725, "1h02m05s")])

@@ -215,3 +215,59 @@ def test_nested_groups_at_any_depth_decode_as_the_generated_code_does(
         ours = DecodeError
     assert (ours is DecodeError) == (reference is DecodeError)
     assert (ours is DecodeError) == (not closed or depth > messages.MAX_DEPTH)
+
+
+@st.composite
+def listings(draw: st.DrawFn) -> pb.ListJobsResponse:
+    listing = pb.ListJobsResponse(total_count=draw(INT32))
+    for _ in range(draw(st.integers(0, 4))):
+        summary = listing.jobs.add(name=draw(TEXT), status=draw(INT32), progress_percentage=draw(INT32))
+        if draw(st.booleans()):
+            summary.job_id.value = draw(TEXT)
+        if draw(st.booleans()):
+            summary.created_at.seconds = draw(st.integers(0, 2**40))
+    return listing
+
+
+@MANY
+@given(listings(), st.data())
+def test_listings_decode_as_the_generated_code_decodes_them(listing: pb.ListJobsResponse, data: st.DataObject) -> None:
+    encoded = data.draw(with_noise(listing.SerializeToString()))
+    reference = pb.ListJobsResponse.FromString(encoded)
+    assert messages.decode_list_jobs(encoded) == [
+        messages.Summary(job.job_id.value, job.name, job.status) for job in reference.jobs
+    ]
+
+
+@MANY
+@given(jobs(), st.lists(TEXT, max_size=4), st.data())
+def test_definitions_decode_as_the_generated_code_decodes_them(
+    job: pb.GetJobResponse, tags: list[str], data: st.DataObject
+) -> None:
+    job.job.tags.extend(tags)
+    encoded = data.draw(with_noise(job.SerializeToString()))
+    # A definition given twice is merged, as protobuf merges a message field.
+    twice = encoded + pb.GetJobResponse(job=pb.JobDefinition(tags=["again"])).SerializeToString()
+    for message in (encoded, twice):
+        reference = pb.GetJobResponse.FromString(message)
+        assert messages.decode_definition(message) == messages.Definition(reference.job.name, list(reference.job.tags))
+
+
+@MANY
+@given(INT32, TEXT)
+def test_list_requests_encode_as_the_generated_code_encodes_them(limit: int, search_term: str) -> None:
+    expected = pb.ListJobsRequest(limit=limit, search_term=search_term or None).SerializeToString()
+    assert messages.encode_list_jobs(limit, search_term) == expected
+
+
+@MANY
+@given(st.binary(max_size=60))
+def test_malformed_listings_and_definitions_end_in_a_one_line_decode_error(data: bytes) -> None:
+    listing = outcome(pb.ListJobsResponse.FromString, data)
+    if listing is not DecodeError:
+        assert outcome(messages.decode_list_jobs, data) == [
+            messages.Summary(job.job_id.value, job.name, job.status) for job in listing.jobs
+        ]
+    job = outcome(pb.GetJobResponse.FromString, data)
+    if job is not DecodeError:
+        assert outcome(messages.decode_definition, data) == messages.Definition(job.job.name, list(job.job.tags))

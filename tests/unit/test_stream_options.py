@@ -29,3 +29,35 @@ def test_a_conflict_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
         parse_options(["--invert", JOB])
     assert ended.value.code == 2
     assert capsys.readouterr().err == "stream-logs: --invert needs --grep (see stream-logs --help)\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "name the jobs: JOB_ID, or --all, --name REGEX, --tag TAG"),
+        (["--all", "--name", "etl"], "--all takes every job: --name and --tag would narrow nothing"),
+        (["--until-done", JOB], "--until-done is for --all/--name/--tag"),
+        (["--since", "10m", "--until", "1h", JOB], "--since is after --until: no line is in between"),
+        (["--since", "10m", "--no-history", JOB], "--since chooses history to show; --no-history shows none"),
+        (["--level-strict", JOB], "--level-strict needs --level"),
+        (["--since", "yesterday-ish", JOB], "argument --since: 'yesterday-ish' is not a time"),
+        (["--name", "(", "--all"], "argument --name: bad regular expression '('"),
+        (["--level", "loud", JOB], "argument --level: invalid choice: 'loud'"),
+    ],
+)
+def test_many_jobs_and_window_conflicts_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as ended:
+        parse_options(argv)
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"stream-logs: {message}"), err
+    assert len(err.splitlines()) == 1
+
+
+def test_selectors_alone_name_the_jobs() -> None:
+    options = parse_options(["--name", "^etl-", "--name", "load", "--tag", "cicd", "--until-done", "--level", "WARN"])
+    assert (options.job_ids, options.name, options.tag, options.level) == ((), ("^etl-", "load"), ("cicd",), "warn")
+    assert options.selects
+    assert not parse_options([JOB]).selects
