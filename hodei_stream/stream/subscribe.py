@@ -20,6 +20,9 @@ makes the stream whole when the wire is not:
   before the job did is treated like a dropped connection;
 - when the embedded server is gone, it starts it again (``endpoint.restart_if_gone``).
 
+``Follower.history_batches()`` is the log so far without following (--no-follow): one
+subscription up to where the server says its history ends, or GetLogs.
+
 The back-off is honest: only a call that delivered a new line, ended cleanly or stayed up a
 while (``STABLE_AFTER_S``) counts as a working connection, so a server or proxy that answers
 and then fails every call (HTTP 502, INTERNAL after the history) meets a growing delay and
@@ -370,10 +373,10 @@ class Follower:
 
         A server that says where a subscription's history ends (ours) streams it at
         following speed, only the last N asked for, and the call is closed there, whether
-        the job runs on or not.  Any other server is paged through GetLogs: the platform
-        answers the last ``limit`` lines, which is all it keeps (it never says ``has_more``,
-        and a subscription to it may hang), so a first GetLogs of one line that says no more
-        follow sends us there without subscribing at all.
+        the job runs on or not: the dedupe is one number, the cost that of the lines shown.
+        Any other server is paged through GetLogs.  A first GetLogs of one line that says no
+        more follow (the platform never says so: it answers the last ``limit`` lines, and a
+        subscription to it may hang) goes there without subscribing at all.
         """
         if not self.history:
             return
@@ -382,14 +385,19 @@ class Follower:
             if not has_more:
                 yield from self._fill(upto=None)
                 return
-        call = self.client.subscribe(self.job_id, include_history=True, tail_lines=self.tail)
-        self._call = call
-        answered = self.client.server.embedded or call.answered_within(HEADERS_WITHIN_S)
-        metadata = call.initial_metadata() if answered else []
-        history_lines = dict(metadata).get(HISTORY_LINES_HEADER, "")
-        self.seen.exact = EXACT_SEQUENCES_HEADER in metadata
+        history_lines = ""
+        try:
+            call = self.client.subscribe(self.job_id, include_history=True, tail_lines=self.tail)
+            self._call = call
+            if self.client.server.embedded or call.answered_within(HEADERS_WITHIN_S):
+                metadata = call.initial_metadata()
+                self.seen.exact = EXACT_SEQUENCES_HEADER in metadata
+                history_lines = dict(metadata).get(HISTORY_LINES_HEADER, "")
+        except CallError:
+            pass  # GetLogs says it in the user's words, or does without the subscription
         if not (self.seen.exact and history_lines.isdigit()):
-            call.close()
+            if self._call is not None:
+                self._call.close()
             yield from self._fill(upto=None)
             return
         upto = int(history_lines)
