@@ -13,6 +13,10 @@ from typing import NamedTuple
 # the platform's own server does not: its live entries carry the job's latest sequence
 # instead of their own.
 EXACT_SEQUENCES_HEADER = ("x-hodei-sequences", "exact")
+# Initial metadata of SubscribeLogs with its value: how many lines the job had written when
+# the subscription began, the sequence its history ends with.  A client that wants the
+# history only (--no-follow) reads up to it and closes, running job or not.
+HISTORY_LINES_HEADER = "x-hodei-history-lines"
 
 
 class LogLine(NamedTuple):

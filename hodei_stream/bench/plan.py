@@ -22,6 +22,7 @@ class Sizes:
     load_jobs: int = 50  # each seq 1 load_lines, all queued at once
     load_lines: int = 20_000
     load_followers: int = 10
+    history_lines: int = 1_000_000  # one finished job, read again by each command
 
 
 QUICK = Sizes(
@@ -35,6 +36,7 @@ QUICK = Sizes(
     load_jobs=10,
     load_lines=5_000,
     load_followers=4,
+    history_lines=20_000,
 )
 
 

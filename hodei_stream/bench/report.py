@@ -54,6 +54,15 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("run s", "run_s"),
         ("server CPU s", "server_cpu_s"),
     ],
+    "history": [
+        ("time s (median)", "time_s"),
+        ("runs s", "runs_s"),
+        ("goal", "time_goal"),
+        ("client peak MiB", "peak_mib"),
+        ("goal", "peak_goal"),
+        ("store bytes per text byte", "store_ratio"),
+        ("goal", "store_goal"),
+    ],
 }
 TITLES = {
     "latency": "Delivery latency (job's write → line on the client's output)",
@@ -62,6 +71,7 @@ TITLES = {
     "fanout": "Fan-out",
     "batching": "Worker batching (stream-logs into a pipe)",
     "load": "Load (many jobs at once, their followers in one process)",
+    "history": "History (one finished job's log read again, into /dev/null)",
 }
 
 

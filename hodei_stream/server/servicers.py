@@ -21,7 +21,7 @@ from grpclib.server import Stream
 from hodei_stream.api import MAX_LIST_LIMIT, QUEUED_AT_KEY
 from hodei_stream.proto import hodei_grpc
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.records import EXACT_SEQUENCES_HEADER
+from hodei_stream.records import EXACT_SEQUENCES_HEADER, HISTORY_LINES_HEADER
 from hodei_stream.server.entries import log_entry
 from hodei_stream.server.rpc import send_data
 from hodei_stream.server.store import PAGE_LINES, EncodedPage, JobRecord, JobStore, StoreUnavailable
@@ -192,15 +192,18 @@ class LogStreamService(hodei_grpc.LogStreamServiceBase):
         request = await stream.recv_message()
         assert request is not None
         record = find_job(self.store, request.job_id)
+        history_lines = record.line_count
         if not request.include_history:
-            after = record.line_count  # only what the job writes from now on
+            after = history_lines  # only what the job writes from now on
         elif request.tail_lines > 0:
-            after = max(0, record.line_count - request.tail_lines)
+            after = max(0, history_lines - request.tail_lines)
         else:
             after = 0
         # Headers at once (a client waits for them before it can tell a silent job from a
-        # dead server), with the promise that lets clients dedupe by sequence alone.
-        await stream.send_initial_metadata(metadata=[EXACT_SEQUENCES_HEADER])
+        # dead server), with the promise that lets clients dedupe by sequence alone and where
+        # the history ends (a client that wants only the history stops there).
+        metadata = [EXACT_SEQUENCES_HEADER, (HISTORY_LINES_HEADER, str(history_lines))]
+        await stream.send_initial_metadata(metadata=metadata)
         async for page in self.store.follow(record.job_id, after):
             await send_messages(stream, page)
 

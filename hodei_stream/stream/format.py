@@ -117,10 +117,22 @@ def _clock(seconds: int) -> str:
     return time.strftime("%H:%M:%S", time.localtime(seconds))
 
 
+# The last millisecond shown and its text: a burst's lines share their millisecond, hundreds
+# at a time, and a comparison costs a fifth of the formatting.
+_last_clock: tuple[int, str] = (-1, "")
+
+
 def clock_ms(epoch_ns: int) -> str:
     """``HH:MM:SS.mmm`` in local time for a time in ns since the epoch."""
-    seconds, ns = divmod(epoch_ns, 1_000_000_000)
-    return f"{_clock(seconds)}.{ns // 1_000_000:03d}"
+    global _last_clock  # a cache of one
+    ms = epoch_ns // 1_000_000
+    cached_ms, shown = _last_clock
+    if ms == cached_ms:
+        return shown
+    seconds, millis = divmod(ms, 1000)
+    shown = f"{_clock(seconds)}.{millis:03d}"
+    _last_clock = ms, shown
+    return shown
 
 
 def format_line(line: LogLine, style: Style, shown_ns: int | None = None) -> str:

@@ -254,6 +254,7 @@ _new_line = tuple.__new__  # LogLine(...) without the Python frame of its __new_
 # The last second decoded: its varint's five bytes and the second in ns (one tuple: threads
 # following several jobs each read and replace it whole).
 _last_second: tuple[bytes, int] = (b"", 0)
+_last_job_id: tuple[bytes, str] = (b"\xff", "")  # the job id field as sent (tag, length, id), and its text
 
 
 def _five_byte_varint(raw: bytes) -> int:
@@ -299,7 +300,7 @@ def decode_entry(data: bytes) -> LogLine:
     defaults left out, short varints) is read straight through, in one function (a call
     costs here); anything else takes the general reader (``_entry``).
     """
-    global _last_second  # a cache of one
+    global _last_second, _last_job_id  # caches of one
     try:  # an entry that ends before its sequence (IndexError) also takes the general reader
         end = len(data)
         pos = 0
@@ -311,7 +312,11 @@ def decode_entry(data: bytes) -> LogLine:
             pos = 2 + size
             if size >= 0x80 or pos > end:
                 raise _NotCanonical
-            job_id = data[2:pos].decode()
+            # A stream's lines share their job id: compared in place, decoded once.
+            cached_field, job_id = _last_job_id
+            if not data.startswith(cached_field) or len(cached_field) != pos:
+                job_id = data[2:pos].decode()
+                _last_job_id = data[:pos], job_id
         if data[pos] == 0x12:  # line: a length of one to three bytes
             size = data[pos + 1]
             pos += 2
@@ -354,8 +359,19 @@ def decode_entry(data: bytes) -> LogLine:
                 captured_ns += nanos
             if pos != stop:
                 raise _NotCanonical
-        if data[pos] == 0x28:  # sequence
-            sequence, pos = _small_varint(data, pos + 1)
+        if data[pos] == 0x28:  # sequence: below 2**21 read here (a call costs), else by _small_varint
+            byte = data[pos + 1]
+            if byte < 0x80:
+                sequence, pos = byte, pos + 2
+            else:
+                sequence = byte & 0x7F
+                byte = data[pos + 2]
+                if byte < 0x80:
+                    sequence, pos = sequence | byte << 7, pos + 3
+                elif data[pos + 3] < 0x80:
+                    sequence, pos = sequence | (byte & 0x7F) << 7 | data[pos + 3] << 14, pos + 4
+                else:
+                    sequence, pos = _small_varint(data, pos + 1)
         if pos != end:
             raise _NotCanonical
         return _new_line(LogLine, (job_id, sequence, captured_ns, is_stderr, line))

@@ -20,6 +20,9 @@ makes the stream whole when the wire is not:
   before the job did is treated like a dropped connection;
 - when the embedded server is gone, it starts it again (``endpoint.restart_if_gone``).
 
+``Follower.history_batches()`` is the log so far without following (--no-follow): one
+subscription up to where the server says its history ends, or GetLogs.
+
 The back-off is honest: only a call that delivered a new line, ended cleanly or stayed up a
 while (``STABLE_AFTER_S``) counts as a working connection, so a server or proxy that answers
 and then fails every call (HTTP 502, INTERNAL after the history) meets a growing delay and
@@ -42,7 +45,7 @@ from hodei_stream.endpoint import (
     restart_if_gone,
 )
 from hodei_stream.exit_codes import ClientError, ExitStatus
-from hodei_stream.records import EXACT_SEQUENCES_HEADER, LogLine
+from hodei_stream.records import EXACT_SEQUENCES_HEADER, HISTORY_LINES_HEADER, LogLine
 from hodei_stream.state_folder import is_answering
 from hodei_stream.stream import messages
 from hodei_stream.stream.messages import DecodeError, Job
@@ -365,8 +368,44 @@ class Follower:
         return self.seen.last_sequence > 0 or self.seen.shown > 0 or self._caught_up or (self.history and not self.tail)
 
     def history_batches(self) -> Iterator[list[LogLine]]:
-        """The job's lines so far, paged through GetLogs, without following (--no-follow)."""
-        yield from self._fill(upto=None)
+        """The job's lines so far (the last ``tail`` with --tail N), without following
+        (--no-follow), by the cheapest way the server allows.
+
+        A server that says where a subscription's history ends (ours) streams it at
+        following speed, only the last N asked for, and the call is closed there, whether
+        the job runs on or not: the dedupe is one number, the cost that of the lines shown.
+        Any other server is paged through GetLogs.  A first GetLogs of one line that says no
+        more follow (the platform never says so: it answers the last ``limit`` lines, and a
+        subscription to it may hang) goes there without subscribing at all.
+        """
+        if not self.history:
+            return
+        if not self.client.server.embedded:
+            _, has_more = self.client.get_logs(self.job_id, since_sequence=0, limit=1)
+            if not has_more:
+                yield from self._fill(upto=None)
+                return
+        history_lines = ""
+        try:
+            call = self.client.subscribe(self.job_id, include_history=True, tail_lines=self.tail)
+            self._call = call
+            if self.client.server.embedded or call.answered_within(HEADERS_WITHIN_S):
+                metadata = call.initial_metadata()
+                self.seen.exact = EXACT_SEQUENCES_HEADER in metadata
+                history_lines = dict(metadata).get(HISTORY_LINES_HEADER, "")
+        except CallError:
+            pass  # GetLogs says it in the user's words, or does without the subscription
+        if not (self.seen.exact and history_lines.isdigit()):
+            if self._call is not None:
+                self._call.close()
+            yield from self._fill(upto=None)
+            return
+        upto = int(history_lines)
+        try:
+            yield from self._exact_batches(call, upto)
+        except CallError:
+            # What the stream did not bring, GetLogs does (as the user's words if it fails too).
+            yield from self._fill(upto=upto)
 
     def _one_subscription(self, resuming: bool) -> Iterator[list[LogLine]]:
         if resuming:
@@ -398,7 +437,16 @@ class Follower:
         if not self.seen.exact:
             yield from self._watch_inexact(call)
             return
+        yield from self._exact_batches(call)
+        self._ended_cleanly = True
+
+    def _exact_batches(self, call: Call, upto: int | None = None) -> Iterator[list[LogLine]]:
+        """A subscription's lines from a server with exact sequences, each once, gaps filled
+        by GetLogs; up to sequence ``upto`` (then the call is closed), or to the stream's end."""
         seen = self.seen
+        if upto is not None and seen.last_sequence >= upto:
+            call.close()
+            return
         for received in call.message_batches():
             batch: list[LogLine] = []
             for line in decoded(call, received):
@@ -417,10 +465,16 @@ class Follower:
                         continue
                 seen.add(line)
                 batch.append(line)
+            if upto is not None and seen.last_sequence >= upto:
+                call.close()
+                batch = [line for line in batch if line.sequence <= upto]
+                if batch:
+                    self._progress = True
+                    yield batch
+                return
             if batch:
                 self._progress = True
                 yield batch
-        self._ended_cleanly = True
 
     def _watch_inexact(self, call: Call) -> Iterator[list[LogLine]]:
         """A subscription to a server without exact sequences (the platform): lines in the

@@ -22,6 +22,7 @@ import grpc
 import pytest
 
 from hodei_stream.endpoint import ClientSettings, server_at
+from hodei_stream.exit_codes import ExitStatus
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.proto import hodei_pb2_grpc
 from hodei_stream.stream import wire
@@ -84,7 +85,7 @@ def node_target(
 
 
 def stream_logs(
-    target: str, mode: str, certificate: tuple[Path, Path], job_id: str
+    target: str, mode: str, certificate: tuple[Path, Path], job_id: str, *options: str
 ) -> subprocess.CompletedProcess[str]:
     env = {
         name: value
@@ -94,7 +95,7 @@ def stream_logs(
     if mode == "tls":
         env["HODEI_TLS_CA"] = str(certificate[0])
     return subprocess.run(
-        [str(STREAM_LOGS), "--server", target, "--json", "-q", job_id],
+        [str(STREAM_LOGS), "--server", target, "--json", "-q", *options, job_id],
         capture_output=True,
         text=True,
         timeout=60,
@@ -139,6 +140,23 @@ def test_grpc_js_server(
     node_target: tuple[str, str], certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     check_every_entry_once_in_order(*node_target, certificate, monkeypatch)
+
+
+@pytest.mark.parametrize("tail", [None, 1, 10, len(LINES), len(LINES) + 100])
+def test_no_follow_and_tail_on_a_grpcio_server(certificate: tuple[Path, Path], tail: int | None) -> None:
+    # A server that promises exact sequences but not where a subscription's history ends:
+    # the history comes by GetLogs, each line once, in order, the job still running.
+    server, address = grpcio_server.serve("plain")
+    try:
+        options = ["--no-follow"] if tail is None else ["--no-follow", "--tail", str(tail)]
+        shown = stream_logs(address, "plain", certificate, JOB_ID, *options)
+    finally:
+        server.stop(grace=None)
+    assert shown.returncode == ExitStatus.STILL_RUNNING, shown.stderr
+    records = [json.loads(line) for line in shown.stdout.splitlines()]
+    first = 1 if tail is None else max(1, len(LINES) - tail + 1)
+    assert [record["sequence"] for record in records] == list(range(first, len(LINES) + 1))
+    assert [(record["line"], record["stream"] == "stderr") for record in records] == LINES[first - 1 :]
 
 
 class QuietLogs(hodei_pb2_grpc.LogStreamServiceServicer):

@@ -95,3 +95,20 @@ def test_look_alikes_forwarded_after_the_end_are_each_shown() -> None:
     source = SeenLines().new_pass()
     after_end = [LogLine("job", 0, 1_700_000_000_000_000_000, False, "retrying")] * 3
     assert all(source.is_new(line) for line in after_end)
+
+
+def test_exact_sequences_keep_one_number_whatever_the_history() -> None:
+    # With exact sequences the whole dedupe state is the last sequence handed on: a million
+    # lines, and a replay of all of them after a reconnect, leave no record per line.
+    seen = SeenLines()
+    seen.exact = True
+    before = dict(vars(seen))
+    for sequence in range(1, 1_000_001):
+        line = LogLine("job", sequence, sequence, False, "")
+        assert seen.is_new(line)
+        seen.add(line)
+    assert not any(seen.is_new(LogLine("job", sequence, 0, False, "")) for sequence in range(1, 1_000_001, 997))
+    assert seen.last_sequence == 1_000_000
+    assert {name: value for name, value in vars(seen).items() if name != "last_sequence"} == {
+        name: value for name, value in before.items() if name != "last_sequence"
+    }
