@@ -132,5 +132,9 @@ if ! "$venv/bin/python" -c 'import hodei_stream.proto.hodei_pb2, hodei_stream.pr
   echo "install.sh: the install did not generate hodei_stream/proto/hodei_pb2.py from protos/ (see the build output above)" >&2
   exit 1
 fi
+# The package's own bytecode, written now: an editable install leaves the checkout's modules
+# uncompiled, and where bytecode is not written at run time (PYTHONDONTWRITEBYTECODE, a CI
+# image's default) every start of stream-logs would compile them again.
+PYTHONDONTWRITEBYTECODE= "$venv/bin/python" -m compileall -q "$root/hodei_stream" >/dev/null
 echo "$stamp dev=$dev" > "$stamp_file"
 step "done: $venv/bin/stream-logs, hodei, hodei-server"
