@@ -9,6 +9,8 @@ condition with a deadline instead of sleeping and hoping.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -24,6 +26,7 @@ from typing import TypeVar
 import pytest
 
 from hodei_stream.endpoint import Server
+from hodei_stream.server.daemon import command_stop
 from hodei_stream.server.spool import SPOOL_FOLDER_NAME, is_running
 from hodei_stream.server.worker import WORKER_SOCKET_NAME
 from hodei_stream.state_folder import embedded_target, is_answering
@@ -120,8 +123,16 @@ def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # The embedded server is the one under test, whatever the developer's shell points at.
     monkeypatch.delenv("HODEI_GRPC_URL", raising=False)
     yield path
+    stop_embedded_server(path)
     stop_leftover_jobs(path)
     shutil.rmtree(path, ignore_errors=True)
+
+
+def stop_embedded_server(home: Path) -> None:
+    """Stop the embedded server a test's commands started in ``home`` on their own (a job
+    script starts one on demand): with its folder removed it would run on, unreachable."""
+    with contextlib.redirect_stdout(io.StringIO()):  # "stopped (pid …)" / "not running"
+        command_stop(home, keep_jobs=False)
 
 
 def stop_leftover_jobs(home: Path) -> None:
