@@ -47,6 +47,8 @@ class ManyJobs:
                 labels.give(found)
                 for job in found:
                     self._join(job)
+                if not found and (options.no_follow or options.until_done) and not options.quiet:
+                    session.writer.notice("stream-logs: no job running or queued matches")
         with_history = not options.no_history and options.tail != 0
         if with_history:
             session.show(merged(session.history(follower) for follower in session.followers))

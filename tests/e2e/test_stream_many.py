@@ -207,8 +207,10 @@ def test_until_done_ends_when_no_matching_job_is_left(server: Server) -> None:
     assert other not in result.stderr
     assert all(f"job {job_id} joined" in result.stderr for job_id in jobs)
     # Nothing matching: --until-done has nothing to wait for.
-    nothing = stream_logs(server, "--name", "^nothing-like-this$", "--until-done", timeout=20)
-    assert (nothing.returncode, nothing.stdout) == (0, ""), nothing.stderr
+    for ending in ("--until-done", "--no-follow"):
+        nothing = stream_logs(server, "--name", "^nothing-like-this$", ending, timeout=20)
+        assert (nothing.returncode, nothing.stdout) == (0, ""), nothing.stderr
+        assert nothing.stderr == "stream-logs: no job running or queued matches\n"
 
 
 def test_selectors_where_list_jobs_fails_say_so_in_one_line(start_platform: Callable[..., Platform]) -> None:
