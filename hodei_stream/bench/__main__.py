@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from hodei_stream.bench import batching, burst, fanout, latency, load, startup, tools
+from hodei_stream.bench import batching, burst, fanout, flood, latency, load, startup, tools
 from hodei_stream.bench.clients import DESCRIPTIONS, all_clients
 from hodei_stream.bench.plan import QUICK, Plan, Sizes
 from hodei_stream.bench.report import Row, table, write_json
@@ -28,6 +28,7 @@ SCENARIOS: dict[str, Callable[[Plan], list[Row]]] = {
     "fanout": fanout.run,
     "batching": batching.run,
     "load": load.run,
+    "flood": flood.run,
 }
 
 

@@ -22,6 +22,7 @@ class Sizes:
     load_jobs: int = 50  # each seq 1 load_lines, all queued at once
     load_lines: int = 20_000
     load_followers: int = 10
+    flood_streams: int = 10_000  # SubscribeLogs streams opened at once, then dropped
 
 
 QUICK = Sizes(
@@ -35,6 +36,7 @@ QUICK = Sizes(
     load_jobs=10,
     load_lines=5_000,
     load_followers=4,
+    flood_streams=1000,
 )
 
 

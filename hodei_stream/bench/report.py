@@ -54,6 +54,15 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("run s", "run_s"),
         ("server CPU s", "server_cpu_s"),
     ],
+    "flood": [
+        ("streams open", "opened"),
+        ("server RSS MiB before", "before_mib"),
+        ("all open", "open_mib"),
+        ("peak", "peak_mib"),
+        ("all dropped", "after_mib"),
+        ("kept MiB", "grown_mib"),
+        ("goal", "grown_goal"),
+    ],
 }
 TITLES = {
     "latency": "Delivery latency (job's write → line on the client's output)",
@@ -62,6 +71,7 @@ TITLES = {
     "fanout": "Fan-out",
     "batching": "Worker batching (stream-logs into a pipe)",
     "load": "Load (many jobs at once, their followers in one process)",
+    "flood": "Flood (streams opened on one job and dropped: the server's memory)",
 }
 
 

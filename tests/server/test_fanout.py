@@ -1,8 +1,10 @@
-"""Fan-out: many followers of one job each get every line once and in order while the page
-each wake reads is read once and handed to every follower that is caught up."""
+"""Many followers: each of them gets every line of their job once and in order while the page
+each wake reads is read once and handed to every follower that is caught up; and once a crowd
+of calls has come and gone, what they held is collected."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ from server_helpers import ThreadServer
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
 from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.server.rpc import CrowdCollector
 from tests.conftest import wait_until
 
 FOLLOWERS = 8
@@ -69,3 +72,28 @@ def test_every_follower_gets_every_line_once_in_order_from_shared_pages(
     # The shared path was taken: most pages went to several followers for one read of the store.
     assert fanout.pages_read > 0
     assert fanout.pages_handed >= 3 * fanout.pages_read, (fanout.pages_read, fanout.pages_handed)
+
+
+def test_a_collection_follows_a_crowd_of_calls_once_they_stop_ending(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(CrowdCollector, "COLLECT_AFTER_CALLS", 3)
+    monkeypatch.setattr(CrowdCollector, "QUIET_S", 0.05)
+    collector = CrowdCollector()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(2):
+            collector.call_ended()
+        await asyncio.sleep(0.2)
+        assert collector.collections == 0  # fewer calls than a crowd: nothing to collect
+        began = loop.time()
+        for _ in range(10):  # calls go on ending: the collection waits for them to stop
+            collector.call_ended()
+            await asyncio.sleep(0.01)
+        assert collector.collections == 0
+        while not collector.collections:
+            assert loop.time() - began < 5, "no collection after the crowd"
+            await asyncio.sleep(0.01)
+        assert loop.time() - collector.last_ended >= CrowdCollector.QUIET_S
+        assert collector.collections == 1 and collector.ended == 0
+
+    asyncio.run(scenario())
