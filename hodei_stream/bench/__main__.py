@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from hodei_stream.bench import batching, burst, fanout, history, latency, load, startup, tools
+from hodei_stream.bench import batching, burst, fanout, flood, history, latency, load, startup, tools
 from hodei_stream.bench.clients import DESCRIPTIONS, all_clients
 from hodei_stream.bench.plan import QUICK, Plan, Sizes
 from hodei_stream.bench.report import Row, table, write_json
@@ -29,6 +29,7 @@ SCENARIOS: dict[str, Callable[[Plan], list[Row]]] = {
     "batching": batching.run,
     "load": load.run,
     "history": history.run,
+    "flood": flood.run,
 }
 
 

@@ -23,6 +23,7 @@ class Sizes:
     load_lines: int = 20_000
     load_followers: int = 10
     history_lines: int = 1_000_000  # one finished job, read again by each command
+    flood_streams: int = 10_000  # SubscribeLogs streams opened at once, then dropped
 
 
 QUICK = Sizes(
@@ -37,6 +38,7 @@ QUICK = Sizes(
     load_lines=5_000,
     load_followers=4,
     history_lines=20_000,
+    flood_streams=1000,
 )
 
 

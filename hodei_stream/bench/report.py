@@ -63,6 +63,15 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("store bytes per text byte", "store_ratio"),
         ("goal", "store_goal"),
     ],
+    "flood": [
+        ("streams open", "opened"),
+        ("server RSS MiB before", "before_mib"),
+        ("all open", "open_mib"),
+        ("peak", "peak_mib"),
+        ("all dropped", "after_mib"),
+        ("kept MiB", "grown_mib"),
+        ("goal", "grown_goal"),
+    ],
 }
 TITLES = {
     "latency": "Delivery latency (job's write → line on the client's output)",
@@ -72,6 +81,7 @@ TITLES = {
     "batching": "Worker batching (stream-logs into a pipe)",
     "load": "Load (many jobs at once, their followers in one process)",
     "history": "History (one finished job's log read again, into /dev/null)",
+    "flood": "Flood (streams opened on one job and dropped: the server's memory)",
 }
 
 

@@ -102,7 +102,8 @@ async def create_server(
     prepare_state_folder(home)
     listener, bound_address = listening_socket(address, security)
     try:
-        store = JobStore(home, settings, Fanout())
+        fanout = Fanout()
+        store = JobStore(home, settings, fanout)
         worker = Worker(home, settings, store)
         await worker.start()
     except (OSError, sqlite3.Error) as error:
@@ -111,7 +112,7 @@ async def create_server(
         if (bound := Address.parse(bound_address)).is_unix:
             Path(bound.path).unlink(missing_ok=True)  # noqa: ASYNC240 (once, at a failed start)
         raise StateFolderError(f"cannot open the job store in {home}: {error}") from None
-    server = grpc_server([JobExecutionService(store, worker), LogStreamService(store)], store)
+    server = grpc_server([JobExecutionService(store, worker), LogStreamService(store, fanout)], store)
     if security.token:
         require_token(server, security.token)
     await server.start(sock=listener, ssl=security.ssl_context())

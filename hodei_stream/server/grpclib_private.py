@@ -11,6 +11,8 @@ having these names as used here.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import grpclib.protocol
@@ -64,14 +66,43 @@ def set_method_table(server: grpclib.server.Server, table: dict[str, Handler]) -
     server._mapping = table  # noqa: SLF001
 
 
-class ProtocolServer(grpclib.server.Server):
-    """grpclib's server, its connections of ``protocol_class`` (an ``H2Protocol``)."""
+class ReapedProtocol(grpclib.protocol.H2Protocol):
+    """grpclib's connection, which tells its server when it is lost (``on_lost``)."""
 
-    protocol_class: type[grpclib.protocol.H2Protocol] = grpclib.protocol.H2Protocol
+    on_lost: Callable[[], None] | None = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        if self.on_lost is not None:
+            self.on_lost()
+
+
+class ProtocolServer(grpclib.server.Server):
+    """grpclib's server, its connections of ``protocol_class``, each forgotten once it is lost
+    and its calls have ended.  grpclib forgets a closed connection's handler (and with it every
+    call task, stream and HTTP/2 state of the connection) only at every tenth new connection,
+    so after a crowd of connections came and went, all of it would stay until others came."""
+
+    protocol_class: type[ReapedProtocol] = ReapedProtocol
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reaping: set[asyncio.Future[None]] = set()  # connections lost, their calls ending
 
     def _protocol_factory(self) -> grpclib.protocol.H2Protocol:
-        # grpclib's own, but for the protocol's class.
+        # grpclib's own, but for the protocol's class and its ``on_lost``.
         self.__gc_step__()
         handler = grpclib.server.Handler(self._mapping, self._codec, self._status_details_codec, self.__dispatch__)
         self._handlers.add(handler)
-        return self.protocol_class(handler, self._config, self._h2_config)
+        protocol = self.protocol_class(handler, self._config, self._h2_config)
+        protocol.on_lost = partial(self._forget_when_closed, handler)
+        return protocol
+
+    def _forget_when_closed(self, handler: grpclib.server.Handler) -> None:
+        reaping = asyncio.ensure_future(self._forget(handler))
+        self.reaping.add(reaping)
+        reaping.add_done_callback(self.reaping.discard)
+
+    async def _forget(self, handler: grpclib.server.Handler) -> None:
+        await handler.wait_closed()  # the connection's calls, cancelled as it was lost, have ended
+        self._handlers.discard(handler)

@@ -23,6 +23,7 @@ from hodei_stream.proto import hodei_grpc
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER, HISTORY_LINES_HEADER
 from hodei_stream.server.entries import log_entry
+from hodei_stream.server.fanout import Fanout
 from hodei_stream.server.rpc import send_data
 from hodei_stream.server.store import PAGE_LINES, EncodedPage, JobRecord, JobStore, StoreUnavailable
 from hodei_stream.server.validation import (
@@ -185,8 +186,9 @@ class JobExecutionService(hodei_grpc.JobExecutionServiceBase):
 
 
 class LogStreamService(hodei_grpc.LogStreamServiceBase):
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, fanout: Fanout) -> None:
         self.store = store
+        self.fanout = fanout
 
     async def SubscribeLogs(self, stream: Stream[pb.SubscribeLogsRequest, pb.JobLogEntry]) -> None:
         request = await stream.recv_message()
@@ -204,7 +206,7 @@ class LogStreamService(hodei_grpc.LogStreamServiceBase):
         # the history ends (a client that wants only the history stops there).
         metadata = [EXACT_SEQUENCES_HEADER, (HISTORY_LINES_HEADER, str(history_lines))]
         await stream.send_initial_metadata(metadata=metadata)
-        async for page in self.store.follow(record.job_id, after):
+        async for page in self.fanout.follow(self.store, record.job_id, after):
             await send_messages(stream, page)
 
     async def GetLogs(self, stream: Stream[pb.GetLogsRequest, pb.GetLogsResponse]) -> None:

@@ -1,6 +1,6 @@
-"""The fan-out and load scenarios' parts against a real embedded server, at a few lines: the
-followers in one process (native and Python) record every line of their job once, in order,
-and a small load run reports what happened."""
+"""The fan-out, load and flood scenarios' parts against a real embedded server, at a few lines:
+the followers in one process (native and Python) record every line of their job once, in
+order, a small load run reports what happened, and a small flood opens every stream."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hodei_stream.bench import tools
+from hodei_stream.bench import flood, tools
 from hodei_stream.bench.followers import Followers
 from hodei_stream.bench.load import load_run
+from hodei_stream.bench.plan import Plan, Sizes
 from hodei_stream.bench.tools import Tools
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
@@ -60,3 +61,14 @@ def test_a_small_load_run_reports_every_job_and_follower(server: Server, tmp_pat
     assert result.follower_kind == "python-grpcio"
     assert 0 < result.jobs_ended_s <= result.run_s < DEADLINE_S
     assert result.lines_per_s == pytest.approx(600 / result.run_s)
+
+
+def test_a_small_flood_run_opens_every_stream_and_reads_the_servers_memory() -> None:
+    plan = Plan(Sizes(flood_streams=150), target="", external=False, tools=Tools(), clients={})
+    [row] = flood.run(plan)
+    assert row.values["opened"] == "150/150", row
+    assert "descriptors" not in row.note, row.note  # every connection closed was reaped
+    before, peak, after = (row.values[key] for key in ("before_mib", "peak_mib", "after_mib"))
+    assert isinstance(before, float) and isinstance(peak, float) and isinstance(after, float)
+    assert 0 < before <= peak and after <= peak
+    assert str(row.values["grown_goal"]).endswith("at full sizes only")

@@ -1,21 +1,27 @@
 """Helpers for the embedded server's tests: reading a job's log as a client does, running
-``hodei-server`` and grpcurl as a user does."""
+``hodei-server`` and grpcurl as a user does, and the embedded server in the test's own process."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.server.app import create_server
+
+T = TypeVar("T")
 
 GRPCURL_TIMEOUT_S = 30.0
 
@@ -80,3 +86,26 @@ def grpcurl(target: str, *words: str, flags: Sequence[str] = ()) -> subprocess.C
         timeout=GRPCURL_TIMEOUT_S,
         check=False,
     )
+
+
+class ThreadServer:
+    """The embedded server in this process, on a loopback TCP port (port 0), its event loop
+    in a thread of its own; so that a test can reach into its store."""
+
+    def __init__(self, home: Path) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)
+        self.thread.start()
+        self.embedded, self.address = self.call(create_server("127.0.0.1:0", home))
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(GRPCURL_TIMEOUT_S)
+
+    def set_write_error(self, cause: str | None) -> None:
+        self.loop.call_soon_threadsafe(setattr, self.embedded.store, "write_error", cause)
+
+    def close(self) -> None:
+        self.call(self.embedded.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(GRPCURL_TIMEOUT_S)
+        self.loop.close()

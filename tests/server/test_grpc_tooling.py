@@ -4,53 +4,25 @@ grpcio client (default 4 MiB message limit) paging through a wide log."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import grpc
 import pytest
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
-from server_helpers import GRPCURL_TIMEOUT_S, grpcurl, shell_job
+from server_helpers import GRPCURL_TIMEOUT_S, ThreadServer, grpcurl, shell_job
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
 from hodei_stream.proto import hodei_pb2 as pb
-from hodei_stream.server.app import create_server
 
-T = TypeVar("T")
 # A service of the platform's that this server does not implement, for grpcurl to call.
 FOREIGN_PROTO = """syntax = "proto3";
 package hodei;
 import "google/protobuf/empty.proto";
 service WorkerService { rpc Register(google.protobuf.Empty) returns (google.protobuf.Empty); }
 """
-
-
-class ThreadServer:
-    """The embedded server in this process, on a loopback TCP port (port 0), its event loop
-    in a thread of its own; so that a test can reach into its store."""
-
-    def __init__(self, home: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)
-        self.thread.start()
-        self.embedded, self.address = self.call(create_server("127.0.0.1:0", home))
-
-    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(GRPCURL_TIMEOUT_S)
-
-    def set_write_error(self, cause: str | None) -> None:
-        self.loop.call_soon_threadsafe(setattr, self.embedded.store, "write_error", cause)
-
-    def close(self) -> None:
-        self.call(self.embedded.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(GRPCURL_TIMEOUT_S)
-        self.loop.close()
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def test_h2_holds_part_of_a_frame_until_it_has_the_whole() -> None:
     assert grpclib_private.holds_part_of_a_frame(connection)
 
 
-class RecordingProtocol(grpclib.protocol.H2Protocol):
+class RecordingProtocol(grpclib_private.ReapedProtocol):
     made: ClassVar[list[RecordingProtocol]] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -106,6 +106,13 @@ def test_grpclib_gives_the_accessors_what_they_name(tmp_path: Path) -> None:
                 await call.send_message(HealthCheckRequest(), end=True)
                 answer = await call.recv_message()
             assert answer is not None and answer.status == HealthCheckResponse.SERVING
+            assert len(server._handlers) == 1  # noqa: SLF001 (the connection's handler)
+            channel.close()
+            # The lost connection is forgotten at once, not at the tenth one after it.
+            give_up = asyncio.get_running_loop().time() + 10
+            while server._handlers:  # noqa: SLF001
+                assert asyncio.get_running_loop().time() < give_up, "the lost connection was never forgotten"
+                await asyncio.sleep(0.01)
         finally:
             channel.close()
             server.close()

@@ -1,0 +1,99 @@
+"""Many followers: each of them gets every line of their job once and in order while the page
+each wake reads is read once and handed to every follower that is caught up; and once a crowd
+of calls has come and gone, what they held is collected."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from server_helpers import ThreadServer
+
+from hodei_stream.client import HodeiClient
+from hodei_stream.endpoint import Server
+from hodei_stream.proto import hodei_pb2 as pb
+from hodei_stream.server.rpc import CrowdCollector
+from tests.conftest import wait_until
+
+FOLLOWERS = 8
+LINES = 3000
+# The job waits for this file, so that every follower is subscribed before its first line;
+# then it writes its lines a few at a time (a wake each, as a live job's lines come).
+PACED_WRITER = """
+import os, sys, time
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+for n in range(1, int(sys.argv[2]) + 1):
+    print(f"line {n}", flush=True)
+    if n % 5 == 0:
+        time.sleep(0.001)
+"""
+
+
+@pytest.fixture
+def tcp_server(home: Path) -> Iterator[ThreadServer]:
+    server = ThreadServer(home)
+    yield server
+    server.close()
+
+
+def test_every_follower_gets_every_line_once_in_order_from_shared_pages(
+    tcp_server: ThreadServer, tmp_path: Path
+) -> None:
+    fanout = tcp_server.embedded.store.fanout
+    go = tmp_path / "go"
+    received: list[list[int]] = [[] for _ in range(FOLLOWERS)]
+    with HodeiClient(Server(tcp_server.address, embedded=False)) as client:
+        job_id = client.queue_job("fan-out", "python3", ["-c", PACED_WRITER, str(go), str(LINES)])
+
+        def follow(index: int) -> None:
+            request = pb.SubscribeLogsRequest(job_id=job_id, include_history=True)
+            for entry in client.logs.SubscribeLogs(request, timeout=60):
+                received[index].append(entry.sequence)
+
+        followers = [threading.Thread(target=follow, args=(index,)) for index in range(FOLLOWERS)]
+        for follower in followers:
+            follower.start()
+        # Every follower subscribed and caught up: all wait on the job's next change.
+        wait_until(
+            lambda: (event := fanout.events.get(job_id)) is not None and event.waiting >= FOLLOWERS,
+            what=f"{FOLLOWERS} followers waiting on the job",
+        )
+        go.touch()
+        for follower in followers:
+            follower.join(60)
+        assert client.wait_final(job_id).status == pb.JOB_STATUS_COMPLETED
+    assert not any(follower.is_alive() for follower in followers)
+    for sequences in received:
+        assert sequences == list(range(1, LINES + 1))
+    # The shared path was taken: most pages went to several followers for one read of the store.
+    assert fanout.pages_read > 0
+    assert fanout.pages_handed >= 3 * fanout.pages_read, (fanout.pages_read, fanout.pages_handed)
+
+
+def test_a_collection_follows_a_crowd_of_calls_once_they_stop_ending(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(CrowdCollector, "COLLECT_AFTER_CALLS", 3)
+    monkeypatch.setattr(CrowdCollector, "QUIET_S", 0.05)
+    collector = CrowdCollector()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(2):
+            collector.call_ended()
+        await asyncio.sleep(0.2)
+        assert collector.collections == 0  # fewer calls than a crowd: nothing to collect
+        began = loop.time()
+        for _ in range(10):  # calls go on ending: the collection waits for them to stop
+            collector.call_ended()
+            await asyncio.sleep(0.01)
+        assert collector.collections == 0
+        while not collector.collections:
+            assert loop.time() - began < 5, "no collection after the crowd"
+            await asyncio.sleep(0.01)
+        assert loop.time() - collector.last_ended >= CrowdCollector.QUIET_S
+        assert collector.collections == 1 and collector.ended == 0
+
+    asyncio.run(scenario())
