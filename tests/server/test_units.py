@@ -150,7 +150,8 @@ def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
         await store.close()
 
     async def reopen() -> None:
-        store = JobStore(tmp_path, settings, Fanout())
+        fanout = Fanout()
+        store = JobStore(tmp_path, settings, fanout)
         record = store.get(job_id)
         assert record is not None and record.line_count == 1000
         # It was running when its server stopped: it still is (its supervisor reconnects to
@@ -161,7 +162,7 @@ def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
         store.update(job_id, status=pb.JOB_STATUS_COMPLETED)
         await store.sync()
         assert [line.sequence for line in await store.read(job_id, 998)] == [999, 1000, 1001, 1002]
-        followed = [entry.sequence async for page in store.follow(job_id, 990) for entry in decoded(page.data)]
+        followed = [entry.sequence async for page in fanout.follow(store, job_id, 990) for entry in decoded(page.data)]
         assert followed == list(range(991, 1003))
         await store.close()
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
@@ -249,23 +249,6 @@ class JobStore:
         # Older than the buffer (or a job from before this server started): all committed.
         blocks = await self.reader.blocks(job_id, after_sequence, limit)
         return first_page(lines_after(blocks, after_sequence, limit))
-
-    async def follow(self, job_id: str, after_sequence: int) -> AsyncIterator[EncodedPage]:
-        """Pages of ``job_id``'s lines with sequence > ``after_sequence``, encoded for the wire,
-        live, until the job is final and every line was yielded.  Each line exactly once, in order."""
-        while True:
-            changed = self.fanout.waiter(job_id)
-            # Read "final" before the lines: the last lines are stored before the final status,
-            # so a final job whose read comes back empty has nothing more to give.
-            final = self.is_final(job_id)
-            page = await self.read_encoded(job_id, after_sequence)
-            if page:
-                after_sequence = page.last_sequence
-                yield page
-            elif final:
-                return
-            else:
-                await changed.wait()
 
     async def read_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
         """What ``read`` gives, as the encoded gRPC messages SubscribeLogs sends; None when there is
