@@ -141,7 +141,7 @@ class LogClient:
             "/hodei.LogStreamService/SubscribeLogs",
             messages.encode_subscribe(job_id, include_history, tail_lines),
             settings=self.server.settings,
-            # Entries read in place from the receive buffer; one that does not decode is the
+            # Entries read in one pass over the received bytes; one that does not decode is the
             # server's fault: the call fails INTERNAL, as grpcio says it.
             decode=messages.decode_entries,
         )

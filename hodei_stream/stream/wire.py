@@ -113,7 +113,7 @@ class Call:
     """One gRPC call on an HTTP/2 connection of its own.
 
     ``message_batches()`` yields the response messages as they are read (their bytes, or what
-    ``decode``, an ``http2.MessageDecoder``, reads them as in place); the call's status
+    ``decode``, an ``http2.MessageDecoder``, reads them as); the call's status
     comes at the end: a status other than OK, or a connection that closed first, raises
     ``CallError``.  ``close()`` may be called from another thread to stop a reader.
 
