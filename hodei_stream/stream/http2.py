@@ -17,12 +17,14 @@ so); a compressed message under identity or an unknown encoding is INTERNAL.  Wi
 http-grpc-status-mapping.md; RST_STREAM codes map as PROTOCOL-HTTP2.md says.
 
 On the DATA path nothing is made per frame: each ``receive_data`` returns the messages its
-bytes completed as one ``MessagesReceived``.
+bytes completed as one ``MessagesReceived``: their bytes, or, given a ``MessageDecoder``,
+what it made of them, read in one pass over the received bytes (no copy per message).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, cast
+from collections.abc import Callable
+from typing import Any, NamedTuple, cast
 
 import hpack
 
@@ -90,9 +92,16 @@ class ResponseHeaders(NamedTuple):
     headers: list[tuple[str, str]]
 
 
-class MessagesReceived(list[bytes]):
-    """The gRPC messages (decompressed) that the bytes of one ``receive_data`` completed: the
-    event is their list, so the DATA path makes no object beyond it."""
+class MessagesReceived(list[Any]):
+    """The gRPC messages (decompressed) that the bytes of one ``receive_data`` completed, as
+    bytes or as the connection's ``MessageDecoder`` decoded them: the event is their list, so
+    the DATA path makes no object beyond it."""
+
+
+# Decodes the length-prefixed messages of a stream's DATA from an offset on, appending what
+# each is to the list; returns where it stopped (the end, a message not yet whole, or a
+# compressed one).  A message that does not decode raises ValueError: the call ends INTERNAL.
+MessageDecoder = Callable[[bytes, int, list[Any]], int]
 
 
 class PingReceived(NamedTuple):
@@ -192,8 +201,10 @@ class ClientConnection:
         scheme: str,
         metadata: list[tuple[str, str]],
         limits: Limits = DEFAULT_LIMITS,
+        decode: MessageDecoder | None = None,
     ) -> None:
         self._limits = limits
+        self._decode = decode
         self._decoder = hpack.Decoder(max_header_list_size=limits.max_header_block)
         self._incoming = bytearray()  # received bytes not yet parsed into frames
         self._header_block: bytearray | None = None  # a header block awaiting its CONTINUATIONs
@@ -277,8 +288,15 @@ class ClientConnection:
         """The whole messages at the front of the stream's DATA, as one event."""
         buffer = self._buffer
         batch = MessagesReceived()
+        decode = self._decode
         start = 0
-        while len(buffer) - start >= 5:
+        while True:
+            if decode is not None:  # all it can in one pass; what stops it is read below
+                # From a copy as bytes: slicing bytes costs a third less than a bytearray,
+                # which pays for the copy many times over.
+                start = self._decoded(bytes(buffer), start, batch)
+            if len(buffer) - start < 5:
+                break
             size = int.from_bytes(buffer[start + 1 : start + 5], "big")
             end = start + 5 + size
             if len(buffer) < end:
@@ -287,13 +305,27 @@ class ClientConnection:
                 message = self._decompress(buffer[start + 5 : end])
                 if message is None:  # the call failed: its messages so far go with it
                     return
-                batch.append(message)
-            else:
+                if decode is not None:  # read again as the decoder reads a stream: behind its prefix
+                    self._decoded(b"\x00" + len(message).to_bytes(4, "big") + message, 0, batch)
+                else:
+                    batch.append(message)
+            else:  # without a decoder: a decoder reads every uncompressed whole message
                 batch.append(bytes(buffer[start + 5 : end]))
             start = end
         del buffer[:start]
         if batch:
             self._events.append(batch)
+
+    def _decoded(self, data: bytes, start: int, batch: list[Any]) -> int:
+        """The ``MessageDecoder`` on ``data`` from ``start``: where it stopped.  A message that
+        does not decode ends the call (the stream's DATA is dropped: 0 from then on); the
+        messages before it are kept."""
+        assert self._decode is not None
+        try:
+            return self._decode(data, start, batch)
+        except ValueError as error:
+            self._end("INTERNAL", f"a message that does not decode ({error})")
+            return 0
 
     def _decompress(self, compressed: bytearray) -> bytes | None:
         """A message sent with the compressed flag, decoded as ``grpc-encoding`` says, at

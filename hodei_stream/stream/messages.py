@@ -124,7 +124,7 @@ def encode_list_jobs(limit: int, search_term: str = "") -> bytes:
 # ---- decoding -------------------------------------------------------------------------------
 
 
-def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def _read_varint(data: bytes | bytearray, pos: int, end: int) -> tuple[int, int]:
     """The varint at ``pos`` (the 64 bits protobuf keeps) and the position after it."""
     result = shift = 0
     while True:
@@ -140,7 +140,7 @@ def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
             raise DecodeError("a varint longer than 10 bytes")
 
 
-def _read_tag(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def _read_tag(data: bytes | bytearray, pos: int, end: int) -> tuple[int, int]:
     """A field's tag: a varint of at most five bytes and 32 bits, as protobuf reads it."""
     tag, after = _read_varint(data, pos, end)
     if after - pos > 5 or tag >> 32:
@@ -153,7 +153,7 @@ def _signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
-def _length(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def _length(data: bytes | bytearray, pos: int, end: int) -> tuple[int, int]:
     """A length-delimited field's payload: its end and where it starts."""
     size, pos = _read_varint(data, pos, end)
     if size > end - pos:
@@ -161,7 +161,7 @@ def _length(data: bytes, pos: int, end: int) -> tuple[int, int]:
     return pos + size, pos
 
 
-def _skip(data: bytes, pos: int, end: int, tag: int, depth: int = 0) -> int:
+def _skip(data: bytes | bytearray, pos: int, end: int, tag: int, depth: int = 0) -> int:
     """The position after the value of a field that is not read (``tag`` already read);
     ``depth``: how many groups enclose it."""
     kind = tag & 7
@@ -191,14 +191,14 @@ def _skip(data: bytes, pos: int, end: int, tag: int, depth: int = 0) -> int:
     raise DecodeError(f"wire type {kind} where a field starts")
 
 
-def _text(data: bytes, pos: int, end: int) -> str:
+def _text(data: bytes | bytearray, pos: int, end: int) -> str:
     try:
         return data[pos:end].decode()
     except UnicodeDecodeError:
         raise DecodeError("a string that is not UTF-8") from None
 
 
-def _timestamp(data: bytes, pos: int, end: int, seconds: int, nanos: int) -> tuple[int, int]:
+def _timestamp(data: bytes | bytearray, pos: int, end: int, seconds: int, nanos: int) -> tuple[int, int]:
     """A ``google.protobuf.Timestamp`` merged into (``seconds``, ``nanos``)."""
     while pos < end:
         tag, pos = _read_tag(data, pos, end)
@@ -213,7 +213,7 @@ def _timestamp(data: bytes, pos: int, end: int, seconds: int, nanos: int) -> tup
     return seconds, nanos
 
 
-def _entry(data: bytes, pos: int, end: int) -> LogLine:
+def _entry(data: bytes | bytearray, pos: int, end: int) -> LogLine:
     job_id = line = ""
     is_stderr = False
     seconds = nanos = sequence = 0
@@ -253,7 +253,8 @@ def _entry(data: bytes, pos: int, end: int) -> LogLine:
 _new_line = tuple.__new__  # LogLine(...) without the Python frame of its __new__
 # The last second decoded: its varint's five bytes and the second in ns (one tuple: threads
 # following several jobs each read and replace it whole).
-_last_second: tuple[bytes, int] = (b"", 0)
+# Never empty: a second compared in place must be a whole varint (this one: 2**28 s).
+_last_second: tuple[bytes, int] = (b"\x80\x80\x80\x80\x01", (1 << 28) * 1_000_000_000)
 _last_job_id: tuple[bytes, str] = (b"\xff", "")  # the job id field as sent (tag, length, id), and its text
 
 
@@ -264,7 +265,7 @@ def _five_byte_varint(raw: bytes) -> int:
     return raw[0] & 0x7F | (raw[1] & 0x7F) << 7 | (raw[2] & 0x7F) << 14 | (raw[3] & 0x7F) << 21 | raw[4] << 28
 
 
-def _small_varint(data: bytes, pos: int) -> tuple[int, int]:
+def _small_varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
     """The varint at ``pos`` if it is below 2**31 (nanos, a sequence), unrolled: a loop costs
     twice as much here; and the position after it."""
     byte = data[pos]
@@ -290,97 +291,125 @@ def _small_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 class _NotCanonical(Exception):
-    """The entry is not laid out as ``_canonical_entry`` expects: read it the general way."""
+    """The entry is not laid out as the fast path of ``decode_entries`` expects: read it the general way."""
+
+
+def decode_entries(data: bytes | bytearray, pos: int, lines: list[LogLine]) -> int:
+    """The ``JobLogEntry`` messages of a gRPC stream's bytes from ``pos`` on, each behind
+    its 5-byte prefix, appended to ``lines`` as ``LogLine``; where it stopped: at the end, a
+    message not yet whole, or a compressed one (the caller decompresses it).
+
+    The burst path, once per line, in one loop over the one buffer (a call or a copy per
+    message costs here): an entry laid out as protobuf writes it (fields in order, defaults
+    left out, short varints) is read straight through; anything else takes the general
+    reader (``_entry``).  A message that does not decode raises ``DecodeError``, the lines
+    before it already in ``lines``.
+    """
+    global _last_second, _last_job_id  # caches of one
+    size_of_data = len(data)
+    append = lines.append
+    from_bytes = int.from_bytes
+    new_line, log_line = _new_line, LogLine
+    while True:
+        start = pos + 5
+        # The prefix read whole: a compressed flag (2**32 more) or fewer than five bytes
+        # left end the run as a message not yet whole does.
+        end = start + from_bytes(data[pos:start], "big")
+        if end > size_of_data:
+            break
+        pos = start
+        # The buffer goes on after ``end`` with the next prefix, whose first byte (0 or 1)
+        # is no tag looked for here; a read past ``end`` moves ``pos`` past it, and the
+        # comparisons with ``stop`` and ``end`` send the entry to the general reader.
+        # IndexError: the buffer ended first.
+        try:
+            job_id = line = ""
+            is_stderr = False
+            sequence = 0
+            if data[pos] == 0x0A:  # job_id, shorter than 128 bytes
+                size = data[pos + 1]
+                pos += 2 + size
+                if size >= 0x80 or pos > end:
+                    raise _NotCanonical
+                # A stream's lines share their job id: compared in place (its length byte
+                # included), decoded once.
+                cached_field, job_id = _last_job_id
+                if not data.startswith(cached_field, start):
+                    job_id = data[start + 2 : pos].decode()
+                    _last_job_id = bytes(data[start:pos]), job_id
+            if data[pos] == 0x12:  # line: a length of one to three bytes
+                size = data[pos + 1]
+                pos += 2
+                if size >= 0x80:
+                    byte = data[pos]
+                    size = size & 0x7F | (byte & 0x7F) << 7
+                    pos += 1
+                    if byte >= 0x80:
+                        byte = data[pos]
+                        if byte >= 0x80:
+                            raise _NotCanonical
+                        size |= byte << 14
+                        pos += 1
+                stop = pos + size
+                if stop > end:
+                    raise _NotCanonical
+                line = data[pos:stop].decode()
+                pos = stop
+            if data[pos] == 0x18:  # is_stderr
+                if data[pos + 1] != 1:
+                    raise _NotCanonical
+                is_stderr = True
+                pos += 2
+            captured_ns = 0
+            if data[pos] == 0x22:  # timestamp: seconds (five bytes: 2004-2514), nanos
+                stop = pos + 2 + data[pos + 1]
+                pos += 2
+                if stop > end or data[pos - 1] >= 0x80:
+                    raise _NotCanonical
+                if data[pos] == 0x08:
+                    # A burst's lines share their second: its varint is compared in place,
+                    # decoded once.
+                    cached_raw, captured_ns = _last_second
+                    if not data.startswith(cached_raw, pos + 1):
+                        raw = bytes(data[pos + 1 : pos + 6])
+                        captured_ns = _five_byte_varint(raw) * 1_000_000_000
+                        _last_second = raw, captured_ns
+                    pos += 6
+                if data[pos] == 0x10:
+                    nanos, pos = _small_varint(data, pos + 1)
+                    captured_ns += nanos
+                if pos != stop:
+                    raise _NotCanonical
+            if data[pos] == 0x28:  # sequence: below 2**21 read here, else by _small_varint
+                byte = data[pos + 1]
+                if byte < 0x80:
+                    sequence, pos = byte, pos + 2
+                else:
+                    sequence = byte & 0x7F
+                    byte = data[pos + 2]
+                    if byte < 0x80:
+                        sequence, pos = sequence | byte << 7, pos + 3
+                    elif data[pos + 3] < 0x80:
+                        sequence, pos = sequence | (byte & 0x7F) << 7 | data[pos + 3] << 14, pos + 4
+                    else:
+                        sequence, pos = _small_varint(data, pos + 1)
+            if pos != end:
+                raise _NotCanonical
+            append(new_line(log_line, (job_id, sequence, captured_ns, is_stderr, line)))
+        except (IndexError, UnicodeDecodeError, _NotCanonical):
+            try:
+                append(_entry(data, start, end))
+            except IndexError:
+                raise DecodeError("a truncated JobLogEntry") from None
+        pos = end
+    return pos
 
 
 def decode_entry(data: bytes) -> LogLine:
-    """A ``JobLogEntry`` as the ``LogLine`` it carries.
-
-    The burst path, once per line: an entry laid out as protobuf writes it (fields in order,
-    defaults left out, short varints) is read straight through, in one function (a call
-    costs here); anything else takes the general reader (``_entry``).
-    """
-    global _last_second, _last_job_id  # caches of one
-    try:  # an entry that ends before its sequence (IndexError) also takes the general reader
-        end = len(data)
-        pos = 0
-        job_id = line = ""
-        is_stderr = False
-        sequence = 0
-        if data[0] == 0x0A:  # job_id, shorter than 128 bytes
-            size = data[1]
-            pos = 2 + size
-            if size >= 0x80 or pos > end:
-                raise _NotCanonical
-            # A stream's lines share their job id: compared in place, decoded once.
-            cached_field, job_id = _last_job_id
-            if not data.startswith(cached_field) or len(cached_field) != pos:
-                job_id = data[2:pos].decode()
-                _last_job_id = data[:pos], job_id
-        if data[pos] == 0x12:  # line: a length of one to three bytes
-            size = data[pos + 1]
-            pos += 2
-            if size >= 0x80:
-                byte = data[pos]
-                size = size & 0x7F | (byte & 0x7F) << 7
-                pos += 1
-                if byte >= 0x80:
-                    byte = data[pos]
-                    if byte >= 0x80:
-                        raise _NotCanonical
-                    size |= byte << 14
-                    pos += 1
-            stop = pos + size
-            if stop > end:
-                raise _NotCanonical
-            line = data[pos:stop].decode()
-            pos = stop
-        if data[pos] == 0x18:  # is_stderr
-            if data[pos + 1] != 1:
-                raise _NotCanonical
-            is_stderr = True
-            pos += 2
-        captured_ns = 0
-        if data[pos] == 0x22:  # timestamp: seconds (five bytes: 2004-2514), nanos
-            stop = pos + 2 + data[pos + 1]
-            pos += 2
-            if stop > end or data[pos - 1] >= 0x80:
-                raise _NotCanonical
-            if pos < stop and data[pos] == 0x08:
-                # A burst's lines share their second: its varint is decoded once.
-                raw = data[pos + 1 : pos + 6]
-                cached_raw, captured_ns = _last_second
-                if raw != cached_raw:
-                    captured_ns = _five_byte_varint(raw) * 1_000_000_000
-                    _last_second = raw, captured_ns
-                pos += 6
-            if pos < stop and data[pos] == 0x10:
-                nanos, pos = _small_varint(data, pos + 1)
-                captured_ns += nanos
-            if pos != stop:
-                raise _NotCanonical
-        if data[pos] == 0x28:  # sequence: below 2**21 read here (a call costs), else by _small_varint
-            byte = data[pos + 1]
-            if byte < 0x80:
-                sequence, pos = byte, pos + 2
-            else:
-                sequence = byte & 0x7F
-                byte = data[pos + 2]
-                if byte < 0x80:
-                    sequence, pos = sequence | byte << 7, pos + 3
-                elif data[pos + 3] < 0x80:
-                    sequence, pos = sequence | (byte & 0x7F) << 7 | data[pos + 3] << 14, pos + 4
-                else:
-                    sequence, pos = _small_varint(data, pos + 1)
-        if pos != end:
-            raise _NotCanonical
-        return _new_line(LogLine, (job_id, sequence, captured_ns, is_stderr, line))
-    except (IndexError, UnicodeDecodeError, _NotCanonical):
-        pass
-    try:
-        return _entry(data, 0, len(data))
-    except IndexError:
-        raise DecodeError("a truncated JobLogEntry") from None
+    """A ``JobLogEntry`` (one message, without its gRPC prefix) as the ``LogLine`` it carries."""
+    lines: list[LogLine] = []
+    decode_entries(b"\x00" + len(data).to_bytes(4, "big") + data, 0, lines)
+    return lines[0]
 
 
 def decode_get_logs(data: bytes) -> tuple[list[LogLine], bool]:

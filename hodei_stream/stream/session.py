@@ -180,12 +180,12 @@ class Session:
         if self.options.json:
             shown = [fmt.format_json(line) for line in batch]
         else:
-            shown = [fmt.format_line(line, self.style, shown_ns) for line in batch]
+            shown = fmt.format_lines(batch, self.style, shown_ns)
         if self.in_ci.keeps_lines:
             self.in_ci.saw(batch)
         exported = None
         if self.writer.export_fd is not None:
-            exported = shown if not self.colour else [fmt.format_line(line, self.plain, shown_ns) for line in batch]
+            exported = shown if not self.colour else fmt.format_lines(batch, self.plain, shown_ns)
         self.writer.log(shown, exported)
 
     def _follow(self) -> list[int]:

@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from hodei_stream.endpoint import ClientSettings, Route
 from hodei_stream.stream.http2 import (
@@ -39,6 +40,7 @@ from hodei_stream.stream.http2 import (
     CallEnded,
     ClientConnection,
     GoAwayReceived,
+    MessageDecoder,
     MessagesReceived,
     ProtocolError,
     ResponseHeaders,
@@ -110,7 +112,8 @@ def _connect(target: str, timeout: float, settings: ClientSettings) -> tuple[soc
 class Call:
     """One gRPC call on an HTTP/2 connection of its own.
 
-    ``message_batches()`` yields the response messages' bytes as they are read; the call's status
+    ``message_batches()`` yields the response messages as they are read (their bytes, or what
+    ``decode``, an ``http2.MessageDecoder``, reads them as); the call's status
     comes at the end: a status other than OK, or a connection that closed first, raises
     ``CallError``.  ``close()`` may be called from another thread to stop a reader.
 
@@ -131,6 +134,7 @@ class Call:
         keepalive_time: float | None = None,
         keepalive_timeout: float | None = None,
         settings: ClientSettings = ClientSettings(),
+        decode: MessageDecoder | None = None,
     ) -> None:
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._keepalive_time = (keepalive_time or settings.keepalive_s or KEEPALIVE_TIME_S) * keepalive_slowdown[
@@ -142,7 +146,7 @@ class Call:
             target, CONNECT_TIMEOUT_S if timeout is None else min(timeout, CONNECT_TIMEOUT_S), settings
         )
         self._metadata: list[tuple[str, str]] | None = None
-        self._messages: list[bytes] = []  # received, not yet yielded
+        self._messages: list[Any] = []  # received, not yet yielded
         self._status: tuple[str, str] | None = None  # (code name, details) once known
         self._wait: float | None = None  # the socket's timeout now, changed only when it must
         self._ping_sent = False  # a keepalive PING is out, and nothing came since
@@ -163,6 +167,7 @@ class Call:
             authority="localhost" if route.unix_path is not None else target,
             scheme="https" if route.tls_ca else "http",
             metadata=metadata,
+            decode=decode,
         )
         self._send(self._connection.data_to_send())
 
@@ -195,7 +200,7 @@ class Call:
         finally:
             self._tick_at = None
 
-    def message_batches(self, idle_s: float | None = None) -> Iterator[list[bytes]]:
+    def message_batches(self, idle_s: float | None = None) -> Iterator[list[Any]]:
         """Response messages as they are read: each list holds those that came in together.
 
         ``idle_s``: an empty list, a watchdog tick, after each ``idle_s`` seconds in which the
@@ -228,7 +233,8 @@ class Call:
         responses = [message for batch in self.message_batches() for message in batch]
         if len(responses) != 1:
             raise CallError("INTERNAL", f"a unary call answered {len(responses)} messages")
-        return responses[0]
+        response: bytes = responses[0]
+        return response
 
     def _send(self, data: bytes) -> None:
         try:

@@ -65,6 +65,23 @@ ESCAPED = fmt.Style(escape=True, timestamps=False)
 
 
 @pytest.mark.parametrize(
+    "style",
+    [PLAIN, COLOUR, fmt.Style(escape=True), fmt.Style(timestamps=False), fmt.Style(job_labels=True)],
+)
+@pytest.mark.parametrize("shown_ns", [None, 1_764_253_426_500_000_000])
+def test_a_batch_is_formatted_as_each_line_alone(style: fmt.Style, shown_ns: int | None) -> None:
+    batch = [
+        line("first"),
+        line("same millisecond", err=True),
+        line("next millisecond", ns=1_764_253_425_124_000_000),
+        line("bell\a and tab\t", ns=1_764_253_425_124_000_001),
+        line("ERROR next second", ns=1_764_253_426_000_000_000),
+        line("back in time", ns=1_764_253_425_123_456_789),
+    ]
+    assert fmt.format_lines(batch, style, shown_ns) == [fmt.format_line(one, style, shown_ns) for one in batch]
+
+
+@pytest.mark.parametrize(
     ("text", "shown"),
     [
         ("plain text, tab\tkept, ünïcode €", "plain text, tab\tkept, ünïcode €"),

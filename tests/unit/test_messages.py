@@ -159,6 +159,43 @@ def outcome(decode: object, data: bytes) -> object:
         return DecodeError
 
 
+def prefixed(message: bytes, compressed: bool = False) -> bytes:
+    """``message`` as a gRPC stream carries it: its flag and length first."""
+    return bytes([compressed]) + len(message).to_bytes(4, "big") + message
+
+
+@MANY
+@given(
+    st.lists(st.one_of(log_entries().map(lambda e: e.SerializeToString()), st.binary(max_size=30)), max_size=6),
+    st.integers(0, 400),
+    st.booleans(),
+)
+def test_a_run_of_messages_decodes_in_place_as_each_alone(bodies: list[bytes], cut: int, compressed: bool) -> None:
+    """A stream's bytes, cut anywhere or stopped by a compressed message: every whole message
+    before the stop decodes as it does alone, the stop is the next message's start, and a
+    message that does not decode raises with the lines before it kept."""
+    stopper = prefixed(b"\x0a\x01x", compressed=True) if compressed else b""
+    stream = b"".join(prefixed(body) for body in bodies) + stopper
+    data = bytearray(b"junk" + stream[:cut])
+    ends = [4]
+    for body in bodies:
+        ends.append(ends[-1] + 5 + len(body))
+    whole = [body for body, end in zip(bodies, ends[1:], strict=True) if end <= len(data)]
+    expected = [outcome(messages.decode_entry, body) for body in whole]
+    lines: list[LogLine] = []
+    if DecodeError in expected:
+        try:
+            messages.decode_entries(data, 4, lines)
+        except DecodeError:
+            pass
+        else:
+            raise AssertionError("a message that does not decode was read")
+        assert lines == expected[: expected.index(DecodeError)]
+    else:
+        assert messages.decode_entries(data, 4, lines) == ends[len(whole)]
+        assert lines == expected
+
+
 @MANY
 @given(
     st.one_of(
