@@ -90,6 +90,10 @@ class Style:
         # added to it as they join, and a job's label never changes once given.
         self.labels = {} if labels is None else labels
 
+    def label(self, job_id: str) -> str:
+        """What labels ``job_id``'s lines and end line among several jobs."""
+        return self.labels.get(job_id) or job_label(job_id)
+
 
 def job_label(job_id: str) -> str:
     """The short name of a job in multi-job output: the first block of its UUID."""
@@ -152,12 +156,11 @@ def format_line(line: LogLine, style: Style, shown_ns: int | None = None) -> str
         if style.timestamps:
             shown = f"{GREY}{clock_ms(shown_ns or line.captured_ns)}{RESET} {shown}"
         if style.job_labels:
-            label = style.labels.get(line.job_id) or job_label(line.job_id)
-            shown = f"{label_colour(line.job_id)}{label}{RESET} {shown}"
+            shown = f"{label_colour(line.job_id)}{style.label(line.job_id)}{RESET} {shown}"
         return shown
     shown = f"{clock_ms(shown_ns or line.captured_ns)} {tag} {text}" if style.timestamps else f"{tag} {text}"
     if style.job_labels:
-        return f"{style.labels.get(line.job_id) or job_label(line.job_id)} {shown}"
+        return f"{style.label(line.job_id)} {shown}"
     return shown
 
 

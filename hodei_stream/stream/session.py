@@ -207,7 +207,7 @@ class Session:
 
     def label(self, job_id: str) -> str:
         """What labels the job's lines (and its end line) among several."""
-        return self.style.labels.get(job_id) or fmt.job_label(job_id)
+        return self.style.label(job_id)
 
     def _history_only(self, follower: Follower) -> int:
         if self.options.tail:
