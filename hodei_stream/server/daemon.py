@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -144,6 +145,11 @@ async def serve(
     state = open_in_folder(folder, STATE_FILE_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     with os.fdopen(state, "w") as state_file:
         state_file.write(json.dumps({"pid": os.getpid(), "address": bound_address, "access": access}))
+    # What start-up made (modules, the store's records) lives as long as the server: moved out
+    # of the cyclic collector's sight, so that its full collections, which a crowd of new
+    # followers sets off, scan what came since (~5 ms) instead of all of it (25-50 ms, during
+    # which no line goes out).
+    gc.freeze()
     await stop.wait()
     what = "running jobs keep running; the next start re-attaches them" if keep_jobs else "running jobs are cancelled"
     print(f"hodei-server: stopping ({what})", file=sys.stderr, flush=True)
