@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
@@ -159,16 +160,33 @@ class Watcher:
         return self.process.returncode, stderr
 
 
-def test_name_and_tag_selectors_take_jobs_queued_while_watching(server: Server) -> None:
+def test_name_and_tag_selectors_take_jobs_queued_while_watching(server: Server, tmp_path: Path) -> None:
     with HodeiClient(server) as client:
         before = client.queue_job("etl-before", "/bin/bash", ["-c", "echo done before"])
         client.wait_final(before)  # finished before the watch: not shown
     by_name = Watcher(server, "--json", "--name", "^etl-")
     by_tag = Watcher(server, "--json", "--tag", "cicd", "--tag", "stage")
     wait_until(lambda: by_name.process.poll() is None and by_tag.process.poll() is None, what="the watchers")
-    time.sleep(0.6)  # a round of ListJobs each: the jobs below are queued while they watch
     queued: dict[str, tuple[str, list[str]]] = {}
     with HodeiClient(server) as client:
+        # A job both watchers take, seen by both before the others are queued: each has
+        # listed the jobs since it started, so the ones below are queued while they watch.
+        # It runs until both saw it (a job that ended before a watcher's first round is
+        # one from before the watch, not shown).
+        seen = tmp_path / "marker-seen"
+        wait_seen = f"for i in $(seq 1 1500); do [ -e {seen} ] && break; sleep 0.02; done"
+        marker_lines = "echo etl-marker 0; echo etl-marker 1; echo etl-marker 2"
+        marker = client.queue_job(
+            "etl-marker", "/bin/bash", ["-c", f"{marker_lines}; {wait_seen}"], tags=["cicd", "stage"]
+        )
+        queued[marker] = ("etl-marker", ["cicd", "stage"])
+        for watcher in (by_name, by_tag):
+            wait_until(
+                lambda w=watcher: sum(line["job_id"] == marker for _, line in w.lines) == 3,
+                timeout=15,
+                what="the marker job's lines",
+            )
+        seen.touch()
         for i in range(20):
             name = f"etl-{i}" if i % 2 else f"web-{i}"
             tags = ["cicd", "stage"] if i % 3 == 0 else ["cicd"]
@@ -222,7 +240,7 @@ def test_selectors_where_list_jobs_fails_say_so_in_one_line(start_platform: Call
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(0.6)  # a round of ListJobs that lists nothing
+    wait_until(lambda: platform.listed_nothing() > 0, timeout=15, what="a round of ListJobs that lists nothing")
     with HodeiClient(platform.server) as client:
         job_id = client.queue_job("listed", "/bin/bash", ["-c", "echo hi; sleep 5"])
     stdout, stderr = watching.communicate(timeout=15)

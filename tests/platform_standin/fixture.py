@@ -26,6 +26,8 @@ import pytest
 
 from hodei_stream.endpoint import Server
 
+from .jobs import LISTED_NOTHING
+
 CHECKOUT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -61,6 +63,11 @@ class Platform:
             time.sleep(0.02)
         self.url = ready_file.read_text().strip()
         self.server = Server(self.url, embedded=False)
+
+    def listed_nothing(self) -> int:
+        """How many ListJobs calls the stand-in answered with no rows so far (from its log)."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text.count(LISTED_NOTHING)
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

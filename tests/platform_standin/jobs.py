@@ -12,6 +12,7 @@ A state set once final stays (CancelJob wins).
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ DEFAULT_TIMEOUT_MS = 300_000
 DEFAULT_MEMORY_MB = 512
 MIB = 1024 * 1024
 DEFAULT_LIST_LIMIT = 10
+# The stand-in's log line for a ListJobs answered with no rows (``Platform.listed_nothing``).
+LISTED_NOTHING = "platform stand-in: ListJobs answered, no rows"
 FINAL = (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED, pb.JOB_STATUS_TIMEOUT)
 # How the platform names its states in errors (its own domain's names, not the wire's).
 STATE_NAMES = {
@@ -229,6 +232,8 @@ class JobExecutionServicer(hodei_grpc.JobExecutionServiceBase):
             await reset_with_cancel(stream)  # the platform fails every page that has rows
             return
         await stream.send_message(pb.ListJobsResponse(jobs=[], total_count=len(self.jobs)))
+        # Said in the log, so that a test can wait for a watcher's round that listed nothing.
+        print(LISTED_NOTHING, file=sys.stderr)
 
     async def CancelJob(self, stream: grpclib.server.Stream[pb.CancelJobRequest, pb.CancelJobResponse]) -> None:
         request = await stream.recv_message()
