@@ -127,5 +127,5 @@ class ManyJobs:
         follower = session.follower_for(self.client, job.job_id)
         session.followers.append(follower)
         if not self.options.quiet:
-            session.writer.notice(fmt.format_joined(job.job_id, session.label(job.job_id), session.colour_err))
+            session.writer.notice(fmt.format_joined(job.job_id, session.style.label(job.job_id), session.colour_err))
         return follower

@@ -205,10 +205,6 @@ class Session:
 
         return history_of(follower, self.keep if self.tail_here else None, self.options.tail)
 
-    def label(self, job_id: str) -> str:
-        """What labels the job's lines (and its end line) among several."""
-        return self.style.label(job_id)
-
     def _history_only(self, follower: Follower) -> int:
         if self.options.tail:
             self.show(
@@ -243,7 +239,7 @@ class Session:
         )
         end_line = None
         if not self.options.quiet:
-            label = self.label(follower.job_id) if self.style.job_labels else ""
+            label = self.style.label(follower.job_id) if self.style.job_labels else ""
             end_line = fmt.format_ending(ending, self.colour_err, label=label)
         self.in_ci.job_ended(ending, end_line)
         if job.status == JOB_STATUS_COMPLETED:
