@@ -11,11 +11,6 @@ What a wake costs grows with the subscribers of the job, so two things keep it i
 - The subscribers that are caught up are all at the same sequence when the job wakes them, and
   would each read the same page: the first reads it from the store, the others are handed the
   same ``EncodedPage`` (the job's ``SharedPage``), so a wake is one read and a send per subscriber.
-- A subscriber that has caught up parks with a way to write to its stream at once
-  (``Parked``): a wake writes the shared page to every parked subscriber in one loop, without
-  resuming its task; only one whose stream cannot take the page now (a full flow-control
-  window, a paused transport, a closed stream), one with more to read, or every one once the
-  job is final, is resumed to go on the ordinary way.
 - A job is woken at most once every ``PACE_PER_WAITER_S`` per subscriber waiting on it (a job
   with 200 subscribers at most every 5 ms; one with a single subscriber every 25 µs, i.e. at
   once).  A change within that interval is handed over when it ends, with every change that
@@ -26,7 +21,7 @@ What a wake costs grows with the subscribers of the job, so two things keep it i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,37 +35,14 @@ PACE_PER_WAITER_S = 25e-6
 MAX_PACE_S = 0.010
 
 
-# Writes an encoded page to a subscriber's stream at once if it can; whether it did.
-WriteNow = Callable[[bytes], bool]
-
-
-class Parked:
-    """A subscriber that has caught up: where it is, and how to write to its stream at once."""
-
-    __slots__ = ("after_sequence", "resumed", "wake", "write_now")
-
-    def __init__(self, after_sequence: int, write_now: WriteNow, wake: JobWake) -> None:
-        self.after_sequence = after_sequence
-        self.write_now = write_now
-        self.resumed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.wake = wake  # the job's wake it is parked on (moved on to the next one as it stays)
-
-    def resume(self) -> None:
-        if not self.resumed.done():
-            self.resumed.set_result(None)
-
-
 class JobWake(asyncio.Event):
-    """A job's next change, set by ``Fanout.wake``; it counts the tasks waiting on it (parked
-    ones included) and keeps the parked ones, in the order they came."""
+    """A job's next change, set by ``Fanout.wake``; it counts the tasks waiting on it."""
 
     def __init__(self, previous_wake: float) -> None:
         super().__init__()
         self.waiting = 0
         self.previous_wake = previous_wake  # when the job's previous wake was handed over
         self.due: asyncio.TimerHandle | None = None  # a paced wake, scheduled
-        self.parked: dict[Parked, None] = {}
-        self.store: JobStore | None = None  # the store the parked ones read from
 
     async def wait(self) -> bool:  # type: ignore[override]
         self.waiting += 1
@@ -99,12 +71,8 @@ class Fanout:
         # the benchmark see the sharing by.
         self.pages_read = 0
         self.pages_handed = 0
-        # Pages a wake wrote to parked subscribers itself, and parked subscribers it resumed
-        # instead (their stream could not take the page, or they had more to read).
-        self.written_by_wake = 0
-        self.resumed_by_wake = 0
 
-    def waiter(self, job_id: str) -> JobWake:
+    def waiter(self, job_id: str) -> asyncio.Event:
         """The event the next change of ``job_id`` sets.  Take it *before* reading the store,
         so that a change between the read and the wait is not missed."""
         event = self.events.get(job_id)
@@ -127,71 +95,13 @@ class Fanout:
 
     def _wake_now(self, job_id: str, event: JobWake) -> None:
         del self.events[job_id]
-        staying = self._write_to_parked(job_id, event) if event.parked else []
         event.set()
         if event.waiting:
-            following = self.events[job_id] = JobWake(previous_wake=asyncio.get_running_loop().time())
-            following.store = event.store
-            for parked in staying:
-                parked.wake = following
-                following.parked[parked] = None
-            following.waiting = len(staying)
-            event.waiting -= len(staying)
-        event.parked = {}  # the resumed ones are the event's no more (their tasks let go of it)
+            self.events[job_id] = JobWake(previous_wake=asyncio.get_running_loop().time())
 
-    def _write_to_parked(self, job_id: str, event: JobWake) -> list[Parked]:
-        """Write what is new to each of ``event``'s parked subscribers; those it was written to
-        (or that have nothing new) stay parked, the others are resumed."""
-        store = event.store
-        record = store.get(job_id) if store is not None else None
-        if store is None or record is None or store.is_final(job_id):
-            for parked in event.parked:
-                parked.resume()  # the job's end: each sends what is left and ends, its own way
-            return []
-        staying: list[Parked] = []
-        for parked in event.parked:
-            if record.line_count <= parked.after_sequence:
-                staying.append(parked)  # a change that brought it nothing (a status)
-                continue
-            page = self._page_in_memory(store, job_id, parked.after_sequence, record.line_count)
-            try:
-                written = page is not None and parked.write_now(page.data)
-            except Exception:  # noqa: BLE001 - its own task meets the error; the others go on
-                written = False
-            if page is None or not written:
-                self.resumed_by_wake += 1
-                parked.resume()  # its stream cannot take it now: its task waits or fails
-                continue
-            self.pages_handed += 1
-            self.written_by_wake += 1
-            parked.after_sequence = page.last_sequence
-            if page.last_sequence >= record.line_count:
-                staying.append(parked)
-            else:
-                self.resumed_by_wake += 1
-                parked.resume()  # more than a page behind: it reads on, its own way
-        return staying
-
-    def _page_in_memory(self, store: JobStore, job_id: str, after_sequence: int, line_count: int) -> EncodedPage | None:
-        """``page_after``'s page, at once, if it is in memory: the shared one if it reaches the
-        job's last line, else read."""
-        shared = self.pages.get(job_id)
-        if shared is not None and shared.after_sequence == after_sequence and shared.page.last_sequence >= line_count:
-            return shared.page
-        if not store.in_memory(job_id, after_sequence):
-            return None
-        page = store.read_encoded_in_memory(job_id, after_sequence)
-        self.pages_read += 1
-        if page is not None:
-            self.pages[job_id] = SharedPage(after_sequence, page)
-        return page
-
-    async def follow(
-        self, store: JobStore, job_id: str, after_sequence: int, write_now: WriteNow | None = None
-    ) -> AsyncIterator[EncodedPage]:
+    async def follow(self, store: JobStore, job_id: str, after_sequence: int) -> AsyncIterator[EncodedPage]:
         """Pages of ``job_id``'s lines with sequence > ``after_sequence``, encoded for the wire,
-        live, until the job is final and every line was yielded.  Each line exactly once, in order:
-        either yielded, or (with ``write_now``, once caught up) written by a wake while parked."""
+        live, until the job is final and every line was yielded.  Each line exactly once, in order."""
         try:
             while True:
                 changed = self.waiter(job_id)
@@ -204,30 +114,11 @@ class Fanout:
                     yield page
                 elif final:
                     return
-                elif write_now is None:
-                    await changed.wait()
                 else:
-                    after_sequence = await self._park(store, changed, after_sequence, write_now)
+                    await changed.wait()
         finally:
             if not (event := self.events.get(job_id)) or not event.waiting:
                 self.pages.pop(job_id, None)  # the last subscriber gone: the job's page with it
-
-    async def _park(self, store: JobStore, wake: JobWake, after_sequence: int, write_now: WriteNow) -> int:
-        """Wait, parked on ``wake``, until resumed; where the subscriber is then."""
-        if wake.is_set():
-            return after_sequence  # it came while the store was read: there may be more to read
-        parked = Parked(after_sequence, write_now, wake)
-        wake.store = store
-        wake.parked[parked] = None
-        wake.waiting += 1
-        try:
-            await parked.resumed
-        finally:
-            parked.wake.waiting -= 1
-            parked.wake.parked.pop(parked, None)
-            if not parked.wake.parked:
-                parked.wake.parked = {}  # a dict keeps its size: a crowd gone leaves an empty one
-        return parked.after_sequence
 
     async def page_after(self, store: JobStore, job_id: str, after_sequence: int) -> EncodedPage | None:
         """The store's page of ``job_id`` after ``after_sequence``, or the same page another

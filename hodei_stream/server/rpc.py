@@ -168,9 +168,9 @@ DATA_TYPE_AND_FLAGS = b"\x00\x00"
 SENDING_STATES = (StreamState.HALF_CLOSED_REMOTE, StreamState.OPEN)
 
 
-def send_now(stream: Stream[Any, Any], data: bytes) -> bool:
-    """Write ``data`` (whole gRPC messages) on ``stream`` as DATA frames built here, at once, if
-    nothing stands in the way; whether it did (if not, nothing was written).
+async def send_data(stream: Stream[Any, Any], data: bytes) -> None:
+    """Send ``data`` (whole gRPC messages) on ``stream``: as DATA frames built here and written
+    to the transport at once when nothing stands in the way, else through grpclib.
 
     With 200 subscribers on a job, each of the job's wakes is 200 sends.  grpclib's
     ``send_data`` and h2's cost ~20 µs a send (a BytesIO, h2's state machines, a hyperframe
@@ -179,8 +179,8 @@ def send_now(stream: Stream[Any, Any], data: bytes) -> bool:
     and the transport is not paused, the frames are built here, h2's windows are charged as
     ``H2Connection.send_data`` would (so its flow control stays exact for the WINDOW_UPDATEs
     that follow), and one write carries them.  Otherwise (a full window, a paused transport, a
-    closed stream) it is ``send_data``'s to wait or raise.  grpclib is pinned below 0.5 and h2
-    below 5 in pyproject.toml; tests/interop and tests/e2e cover this path.
+    closed stream) grpclib's ``send_data`` waits or raises as before.  grpclib is pinned below
+    0.5 and h2 below 5 in pyproject.toml; tests/interop and tests/e2e cover this path.
     """
     h2_stream = h2_stream_of(stream)
     h2_connection = h2_connection_of(h2_stream)
@@ -198,7 +198,8 @@ def send_now(stream: Stream[Any, Any], data: bytes) -> bool:
         or has_unsent_bytes(h2_connection)
         or not size
     ):
-        return False
+        await h2_stream.send_data(data)
+        return
     stream_id = number.to_bytes(4, "big")
     frame_size = h2_connection.max_outbound_frame_size
     if size <= frame_size:
@@ -216,14 +217,6 @@ def send_now(stream: Stream[Any, Any], data: bytes) -> bool:
     h2_stream.data_sent += size
     connection.data_sent += size
     connection.data_send_process()  # what grpclib's keepalive pings go by
-    return True
-
-
-async def send_data(stream: Stream[Any, Any], data: bytes) -> None:
-    """Send ``data`` (whole gRPC messages) on ``stream``: at once (``send_now``) when nothing
-    stands in the way, else through grpclib, which waits for the window or raises."""
-    if not send_now(stream, data):
-        await h2_stream_of(stream).send_data(data)
 
 
 # A WINDOW_UPDATE frame's length (4) and type (8): the first 4 bytes of its 9-byte header.

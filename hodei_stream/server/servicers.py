@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from functools import partial
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -25,7 +24,7 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER, HISTORY_LINES_HEADER
 from hodei_stream.server.entries import log_entry
 from hodei_stream.server.fanout import Fanout
-from hodei_stream.server.rpc import send_data, send_now
+from hodei_stream.server.rpc import send_data
 from hodei_stream.server.store import PAGE_LINES, EncodedPage, JobRecord, JobStore, StoreUnavailable
 from hodei_stream.server.validation import (
     MAX_REASON_CHARS,
@@ -207,7 +206,7 @@ class LogStreamService(hodei_grpc.LogStreamServiceBase):
         # the history ends (a client that wants only the history stops there).
         metadata = [EXACT_SEQUENCES_HEADER, (HISTORY_LINES_HEADER, str(history_lines))]
         await stream.send_initial_metadata(metadata=metadata)
-        async for page in self.fanout.follow(self.store, record.job_id, after, partial(send_now, stream)):
+        async for page in self.fanout.follow(self.store, record.job_id, after):
             await send_messages(stream, page)
 
     async def GetLogs(self, stream: Stream[pb.GetLogsRequest, pb.GetLogsResponse]) -> None:

@@ -253,20 +253,11 @@ class JobStore:
     async def read_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
         """What ``read`` gives, as the encoded gRPC messages SubscribeLogs sends; None when there is
         nothing after ``after_sequence`` yet."""
-        if self.in_memory(job_id, after_sequence):
-            return self.read_encoded_in_memory(job_id, after_sequence)
+        log = self.logs.get(job_id)
+        if log is not None and after_sequence + 1 >= log.first_sequence:
+            return encoded_page(log.blocks_from(after_sequence + 1), after_sequence, log.messages)
         # Older than the buffer: read and encoded in the reading thread, for this reader alone.
         return await self.reader.encoded_page(job_id, after_sequence)
-
-    def in_memory(self, job_id: str, after_sequence: int) -> bool:
-        """Whether ``job_id``'s lines after ``after_sequence`` are all in its buffer."""
-        log = self.logs.get(job_id)
-        return log is not None and after_sequence + 1 >= log.first_sequence
-
-    def read_encoded_in_memory(self, job_id: str, after_sequence: int) -> EncodedPage | None:
-        """``read_encoded``'s page, at once, where ``in_memory`` says the lines are."""
-        log = self.logs[job_id]
-        return encoded_page(log.blocks_from(after_sequence + 1), after_sequence, log.messages)
 
     async def wait_for_backlog(self, job_id: str) -> None:
         """Return once ``job_id`` is not ``backlogged`` (at once, usually)."""
