@@ -64,14 +64,16 @@ class Platform:
         self.url = ready_file.read_text().strip()
         self.server = Server(self.url, embedded=False)
 
+    def log_text(self) -> str:
+        """What the stand-in logged so far ("" before its log exists)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def listed_nothing(self) -> int:
         """How many ListJobs calls the stand-in answered with no rows so far (from its log)."""
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return text.count(LISTED_NOTHING)
+        return self.log_text().count(LISTED_NOTHING)
 
     def log_tail(self, lines: int = 30) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def stop(self) -> None:
         """SIGTERM (the stand-in kills its jobs), SIGKILL after a deadline, then kill any job
