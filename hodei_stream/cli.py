@@ -33,7 +33,7 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.stream import cli as stream_cli
 from hodei_stream.stream import complete
 from hodei_stream.stream.format import UNKNOWN_EXIT_CODE, format_duration, visible
-from hodei_stream.stream.options import add_ci_options
+from hodei_stream.stream.options import add_ci_options, parse_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,6 +274,10 @@ def for_people(text: str, env: Environment) -> str:
     return visible(text) if env.stdout_isatty else text
 
 
+# In the job id's place while ``hodei run`` checks the streamer's options, before it submits.
+NO_JOB_YET = "00000000-0000-0000-0000-000000000000"
+
+
 def ci_arguments(args: argparse.Namespace) -> list[str]:
     """``hodei run``'s CI options, as stream-logs takes them."""
     passed = ["--no-ci-groups"] if args.no_ci_groups else []
@@ -289,10 +293,13 @@ def dispatch(args: argparse.Namespace, server: Server, env: Environment) -> int:
             print(submit(client, args), file=env.stdout, flush=True)
             return ExitStatus.OK
         if args.command == "run":
-            job_id = submit(client, args)
             # The embedded server unnamed, so that the streamer may start it again if it dies.
             where = [] if server.embedded else ["--server", server.target]
-            return stream_cli.main([*where, *ci_arguments(args), *args.stream_option, job_id], env)
+            stream_argv = [*where, *ci_arguments(args), *args.stream_option]
+            # The streamer's usage errors before the job exists, not after it was submitted.
+            if (problem := stream_cli.usage_problem(parse_options([*stream_argv, NO_JOB_YET]), env)) is not None:
+                raise ClientError(problem, ExitStatus.USAGE)
+            return stream_cli.main([*stream_argv, submit(client, args)], env)
         if args.command == "status":
             report = describe(client.get_job(check_job_id(args.job_id)))
             if args.json:

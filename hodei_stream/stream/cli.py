@@ -18,7 +18,7 @@ from hodei_stream.ci.output import CiChoiceError, CiOutput, chosen_ci
 from hodei_stream.command_line import silence_stdout
 from hodei_stream.environment import Environment
 from hodei_stream.exit_codes import ExitStatus
-from hodei_stream.stream.options import line_filter, parse_options
+from hodei_stream.stream.options import Options, line_filter, parse_options
 from hodei_stream.stream.session import Interrupted, Session
 from hodei_stream.stream.write import ReaderGone, Writer
 
@@ -33,14 +33,10 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
     signal.signal(signal.SIGTERM, _raise_interrupted)
     options = parse_options(argv)
     env = Environment.of_process() if environment is None else environment
-    try:
-        ci = chosen_ci(options.ci, env.variables)
-    except CiChoiceError as error:
-        print(f"stream-logs: {error}", file=env.stderr)
+    if (problem := usage_problem(options, env)) is not None:
+        print(f"stream-logs: {problem}", file=env.stderr)
         return ExitStatus.USAGE
-    if options.junit and not os.access(os.path.dirname(os.path.abspath(options.junit)), os.W_OK):
-        print(f"stream-logs: cannot write the JUnit report {options.junit}: no such writable folder", file=env.stderr)
-        return ExitStatus.USAGE
+    ci = chosen_ci(options.ci, env.variables)
     export_fd = None
     if options.output:
         try:
@@ -49,11 +45,7 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
             print(f"stream-logs: cannot write {options.output}: {error.strerror}", file=env.stderr)
             return ExitStatus.USAGE
     writer = Writer(log_fd=2 if options.stderr else 1, notice_fd=2, export_fd=export_fd)
-    try:
-        keep = line_filter(options)
-    except re.error as error:
-        writer.notice(f"stream-logs: bad --grep pattern: {error}")
-        return ExitStatus.USAGE
+    keep = line_filter(options)
     if ci != NO_CI and not options.json:  # JSON lines are for a program: no CI output among them
         writer.in_ci(CiOutput(ci), raw_lines=options.raw)
     try:
@@ -65,6 +57,23 @@ def main(argv: Sequence[str] | None = None, environment: Environment | None = No
         return ExitStatus.OK
     finally:
         writer.close_export()
+
+
+def usage_problem(options: Options, env: Environment) -> str | None:
+    """What in the options no run could get past, found without a call (so that ``hodei
+    run`` says it before it submits a job): the usage error's message, or None."""
+    try:
+        chosen_ci(options.ci, env.variables)
+    except CiChoiceError as error:
+        return str(error)
+    for what, path in (("the JUnit report ", options.junit), ("", options.output)):
+        if path and not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+            return f"cannot write {what}{path}: no such writable folder"
+    try:
+        line_filter(options)
+    except re.error as error:
+        return f"bad --grep pattern: {error}"
+    return None
 
 
 if __name__ == "__main__":

@@ -121,6 +121,27 @@ def test_usage_errors_are_one_line_and_exit_2(home: Path, args: list[str], messa
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--junit", "/nonexistent/report.xml"], "hodei: cannot write the JUnit report /nonexistent/report.xml:"),
+        (["--stream-option=--output=/nonexistent/log.txt"], "hodei: cannot write /nonexistent/log.txt:"),
+        (["--stream-option=--grep=("], "hodei: bad --grep pattern: missing )"),
+        (["--stream-option=--frobnicate"], "stream-logs: unrecognized arguments: --frobnicate"),
+        (["--stream-option=--json", "--ci", "github"], "--json is for a program, not for a CI's log"),
+    ],
+)
+def test_run_refuses_the_streamers_bad_options_before_it_submits(
+    server: Server, options: list[str], message: str
+) -> None:
+    result = hodei(server, "run", *options, "--", "true")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert message in line
+    with HodeiClient(server) as client:
+        assert not client.list_jobs().jobs  # no job was submitted to run unwatched
+
+
 def test_bad_job_id_is_one_line(server: Server) -> None:
     result = hodei(server, "status", "not-a-uuid")
     assert result.returncode == 2 and result.stderr == "hodei: 'not-a-uuid' is not a job id (expected a UUID)\n"
