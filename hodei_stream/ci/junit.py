@@ -1,7 +1,8 @@
 """JUnit XML reports (``--junit FILE``): one testsuite, one testcase per job or stage.
 
 A testcase has its time in seconds; a failed one a ``<failure>`` with the error message
-and the last lines of its log, a skipped one ``<skipped>``.  Both CIs render this shape
+and the last lines of its log, one not followed to its end (Ctrl+C, a lost server) an
+``<error>`` saying why, with the same lines, a skipped one ``<skipped>``.  Both CIs render this shape
 (GitLab through ``artifacts:reports:junit``).  Text XML 1.0 cannot hold (most control
 characters, lone surrogates) is written as ``\\xHH`` / ``\\uHHHH``; the file is replaced
 atomically, so a reader never sees half a report.
@@ -31,6 +32,7 @@ class ReportCase(NamedTuple):
     failure: str | None = None  # the error message of a job that did not complete
     log_tail: Sequence[str] = ()  # its last lines, in the failure's text
     skipped: str | None = None  # why a stage never ran
+    error: str | None = None  # why the job was not followed to its end (it may go on)
 
 
 def xml_safe(text: str) -> str:
@@ -47,6 +49,7 @@ def junit_xml(suite: str, cases: Sequence[ReportCase]) -> bytes:
     """The report of ``cases`` as one testsuite named ``suite``."""
     failures = sum(1 for case in cases if case.failure is not None)
     skipped = sum(1 for case in cases if case.skipped is not None)
+    errors = sum(1 for case in cases if case.error is not None)
     total_s = sum(case.time_s for case in cases)
     root = ET.Element("testsuites", name=xml_safe(suite), tests=str(len(cases)), failures=str(failures))
     element = ET.SubElement(
@@ -55,7 +58,7 @@ def junit_xml(suite: str, cases: Sequence[ReportCase]) -> bytes:
         name=xml_safe(suite),
         tests=str(len(cases)),
         failures=str(failures),
-        errors="0",
+        errors=str(errors),
         skipped=str(skipped),
         time=f"{total_s:.3f}",
     )
@@ -63,9 +66,11 @@ def junit_xml(suite: str, cases: Sequence[ReportCase]) -> bytes:
         testcase = ET.SubElement(
             element, "testcase", name=xml_safe(case.name), classname=xml_safe(case.classname), time=f"{case.time_s:.3f}"
         )
-        if case.failure is not None:
-            failure = ET.SubElement(testcase, "failure", message=xml_safe(case.failure), type="JobFailed")
-            failure.text = xml_safe("\n".join([case.failure, *case.log_tail]))
+        message = case.failure if case.failure is not None else case.error
+        if message is not None:
+            tag, kind = ("failure", "JobFailed") if case.failure is not None else ("error", "NotFollowed")
+            problem = ET.SubElement(testcase, tag, message=xml_safe(message), type=kind)
+            problem.text = xml_safe("\n".join([message, *case.log_tail]))
         elif case.skipped is not None:
             ET.SubElement(testcase, "skipped", message=xml_safe(case.skipped))
     ET.indent(root)

@@ -153,14 +153,20 @@ class PipelineScript(WorkspaceScript):
         return outcome.error_message or f"the job {outcome.status}"
 
     def testcases(self) -> list[ReportCase]:
-        """The JUnit report: a testcase per stage, its failure where it failed."""
+        """The JUnit report: a testcase per stage, its failure where it failed, an error
+        where Ctrl+C stopped the watch."""
         outcomes = {outcome.job_id: outcome for outcome in self.followed}
         cases = []
         for result in getattr(self, "results", []):
-            outcome = outcomes.get(result.job_id)
-            if result.status == "SKIPPED" or outcome is None:
+            if result.status == "INTERRUPTED":
+                cases.append(self.interrupted_case(result.stage, self.PIPELINE_NAME))
+                continue
+            if result.status == "SKIPPED":
                 cases.append(ReportCase(result.stage, self.PIPELINE_NAME, 0.0, skipped=result.note or "not run"))
                 continue
+            # A stage's own job, or the one job's (not among those followed to the end when
+            # Ctrl+C stopped a later stage: its lines told how this one ended).
+            outcome = outcomes.get(result.job_id) or JobOutcome(result.job_id, result.stage, result.status, "", 0.0)
             ended = dataclasses.replace(outcome, status=result.status, duration_s=result.seconds)
             case = testcase(result.stage, self.PIPELINE_NAME, ended)
             if case.failure is not None and result.reason:
@@ -197,6 +203,7 @@ class PipelineScript(WorkspaceScript):
             results += [StageResult(name, "SKIPPED") for name in names]
         if results:
             self.print_block("📋 Pipeline interrupted", [("Pipeline", self.PIPELINE_NAME)], stage_table(results))
+        self.results = results  # the JUnit report's, too
         return status
 
 

@@ -178,8 +178,10 @@ class JobScript(cli.Application):
     poll_interval_s = STATUS_POLL_S  # a switch of its own in trace-job.sh
     ci = CiOutput(NO_CI)  # set by ``main`` from --ci, HODEI_CI and the CI's variables
 
-    # The job being watched, for the Ctrl+C message.
+    # The job being watched (its name, since when), for Ctrl+C's message and report.
     watched_job_id: str | None = None
+    watched_name = ""
+    watched_since = 0.0
     server: Server  # set by ``main`` once the command line named it
 
     def __init__(self, executable: str | None = None, environment: Environment | None = None) -> None:
@@ -257,8 +259,7 @@ class JobScript(cli.Application):
             ensure_running(server)
             with HodeiClient(server) as client:
                 status = int(self.run_jobs(client))
-            if self.junit:
-                write_junit(self.junit, str(self.PROGNAME), self.testcases())
+            self.write_report()
             return status
         except ClientError as error:
             return self.fail(str(error), error.status)
@@ -269,7 +270,9 @@ class JobScript(cli.Application):
         except StreamerFailed as error:
             return error.status  # the streamer already said why, in one line
         except KeyboardInterrupt as interrupt:
-            return self.interrupted(answered=isinstance(interrupt, WatchInterrupted))
+            status = self.interrupted(answered=isinstance(interrupt, WatchInterrupted))
+            self.write_report()  # what ended, and the job Ctrl+C stopped watching
+            return status
         finally:
             shutil.rmtree(self.streamed_logs, ignore_errors=True)
 
@@ -283,9 +286,30 @@ class JobScript(cli.Application):
         if outcome.exit_status != ExitStatus.OK and (hint := self.explain_failure(client, outcome)):
             self.say(hint)
 
+    def write_report(self) -> None:
+        if self.junit:
+            write_junit(self.junit, str(self.PROGNAME), self.testcases())
+
     def testcases(self) -> list[ReportCase]:
-        """The JUnit report: a testcase per job followed."""
-        return [testcase(outcome.name, str(self.PROGNAME), outcome) for outcome in self.followed]
+        """The JUnit report: a testcase per job followed, and an error one for the job being
+        followed when Ctrl+C came."""
+        cases = [testcase(outcome.name, str(self.PROGNAME), outcome) for outcome in self.followed]
+        if self.watched_job_id is not None:
+            cases.append(self.interrupted_case(self.watched_name, str(self.PROGNAME)))
+        return cases
+
+    def interrupted_case(self, name: str, classname: str) -> ReportCase:
+        """The job being followed when Ctrl+C came, as an error testcase: how long it was
+        watched, why it has no end, its last lines."""
+        lines = streamed_lines(self.streamed_log(self.watched_job_id))[-LAST_LINES:] if self.watched_job_id else []
+        goes_on = "it was asked to cancel (--cancel-on-interrupt)" if self.cancel_on_interrupt else "the job goes on"
+        return ReportCase(
+            name,
+            classname,
+            time.monotonic() - self.watched_since,
+            error=f"not followed to its end: {self.PROGNAME} was interrupted; {goes_on}",
+            log_tail=lines,
+        )
 
     def run_job(self, client: HodeiClient, request: JobRequest, title: str | None = None) -> JobOutcome:
         """Submit ``request``, stream its log in the chosen mode, return how it ended;
@@ -321,7 +345,7 @@ class JobScript(cli.Application):
 
     def followed_to_the_end(self, client: HodeiClient, job_id: str, name: str, stream_logs: bool) -> JobOutcome:
         started = time.monotonic()
-        self.watched_job_id = job_id
+        self.watched_job_id, self.watched_name, self.watched_since = job_id, name, started
         self.status_seen_at: dict[str, float] = {}  # status → when (monotonic) this process first saw it
         foreground = self.streams_in_foreground and stream_logs
         streamed = self.streamed_log(job_id) if stream_logs and self.KEEPS_STREAMED_LINES else None

@@ -10,6 +10,7 @@ unfolding anything.  Outside a CI and without ``--junit`` nothing here writes a 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from hodei_stream.ci.output import LAST_LINES, failure_text
@@ -36,6 +37,7 @@ class JobsInCi:
         # Each job's last lines, for the failure in its testcase (only with --junit).
         self.keeps_lines = options.junit is not None
         self.last_lines: dict[str, deque[str]] = {}
+        self.lost: dict[str, str] = {}  # why a job's follow ended before the job did
 
     def opened(self, job_ids: list[str]) -> None:
         """The jobs found are about to be followed: open their group."""
@@ -59,8 +61,13 @@ class JobsInCi:
         if end_line is not None and not self.open:
             self.writer.notice(end_line)
 
-    def close(self) -> None:
-        """The run is over (or cut short): close the group, say how each job ended, report."""
+    def job_lost(self, job_id: str, why: str) -> None:
+        """A job's follow failed (the run goes on with the others): its testcase says why."""
+        self.lost[job_id] = why
+
+    def close(self, followed: Sequence[str] = (), cut_short: str = "") -> None:
+        """The run is over (or was cut short, saying why): close the group, say how each job
+        ended, report (``followed``: the jobs followed, ended or not)."""
         ci = self.writer.ci
         if self.open and ci is not None:
             self.open = False
@@ -72,10 +79,11 @@ class JobsInCi:
                 if job.ending.status != "COMPLETED":
                     self.writer.commands(ci.failure(f"job {job.ending.job_id}", failure_message(job.ending)))
         if self.junit is not None:
-            self.write_report(self.junit)
+            self.write_report(self.junit, followed, cut_short)
             self.junit = None
 
-    def write_report(self, path: str) -> None:
+    def write_report(self, path: str, followed: Sequence[str], cut_short: str) -> None:
+        """A testcase per job that ended, and an error one per job followed that did not."""
         from hodei_stream.ci.junit import ReportCase, write_junit
 
         cases = [
@@ -87,6 +95,18 @@ class JobsInCi:
                 log_tail=tuple(self.last_lines.get(job.ending.job_id, ())),
             )
             for job in self.ended
+        ]
+        ended = {job.ending.job_id for job in self.ended}
+        cases += [
+            ReportCase(
+                name=job_id,
+                classname="stream-logs",
+                time_s=0.0,
+                error=f"not followed to its end: {self.lost.get(job_id) or cut_short or 'stream-logs stopped'}",
+                log_tail=tuple(self.last_lines.get(job_id, ())),
+            )
+            for job_id in dict.fromkeys(followed)
+            if job_id not in ended
         ]
         try:
             write_junit(path, "stream-logs", cases)

@@ -101,6 +101,7 @@ class ManyJobs:
                 ended.add(item.follower.job_id)
                 if isinstance(item.error, ClientError):
                     session.writer.notice(f"stream-logs: {item.error}")
+                    session.in_ci.job_lost(item.follower.job_id, str(item.error))
                     statuses.append(item.error.status)
                 elif item.error is not None:
                     raise item.error

@@ -147,14 +147,22 @@ class Session:
             else:
                 statuses += self._follow()
         except (ClientError, ServerAddressError) as error:  # the latter: the embedded server would not start
-            self.in_ci.close()
+            self.in_ci.close(self.followed_ids, str(error))
             self.writer.notice(f"stream-logs: {error}")
             return error.status
+        except (KeyboardInterrupt, Interrupted):
+            self.in_ci.close(self.followed_ids, "stream-logs was interrupted; the job goes on")
+            raise
         finally:
-            self.in_ci.close()
+            self.in_ci.close(self.followed_ids)
         if self.stats is not None:
             self.writer.notice(self.stats.summary())
         return worst(statuses)
+
+    @property
+    def followed_ids(self) -> list[str]:
+        """The jobs followed so far (a selector's join as they are found), ended or not."""
+        return [follower.job_id for follower in self.followers]
 
     def follower_for(self, client: LogClient, job_id: str) -> Follower:
         """A follower of the job as the options ask (history, tail, reconnects)."""

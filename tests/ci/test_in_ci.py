@@ -7,13 +7,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
 import junitparser
 import pytest
 
+from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
+from hodei_stream.exit_codes import ExitStatus
+from tests.conftest import ServerProcess
 from tests.e2e.streaming import HODEI, STREAM_LOGS, submit
 from tests.jobs.scripts import JOB_TIMEOUT_S, SCRIPTS, UUID
 from tests.platform_standin.fixture import Platform
@@ -117,6 +121,62 @@ def test_hodei_run_groups_its_job_and_writes_junit(server: Server, tmp_path: Pat
     (case,) = next(iter(junitparser.JUnitXml.fromfile(str(report))))
     (failure,) = case.result
     assert "exit code 4" in failure.message and failure.text.endswith("hi")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_watch_reports_each_job_as_it_stood(server: Server, tmp_path: Path, signum: int) -> None:
+    # One job ended, one still writes: the first has its failure, the second an error
+    # saying why it has no end, with the last lines shown of it.
+    ended = finished_job(server, ["done here"], 3)
+    running = submit(server, "echo first; echo second; exec sleep 600")
+    report = tmp_path / "watch.xml"
+    process = subprocess.Popen(
+        [*STREAM_LOGS, "--server", server.target, "--junit", str(report), "--no-timestamps", ended, running],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    shown = ""
+    while "second" not in shown or "job FAILED" not in shown:  # the first job's end, the other's lines
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        assert line, f"stream-logs ended before the running job's lines: {shown}"
+        shown += line
+    process.send_signal(signum)
+    assert process.wait(timeout=15) == 130
+    cases = {case.name: case for case in next(iter(junitparser.JUnitXml.fromfile(str(report))))}
+    (failure,) = cases[ended].result
+    assert isinstance(failure, junitparser.Failure) and "exit code 3" in failure.message
+    (error,) = cases[running].result
+    assert isinstance(error, junitparser.Error)
+    assert error.message == "not followed to its end: stream-logs was interrupted; the job goes on"
+    assert error.text.splitlines()[-2:] == ["first", "second"]
+    with HodeiClient(server) as client:
+        client.cancel_job(running)
+
+
+def test_jobs_whose_follow_failed_say_why_in_the_report(home: Path, tmp_path: Path) -> None:
+    # Two jobs followed, the server killed under them: each testcase says what the follow met.
+    server = ServerProcess(home)
+    jobs = [submit(server.server, f"echo {name}; exec sleep 5") for name in ("one", "two")]
+    report = tmp_path / "lost.xml"
+    process = subprocess.Popen(
+        [*STREAM_LOGS, "--server", server.server.target, "--no-reconnect", "--junit", str(report), *jobs],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    shown = ""
+    while "[OUT] one" not in shown or "[OUT] two" not in shown:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        assert line, f"stream-logs ended before the jobs' lines: {shown}"
+        shown += line
+    server.process.kill()
+    server.process.wait()
+    assert process.wait(timeout=30) == ExitStatus.UNREACHABLE
+    for case in next(iter(junitparser.JUnitXml.fromfile(str(report)))):
+        (error,) = case.result
+        assert isinstance(error, junitparser.Error)
+        assert error.message.startswith("not followed to its end: cannot reach the Hodei server"), error.message
 
 
 def test_outside_ci_the_output_is_as_it_was(server: Server) -> None:

@@ -13,6 +13,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import junitparser
 import pytest
 
 from hodei_stream.api import status_name
@@ -113,10 +114,21 @@ def ctrl_c_after_the_first_line(run: Run) -> str:
     return re.search(rf"Streaming logs for job: ({UUID})", run.err_text).group(1)  # type: ignore[union-attr]
 
 
+def interrupted_testcase(report: Path) -> junitparser.Error:
+    """The one testcase of the JUnit report of a run Ctrl+C stopped: its error."""
+    (case,) = next(iter(junitparser.JUnitXml.fromfile(str(report))))
+    (error,) = case.result
+    assert case.name == "data-processing-etl" and isinstance(error, junitparser.Error)
+    assert len(error.text.splitlines()) > 1  # the job's last lines shown follow the message
+    return error
+
+
 @pytest.mark.timeout(300)
 def test_ctrl_c_stops_watching_and_the_job_goes_on(server: Server, home: Path) -> None:
-    run = launch(home, "--etl")
+    run = launch(home, "--etl", "--junit", str(home / "etl.xml"))
     job_id = ctrl_c_after_the_first_line(run)
+    error = interrupted_testcase(home / "etl.xml")
+    assert error.message == "not followed to its end: data_processing_simple.sh was interrupted; the job goes on"
     hint = run.err_text.split("Watch it again with: ", 1)[1].splitlines()[0]
     assert hint.endswith(f"stream-logs {job_id}"), hint  # stream-logs on PATH, else its path
     assert run.err_text.count("stopped watching") == 1, run.err_text
@@ -146,8 +158,9 @@ def test_analytics_needs_the_etl_then_queries_what_it_loaded(server: Server, hom
 
 @pytest.mark.timeout(300)
 def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(server: Server, home: Path) -> None:
-    run = launch(home, "--etl", "--cancel-on-interrupt")
+    run = launch(home, "--etl", "--cancel-on-interrupt", "--junit", str(home / "etl.xml"))
     job_id = ctrl_c_after_the_first_line(run)
+    assert interrupted_testcase(home / "etl.xml").message.endswith("it was asked to cancel (--cancel-on-interrupt)")
     assert "as --cancel-on-interrupt asks, cancelling it" in run.err_text
     assert "goes on" not in run.err_text and "Traceback" not in run.err_text
     with HodeiClient(server) as client:

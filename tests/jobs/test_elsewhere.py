@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import junitparser
 import pytest
 from e2e.streaming import submit
 
@@ -236,7 +237,16 @@ def test_trace_job_gets_everything_from_get_job(platform: Platform, home: Path) 
 
 @pytest.mark.timeout(300)
 def test_ctrl_c_during_a_one_job_pipeline_prints_the_table_as_it_stands(platform: Platform, home: Path) -> None:
-    run = launch("data_processing_pipeline.sh", home, "--records", "500000", env={"HODEI_GRPC_URL": platform.url})
+    report = home / "pipeline.xml"
+    run = launch(
+        "data_processing_pipeline.sh",
+        home,
+        "--records",
+        "500000",
+        "--junit",
+        str(report),
+        env={"HODEI_GRPC_URL": platform.url},
+    )
     give_up = time.monotonic() + JOB_TIMEOUT_S
     while not any(text.endswith("▶ stage 2/5: transform") for text in run.out_text):
         assert run.process.poll() is None and time.monotonic() < give_up, run.all_text[-3000:]
@@ -247,6 +257,13 @@ def test_ctrl_c_during_a_one_job_pipeline_prints_the_table_as_it_stands(platform
     statuses = [status for _, status in stage_rows(run).values()]
     assert statuses == ["COMPLETED", "INTERRUPTED", "SKIPPED", "SKIPPED", "SKIPPED"], run.err_text
     assert "stopped watching; the job goes on" in run.err_text
+    # The report says the same: a pass, an error (the watch stopped), three never reached.
+    results = [case.result for case in next(iter(junitparser.JUnitXml.fromfile(str(report))))]
+    assert (
+        results[0] == []
+        and [type(result) for [result] in results[1:]] == [junitparser.Error] + [junitparser.Skipped] * 3
+    )
+    assert results[1][0].message.startswith("not followed to its end: data_processing_pipeline.sh was interrupted")
 
 
 @pytest.mark.timeout(120)
