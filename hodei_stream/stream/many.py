@@ -110,7 +110,10 @@ class ManyJobs:
             elif isinstance(item, Found):
                 assert labels is not None, "jobs are found only with labels to give"
                 labels.give([item])
-                gathering.follow(self._join(item), session.history if with_history else None)
+                if with_history:
+                    gathering.follow(self._join(item), session.history)
+                else:  # queued since the watch began: all of its log is new (--no-history, --tail 0)
+                    gathering.follow(self._join(item, whole_log=True))
             elif isinstance(item, Polled):
                 polled, warned = item, False
             elif isinstance(item, CannotList):  # jobs were queued on a server that cannot list them
@@ -122,10 +125,10 @@ class ManyJobs:
                 session.writer.notice(f"⚠️  {item}; trying again")
                 warned = True
 
-    def _join(self, job: Found) -> Follower:
+    def _join(self, job: Found, whole_log: bool = False) -> Follower:
         """A job a selector found: announced, and a follower for it among the others."""
         session = self.session
-        follower = session.follower_for(self.client, job.job_id)
+        follower = session.follower_for(self.client, job.job_id, whole_log)
         session.followers.append(follower)
         if not self.options.quiet:
             session.writer.notice(fmt.format_joined(job.job_id, session.style.label(job.job_id), session.colour_err))

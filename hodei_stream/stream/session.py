@@ -164,13 +164,14 @@ class Session:
         """The jobs followed so far (a selector's join as they are found), ended or not."""
         return [follower.job_id for follower in self.followers]
 
-    def follower_for(self, client: LogClient, job_id: str) -> Follower:
-        """A follower of the job as the options ask (history, tail, reconnects)."""
+    def follower_for(self, client: LogClient, job_id: str, whole_log: bool = False) -> Follower:
+        """A follower of the job as the options ask (history, tail, reconnects); with
+        ``whole_log``, from its first line whatever they say of history."""
         options = self.options
         return Follower(
             client,
             job_id,
-            history=not options.no_history and options.tail != 0,
+            history=whole_log or (not options.no_history and options.tail != 0),
             tail=0 if self.tail_here else options.tail or 0,
             reconnect=self.policy,
             notice=self.writer.notice,

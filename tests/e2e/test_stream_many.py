@@ -214,6 +214,30 @@ def test_name_and_tag_selectors_take_jobs_queued_while_watching(server: Server, 
         assert before not in stderr
 
 
+def test_no_history_shows_jobs_queued_while_watching_from_their_first_line(server: Server, tmp_path: Path) -> None:
+    # A job running before the watch: only what it writes from then on.  A job queued while
+    # watching: all of it, though it wrote its three lines before the watch found it.
+    go = tmp_path / "go"
+    ticks = f"for i in $(seq 1 1500); do [ -e {go} ] && break; echo old tick; sleep 0.02; done"
+    old = submit(server, f"echo old 0; {ticks}; echo old end", name="old")
+    wait_until(lambda: captured_ns(server, old), what="the old job's first line")
+    watcher = Watcher(server, "--json", "--all", "--no-history")
+    try:
+        wait_until(lambda: any(line["job_id"] == old for _, line in watcher.lines), 15, "the old job followed")
+        new = submit(server, "echo new 0; echo new 1; echo new 2", name="new")
+        wait_final(server, new)
+        wait_until(lambda: sum(line["job_id"] == new for _, line in watcher.lines) >= 3, 15, "the new job's lines")
+        go.touch()
+        wait_until(lambda: any(line["line"] == "old end" for _, line in watcher.lines), 15, "the old job's end")
+    finally:
+        go.touch()
+        status, stderr = watcher.stop()
+    assert status == 130, stderr
+    assert [line["line"] for _, line in watcher.lines if line["job_id"] == new] == ["new 0", "new 1", "new 2"]
+    shown_of_old = [line["line"] for _, line in watcher.lines if line["job_id"] == old]
+    assert "old 0" not in shown_of_old and shown_of_old[-1] == "old end"
+
+
 def test_until_done_ends_when_no_matching_job_is_left(server: Server) -> None:
     jobs = [submit(server, f"echo one {i}; sleep 0.5; echo two {i}", name=f"batch-{i}") for i in range(2)]
     other = submit(server, "sleep 20", name="other")
