@@ -4,7 +4,9 @@ Why: importing the generated code (``hodei_pb2``) costs ~45 ms of start-up (prot
 descriptor pool and message classes), a third of stream-logs' time to its first line, while
 the streamer needs three small requests and three answers.  The generated classes stay the
 reference: ``tests/unit/test_messages.py`` encodes random messages with them and decodes with
-this module, and the reverse, so the two cannot drift.
+this module, and the reverse, so the two cannot drift.  One place uses them: once
+``BULK_BYTES`` of log entries arrive at once (a history replayed, a burst), the import is
+paid once and protobuf's parser, in C, reads each entry faster than Python can.
 
 Encoded: ``SubscribeLogsRequest``, ``GetLogsRequest``, ``GetJobRequest``, ``ListJobsRequest``
 (byte for byte what ``SerializeToString`` gives).  Decoded: ``JobLogEntry`` (straight into a
@@ -307,6 +309,8 @@ def decode_entries(data: bytes | bytearray, pos: int, lines: list[LogLine]) -> i
     """
     global _last_second, _last_job_id  # caches of one
     size_of_data = len(data)
+    if size_of_data - pos >= BULK_BYTES:
+        return _bulk_entries(data, pos, lines)
     append = lines.append
     from_bytes = int.from_bytes
     new_line, log_line = _new_line, LogLine
@@ -403,6 +407,42 @@ def decode_entries(data: bytes | bytearray, pos: int, lines: list[LogLine]) -> i
                 raise DecodeError("a truncated JobLogEntry") from None
         pos = end
     return pos
+
+
+# From this many bytes at once (a history replayed, a burst), ``decode_entries`` has the
+# generated code parse each entry (protobuf's parser in C): a quarter less time a line than
+# its own loop, once the import (~40 ms) is paid.  Live lines, a few at a time, never pay it.
+BULK_BYTES = 64 * 1024
+
+
+def _bulk_entries(data: bytes | bytearray, pos: int, lines: list[LogLine]) -> int:
+    """``decode_entries`` by the generated code: the same lines, where it stopped."""
+    from google.protobuf.message import DecodeError as NotAMessage
+
+    from hodei_stream.proto.hodei_pb2 import JobLogEntry
+
+    parse = JobLogEntry.FromString
+    size_of_data = len(data)
+    append = lines.append
+    from_bytes = int.from_bytes
+    new_line, log_line = _new_line, LogLine
+    while True:
+        start = pos + 5
+        end = start + from_bytes(data[pos:start], "big")  # a compressed flag or a short prefix: too far
+        if end > size_of_data:
+            return pos
+        try:
+            entry = parse(data[start:end])  # type: ignore[arg-type]  # upb reads any buffer, a bytearray too
+        except NotAMessage:  # the general reader says why (or reads what protobuf refused)
+            try:
+                append(_entry(data, start, end))
+            except IndexError:
+                raise DecodeError("a truncated JobLogEntry") from None
+        else:
+            stamp = entry.timestamp
+            captured_ns = stamp.seconds * 1_000_000_000 + stamp.nanos
+            append(new_line(log_line, (entry.job_id, entry.sequence, captured_ns, entry.is_stderr, entry.line)))
+        pos = end
 
 
 def decode_entry(data: bytes) -> LogLine:

@@ -6,6 +6,7 @@ GetLogs answers the last ``limit`` lines and whose subscription hangs past 100 b
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -146,6 +147,25 @@ def test_no_follow_while_the_job_writes_ends_with_a_whole_prefix(server: Server)
     finally:
         with HodeiClient(server) as client:
             client.cancel_job(job_id)
+
+
+def test_only_a_bulk_of_entries_imports_the_generated_code(server: Server) -> None:
+    # A few lines are read by stream-logs' own decoder, with no import of protobuf's (~40 ms
+    # of start-up); a replay of more than ``BULK_BYTES`` at once is read by protobuf's parser.
+    few, many = (submit(server, numbered(1, count)) for count in (10, 20_000))
+    with HodeiClient(server) as client:
+        for job_id in (few, many):
+            client.wait_final(job_id)
+    for job_id, count, imported in ((few, 10, False), (many, 20_000, True)):  # 20,000 entries: ~1 MiB
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", *STREAM_LOGS[1:], "--server", server.target, "-q", job_id],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.count("\n") == count
+        assert ("hodei_stream.proto.hodei_pb2" in result.stderr) == imported
 
 
 PLATFORM_LINES = 500  # more than the 100 that make a subscription hang, fewer than the 1,000 it keeps

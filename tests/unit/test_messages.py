@@ -5,6 +5,7 @@ unknown fields, repeated fields, negative and large ints, non-ASCII text and ran
 from __future__ import annotations
 
 from collections.abc import Callable
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -169,11 +170,15 @@ def prefixed(message: bytes, compressed: bool = False) -> bytes:
     st.lists(st.one_of(log_entries().map(lambda e: e.SerializeToString()), st.binary(max_size=30)), max_size=6),
     st.integers(0, 400),
     st.booleans(),
+    st.booleans(),
 )
-def test_a_run_of_messages_decodes_in_place_as_each_alone(bodies: list[bytes], cut: int, compressed: bool) -> None:
+def test_a_run_of_messages_decodes_in_place_as_each_alone(
+    bodies: list[bytes], cut: int, compressed: bool, bulk: bool
+) -> None:
     """A stream's bytes, cut anywhere or stopped by a compressed message: every whole message
     before the stop decodes as it does alone, the stop is the next message's start, and a
-    message that does not decode raises with the lines before it kept."""
+    message that does not decode raises with the lines before it kept; read by the loop, and
+    (``bulk``: as from ``BULK_BYTES`` on) by the generated code."""
     stopper = prefixed(b"\x0a\x01x", compressed=True) if compressed else b""
     stream = b"".join(prefixed(body) for body in bodies) + stopper
     data = bytearray(b"junk" + stream[:cut])
@@ -181,19 +186,20 @@ def test_a_run_of_messages_decodes_in_place_as_each_alone(bodies: list[bytes], c
     for body in bodies:
         ends.append(ends[-1] + 5 + len(body))
     whole = [body for body, end in zip(bodies, ends[1:], strict=True) if end <= len(data)]
-    expected = [outcome(messages.decode_entry, body) for body in whole]
+    expected = [outcome(messages.decode_entry, body) for body in whole]  # each alone: by the loop
     lines: list[LogLine] = []
-    if DecodeError in expected:
-        try:
-            messages.decode_entries(data, 4, lines)
-        except DecodeError:
-            pass
+    with patch.object(messages, "BULK_BYTES", 0 if bulk else messages.BULK_BYTES):
+        if DecodeError in expected:
+            try:
+                messages.decode_entries(data, 4, lines)
+            except DecodeError:
+                pass
+            else:
+                raise AssertionError("a message that does not decode was read")
+            assert lines == expected[: expected.index(DecodeError)]
         else:
-            raise AssertionError("a message that does not decode was read")
-        assert lines == expected[: expected.index(DecodeError)]
-    else:
-        assert messages.decode_entries(data, 4, lines) == ends[len(whole)]
-        assert lines == expected
+            assert messages.decode_entries(data, 4, lines) == ends[len(whole)]
+            assert lines == expected
 
 
 @MANY
