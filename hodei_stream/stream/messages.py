@@ -421,7 +421,8 @@ def _bulk_entries(data: bytes | bytearray, pos: int, lines: list[LogLine]) -> in
 
     from hodei_stream.proto.hodei_pb2 import JobLogEntry
 
-    parse = JobLogEntry.FromString
+    entry = JobLogEntry()  # one message parsed into again and again: no allocation a line
+    parse = entry.ParseFromString
     size_of_data = len(data)
     append = lines.append
     from_bytes = int.from_bytes
@@ -432,14 +433,14 @@ def _bulk_entries(data: bytes | bytearray, pos: int, lines: list[LogLine]) -> in
         if end > size_of_data:
             return pos
         try:
-            entry = parse(data[start:end])  # type: ignore[arg-type]  # upb reads any buffer, a bytearray too
+            parse(data[start:end])  # type: ignore[arg-type]  # upb reads any buffer, a bytearray too
         except NotAMessage:  # the general reader says why (or reads what protobuf refused)
             try:
                 append(_entry(data, start, end))
             except IndexError:
                 raise DecodeError("a truncated JobLogEntry") from None
         else:
-            stamp = entry.timestamp
+            stamp = entry.timestamp  # asked again each time: the parse replaces it
             captured_ns = stamp.seconds * 1_000_000_000 + stamp.nanos
             append(new_line(log_line, (entry.job_id, entry.sequence, captured_ns, entry.is_stderr, entry.line)))
         pos = end
