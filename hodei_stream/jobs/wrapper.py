@@ -27,6 +27,7 @@ add to the summary (``summary_rows``).  This module does the rest the same way f
   what Ctrl+C means: it ends the streamer with SIGTERM, and the streamer's own goodbye
   (the job goes on, and how to watch it again) is the one message the user reads; or, with
   ``--cancel-on-interrupt``, it cancels the job and lets the streamer show how it ended.
+  SIGTERM to this process means the same.
 
 Scripts that run several jobs (pipelines, ``hodei_stream.jobs.pipeline``) override
 ``run_jobs`` and call ``run_job`` per stage, or once for a job whose steps are the stages;
@@ -243,6 +244,14 @@ class JobScript(cli.Application):
     # ----- the flow shared by every script ----------------------------------------------
 
     def main(self) -> int:
+        # SIGTERM (a CI cancelling the step, ``kill``) is answered as Ctrl+C is.
+        previous = signal.signal(signal.SIGTERM, interrupt)
+        try:
+            return self.run_script()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def run_script(self) -> int:
         try:
             self.check_usage()
             server = resolve(self.server_url)
@@ -563,6 +572,10 @@ def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
 
 def status_mark(status: str) -> str:
     return {"COMPLETED": "✅", "RUNNING": "⏳", "SKIPPED": "⏭", "INTERRUPTED": "⏹"}.get(status, "❌")
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def start_streamer(command: BaseCommand) -> Future:

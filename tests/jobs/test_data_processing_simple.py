@@ -103,14 +103,20 @@ def test_background_mode_streams_through_the_unbuffered_pipeline(server: Server,
     assert "COMPLETED" in summary_value(run, "Status")
 
 
-def ctrl_c_after_the_first_line(run: Run) -> str:
-    """Wait for the job's first log line, Ctrl+C the script, check it exits 130; the job's id."""
+def ctrl_c_after_the_first_line(run: Run, ctrl_c: bool = True) -> str:
+    """Wait for the job's first log line, Ctrl+C the script (SIGINT to its process group, as a
+    terminal does; else SIGTERM to it alone, as ``kill`` or a CI does), check it exits 130 and
+    leaves no streamer behind (its output pipes close); the job's id."""
     give_up = time.monotonic() + JOB_TIMEOUT_S
     while not any(OUT_LINE.match(text) for text in run.out_text):
         assert run.process.poll() is None and time.monotonic() < give_up, run.err_text
         time.sleep(0.01)  # polling the reader threads' list, with the deadline above
-    os.killpg(run.process.pid, signal.SIGINT)
-    assert run.finish() == ExitStatus.INTERRUPTED
+    if ctrl_c:
+        os.killpg(run.process.pid, signal.SIGINT)
+    else:
+        run.process.terminate()
+    assert run.finish(timeout=30) == ExitStatus.INTERRUPTED
+    assert not any(reader.is_alive() for reader in run.readers), "a streamer still holds the script's output"
     return re.search(rf"Streaming logs for job: ({UUID})", run.err_text).group(1)  # type: ignore[union-attr]
 
 
@@ -124,9 +130,10 @@ def interrupted_testcase(report: Path) -> junitparser.Error:
 
 
 @pytest.mark.timeout(300)
-def test_ctrl_c_stops_watching_and_the_job_goes_on(server: Server, home: Path) -> None:
+@pytest.mark.parametrize("ctrl_c", [True, False], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_watching_and_the_job_goes_on(server: Server, home: Path, ctrl_c: bool) -> None:
     run = launch(home, "--etl", "--junit", str(home / "etl.xml"))
-    job_id = ctrl_c_after_the_first_line(run)
+    job_id = ctrl_c_after_the_first_line(run, ctrl_c)
     error = interrupted_testcase(home / "etl.xml")
     assert error.message == "not followed to its end: data_processing_simple.sh was interrupted; the job goes on"
     hint = run.err_text.split("Watch it again with: ", 1)[1].splitlines()[0]
