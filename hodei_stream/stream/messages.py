@@ -301,11 +301,12 @@ def decode_entries(data: bytes | bytearray, pos: int, lines: list[LogLine]) -> i
     its 5-byte prefix, appended to ``lines`` as ``LogLine``; where it stopped: at the end, a
     message not yet whole, or a compressed one (the caller decompresses it).
 
-    The burst path, once per line, in one loop over the one buffer (a call or a copy per
+    The live path, once per line, in one loop over the one buffer (a call or a copy per
     message costs here): an entry laid out as protobuf writes it (fields in order, defaults
     left out, short varints) is read straight through; anything else takes the general
-    reader (``_entry``).  A message that does not decode raises ``DecodeError``, the lines
-    before it already in ``lines``.
+    reader (``_entry``).  ``BULK_BYTES`` or more at once go to ``_bulk_entries`` instead.  A
+    message that does not decode raises ``DecodeError``, the lines before it already in
+    ``lines``.
     """
     global _last_second, _last_job_id  # caches of one
     size_of_data = len(data)
