@@ -149,14 +149,15 @@ def test_no_follow_while_the_job_writes_ends_with_a_whole_prefix(server: Server)
             client.cancel_job(job_id)
 
 
-def test_only_a_bulk_of_entries_imports_the_generated_code(server: Server) -> None:
-    # A few lines are read by stream-logs' own decoder, with no import of protobuf's (~40 ms
-    # of start-up); a replay of more than ``BULK_BYTES`` at once is read by protobuf's parser.
-    few, many = (submit(server, numbered(1, count)) for count in (10, 20_000))
+def test_only_a_long_history_imports_the_generated_code(server: Server) -> None:
+    # A history of fewer than ~60,000 lines is read by stream-logs' own decoder, with no
+    # import of protobuf's (~40 ms); a longer one goes on by protobuf's parser.
+    counts = (10, 20_000, 100_000)  # entries of ~60 bytes: the last passes BULK_AFTER_BYTES
+    jobs = [submit(server, numbered(1, count)) for count in counts]
     with HodeiClient(server) as client:
-        for job_id in (few, many):
+        for job_id in jobs:
             client.wait_final(job_id)
-    for job_id, count, imported in ((few, 10, False), (many, 20_000, True)):  # 20,000 entries: ~1 MiB
+    for job_id, count, imported in zip(jobs, counts, (False, False, True), strict=True):
         result = subprocess.run(
             [sys.executable, "-X", "importtime", *STREAM_LOGS[1:], "--server", server.target, "-q", job_id],
             capture_output=True,

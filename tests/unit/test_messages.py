@@ -178,7 +178,7 @@ def test_a_run_of_messages_decodes_in_place_as_each_alone(
     """A stream's bytes, cut anywhere or stopped by a compressed message: every whole message
     before the stop decodes as it does alone, the stop is the next message's start, and a
     message that does not decode raises with the lines before it kept; read by the loop, and
-    (``bulk``: as from ``BULK_BYTES`` on) by the generated code."""
+    (``bulk``: as a replay's long run is) by the generated code."""
     stopper = prefixed(b"\x0a\x01x", compressed=True) if compressed else b""
     stream = b"".join(prefixed(body) for body in bodies) + stopper
     data = bytearray(b"junk" + stream[:cut])
@@ -188,7 +188,10 @@ def test_a_run_of_messages_decodes_in_place_as_each_alone(
     whole = [body for body, end in zip(bodies, ends[1:], strict=True) if end <= len(data)]
     expected = [outcome(messages.decode_entry, body) for body in whole]  # each alone: by the loop
     lines: list[LogLine] = []
-    with patch.object(messages, "BULK_BYTES", 0 if bulk else messages.BULK_BYTES):
+    with (
+        patch.object(messages, "BULK_BYTES", 0 if bulk else messages.BULK_BYTES),
+        patch.object(messages, "BULK_AFTER_BYTES", 0 if bulk else messages.BULK_AFTER_BYTES),
+    ):
         if DecodeError in expected:
             try:
                 messages.decode_entries(data, 4, lines)
