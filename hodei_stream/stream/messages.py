@@ -252,6 +252,15 @@ def _entry(data: bytes | bytearray, pos: int, end: int) -> LogLine:
     return LogLine(job_id, sequence, seconds * 1_000_000_000 + nanos, is_stderr, line)
 
 
+def _streamed_entry(data: bytes | bytearray, start: int, end: int) -> LogLine:
+    """One entry of a stream that neither fast path read, by the general reader; a
+    ``DecodeError`` when it does not decode (IndexError: it ends before its fields do)."""
+    try:
+        return _entry(data, start, end)
+    except IndexError:
+        raise DecodeError("a truncated JobLogEntry") from None
+
+
 _new_line = tuple.__new__  # LogLine(...) without the Python frame of its __new__
 # The last second decoded: its varint's five bytes and the second in ns (one tuple: threads
 # following several jobs each read and replace it whole).
@@ -403,10 +412,7 @@ def decode_entries(data: bytes | bytearray, pos: int, lines: list[LogLine]) -> i
                 raise _NotCanonical
             append(new_line(log_line, (job_id, sequence, captured_ns, is_stderr, line)))
         except (IndexError, UnicodeDecodeError, _NotCanonical):
-            try:
-                append(_entry(data, start, end))
-            except IndexError:
-                raise DecodeError("a truncated JobLogEntry") from None
+            append(_streamed_entry(data, start, end))
         pos = end
     return pos
 
@@ -441,10 +447,7 @@ def _bulk_entries(data: bytes | bytearray, pos: int, lines: list[LogLine]) -> in
         try:
             parse(data[start:end])  # type: ignore[arg-type]  # upb reads any buffer, a bytearray too
         except NotAMessage:  # the general reader says why (or reads what protobuf refused)
-            try:
-                append(_entry(data, start, end))
-            except IndexError:
-                raise DecodeError("a truncated JobLogEntry") from None
+            append(_streamed_entry(data, start, end))
         else:
             stamp = entry.timestamp  # asked again each time: the parse replaces it
             captured_ns = stamp.seconds * 1_000_000_000 + stamp.nanos
