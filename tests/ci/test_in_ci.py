@@ -123,6 +123,18 @@ def test_hodei_run_groups_its_job_and_writes_junit(server: Server, tmp_path: Pat
     assert "exit code 4" in failure.message and failure.text.endswith("hi")
 
 
+def watching_until(command: list[str], *texts: str) -> subprocess.Popen[str]:
+    """``command`` started, its stdout and stderr read as one until every one of ``texts``
+    was shown (stream-logs ending first fails the test); the process, still running."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    shown = ""
+    while not all(text in shown for text in texts):
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        assert line, f"stream-logs ended before it showed {texts}: {shown}"
+        shown += line
+    return process
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_watch_reports_each_job_as_it_stood(server: Server, tmp_path: Path, signum: int) -> None:
     # One job ended, one still writes: the first has its failure, the second an error
@@ -130,17 +142,12 @@ def test_an_interrupted_watch_reports_each_job_as_it_stood(server: Server, tmp_p
     ended = finished_job(server, ["done here"], 3)
     running = submit(server, "echo first; echo second; exec sleep 600")
     report = tmp_path / "watch.xml"
-    process = subprocess.Popen(
+    # Once the first job's end and the other's lines are shown.
+    process = watching_until(
         [*STREAM_LOGS, "--server", server.target, "--junit", str(report), "--no-timestamps", ended, running],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        "job FAILED",
+        "second",
     )
-    shown = ""
-    while "second" not in shown or "job FAILED" not in shown:  # the first job's end, the other's lines
-        line = process.stdout.readline()  # type: ignore[union-attr]
-        assert line, f"stream-logs ended before the running job's lines: {shown}"
-        shown += line
     process.send_signal(signum)
     assert process.wait(timeout=15) == 130
     cases = {case.name: case for case in next(iter(junitparser.JUnitXml.fromfile(str(report))))}
@@ -159,21 +166,17 @@ def test_jobs_whose_follow_failed_say_why_in_the_report(home: Path, tmp_path: Pa
     server = ServerProcess(home)
     jobs = [submit(server.server, f"echo {name}; exec sleep 5") for name in ("one", "two")]
     report = tmp_path / "lost.xml"
-    process = subprocess.Popen(
+    process = watching_until(
         [*STREAM_LOGS, "--server", server.server.target, "--no-reconnect", "--junit", str(report), *jobs],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        "[OUT] one",
+        "[OUT] two",
     )
-    shown = ""
-    while "[OUT] one" not in shown or "[OUT] two" not in shown:
-        line = process.stdout.readline()  # type: ignore[union-attr]
-        assert line, f"stream-logs ended before the jobs' lines: {shown}"
-        shown += line
     server.process.kill()
     server.process.wait()
     assert process.wait(timeout=30) == ExitStatus.UNREACHABLE
-    for case in next(iter(junitparser.JUnitXml.fromfile(str(report)))):
+    cases = list(next(iter(junitparser.JUnitXml.fromfile(str(report)))))
+    assert sorted(case.name for case in cases) == sorted(jobs)
+    for case in cases:
         (error,) = case.result
         assert isinstance(error, junitparser.Error)
         assert error.message.startswith("not followed to its end: cannot reach the Hodei server"), error.message
