@@ -1,6 +1,6 @@
 """The private names of grpclib and h2 that the server relies on, in one place.
 
-The fan-out path (``rpc.send_data``, ``rpc.ServerProtocol``) writes DATA frames and credits
+The fan-out path (``rpc.StreamWriter``, ``rpc.ServerProtocol``) writes DATA frames and credits
 WINDOW_UPDATEs itself, and the method table answers unknown methods (``rpc.grpc_server``):
 grpclib and h2 have no public hook for either.  Each reach is one function here, so a new
 grpclib or h2 is checked in one file: both are pinned in pyproject.toml (grpclib below 0.5,

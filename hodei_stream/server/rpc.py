@@ -11,7 +11,7 @@
 - Server reflection (``grpcurl list``/``describe`` with no proto file) and the standard health
   service ``grpc.health.v1.Health``: SERVING, or NOT_SERVING while the store cannot write.
 - The fan-out path, where every wake of a job is a send per subscriber and the followers
-  answer with flow-control credit: ``send_data`` writes a stream's already-encoded messages
+  answer with flow-control credit: ``StreamWriter`` writes a stream's already-encoded messages
   as HTTP/2 DATA frames straight to the connection, and ``ServerProtocol`` takes a read of
   nothing but WINDOW_UPDATE frames without h2's frame parsing.
 """
@@ -168,55 +168,72 @@ DATA_TYPE_AND_FLAGS = b"\x00\x00"
 SENDING_STATES = (StreamState.HALF_CLOSED_REMOTE, StreamState.OPEN)
 
 
-async def send_data(stream: Stream[Any, Any], data: bytes) -> None:
-    """Send ``data`` (whole gRPC messages) on ``stream``: as DATA frames built here and written
-    to the transport at once when nothing stands in the way, else through grpclib.
+class StreamWriter:
+    """Writes whole, already-encoded gRPC messages to one server stream: as DATA frames built
+    here and written to the transport at once when nothing stands in the way (``write_now``),
+    else through grpclib (``write``).
 
-    With 200 subscribers on a job, each of the job's wakes is 200 sends.  grpclib's
-    ``send_data`` and h2's cost ~20 µs a send (a BytesIO, h2's state machines, a hyperframe
+    With 200 subscribers on a job, each of the job's wakes is 200 writes.  grpclib's
+    ``send_data`` and h2's cost ~20 µs a write (a BytesIO, h2's state machines, a hyperframe
     ``DataFrame`` serialized, debug logging, a transport write per 16 KiB frame); a DATA frame is
-    a 9-byte header, so when the stream can send, the flow-control windows hold ``data``
+    a 9-byte header, so when the stream can send, the flow-control windows hold the data
     and the transport is not paused, the frames are built here, h2's windows are charged as
     ``H2Connection.send_data`` would (so its flow control stays exact for the WINDOW_UPDATEs
     that follow), and one write carries them.  Otherwise (a full window, a paused transport, a
-    closed stream) grpclib's ``send_data`` waits or raises as before.  grpclib is pinned below
-    0.5 and h2 below 5 in pyproject.toml; tests/interop and tests/e2e cover this path.
+    closed stream) grpclib's ``send_data`` waits or raises as before.  The stream's HTTP/2
+    parts are looked up once, when the stream's headers have been sent (h2 knows the stream
+    from then on).  grpclib is pinned below 0.5 and h2 below 5 in pyproject.toml; tests/interop
+    and tests/e2e cover this path.
     """
-    h2_stream = h2_stream_of(stream)
-    h2_connection = h2_connection_of(h2_stream)
-    connection = h2_stream.connection
-    size = len(data)
-    number = h2_stream.id
-    state = h2_connection.streams.get(number) if number is not None else None
-    if (
-        number is None
-        or state is None
-        or state.state_machine.state not in SENDING_STATES
-        or h2_connection.state_machine.state is not ConnectionState.SERVER_OPEN
-        or not connection.write_ready.is_set()
-        or size > min(h2_connection.outbound_flow_control_window, state.outbound_flow_control_window)
-        or has_unsent_bytes(h2_connection)
-        or not size
-    ):
-        await h2_stream.send_data(data)
-        return
-    stream_id = number.to_bytes(4, "big")
-    frame_size = h2_connection.max_outbound_frame_size
-    if size <= frame_size:
-        frames = size.to_bytes(3, "big") + DATA_TYPE_AND_FLAGS + stream_id + data
-    else:
-        view = memoryview(data)
-        parts: list[bytes | memoryview] = []
-        for start in range(0, size, frame_size):
-            chunk = view[start : start + frame_size]
-            parts += (len(chunk).to_bytes(3, "big") + DATA_TYPE_AND_FLAGS + stream_id, chunk)
-        frames = b"".join(parts)
-    h2_connection.outbound_flow_control_window -= size
-    state.outbound_flow_control_window -= size
-    transport_of(h2_stream).write(frames)
-    h2_stream.data_sent += size
-    connection.data_sent += size
-    connection.data_send_process()  # what grpclib's keepalive pings go by
+
+    def __init__(self, stream: Stream[Any, Any]) -> None:
+        self.h2_stream = h2_stream_of(stream)
+        self.h2_connection = h2_connection_of(self.h2_stream)
+        self.connection = self.h2_stream.connection
+        self.transport = transport_of(self.h2_stream)
+        number = self.h2_stream.id
+        self.state = self.h2_connection.streams.get(number) if number is not None else None
+        self.stream_id = number.to_bytes(4, "big") if number is not None else b""
+
+    def write_now(self, data: bytes) -> bool:
+        """Write ``data`` at once if nothing stands in the way; whether it did (else nothing
+        was written)."""
+        h2_connection, state = self.h2_connection, self.state
+        size = len(data)
+        if (
+            state is None
+            or state.state_machine.state not in SENDING_STATES
+            or h2_connection.state_machine.state is not ConnectionState.SERVER_OPEN
+            or not self.connection.write_ready.is_set()
+            or self.transport.is_closing()
+            or size > min(h2_connection.outbound_flow_control_window, state.outbound_flow_control_window)
+            or has_unsent_bytes(h2_connection)
+            or not size
+        ):
+            return False
+        frame_size = h2_connection.max_outbound_frame_size
+        if size <= frame_size:
+            frames = size.to_bytes(3, "big") + DATA_TYPE_AND_FLAGS + self.stream_id + data
+        else:
+            view = memoryview(data)
+            parts: list[bytes | memoryview] = []
+            for start in range(0, size, frame_size):
+                chunk = view[start : start + frame_size]
+                parts += (len(chunk).to_bytes(3, "big") + DATA_TYPE_AND_FLAGS + self.stream_id, chunk)
+            frames = b"".join(parts)
+        h2_connection.outbound_flow_control_window -= size
+        state.outbound_flow_control_window -= size
+        self.transport.write(frames)
+        self.h2_stream.data_sent += size
+        self.connection.data_sent += size
+        self.connection.data_send_process()  # what grpclib's keepalive pings go by
+        return True
+
+    async def write(self, data: bytes) -> None:
+        """Write ``data``: at once, or once grpclib can (it waits for credit, or raises for a
+        closed stream)."""
+        if not self.write_now(data):
+            await self.h2_stream.send_data(data)
 
 
 # A WINDOW_UPDATE frame's length (4) and type (8): the first 4 bytes of its 9-byte header.

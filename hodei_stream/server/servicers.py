@@ -24,8 +24,8 @@ from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.records import EXACT_SEQUENCES_HEADER, HISTORY_LINES_HEADER
 from hodei_stream.server.entries import log_entry
 from hodei_stream.server.fanout import Fanout
-from hodei_stream.server.rpc import send_data
-from hodei_stream.server.store import PAGE_LINES, EncodedPage, JobRecord, JobStore, StoreUnavailable
+from hodei_stream.server.rpc import StreamWriter
+from hodei_stream.server.store import PAGE_LINES, JobRecord, JobStore, StoreUnavailable
 from hodei_stream.server.validation import (
     MAX_REASON_CHARS,
     MAX_SEARCH_CHARS,
@@ -65,18 +65,6 @@ def timestamp(ns: int) -> Timestamp:
 def rfc3339_us(ns: int) -> str:
     """``2026-12-02T03:40:00.123456+00:00``: what ``datetime.fromisoformat`` reads back on 3.10."""
     return dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-async def send_messages(stream: Stream[pb.SubscribeLogsRequest, pb.JobLogEntry], page: EncodedPage) -> None:
-    """Send a page of lines (encoded gRPC messages) as one HTTP/2 write instead of one write
-    per line.
-
-    gRPC lets one DATA frame carry several length-prefixed messages, and a write per page
-    instead of per line is what lets one stream carry tens of thousands of lines a second
-    (grpclib's ``send_message`` costs a socket write and HTTP/2 framing per message, ~60 µs).
-    grpclib has no public call for it: ``rpc.send_data`` writes the frames.
-    """
-    await send_data(stream, page.data)
 
 
 def execution(record: JobRecord) -> pb.JobExecution:
@@ -206,8 +194,12 @@ class LogStreamService(hodei_grpc.LogStreamServiceBase):
         # the history ends (a client that wants only the history stops there).
         metadata = [EXACT_SEQUENCES_HEADER, (HISTORY_LINES_HEADER, str(history_lines))]
         await stream.send_initial_metadata(metadata=metadata)
+        # A page of lines (encoded gRPC messages) goes out as one HTTP/2 write, not a write per
+        # line: gRPC lets one DATA frame carry several length-prefixed messages, and grpclib's
+        # ``send_message`` costs a socket write and HTTP/2 framing per message (~60 µs).
+        writer = StreamWriter(stream)
         async for page in self.fanout.follow(self.store, record.job_id, after):
-            await send_messages(stream, page)
+            await writer.write(page.data)
 
     async def GetLogs(self, stream: Stream[pb.GetLogsRequest, pb.GetLogsResponse]) -> None:
         request = await stream.recv_message()
