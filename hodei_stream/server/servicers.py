@@ -198,7 +198,7 @@ class LogStreamService(hodei_grpc.LogStreamServiceBase):
         # line: gRPC lets one DATA frame carry several length-prefixed messages, and grpclib's
         # ``send_message`` costs a socket write and HTTP/2 framing per message (~60 µs).
         writer = StreamWriter(stream)
-        async for page in self.fanout.follow(self.store, record.job_id, after):
+        async for page in self.fanout.follow(self.store, record.job_id, after, writer.write_now):
             await writer.write(page.data)
 
     async def GetLogs(self, stream: Stream[pb.GetLogsRequest, pb.GetLogsResponse]) -> None:

@@ -57,10 +57,10 @@ def test_every_follower_gets_every_line_once_in_order_from_shared_pages(
         followers = [threading.Thread(target=follow, args=(index,)) for index in range(FOLLOWERS)]
         for follower in followers:
             follower.start()
-        # Every follower subscribed and caught up: all wait on the job's next change.
+        # Every follower subscribed and caught up: all parked, waiting for the job's next change.
         wait_until(
-            lambda: (event := fanout.events.get(job_id)) is not None and event.waiting >= FOLLOWERS,
-            what=f"{FOLLOWERS} followers waiting on the job",
+            lambda: (followers := fanout.followers.get(job_id)) is not None and len(followers.parked) >= FOLLOWERS,
+            what=f"{FOLLOWERS} followers parked on the job",
         )
         go.touch()
         for follower in followers:

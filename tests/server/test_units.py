@@ -137,6 +137,11 @@ def append_lines(store: JobStore, job_id: str, lines: list[LogLine]) -> None:
     store.append_payload(job_id, supervisor_protocol.encode_line_records(lines))
 
 
+def write_nothing_now(data: bytes) -> bool:
+    """A subscriber's stream that never takes a page at once: its task sends every page itself."""
+    return False
+
+
 def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
     settings = ServerSettings(store_recent_lines=100)
     job_id = str(uuid.uuid4())
@@ -162,7 +167,7 @@ def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
         store.update(job_id, status=pb.JOB_STATUS_COMPLETED)
         await store.sync()
         assert [line.sequence for line in await store.read(job_id, 998)] == [999, 1000, 1001, 1002]
-        followed = [entry.sequence async for page in fanout.follow(store, job_id, 990) for entry in decoded(page.data)]
+        followed = [entry.sequence async for page in fanout.follow(store, job_id, 990, write_nothing_now) for entry in decoded(page.data)]
         assert followed == list(range(991, 1003))
         await store.close()
 

@@ -253,11 +253,21 @@ class JobStore:
     async def read_encoded(self, job_id: str, after_sequence: int) -> EncodedPage | None:
         """What ``read`` gives, as the encoded gRPC messages SubscribeLogs sends; None when there is
         nothing after ``after_sequence`` yet."""
-        log = self.logs.get(job_id)
-        if log is not None and after_sequence + 1 >= log.first_sequence:
-            return encoded_page(log.blocks_from(after_sequence + 1), after_sequence, log.messages)
+        if self.in_memory(job_id, after_sequence):
+            return self.encoded_in_memory(job_id, after_sequence)
         # Older than the buffer: read and encoded in the reading thread, for this reader alone.
         return await self.reader.encoded_page(job_id, after_sequence)
+
+    def in_memory(self, job_id: str, after_sequence: int) -> bool:
+        """Whether the lines after ``after_sequence`` are in the in-memory buffer (all of them
+        are, from its first on: what a caught-up reader asks for)."""
+        log = self.logs.get(job_id)
+        return log is not None and after_sequence + 1 >= log.first_sequence
+
+    def encoded_in_memory(self, job_id: str, after_sequence: int) -> EncodedPage | None:
+        """``read_encoded`` from the in-memory buffer, without waiting (``in_memory`` must hold)."""
+        log = self.logs[job_id]
+        return encoded_page(log.blocks_from(after_sequence + 1), after_sequence, log.messages)
 
     async def wait_for_backlog(self, job_id: str) -> None:
         """Return once ``job_id`` is not ``backlogged`` (at once, usually)."""
