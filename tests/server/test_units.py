@@ -167,7 +167,8 @@ def test_store_serves_lines_at_once_and_from_disk_later(tmp_path: Path) -> None:
         store.update(job_id, status=pb.JOB_STATUS_COMPLETED)
         await store.sync()
         assert [line.sequence for line in await store.read(job_id, 998)] == [999, 1000, 1001, 1002]
-        followed = [entry.sequence async for page in fanout.follow(store, job_id, 990, write_nothing_now) for entry in decoded(page.data)]
+        pages = fanout.follow(store, job_id, 990, write_nothing_now)
+        followed = [entry.sequence async for page in pages for entry in decoded(page.data)]
         assert followed == list(range(991, 1003))
         await store.close()
 
