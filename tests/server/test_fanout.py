@@ -72,6 +72,8 @@ def test_every_follower_gets_every_line_once_in_order_from_shared_pages(
     # The shared path was taken: most pages went to several followers for one read of the store.
     assert fanout.pages_read > 0
     assert fanout.pages_handed >= 3 * fanout.pages_read, (fanout.pages_read, fanout.pages_handed)
+    # And the fanout wrote pages to parked followers itself, without waking their tasks.
+    assert fanout.pages_written > 0
 
 
 def test_a_collection_follows_a_crowd_of_calls_once_they_stop_ending(monkeypatch: pytest.MonkeyPatch) -> None:
