@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -109,3 +110,69 @@ class ThreadServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(GRPCURL_TIMEOUT_S)
         self.loop.close()
+
+
+class BareH2Subscription:
+    """SubscribeLogs over a bare h2 client, at ``unix:/path`` or ``host:port``, that gives the
+    server ``window`` bytes of credit (stream and connection) and renews it only for what it
+    has read.  Opened at once; nothing is read until ``read_to_end``, so until then the server
+    sees a reader that has stopped.  h2 fails the connection if the server sends more than the
+    window allows."""
+
+    def __init__(self, target: str, job_id: str, window: int) -> None:
+        import h2.config
+        import h2.connection
+        import h2.settings
+
+        self.connection = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        )
+        self.connection.initiate_connection()
+        self.connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        if window > 65535:
+            self.connection.increment_flow_control_window(window - 65535)
+        request = pb.SubscribeLogsRequest(job_id=job_id, include_history=True).SerializeToString()
+        self.connection.send_headers(
+            1,
+            [
+                (":method", "POST"),
+                (":scheme", "http"),
+                (":path", "/hodei.LogStreamService/SubscribeLogs"),
+                (":authority", "localhost"),
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+            ],
+        )
+        self.connection.send_data(1, b"\x00" + len(request).to_bytes(4, "big") + request, end_stream=True)
+        if target.startswith("unix:"):
+            self.socket = socket.socket(socket.AF_UNIX)
+            self.socket.settimeout(GRPCURL_TIMEOUT_S)
+            self.socket.connect(target.removeprefix("unix:"))
+        else:
+            host, port = target.rsplit(":", 1)
+            self.socket = socket.create_connection((host, int(port)), timeout=GRPCURL_TIMEOUT_S)
+        self.socket.sendall(self.connection.data_to_send())
+
+    def read_to_end(self) -> tuple[list[pb.JobLogEntry], dict[str, str], int]:
+        """The entries, the trailers, and how many DATA frames carried them."""
+        import h2.events
+
+        body, trailers, frames = b"", {}, 0
+        with self.socket:
+            while not trailers:
+                self.socket.sendall(self.connection.data_to_send())
+                data = self.socket.recv(1 << 16)
+                assert data, "the server closed the connection"
+                for event in self.connection.receive_data(data):
+                    if isinstance(event, h2.events.DataReceived):
+                        body += event.data
+                        frames += 1
+                        self.connection.acknowledge_received_data(event.flow_controlled_length, 1)
+                    elif isinstance(event, h2.events.TrailersReceived):
+                        trailers = dict(event.headers)
+        entries = []
+        while body:
+            size = int.from_bytes(body[1:5], "big")
+            entries.append(pb.JobLogEntry.FromString(body[5 : 5 + size]))
+            body = body[5 + size :]
+        return entries, trailers, frames

@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
-from server_helpers import GRPCURL_TIMEOUT_S, ThreadServer, grpcurl, shell_job
+from server_helpers import GRPCURL_TIMEOUT_S, BareH2Subscription, ThreadServer, grpcurl, shell_job
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
@@ -119,59 +119,6 @@ def test_a_stock_grpcio_client_pages_through_wide_characters(client: HodeiClient
     assert len(page_bytes) >= 3 and max(page_bytes) <= 3 * 1024 * 1024, page_bytes
 
 
-def h2_subscribe(target: str, job_id: str, window: int) -> tuple[list[pb.JobLogEntry], dict[str, str], int]:
-    """SubscribeLogs over a bare h2 client that gives the server ``window`` bytes of credit
-    (stream and connection) and renews it only for what it has read: the entries, the
-    trailers, and how many DATA frames carried them.  h2 fails the connection if the server
-    sends more than the window allows."""
-    import socket
-
-    import h2.config
-    import h2.connection
-    import h2.events
-    import h2.settings
-
-    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-    connection.initiate_connection()
-    connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
-    if window > 65535:
-        connection.increment_flow_control_window(window - 65535)
-    request = pb.SubscribeLogsRequest(job_id=job_id, include_history=True).SerializeToString()
-    connection.send_headers(
-        1,
-        [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", "/hodei.LogStreamService/SubscribeLogs"),
-            (":authority", "localhost"),
-            ("content-type", "application/grpc"),
-            ("te", "trailers"),
-        ],
-    )
-    connection.send_data(1, b"\x00" + len(request).to_bytes(4, "big") + request, end_stream=True)
-    body, trailers, frames = b"", {}, 0
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(GRPCURL_TIMEOUT_S)
-        sock.connect(target.removeprefix("unix:"))
-        while not trailers:
-            sock.sendall(connection.data_to_send())
-            data = sock.recv(1 << 16)
-            assert data, "the server closed the connection"
-            for event in connection.receive_data(data):
-                if isinstance(event, h2.events.DataReceived):
-                    body += event.data
-                    frames += 1
-                    connection.acknowledge_received_data(event.flow_controlled_length, 1)
-                elif isinstance(event, h2.events.TrailersReceived):
-                    trailers = dict(event.headers)
-    entries = []
-    while body:
-        size = int.from_bytes(body[1:5], "big")
-        entries.append(pb.JobLogEntry.FromString(body[5 : 5 + size]))
-        body = body[5 + size :]
-    return entries, trailers, frames
-
-
 @pytest.mark.parametrize("window", [1000, 1 << 24])
 def test_pages_keep_to_the_clients_flow_control_window(client: HodeiClient, server: Server, window: int) -> None:
     """A page of 60 kB: split into 16 KiB DATA frames within a wide window, and held to a
@@ -179,7 +126,7 @@ def test_pages_keep_to_the_clients_flow_control_window(client: HodeiClient, serv
     never a byte beyond what the client allowed."""
     job_id = shell_job(client, "python3 -c \"print('\\n'.join(f'{n:03} ' + 'x' * 200 for n in range(1, 301)))\"")
     assert client.wait_final(job_id).status == pb.JOB_STATUS_COMPLETED
-    entries, trailers, frames = h2_subscribe(server.target, job_id, window)
+    entries, trailers, frames = BareH2Subscription(server.target, job_id, window).read_to_end()
     assert trailers.get("grpc-status") == "0", trailers
     assert [entry.sequence for entry in entries] == list(range(1, 301))
     assert [entry.line for entry in entries] == [f"{n:03} " + "x" * 200 for n in range(1, 301)]
