@@ -1,6 +1,7 @@
 """Many followers: each of them gets every line of their job once and in order while the page
-each wake reads is read once and handed to every follower that is caught up; and once a crowd
-of calls has come and gone, what they held is collected."""
+each wake reads is read once and handed to every follower that is caught up, and a follower
+that stops reading holds none of the others back; and once a crowd of calls has come and gone,
+what they held is collected."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_helpers import ThreadServer
+from server_helpers import BareH2Subscription, ThreadServer
 
 from hodei_stream.client import HodeiClient
 from hodei_stream.endpoint import Server
@@ -74,6 +75,46 @@ def test_every_follower_gets_every_line_once_in_order_from_shared_pages(
     assert fanout.pages_handed >= 3 * fanout.pages_read, (fanout.pages_read, fanout.pages_handed)
     # And the fanout wrote pages to parked followers itself, without waking their tasks.
     assert fanout.pages_written > 0
+
+
+def test_a_reader_that_stops_holds_back_none_of_the_caught_up_followers(
+    tcp_server: ThreadServer, tmp_path: Path
+) -> None:
+    """One of the parked followers stops reading (a bare h2 client with 4 KiB of credit): the
+    fanout's writes soon find its window full, and it is woken to wait for credit by itself.
+    The others go on being written to, and get every line while it reads nothing; once it
+    reads, it gets every line too, once and in order."""
+    fanout = tcp_server.embedded.store.fanout
+    go = tmp_path / "go"
+    received: list[list[int]] = [[] for _ in range(FOLLOWERS)]
+    with HodeiClient(Server(tcp_server.address, embedded=False)) as client:
+        job_id = client.queue_job("fan-out", "python3", ["-c", PACED_WRITER, str(go), str(LINES)])
+        stopped = BareH2Subscription(tcp_server.address, job_id, window=4096)
+
+        def follow(index: int) -> None:
+            request = pb.SubscribeLogsRequest(job_id=job_id, include_history=True)
+            for entry in client.logs.SubscribeLogs(request, timeout=60):
+                received[index].append(entry.sequence)
+
+        followers = [threading.Thread(target=follow, args=(index,)) for index in range(FOLLOWERS)]
+        for follower in followers:
+            follower.start()
+        wait_until(
+            lambda: (followers := fanout.followers.get(job_id)) is not None and len(followers.parked) >= FOLLOWERS + 1,
+            what=f"{FOLLOWERS} followers and the one that stops parked on the job",
+        )
+        go.touch()
+        for follower in followers:
+            follower.join(60)
+        assert not any(follower.is_alive() for follower in followers), "a stopped reader held the others back"
+        assert client.wait_final(job_id).status == pb.JOB_STATUS_COMPLETED
+        entries, trailers, _ = stopped.read_to_end()
+    for sequences in received:
+        assert sequences == list(range(1, LINES + 1))
+    assert fanout.pages_written > 0
+    assert trailers.get("grpc-status") == "0", trailers
+    assert [entry.sequence for entry in entries] == list(range(1, LINES + 1))
+    assert [entry.line for entry in entries] == [f"line {n}" for n in range(1, LINES + 1)]
 
 
 def test_a_collection_follows_a_crowd_of_calls_once_they_stop_ending(monkeypatch: pytest.MonkeyPatch) -> None:
