@@ -35,6 +35,22 @@ for n in range(1, int(sys.argv[2]) + 1):
 """
 
 
+def start_followers(client: HodeiClient, job_id: str) -> tuple[list[threading.Thread], list[list[int]]]:
+    """``FOLLOWERS`` grpcio followers of ``job_id``, a thread each, started; the sequences
+    each of them receives."""
+    received: list[list[int]] = [[] for _ in range(FOLLOWERS)]
+
+    def follow(index: int) -> None:
+        request = pb.SubscribeLogsRequest(job_id=job_id, include_history=True)
+        for entry in client.logs.SubscribeLogs(request, timeout=60):
+            received[index].append(entry.sequence)
+
+    followers = [threading.Thread(target=follow, args=(index,)) for index in range(FOLLOWERS)]
+    for follower in followers:
+        follower.start()
+    return followers, received
+
+
 @pytest.fixture
 def tcp_server(home: Path) -> Iterator[ThreadServer]:
     server = ThreadServer(home)
@@ -47,18 +63,9 @@ def test_every_follower_gets_every_line_once_in_order_from_shared_pages(
 ) -> None:
     fanout = tcp_server.embedded.store.fanout
     go = tmp_path / "go"
-    received: list[list[int]] = [[] for _ in range(FOLLOWERS)]
     with HodeiClient(Server(tcp_server.address, embedded=False)) as client:
         job_id = client.queue_job("fan-out", "python3", ["-c", PACED_WRITER, str(go), str(LINES)])
-
-        def follow(index: int) -> None:
-            request = pb.SubscribeLogsRequest(job_id=job_id, include_history=True)
-            for entry in client.logs.SubscribeLogs(request, timeout=60):
-                received[index].append(entry.sequence)
-
-        followers = [threading.Thread(target=follow, args=(index,)) for index in range(FOLLOWERS)]
-        for follower in followers:
-            follower.start()
+        followers, received = start_followers(client, job_id)
         # Every follower subscribed and caught up: all parked, waiting for the job's next change.
         wait_until(
             lambda: (followers := fanout.followers.get(job_id)) is not None and len(followers.parked) >= FOLLOWERS,
@@ -87,19 +94,10 @@ def test_a_reader_that_stops_holds_back_none_of_the_caught_up_followers(
     reads, it gets every line too, once and in order."""
     fanout = tcp_server.embedded.store.fanout
     go = tmp_path / "go"
-    received: list[list[int]] = [[] for _ in range(FOLLOWERS)]
     with HodeiClient(Server(tcp_server.address, embedded=False)) as client:
         job_id = client.queue_job("fan-out", "python3", ["-c", PACED_WRITER, str(go), str(LINES)])
         stopped = BareH2Subscription(tcp_server.address, job_id, window=4096)
-
-        def follow(index: int) -> None:
-            request = pb.SubscribeLogsRequest(job_id=job_id, include_history=True)
-            for entry in client.logs.SubscribeLogs(request, timeout=60):
-                received[index].append(entry.sequence)
-
-        followers = [threading.Thread(target=follow, args=(index,)) for index in range(FOLLOWERS)]
-        for follower in followers:
-            follower.start()
+        followers, received = start_followers(client, job_id)
         wait_until(
             lambda: (followers := fanout.followers.get(job_id)) is not None and len(followers.parked) >= FOLLOWERS + 1,
             what=f"{FOLLOWERS} followers and the one that stops parked on the job",
