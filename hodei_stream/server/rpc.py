@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import gc
 from collections.abc import Callable, Collection, Coroutine
 from functools import partial
@@ -134,13 +133,9 @@ class CrowdCollector:
 
 
 def malloc_trim() -> Callable[[int], int] | None:
-    """The C library's ``malloc_trim``, or None where it has none (musl, macOS)."""
-    name = ctypes.util.find_library("c")
-    try:
-        library = ctypes.CDLL(name) if name else ctypes.CDLL(None)
-    except OSError:
-        return None
-    trim = getattr(library, "malloc_trim", None)
+    """The ``malloc_trim`` of the C library this process runs on, or None where it has none
+    (macOS).  The process's own symbols are searched (``CDLL(None)``): no library to find."""
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
     if trim is None:
         return None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
