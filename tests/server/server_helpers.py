@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from hodei_stream.address import Address
 from hodei_stream.client import HodeiClient
 from hodei_stream.proto import hodei_pb2 as pb
 from hodei_stream.server.app import create_server
@@ -144,13 +145,13 @@ class BareH2Subscription:
             ],
         )
         self.connection.send_data(1, b"\x00" + len(request).to_bytes(4, "big") + request, end_stream=True)
-        if target.startswith("unix:"):
+        address = Address.parse(target)
+        if address.is_unix:
             self.socket = socket.socket(socket.AF_UNIX)
             self.socket.settimeout(GRPCURL_TIMEOUT_S)
-            self.socket.connect(target.removeprefix("unix:"))
+            self.socket.connect(address.path)
         else:
-            host, port = target.rsplit(":", 1)
-            self.socket = socket.create_connection((host, int(port)), timeout=GRPCURL_TIMEOUT_S)
+            self.socket = socket.create_connection((address.host, address.port), timeout=GRPCURL_TIMEOUT_S)
         self.socket.sendall(self.connection.data_to_send())
 
     def read_to_end(self) -> tuple[list[pb.JobLogEntry], dict[str, str], int]:
