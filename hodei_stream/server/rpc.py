@@ -39,6 +39,7 @@ from grpclib.server import Stream
 from h2.connection import ConnectionState
 from h2.stream import StreamState
 from h2.windows import LARGEST_FLOW_CONTROL_WINDOW
+from multidict import MultiDict
 
 from hodei_stream.server.grpclib_private import (
     STREAM_ID_BITS,
@@ -92,13 +93,22 @@ class CrowdCollector:
     ``COLLECT_AFTER_CALLS`` calls ended, a collection follows when no call has ended for
     ``QUIET_S`` (at most ``MAX_WAIT_S`` later), so that a flood pays for one collection.
 
-    The collection is followed by ``malloc_trim(0)`` (where the C library has it): C's malloc
-    keeps the pages it was given back in its arenas, and the trim hands them to the system.
-    Python's own small-object arenas go back only once empty, and a crowd leaves a few pinned
-    by live blocks: ~15-20 MiB after 10,000 calls (the bench's flood scenario), no more after
-    further crowds (they are reused).  A server run with ``PYTHONMALLOC=malloc``, whose every
-    object is malloc's, keeps ~4 MiB with the trim (~29 MiB without), at about a quarter more
-    CPU per line stored (README: Configuration)."""
+    Python's small-object arenas (1 MiB each) go back to the system only once empty, and a
+    crowd leaves some pinned by a few live blocks each.  Two kinds of these no collection
+    reaches (found by walking the arenas after the bench's flood scenario), so they are
+    cleared first, and the collection then empties the interpreter's own free lists:
+
+    - grpclib's keepalive timer of each connection (due in two hours), cancelled when the
+      connection closed but kept by asyncio, with its context, until due:
+      ``drop_cancelled_timers``;
+    - the free lists of C extensions, full of the crowd's objects: ``renew_free_lists``.
+
+    Then ``malloc_trim(0)`` (where the C library has it): C's malloc keeps the pages it was
+    given back in its arenas, and the trim hands them to the system.  After 10,000 calls
+    11-17 MiB stays (16-28 MiB without the first two steps), no more after further crowds
+    (they reuse it).  A server run with ``PYTHONMALLOC=malloc``, whose every object is
+    malloc's, keeps ~4 MiB, at about a quarter more CPU per line stored (README:
+    Configuration)."""
 
     COLLECT_AFTER_CALLS = 1000
     QUIET_S = 1.0
@@ -126,10 +136,48 @@ class CrowdCollector:
             loop.call_at(min(self.last_ended + self.QUIET_S, self.since + self.MAX_WAIT_S), self.collect_when_quiet)
             return
         self.ended = 0
+        drop_cancelled_timers(loop)
+        loop.call_soon(self.collect)  # once the loop's next turn has dropped them
+
+    def collect(self) -> None:
         self.collections += 1
-        gc.collect()
+        renew_free_lists()
+        gc.collect()  # a full collection also empties the interpreter's free lists
         if self.trim is not None:
             self.trim(0)
+
+
+# asyncio takes a cancelled timer out of its heap when it is due, or at once only once the
+# cancelled ones are more than half of over 100 scheduled (base_events: _run_once).
+SWEEPING_TIMERS = 1000
+
+
+def drop_cancelled_timers(loop: asyncio.AbstractEventLoop) -> None:
+    """Have ``loop`` drop the cancelled timers it holds at its next turn, by adding
+    ``SWEEPING_TIMERS`` cancelled ones (due now): the cancelled are then more than half
+    while fewer than that many timers are live (one per open connection, and a few)."""
+    for timer in [loop.call_later(0, lambda: None) for _ in range(SWEEPING_TIMERS)]:
+        timer.cancel()
+
+
+# More than any of the free lists below holds: asyncio's future iterators 255, multidict's
+# MultiDicts (grpclib's metadata) 32.
+FREE_LIST_RENEWAL = 1024
+
+
+def renew_free_lists() -> None:
+    """Refill C extensions' free lists with objects made now, freeing what they held.
+
+    A free list takes the objects freed while it has room and gives them back, newest first,
+    to be reused; no collection empties it.  So ``FREE_LIST_RENEWAL`` objects are made (the
+    free list's first, then new ones) and dropped newest first: the new ones refill it and its
+    former content is freed."""
+    future = asyncio.get_running_loop().create_future()
+    makers: tuple[Callable[[], object], ...] = (future.__await__, MultiDict)
+    for make in makers:
+        made = [make() for _ in range(FREE_LIST_RENEWAL)]
+        while made:
+            made.pop()
 
 
 def malloc_trim() -> Callable[[int], int] | None:

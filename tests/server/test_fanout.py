@@ -1,17 +1,19 @@
 """Many followers: each of them gets every line of their job once and in order while the page
 each wake reads is read once and handed to every follower that is caught up, and a follower
 that stops reading holds none of the others back; and once a crowd of calls has come and gone,
-what they held is collected."""
+what they held is collected, their cancelled timers and C extensions' free lists included."""
 
 from __future__ import annotations
 
 import asyncio
 import platform
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from multidict import MultiDict
 from server_helpers import BareH2Subscription, ThreadServer
 
 from hodei_stream.client import HodeiClient
@@ -146,3 +148,48 @@ def test_a_collection_follows_a_crowd_of_calls_once_they_stop_ending(monkeypatch
         assert trims == ([0] if collector.trim is not None else [])  # C's free pages go back to the system
 
     asyncio.run(scenario())
+
+
+def test_after_a_crowd_neither_its_cancelled_timers_nor_its_freed_objects_are_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each of these, left, keeps a 1 MiB arena of the server's memory alive: the keepalive
+    timers of the crowd's connections (cancelled, not yet due) and the objects C extensions'
+    free lists took as the crowd's calls ended."""
+    monkeypatch.setattr(CrowdCollector, "COLLECT_AFTER_CALLS", 3)
+    monkeypatch.setattr(CrowdCollector, "QUIET_S", 0.05)
+    collector = CrowdCollector()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        live = asyncio.Event()
+        loop.call_later(0.5, live.set)
+        cancelled = cancelled_timers(loop, 50)  # fewer than asyncio sweeps out by itself
+        future = loop.create_future()
+        for make, held in ((future.__await__, 255), (MultiDict, 32)):  # what each free list holds
+            crowds_objects = [make() for _ in range(held)]
+            addresses = {id(thing) for thing in crowds_objects}
+            del crowds_objects  # into the free list
+            made_after_collection.append((make, held, addresses))
+        for _ in range(3):
+            collector.call_ended()
+        give_up = loop.time() + 5
+        while not collector.collections:
+            assert loop.time() < give_up, "no collection after the crowd"
+            await asyncio.sleep(0.01)
+        assert [ref() for ref in cancelled] == [None] * len(cancelled)
+        for make, held, addresses in made_after_collection:
+            reused = [make() for _ in range(held * 3 // 4)]
+            assert not addresses & {id(thing) for thing in reused}, f"the free list of {make} still held the crowd's"
+        await asyncio.wait_for(live.wait(), 5)  # the timers not cancelled still fire
+
+    made_after_collection: list[tuple[Callable[[], object], int, set[int]]] = []
+    asyncio.run(scenario())
+
+
+def cancelled_timers(loop: asyncio.AbstractEventLoop, count: int) -> list[weakref.ref[asyncio.TimerHandle]]:
+    """``count`` timers due in two hours (grpclib's keepalive), cancelled; only weakly held."""
+    timers = [loop.call_later(7200, lambda: None) for _ in range(count)]
+    for timer in timers:
+        timer.cancel()
+    return [weakref.ref(timer) for timer in timers]
