@@ -105,7 +105,7 @@ class CrowdCollector:
 
     Then ``malloc_trim(0)`` (where the C library has it): C's malloc keeps the pages it was
     given back in its arenas, and the trim hands them to the system.  After 10,000 calls
-    11-17 MiB stays (16-28 MiB without the first two steps), no more after further crowds
+    13-18 MiB stays (17-25 MiB without the first two steps), no more after further crowds
     (they reuse it).  A server run with ``PYTHONMALLOC=malloc``, whose every object is
     malloc's, keeps ~4 MiB, at about a quarter more CPU per line stored (README:
     Configuration)."""
