@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import socket
 from collections.abc import Callable, Collection, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -311,6 +312,22 @@ WINDOW_UPDATE_START = b"\x00\x00\x04\x08"
 WINDOW_UPDATE_BYTES = 13
 
 
+# What a Unix socket's send buffer is asked to hold (the kernel doubles it, up to twice
+# net.core.wmem_max; unasked, it is ~208 KiB).  A replay's pages wait there
+# while the follower formats what it read, and the server writes on meanwhile instead of
+# waiting for room: stream-logs' replay of 1,000,000 lines took ~8% less time, the native
+# client's the same, which reads on a thread of its own (40 runs each, alternating).  TCP is
+# left to the kernel, whose autotuning a size set here would switch off.
+UNIX_SEND_BUFFER_BYTES = 256 * 1024
+
+
+def widen_unix_send_buffer(transport: asyncio.BaseTransport) -> None:
+    """Ask for ``UNIX_SEND_BUFFER_BYTES`` of send buffer if ``transport`` is a Unix socket."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family == socket.AF_UNIX:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UNIX_SEND_BUFFER_BYTES)
+
+
 class ServerProtocol(ReapedProtocol):
     """grpclib's HTTP/2 connection, with a shortcut for a read that holds only WINDOW_UPDATE
     frames, what a follower sends most (a gRPC C++ follower sends one for every ~6 messages it
@@ -319,6 +336,10 @@ class ServerProtocol(ReapedProtocol):
     waiting on them woken as grpclib does; anything else (another frame, a frame cut across
     reads, a closed stream, a window overflow, a zero increment) goes the whole way through
     h2, which answers the errors.  grpclib is pinned below 0.5 and h2 below 5 in pyproject.toml."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        widen_unix_send_buffer(transport)
 
     def data_received(self, data: bytes) -> None:
         if not self._credited(data):
