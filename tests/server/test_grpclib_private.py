@@ -19,9 +19,9 @@ from h2.connection import H2Connection
 from h2.stream import StreamState
 
 from hodei_stream.server import grpclib_private
+from hodei_stream.stream import http2
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+EMPTY_SETTINGS = http2.frame(http2.SETTINGS, 0, 0)
 METHOD = "/test.Private/Probe"
 
 
@@ -32,7 +32,7 @@ def test_h2_holds_part_of_a_frame_until_it_has_the_whole() -> None:
     assert grpclib_private.has_unsent_bytes(connection)
     connection.data_to_send()
     assert not grpclib_private.has_unsent_bytes(connection)
-    connection.receive_data(PREFACE + EMPTY_SETTINGS)
+    connection.receive_data(http2.PREFACE + EMPTY_SETTINGS)
     assert not grpclib_private.holds_part_of_a_frame(connection)
     assert grpclib_private.has_unsent_bytes(connection)  # the SETTINGS acknowledgement
     connection.data_to_send()

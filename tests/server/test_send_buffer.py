@@ -11,10 +11,9 @@ from pathlib import Path
 
 from hodei_stream.server.app import create_server
 from hodei_stream.server.rpc import UNIX_SEND_BUFFER_BYTES
+from hodei_stream.stream import http2
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")  # and empty SETTINGS
 ANSWER_DEADLINE_S = 5.0
-SETTINGS = 0x4  # the frame type
 
 
 def accepted_send_buffer(path: Path) -> int | None:
@@ -45,10 +44,10 @@ def test_a_unix_connection_is_given_a_wider_send_buffer(home: Path) -> None:
         embedded, _ = await create_server(f"unix:{socket_path}", home / "state")
         try:
             reader, writer = await asyncio.open_unix_connection(str(socket_path))
-            writer.write(PREFACE)
+            writer.write(http2.PREFACE + http2.frame(http2.SETTINGS, 0, 0))
             # The server's SETTINGS frame: it has taken the connection in (connection_made).
             settings = await asyncio.wait_for(reader.readexactly(9), ANSWER_DEADLINE_S)
-            assert settings[3] == SETTINGS, settings
+            assert settings[3] == http2.SETTINGS, settings
             size = accepted_send_buffer(socket_path)
             writer.close()
             return size
