@@ -118,10 +118,23 @@ def test_a_reader_that_stops_holds_back_none_of_the_caught_up_followers(
     assert [entry.line for entry in entries] == [f"line {n}" for n in range(1, LINES + 1)]
 
 
-def test_a_collection_follows_a_crowd_of_calls_once_they_stop_ending(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def collector(monkeypatch: pytest.MonkeyPatch) -> CrowdCollector:
+    """A collector whose crowd is 3 calls, collected after 50 ms without one ending."""
     monkeypatch.setattr(CrowdCollector, "COLLECT_AFTER_CALLS", 3)
     monkeypatch.setattr(CrowdCollector, "QUIET_S", 0.05)
-    collector = CrowdCollector()
+    return CrowdCollector()
+
+
+async def collected(collector: CrowdCollector, give_up: float) -> None:
+    """Return once ``collector`` has collected; fail at the loop time ``give_up``."""
+    loop = asyncio.get_running_loop()
+    while not collector.collections:
+        assert loop.time() < give_up, "no collection after the crowd"
+        await asyncio.sleep(0.01)
+
+
+def test_a_collection_follows_a_crowd_of_calls_once_they_stop_ending(collector: CrowdCollector) -> None:
     glibc = platform.libc_ver()[0] == "glibc"
     if glibc:
         assert collector.trim is not None, "glibc's malloc_trim was not found"
@@ -140,9 +153,7 @@ def test_a_collection_follows_a_crowd_of_calls_once_they_stop_ending(monkeypatch
             collector.call_ended()
             await asyncio.sleep(0.01)
         assert collector.collections == 0
-        while not collector.collections:
-            assert loop.time() - began < 5, "no collection after the crowd"
-            await asyncio.sleep(0.01)
+        await collected(collector, began + 5)
         assert loop.time() - collector.last_ended >= CrowdCollector.QUIET_S
         assert collector.collections == 1 and collector.ended == 0
         assert trims == ([0] if collector.trim is not None else [])  # C's free pages go back to the system
@@ -150,15 +161,10 @@ def test_a_collection_follows_a_crowd_of_calls_once_they_stop_ending(monkeypatch
     asyncio.run(scenario())
 
 
-def test_after_a_crowd_neither_its_cancelled_timers_nor_its_freed_objects_are_kept(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_after_a_crowd_neither_its_cancelled_timers_nor_its_freed_objects_are_kept(collector: CrowdCollector) -> None:
     """Each of these, left, keeps a 1 MiB arena of the server's memory alive: the keepalive
     timers of the crowd's connections (cancelled, not yet due) and the objects C extensions'
     free lists took as the crowd's calls ended."""
-    monkeypatch.setattr(CrowdCollector, "COLLECT_AFTER_CALLS", 3)
-    monkeypatch.setattr(CrowdCollector, "QUIET_S", 0.05)
-    collector = CrowdCollector()
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
@@ -166,24 +172,20 @@ def test_after_a_crowd_neither_its_cancelled_timers_nor_its_freed_objects_are_ke
         loop.call_later(0.5, live.set)
         cancelled = cancelled_timers(loop, 50)  # fewer than asyncio sweeps out by itself
         future = loop.create_future()
+        freed: list[tuple[Callable[[], object], int, set[int]]] = []
         for make, held in ((future.__await__, 255), (MultiDict, 32)):  # what each free list holds
             crowds_objects = [make() for _ in range(held)]
-            addresses = {id(thing) for thing in crowds_objects}
+            freed.append((make, held, {id(thing) for thing in crowds_objects}))
             del crowds_objects  # into the free list
-            made_after_collection.append((make, held, addresses))
         for _ in range(3):
             collector.call_ended()
-        give_up = loop.time() + 5
-        while not collector.collections:
-            assert loop.time() < give_up, "no collection after the crowd"
-            await asyncio.sleep(0.01)
+        await collected(collector, loop.time() + 5)
         assert [ref() for ref in cancelled] == [None] * len(cancelled)
-        for make, held, addresses in made_after_collection:
+        for make, held, addresses in freed:
             reused = [make() for _ in range(held * 3 // 4)]
             assert not addresses & {id(thing) for thing in reused}, f"the free list of {make} still held the crowd's"
         await asyncio.wait_for(live.wait(), 5)  # the timers not cancelled still fire
 
-    made_after_collection: list[tuple[Callable[[], object], int, set[int]]] = []
     asyncio.run(scenario())
 
 
